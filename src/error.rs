@@ -251,7 +251,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for e in &all {
             let c = e.code();
-            assert!(c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'), "{c}");
+            assert!(
+                c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'),
+                "{c}"
+            );
             assert!(seen.insert(c), "duplicate code {c}");
             assert!((400..600).contains(&e.http_status()));
         }
