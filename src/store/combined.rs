@@ -1,0 +1,235 @@
+//! A store made of a durable half and an ephemeral half.
+
+use std::future::Future;
+
+use super::*;
+
+/// Joins an [`AccountStore`] (durable: SQL, or your own users table) and an
+/// [`EphemeralStore`] (short-lived state: Redis, memory) into one [`Store`].
+///
+/// Each half keeps its own atomicity guarantees; no operation spans both.
+#[derive(Clone, Debug)]
+pub struct Combined<A, E> {
+    accounts: A,
+    ephemeral: E,
+}
+
+impl<A, E> Combined<A, E> {
+    /// Joins `accounts` and `ephemeral`.
+    pub fn new(accounts: A, ephemeral: E) -> Self {
+        Combined {
+            accounts,
+            ephemeral,
+        }
+    }
+
+    /// The durable half.
+    pub fn accounts(&self) -> &A {
+        &self.accounts
+    }
+
+    /// The ephemeral half.
+    pub fn ephemeral(&self) -> &E {
+        &self.ephemeral
+    }
+}
+
+impl<A: AccountStore, E: Send + Sync + 'static> AccountStore for Combined<A, E> {
+    fn create_account(&self, account: &AccountRecord) -> impl Future<Output = Result<()>> + Send {
+        self.accounts.create_account(account)
+    }
+    fn account_by_username(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<AccountRecord>>> + Send {
+        self.accounts.account_by_username(username)
+    }
+    fn account(
+        &self,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<Option<AccountRecord>>> + Send {
+        self.accounts.account(user_id)
+    }
+    fn set_password(
+        &self,
+        user_id: &UserId,
+        hash: &PasswordHash,
+        password_epoch: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        self.accounts.set_password(user_id, hash, password_epoch)
+    }
+    fn authenticators(
+        &self,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<Vec<AuthenticatorRecord>>> + Send {
+        self.accounts.authenticators(user_id)
+    }
+    fn enable_two_factor(
+        &self,
+        authenticator: &AuthenticatorRecord,
+        backup_codes: &[KeyedHash],
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.accounts.enable_two_factor(authenticator, backup_codes)
+    }
+    fn add_authenticator(
+        &self,
+        authenticator: &AuthenticatorRecord,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.accounts.add_authenticator(authenticator)
+    }
+    fn remove_authenticator(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+    ) -> impl Future<Output = Result<RemoveOutcome>> + Send {
+        self.accounts.remove_authenticator(user_id, id)
+    }
+    fn reseal_authenticator(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+        sealed_secret: &SealedSecret,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        self.accounts
+            .reseal_authenticator(user_id, id, sealed_secret)
+    }
+    fn disable_two_factor(&self, user_id: &UserId) -> impl Future<Output = Result<bool>> + Send {
+        self.accounts.disable_two_factor(user_id)
+    }
+    fn replace_backup_codes(
+        &self,
+        user_id: &UserId,
+        hashes: &[KeyedHash],
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.accounts.replace_backup_codes(user_id, hashes)
+    }
+    fn consume_backup_code(
+        &self,
+        user_id: &UserId,
+        hash: &KeyedHash,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        self.accounts.consume_backup_code(user_id, hash)
+    }
+    fn backup_codes_remaining(&self, user_id: &UserId) -> impl Future<Output = Result<u32>> + Send {
+        self.accounts.backup_codes_remaining(user_id)
+    }
+}
+
+impl<A: Send + Sync + 'static, E: EphemeralStore> EphemeralStore for Combined<A, E> {
+    fn create_pending_login(
+        &self,
+        token: &KeyedHash,
+        login: &PendingLogin,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.ephemeral.create_pending_login(token, login)
+    }
+    fn begin_login_attempt(
+        &self,
+        token: &KeyedHash,
+        max_attempts: u32,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<PendingLogin>>> + Send {
+        self.ephemeral.begin_login_attempt(token, max_attempts, now)
+    }
+    fn take_pending_login(
+        &self,
+        token: &KeyedHash,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<PendingLogin>>> + Send {
+        self.ephemeral.take_pending_login(token, now)
+    }
+    fn delete_pending_login(&self, token: &KeyedHash) -> impl Future<Output = Result<()>> + Send {
+        self.ephemeral.delete_pending_login(token)
+    }
+    fn put_enrollment(
+        &self,
+        user_id: &UserId,
+        enrollment: &PendingEnrollment,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.ephemeral.put_enrollment(user_id, enrollment)
+    }
+    fn enrollment(
+        &self,
+        user_id: &UserId,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<PendingEnrollment>>> + Send {
+        self.ephemeral.enrollment(user_id, now)
+    }
+    fn take_enrollment(
+        &self,
+        user_id: &UserId,
+        id: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        self.ephemeral.take_enrollment(user_id, id, now)
+    }
+    fn advance_last_step(
+        &self,
+        id: &AuthenticatorId,
+        step: u64,
+        keep_until: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        self.ephemeral.advance_last_step(id, step, keep_until)
+    }
+    fn throttle(&self, key: &str) -> impl Future<Output = Result<ThrottleState>> + Send {
+        self.ephemeral.throttle(key)
+    }
+    fn update_throttle(
+        &self,
+        key: &str,
+        expected: ThrottleState,
+        new: ThrottleState,
+        keep_until: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        self.ephemeral
+            .update_throttle(key, expected, new, keep_until)
+    }
+    fn create_device(
+        &self,
+        token: &KeyedHash,
+        device: &DeviceRecord,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.ephemeral.create_device(token, device)
+    }
+    fn device(
+        &self,
+        token: &KeyedHash,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<DeviceRecord>>> + Send {
+        self.ephemeral.device(token, now)
+    }
+    fn devices(
+        &self,
+        user_id: &UserId,
+        now: u64,
+    ) -> impl Future<Output = Result<Vec<DeviceRecord>>> + Send {
+        self.ephemeral.devices(user_id, now)
+    }
+    fn revoke_device(
+        &self,
+        user_id: &UserId,
+        id: &DeviceId,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        self.ephemeral.revoke_device(user_id, id)
+    }
+    fn revoke_all_devices(&self, user_id: &UserId) -> impl Future<Output = Result<u32>> + Send {
+        self.ephemeral.revoke_all_devices(user_id)
+    }
+    fn create_session(
+        &self,
+        token: &KeyedHash,
+        session: &SessionRecord,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.ephemeral.create_session(token, session)
+    }
+    fn session(
+        &self,
+        token: &KeyedHash,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<SessionRecord>>> + Send {
+        self.ephemeral.session(token, now)
+    }
+    fn delete_session(&self, token: &KeyedHash) -> impl Future<Output = Result<()>> + Send {
+        self.ephemeral.delete_session(token)
+    }
+}

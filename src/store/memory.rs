@@ -1,0 +1,537 @@
+//! The in-memory store.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::*;
+
+const SHARDS: usize = 64;
+
+/// A map split into independently locked shards, so that tasks working on different
+/// keys rarely wait for each other. Every operation locks exactly one shard, and no
+/// lock is held across an `.await`.
+struct Sharded<K, V> {
+    hasher: RandomState,
+    shards: Box<[Mutex<HashMap<K, V>>]>,
+}
+
+impl<K: Hash + Eq, V> Sharded<K, V> {
+    fn new() -> Self {
+        Sharded {
+            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn lock(&self, key: &K) -> MutexGuard<'_, HashMap<K, V>> {
+        let i = (self.hasher.hash_one(key) as usize) % self.shards.len();
+        // A poisoned shard only means another thread panicked while holding it; the
+        // map itself is always left consistent by the operations below.
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn retain_all(&self, mut keep: impl FnMut(&mut V) -> bool) {
+        for shard in self.shards.iter() {
+            shard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, v| keep(v));
+        }
+    }
+}
+
+#[derive(Default)]
+struct UserData {
+    account: Option<AccountRecord>,
+    authenticators: Vec<AuthenticatorRecord>,
+    backup_codes: Vec<[u8; 32]>,
+    devices: Vec<([u8; 32], DeviceRecord)>,
+}
+
+struct Inner {
+    usernames: Sharded<String, UserId>,
+    users: Sharded<UserId, UserData>,
+    pending: Sharded<[u8; 32], PendingLogin>,
+    enrollments: Sharded<UserId, PendingEnrollment>,
+    steps: Sharded<AuthenticatorId, (u64, u64)>,
+    throttles: Sharded<String, (ThrottleState, u64)>,
+    device_index: Sharded<[u8; 32], UserId>,
+    sessions: Sharded<[u8; 32], SessionRecord>,
+}
+
+/// An in-memory [`Store`]: for tests, examples, and single-process services that
+/// can lose their state on restart.
+///
+/// Cloning is cheap and shares the data. Data is kept in 64 independently locked
+/// shards per table, so concurrent logins of different users do not queue on one
+/// lock. Expired records are dropped when touched; call
+/// [`purge_expired`](MemoryStore::purge_expired) now and then to bound memory in a
+/// long-running process.
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore {
+            inner: Arc::new(Inner {
+                usernames: Sharded::new(),
+                users: Sharded::new(),
+                pending: Sharded::new(),
+                enrollments: Sharded::new(),
+                steps: Sharded::new(),
+                throttles: Sharded::new(),
+                device_index: Sharded::new(),
+                sessions: Sharded::new(),
+            }),
+        }
+    }
+
+    /// Drops every record that expired at or before `now`.
+    pub fn purge_expired(&self, now: u64) {
+        let i = &self.inner;
+        i.pending.retain_all(|p| p.expires_at > now);
+        i.enrollments.retain_all(|e| e.expires_at > now);
+        i.steps.retain_all(|(_, keep)| *keep > now);
+        i.throttles.retain_all(|(_, keep)| *keep > now);
+        i.sessions.retain_all(|s| s.expires_at > now);
+        i.users.retain_all(|u| {
+            u.devices.retain(|(_, d)| d.expires_at > now);
+            true
+        });
+    }
+}
+
+impl AccountStore for MemoryStore {
+    async fn create_account(&self, account: &AccountRecord) -> Result<()> {
+        {
+            let mut names = self.inner.usernames.lock(&account.username);
+            if names.contains_key(&account.username) {
+                return Err(crate::Error::UsernameTaken);
+            }
+            names.insert(account.username.clone(), account.id.clone());
+        }
+        let mut users = self.inner.users.lock(&account.id);
+        users.entry(account.id.clone()).or_default().account = Some(account.clone());
+        Ok(())
+    }
+
+    async fn account_by_username(&self, username: &str) -> Result<Option<AccountRecord>> {
+        let key = username.to_owned();
+        let id = self.inner.usernames.lock(&key).get(&key).cloned();
+        match id {
+            Some(id) => self.account(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn account(&self, user_id: &UserId) -> Result<Option<AccountRecord>> {
+        Ok(self
+            .inner
+            .users
+            .lock(user_id)
+            .get(user_id)
+            .and_then(|u| u.account.clone()))
+    }
+
+    async fn set_password(
+        &self,
+        user_id: &UserId,
+        hash: &PasswordHash,
+        password_epoch: u64,
+    ) -> Result<bool> {
+        let mut users = self.inner.users.lock(user_id);
+        match users.get_mut(user_id).and_then(|u| u.account.as_mut()) {
+            Some(a) => {
+                a.password_hash = hash.clone();
+                a.password_epoch = password_epoch;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn authenticators(&self, user_id: &UserId) -> Result<Vec<AuthenticatorRecord>> {
+        Ok(self
+            .inner
+            .users
+            .lock(user_id)
+            .get(user_id)
+            .map(|u| u.authenticators.clone())
+            .unwrap_or_default())
+    }
+
+    async fn enable_two_factor(
+        &self,
+        authenticator: &AuthenticatorRecord,
+        backup_codes: &[KeyedHash],
+    ) -> Result<()> {
+        let user_id = &authenticator.user_id;
+        let mut users = self.inner.users.lock(user_id);
+        let user = users
+            .get_mut(user_id)
+            .filter(|u| u.account.is_some())
+            .ok_or(crate::Error::NotFound { what: "account" })?;
+        let account = user
+            .account
+            .as_mut()
+            .ok_or(crate::Error::NotFound { what: "account" })?;
+        if account.two_factor_enabled {
+            return Err(crate::Error::TwoFactorAlreadyEnabled);
+        }
+        account.two_factor_enabled = true;
+        user.authenticators = vec![authenticator.clone()];
+        user.backup_codes = backup_codes.iter().map(|h| h.0).collect();
+        Ok(())
+    }
+
+    async fn add_authenticator(&self, authenticator: &AuthenticatorRecord) -> Result<()> {
+        let user_id = &authenticator.user_id;
+        let mut users = self.inner.users.lock(user_id);
+        let user = users
+            .get_mut(user_id)
+            .ok_or(crate::Error::NotFound { what: "account" })?;
+        if !user.account.as_ref().is_some_and(|a| a.two_factor_enabled) {
+            return Err(crate::Error::TwoFactorNotEnabled);
+        }
+        user.authenticators.push(authenticator.clone());
+        Ok(())
+    }
+
+    async fn remove_authenticator(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+    ) -> Result<RemoveOutcome> {
+        let mut users = self.inner.users.lock(user_id);
+        let Some(user) = users.get_mut(user_id) else {
+            return Ok(RemoveOutcome::NotFound);
+        };
+        let Some(pos) = user.authenticators.iter().position(|a| &a.id == id) else {
+            return Ok(RemoveOutcome::NotFound);
+        };
+        if user.authenticators.len() == 1 {
+            return Ok(RemoveOutcome::LastOne);
+        }
+        user.authenticators.remove(pos);
+        Ok(RemoveOutcome::Removed)
+    }
+
+    async fn reseal_authenticator(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+        sealed_secret: &SealedSecret,
+    ) -> Result<bool> {
+        let mut users = self.inner.users.lock(user_id);
+        let found = users
+            .get_mut(user_id)
+            .and_then(|u| u.authenticators.iter_mut().find(|a| &a.id == id));
+        match found {
+            Some(a) => {
+                a.sealed_secret = sealed_secret.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn disable_two_factor(&self, user_id: &UserId) -> Result<bool> {
+        let mut users = self.inner.users.lock(user_id);
+        let Some(user) = users.get_mut(user_id) else {
+            return Ok(false);
+        };
+        let was = user.account.as_ref().is_some_and(|a| a.two_factor_enabled);
+        if let Some(a) = user.account.as_mut() {
+            a.two_factor_enabled = false;
+        }
+        user.authenticators.clear();
+        user.backup_codes.clear();
+        Ok(was)
+    }
+
+    async fn replace_backup_codes(&self, user_id: &UserId, hashes: &[KeyedHash]) -> Result<()> {
+        let mut users = self.inner.users.lock(user_id);
+        let user = users
+            .get_mut(user_id)
+            .ok_or(crate::Error::NotFound { what: "account" })?;
+        user.backup_codes = hashes.iter().map(|h| h.0).collect();
+        Ok(())
+    }
+
+    async fn consume_backup_code(&self, user_id: &UserId, hash: &KeyedHash) -> Result<bool> {
+        let mut users = self.inner.users.lock(user_id);
+        let Some(user) = users.get_mut(user_id) else {
+            return Ok(false);
+        };
+        // The hashes are keyed, so the position of a match reveals nothing useful;
+        // the comparison is still constant time per entry.
+        let pos = user
+            .backup_codes
+            .iter()
+            .position(|h| KeyedHash(*h) == *hash);
+        match pos {
+            Some(i) => {
+                user.backup_codes.swap_remove(i);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn backup_codes_remaining(&self, user_id: &UserId) -> Result<u32> {
+        Ok(self
+            .inner
+            .users
+            .lock(user_id)
+            .get(user_id)
+            .map(|u| u32::try_from(u.backup_codes.len()).unwrap_or(u32::MAX))
+            .unwrap_or(0))
+    }
+}
+
+impl EphemeralStore for MemoryStore {
+    async fn create_pending_login(&self, token: &KeyedHash, login: &PendingLogin) -> Result<()> {
+        self.inner
+            .pending
+            .lock(&token.0)
+            .insert(token.0, login.clone());
+        Ok(())
+    }
+
+    async fn begin_login_attempt(
+        &self,
+        token: &KeyedHash,
+        max_attempts: u32,
+        now: u64,
+    ) -> Result<Option<PendingLogin>> {
+        let mut map = self.inner.pending.lock(&token.0);
+        let Some(p) = map.get_mut(&token.0) else {
+            return Ok(None);
+        };
+        if p.expires_at <= now || p.attempts >= max_attempts {
+            map.remove(&token.0);
+            return Ok(None);
+        }
+        p.attempts += 1;
+        Ok(Some(p.clone()))
+    }
+
+    async fn take_pending_login(
+        &self,
+        token: &KeyedHash,
+        now: u64,
+    ) -> Result<Option<PendingLogin>> {
+        let taken = self.inner.pending.lock(&token.0).remove(&token.0);
+        Ok(taken.filter(|p| p.expires_at > now))
+    }
+
+    async fn delete_pending_login(&self, token: &KeyedHash) -> Result<()> {
+        self.inner.pending.lock(&token.0).remove(&token.0);
+        Ok(())
+    }
+
+    async fn put_enrollment(&self, user_id: &UserId, enrollment: &PendingEnrollment) -> Result<()> {
+        self.inner
+            .enrollments
+            .lock(user_id)
+            .insert(user_id.clone(), enrollment.clone());
+        Ok(())
+    }
+
+    async fn enrollment(&self, user_id: &UserId, now: u64) -> Result<Option<PendingEnrollment>> {
+        Ok(self
+            .inner
+            .enrollments
+            .lock(user_id)
+            .get(user_id)
+            .filter(|e| e.expires_at > now)
+            .cloned())
+    }
+
+    async fn take_enrollment(&self, user_id: &UserId, id: &str, now: u64) -> Result<bool> {
+        let mut map = self.inner.enrollments.lock(user_id);
+        match map.get(user_id) {
+            Some(e) if e.id == id && e.expires_at > now => {
+                map.remove(user_id);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn advance_last_step(
+        &self,
+        id: &AuthenticatorId,
+        step: u64,
+        keep_until: u64,
+    ) -> Result<bool> {
+        let mut map = self.inner.steps.lock(id);
+        match map.get_mut(id) {
+            Some((last, keep)) if *last >= step => {
+                *keep = (*keep).max(keep_until);
+                Ok(false)
+            }
+            Some(entry) => {
+                *entry = (step, keep_until);
+                Ok(true)
+            }
+            None => {
+                map.insert(id.clone(), (step, keep_until));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn throttle(&self, key: &str) -> Result<ThrottleState> {
+        let key = key.to_owned();
+        Ok(self
+            .inner
+            .throttles
+            .lock(&key)
+            .get(&key)
+            .map(|(s, _)| *s)
+            .unwrap_or_default())
+    }
+
+    async fn update_throttle(
+        &self,
+        key: &str,
+        expected: ThrottleState,
+        new: ThrottleState,
+        keep_until: u64,
+    ) -> Result<bool> {
+        let key = key.to_owned();
+        let mut map = self.inner.throttles.lock(&key);
+        let current = map.get(&key).map(|(s, _)| *s).unwrap_or_default();
+        if current != expected {
+            return Ok(false);
+        }
+        if new == ThrottleState::default() {
+            map.remove(&key);
+        } else {
+            map.insert(key, (new, keep_until));
+        }
+        Ok(true)
+    }
+
+    async fn create_device(&self, token: &KeyedHash, device: &DeviceRecord) -> Result<()> {
+        {
+            let mut users = self.inner.users.lock(&device.user_id);
+            users
+                .entry(device.user_id.clone())
+                .or_default()
+                .devices
+                .push((token.0, device.clone()));
+        }
+        self.inner
+            .device_index
+            .lock(&token.0)
+            .insert(token.0, device.user_id.clone());
+        Ok(())
+    }
+
+    async fn device(&self, token: &KeyedHash, now: u64) -> Result<Option<DeviceRecord>> {
+        let user_id = self
+            .inner
+            .device_index
+            .lock(&token.0)
+            .get(&token.0)
+            .cloned();
+        let Some(user_id) = user_id else {
+            return Ok(None);
+        };
+        let users = self.inner.users.lock(&user_id);
+        Ok(users.get(&user_id).and_then(|u| {
+            u.devices
+                .iter()
+                .find(|(h, d)| KeyedHash(*h) == *token && d.expires_at > now)
+                .map(|(_, d)| d.clone())
+        }))
+    }
+
+    async fn devices(&self, user_id: &UserId, now: u64) -> Result<Vec<DeviceRecord>> {
+        Ok(self
+            .inner
+            .users
+            .lock(user_id)
+            .get(user_id)
+            .map(|u| {
+                u.devices
+                    .iter()
+                    .filter(|(_, d)| d.expires_at > now)
+                    .map(|(_, d)| d.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn revoke_device(&self, user_id: &UserId, id: &DeviceId) -> Result<bool> {
+        let removed = {
+            let mut users = self.inner.users.lock(user_id);
+            users.get_mut(user_id).and_then(|u| {
+                let pos = u.devices.iter().position(|(_, d)| &d.id == id)?;
+                Some(u.devices.remove(pos).0)
+            })
+        };
+        if let Some(hash) = removed {
+            self.inner.device_index.lock(&hash).remove(&hash);
+        }
+        Ok(removed.is_some())
+    }
+
+    async fn revoke_all_devices(&self, user_id: &UserId) -> Result<u32> {
+        let removed: Vec<[u8; 32]> = {
+            let mut users = self.inner.users.lock(user_id);
+            users
+                .get_mut(user_id)
+                .map(|u| u.devices.drain(..).map(|(h, _)| h).collect())
+                .unwrap_or_default()
+        };
+        for hash in &removed {
+            self.inner.device_index.lock(hash).remove(hash);
+        }
+        Ok(u32::try_from(removed.len()).unwrap_or(u32::MAX))
+    }
+
+    async fn create_session(&self, token: &KeyedHash, session: &SessionRecord) -> Result<()> {
+        self.inner
+            .sessions
+            .lock(&token.0)
+            .insert(token.0, session.clone());
+        Ok(())
+    }
+
+    async fn session(&self, token: &KeyedHash, now: u64) -> Result<Option<SessionRecord>> {
+        let mut map = self.inner.sessions.lock(&token.0);
+        match map.get(&token.0) {
+            Some(s) if s.expires_at > now => Ok(Some(s.clone())),
+            Some(_) => {
+                map.remove(&token.0);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_session(&self, token: &KeyedHash) -> Result<()> {
+        self.inner.sessions.lock(&token.0).remove(&token.0);
+        Ok(())
+    }
+}

@@ -1,0 +1,480 @@
+//! Storage traits and their atomicity contract.
+//!
+//! The flows in [`Service`](crate::Service) keep all of their state in a store. A store
+//! is split in two traits so that durable data and short-lived state can live in
+//! different places (accounts in SQL, pending logins in Redis, say):
+//!
+//! - [`AccountStore`]: accounts, authenticators (sealed TOTP secrets) and backup-code
+//!   hashes — durable data.
+//! - [`EphemeralStore`]: pending logins, pending enrollments, replay marks, throttles,
+//!   trusted devices and sessions — state with an expiry.
+//!
+//! [`Store`] is implemented for every type that implements both; [`Combined`] glues
+//! two different stores together, and [`MemoryStore`] implements both in memory.
+//!
+//! # The atomicity contract
+//!
+//! The security of the flows rests on a handful of operations being **atomic**: when
+//! several callers (tasks, processes, servers sharing one database) race on the same
+//! key, exactly one of them wins. Each such method says so in its docs, under
+//! "Atomicity". A store that cannot give that guarantee must not implement the trait.
+//! The conformance suite (feature `conformance`) checks every contract, with real
+//! races.
+//!
+//! Expiry: methods that take `now` treat a record whose `expires_at <= now` as
+//! absent. Stores may delete expired records lazily or with native TTLs.
+//!
+//! Errors: a store that cannot be reached, or that fails mid-operation, returns
+//! [`Error::Unavailable`](crate::Error::Unavailable) (see
+//! [`Error::unavailable`](crate::Error::unavailable)) and must leave no partial state
+//! behind. The only other errors a store returns are the ones its methods document.
+//!
+//! # Bringing your own users table
+//!
+//! A service that already has a users table implements [`AccountStore`] over it: map
+//! [`UserId`] to your primary key (as a string), keep the password hash and the
+//! `password_epoch` in two columns, and add two small tables for authenticators and
+//! backup-code hashes. The ephemeral half can come from [`MemoryStore`] (one
+//! process) or a Redis or SQL store (several), joined with [`Combined`]:
+//!
+//! ```
+//! use secondfactor::store::{Combined, MemoryStore};
+//!
+//! // In a real service the first half would be your own `AccountStore`.
+//! let store = Combined::new(MemoryStore::new(), MemoryStore::new());
+//! # let _ = store;
+//! ```
+//!
+//! Every method returns `impl Future<Output = …> + Send`, so the traits work from
+//! multi-threaded tokio handlers and from actix; implement them with `async fn`.
+
+use std::future::Future;
+
+use crate::Result;
+use crate::password::PasswordHash;
+use crate::secret::{KeyedHash, SealedSecret};
+
+mod combined;
+mod memory;
+
+pub use combined::Combined;
+pub use memory::MemoryStore;
+
+macro_rules! string_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps an id as stored.
+            pub fn new(id: impl Into<String>) -> Self {
+                $name(id.into())
+            }
+
+            /// The id as a string, for storage.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// A fresh random id: 128 bits, lowercase hex.
+            pub(crate) fn random() -> Self {
+                $name(crate::token::random_hex_id())
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// The id of an account: opaque, made by the core (128 random bits as hex) or
+    /// by your own users table. It is the associated data of the account's sealed
+    /// secrets, so it must never change for an account.
+    UserId
+);
+string_id!(
+    /// The id of one authenticator (a phone app) of an account.
+    AuthenticatorId
+);
+string_id!(
+    /// The id of one trusted device of an account (not its token).
+    DeviceId
+);
+
+/// An account as stored.
+#[derive(Clone, Debug)]
+pub struct AccountRecord {
+    /// The account's id.
+    pub id: UserId,
+    /// The login name, already normalized by the core (lowercase). Unique.
+    pub username: String,
+    /// The argon2id PHC string.
+    pub password_hash: PasswordHash,
+    /// Bumped on every password change; pending logins, sessions and trusted devices
+    /// made under an older epoch are void.
+    pub password_epoch: u64,
+    /// Whether two-factor authentication is on.
+    pub two_factor_enabled: bool,
+    /// When the account was made (Unix seconds).
+    pub created_at: u64,
+}
+
+/// One authenticator (TOTP secret) of an account.
+#[derive(Clone, Debug)]
+pub struct AuthenticatorRecord {
+    /// The authenticator's id.
+    pub id: AuthenticatorId,
+    /// The account it belongs to.
+    pub user_id: UserId,
+    /// A name the user chose ("phone", "backup phone").
+    pub name: String,
+    /// The TOTP secret, sealed with the user id as associated data.
+    pub sealed_secret: SealedSecret,
+    /// When it was confirmed (Unix seconds).
+    pub created_at: u64,
+}
+
+/// Outcome of [`AccountStore::remove_authenticator`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoveOutcome {
+    /// The authenticator was removed.
+    Removed,
+    /// The user has no authenticator with that id.
+    NotFound,
+    /// It is the user's last authenticator; nothing was removed (disable 2FA instead).
+    LastOne,
+}
+
+/// A pending login: the password was right, the second factor is still owed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingLogin {
+    /// Who is logging in.
+    pub user_id: UserId,
+    /// The account's password epoch when the password was checked.
+    pub password_epoch: u64,
+    /// Second-factor attempts already made on this pending login.
+    pub attempts: u32,
+    /// Unix seconds after which the pending login is gone.
+    pub expires_at: u64,
+}
+
+/// A pending enrollment: a secret shown to the user, not yet confirmed.
+#[derive(Clone, Debug)]
+pub struct PendingEnrollment {
+    /// Identifies this setup, so that confirming an older setup cannot take a newer one.
+    pub id: String,
+    /// The name the authenticator will get.
+    pub name: String,
+    /// The new secret, sealed with the user id as associated data.
+    pub sealed_secret: SealedSecret,
+    /// `true` when it adds an authenticator to an account with 2FA on, `false`
+    /// when it turns 2FA on.
+    pub adding: bool,
+    /// Unix seconds after which the enrollment is gone.
+    pub expires_at: u64,
+}
+
+/// A counter with a time attached, used by the throttles.
+///
+/// For an account throttle `count` is the number of failures since the last success
+/// and `until` the first second at which another attempt is allowed; for a client
+/// limiter `count` is the number of attempts in the window ending at `until`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThrottleState {
+    /// The counter.
+    pub count: u32,
+    /// A Unix time whose meaning depends on the throttle (see above).
+    pub until: u64,
+}
+
+/// A trusted device ("remember this device").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// The device's id (not its token).
+    pub id: DeviceId,
+    /// The account that trusts it.
+    pub user_id: UserId,
+    /// A label for lists ("Firefox on Linux").
+    pub label: String,
+    /// The account's password epoch when trusted; a password change voids it.
+    pub password_epoch: u64,
+    /// When it was trusted (Unix seconds).
+    pub created_at: u64,
+    /// When the trust ends (Unix seconds).
+    pub expires_at: u64,
+}
+
+/// A logged-in session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Whose session.
+    pub user_id: UserId,
+    /// The account's password epoch at login; a password change ends the session.
+    pub password_epoch: u64,
+    /// When it started (Unix seconds).
+    pub created_at: u64,
+    /// When it ends (Unix seconds).
+    pub expires_at: u64,
+}
+
+/// Durable account data: accounts, authenticators, backup-code hashes.
+pub trait AccountStore: Send + Sync + 'static {
+    /// Creates an account.
+    ///
+    /// Atomicity: of two creations with the same `username`, exactly one succeeds;
+    /// the other returns [`Error::UsernameTaken`](crate::Error::UsernameTaken).
+    fn create_account(&self, account: &AccountRecord) -> impl Future<Output = Result<()>> + Send;
+
+    /// Looks an account up by its (normalized) login name.
+    fn account_by_username(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<AccountRecord>>> + Send;
+
+    /// Looks an account up by id.
+    fn account(
+        &self,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<Option<AccountRecord>>> + Send;
+
+    /// Replaces the password hash and sets the password epoch. Returns `false` when
+    /// the account does not exist.
+    fn set_password(
+        &self,
+        user_id: &UserId,
+        hash: &PasswordHash,
+        password_epoch: u64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The account's authenticators, oldest first.
+    fn authenticators(
+        &self,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<Vec<AuthenticatorRecord>>> + Send;
+
+    /// Turns two-factor authentication on: stores the first authenticator, replaces
+    /// the backup-code hashes with `backup_codes` and sets the enabled flag.
+    ///
+    /// Atomicity: all or nothing; when 2FA is already on (a concurrent confirm won),
+    /// nothing changes and [`Error::TwoFactorAlreadyEnabled`](crate::Error::TwoFactorAlreadyEnabled)
+    /// is returned. A missing account is [`Error::NotFound`](crate::Error::NotFound).
+    fn enable_two_factor(
+        &self,
+        authenticator: &AuthenticatorRecord,
+        backup_codes: &[KeyedHash],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Adds another authenticator to an account that has 2FA on.
+    ///
+    /// Atomicity: fails with [`Error::TwoFactorNotEnabled`](crate::Error::TwoFactorNotEnabled)
+    /// when 2FA is off at the moment of the write (a concurrent disable won).
+    fn add_authenticator(
+        &self,
+        authenticator: &AuthenticatorRecord,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Removes one authenticator unless it is the account's last one.
+    ///
+    /// Atomicity: two concurrent removals of an account's last two authenticators
+    /// leave one.
+    fn remove_authenticator(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+    ) -> impl Future<Output = Result<RemoveOutcome>> + Send;
+
+    /// Replaces the sealed secret of an authenticator (key rotation). Returns `false`
+    /// when it does not exist.
+    fn reseal_authenticator(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+        sealed_secret: &SealedSecret,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Turns two-factor authentication off: removes every authenticator and backup
+    /// code and clears the flag. Returns whether it was on.
+    ///
+    /// Atomicity: all or nothing.
+    fn disable_two_factor(&self, user_id: &UserId) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Replaces the account's backup-code hashes with a new set.
+    ///
+    /// Atomicity: after it returns, no code of the old set can be consumed.
+    fn replace_backup_codes(
+        &self,
+        user_id: &UserId,
+        hashes: &[KeyedHash],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Consumes one backup code by its keyed hash: returns `true` and deletes it when
+    /// the account has it, `false` otherwise.
+    ///
+    /// Atomicity: of any number of concurrent calls with the same hash, exactly one
+    /// returns `true`.
+    fn consume_backup_code(
+        &self,
+        user_id: &UserId,
+        hash: &KeyedHash,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// How many unspent backup codes the account has.
+    fn backup_codes_remaining(&self, user_id: &UserId) -> impl Future<Output = Result<u32>> + Send;
+}
+
+/// Short-lived state: pending logins and enrollments, replay marks, throttles,
+/// trusted devices and sessions. Tokens are stored only as keyed hashes.
+pub trait EphemeralStore: Send + Sync + 'static {
+    /// Stores a new pending login under the keyed hash of its token.
+    fn create_pending_login(
+        &self,
+        token: &KeyedHash,
+        login: &PendingLogin,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Counts one second-factor attempt on a pending login and returns it with the
+    /// count included; `None` when it is missing or expired. When the count would
+    /// exceed `max_attempts`, the pending login is deleted (burnt) and `None` is
+    /// returned.
+    ///
+    /// Atomicity: of N concurrent calls on a pending login with `k` attempts left,
+    /// exactly `k` get `Some`, each with a distinct count.
+    fn begin_login_attempt(
+        &self,
+        token: &KeyedHash,
+        max_attempts: u32,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<PendingLogin>>> + Send;
+
+    /// Takes a pending login: deletes it and returns it, `None` when missing or expired.
+    ///
+    /// Atomicity: of any number of concurrent takes, exactly one gets `Some`.
+    fn take_pending_login(
+        &self,
+        token: &KeyedHash,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<PendingLogin>>> + Send;
+
+    /// Deletes a pending login (burns it). Deleting a missing one is not an error.
+    fn delete_pending_login(&self, token: &KeyedHash) -> impl Future<Output = Result<()>> + Send;
+
+    /// Stores the user's pending enrollment, replacing any earlier one.
+    fn put_enrollment(
+        &self,
+        user_id: &UserId,
+        enrollment: &PendingEnrollment,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The user's pending enrollment, `None` when missing or expired.
+    fn enrollment(
+        &self,
+        user_id: &UserId,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<PendingEnrollment>>> + Send;
+
+    /// Deletes the user's pending enrollment if its id is `id` and it has not
+    /// expired; returns whether it did.
+    ///
+    /// Atomicity: of any number of concurrent takes, at most one returns `true`.
+    fn take_enrollment(
+        &self,
+        user_id: &UserId,
+        id: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Records that TOTP time step `step` of an authenticator was accepted, if and
+    /// only if it is greater than the last step recorded (or none was). Returns
+    /// whether it was recorded. The mark may be forgotten after `keep_until` (Unix
+    /// seconds): by then no code of that step or earlier can verify.
+    ///
+    /// Atomicity: a compare-and-set. Of N concurrent calls with the same step, exactly
+    /// one returns `true`; the recorded step never decreases.
+    fn advance_last_step(
+        &self,
+        id: &AuthenticatorId,
+        step: u64,
+        keep_until: u64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The state of a throttle (zero when unknown or past `keep_until`).
+    fn throttle(&self, key: &str) -> impl Future<Output = Result<ThrottleState>> + Send;
+
+    /// Replaces a throttle's state with `new` if it still equals `expected`; returns
+    /// whether it did. The state may be forgotten after `keep_until` (Unix seconds).
+    ///
+    /// Atomicity: a compare-and-set. Of N concurrent calls with the same `expected`,
+    /// exactly one returns `true`.
+    fn update_throttle(
+        &self,
+        key: &str,
+        expected: ThrottleState,
+        new: ThrottleState,
+        keep_until: u64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Stores a trusted device under the keyed hash of its token.
+    fn create_device(
+        &self,
+        token: &KeyedHash,
+        device: &DeviceRecord,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Finds a trusted device by the keyed hash of its token; `None` when missing,
+    /// revoked or expired.
+    fn device(
+        &self,
+        token: &KeyedHash,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<DeviceRecord>>> + Send;
+
+    /// The account's unexpired trusted devices, oldest first.
+    fn devices(
+        &self,
+        user_id: &UserId,
+        now: u64,
+    ) -> impl Future<Output = Result<Vec<DeviceRecord>>> + Send;
+
+    /// Revokes one trusted device; returns whether it existed.
+    fn revoke_device(
+        &self,
+        user_id: &UserId,
+        id: &DeviceId,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Revokes every trusted device of the account; returns how many there were.
+    fn revoke_all_devices(&self, user_id: &UserId) -> impl Future<Output = Result<u32>> + Send;
+
+    /// Stores a session under the keyed hash of its token.
+    fn create_session(
+        &self,
+        token: &KeyedHash,
+        session: &SessionRecord,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Finds a session; `None` when missing or expired.
+    fn session(
+        &self,
+        token: &KeyedHash,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<SessionRecord>>> + Send;
+
+    /// Deletes a session. Deleting a missing one is not an error.
+    fn delete_session(&self, token: &KeyedHash) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A complete store: both halves. Implemented for every type that has them.
+pub trait Store: AccountStore + EphemeralStore {}
+
+impl<T: AccountStore + EphemeralStore> Store for T {}
