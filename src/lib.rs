@@ -12,9 +12,17 @@
 pub mod backup;
 pub mod clock;
 pub mod error;
+pub mod events;
+pub mod flow;
 pub mod password;
 pub mod provisioning;
 pub mod secret;
+pub mod store;
+pub mod throttle;
+mod token;
 pub mod totp;
 
 pub use error::{Error, Result};
+pub use flow::{
+    AuthMethod, Authenticated, LoginOutcome, LoginRequest, SecondFactor, Service, ServiceBuilder,
+};

@@ -782,9 +782,9 @@ mod tests {
     }
 
     #[test]
-    fn parses_explicit_policy_and_lowercase_padded_secret() {
+    fn parses_explicit_policy_and_lowercase_secret() {
         let uri = OtpAuthUri::parse(
-            "OTPAUTH://TOTP/ACME:bob?secret=jbswy3dpehpk3pxpjbswy3dpehpk3pxp%3D%3D%3D%3D\
+            "OTPAUTH://TOTP/ACME:bob?secret=jbswy3dpehpk3pxpjbswy3dpehpk3pxp\
              &algorithm=sha512&digits=8&period=60&image=https%3A%2F%2Fx%2Fy.png",
         )
         .unwrap();

@@ -1,0 +1,172 @@
+//! The audit hook: what happened, to whom — never a secret.
+//!
+//! Every flow reports what it did to an [`EventSink`]. The default sink,
+//! [`TracingEvents`], writes each event as a `tracing` event (warnings for replays
+//! and lockouts). Plug your own to feed an audit log or alerting:
+//!
+//! ```
+//! use secondfactor::events::{Event, EventSink};
+//!
+//! struct Audit;
+//! impl EventSink for Audit {
+//!     fn record(&self, event: &Event) {
+//!         if let Event::CodeReplayed { user_id, .. } = event {
+//!             eprintln!("possible phishing: replayed code for {user_id}");
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! Events carry ids, counts and reasons; no event holds a password, code, secret or
+//! token.
+
+use std::time::Duration;
+
+use crate::flow::AuthMethod;
+use crate::store::{AuthenticatorId, DeviceId, UserId};
+
+/// Something a flow did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// An account was registered.
+    Registered {
+        /// The new account.
+        user_id: UserId,
+    },
+    /// A login completed.
+    LoginSucceeded {
+        /// Who logged in.
+        user_id: UserId,
+        /// How the last step was passed.
+        method: AuthMethod,
+    },
+    /// A password step failed. `user_id` is `None` for an unknown login name.
+    PasswordRejected {
+        /// The account, when the login name exists.
+        user_id: Option<UserId>,
+    },
+    /// A second factor (at login, disable or regeneration) was wrong.
+    SecondFactorRejected {
+        /// Whose.
+        user_id: UserId,
+        /// Attempts left before the pending login burns or the account locks.
+        remaining_attempts: u32,
+    },
+    /// A correct TOTP code was presented again: a sign that it was phished or seen.
+    CodeReplayed {
+        /// Whose.
+        user_id: UserId,
+        /// Which authenticator's code.
+        authenticator_id: AuthenticatorId,
+    },
+    /// The account's second factor is locked after too many failures.
+    LockedOut {
+        /// Whose.
+        user_id: UserId,
+        /// How long.
+        retry_after: Duration,
+    },
+    /// A client key hit the password-step limit.
+    ClientThrottled {
+        /// The key the adapter passed (a peer address, say).
+        client_key: String,
+    },
+    /// A setup (new secret) was started.
+    EnrollmentStarted {
+        /// Whose.
+        user_id: UserId,
+    },
+    /// Two-factor authentication was turned on.
+    TwoFactorEnabled {
+        /// Whose.
+        user_id: UserId,
+        /// The first authenticator.
+        authenticator_id: AuthenticatorId,
+    },
+    /// Another authenticator was added.
+    AuthenticatorAdded {
+        /// Whose.
+        user_id: UserId,
+        /// Which.
+        authenticator_id: AuthenticatorId,
+    },
+    /// An authenticator was removed.
+    AuthenticatorRemoved {
+        /// Whose.
+        user_id: UserId,
+        /// Which.
+        authenticator_id: AuthenticatorId,
+    },
+    /// Two-factor authentication was turned off.
+    TwoFactorDisabled {
+        /// Whose.
+        user_id: UserId,
+    },
+    /// A backup code was spent.
+    BackupCodeUsed {
+        /// Whose.
+        user_id: UserId,
+        /// Unspent codes left.
+        remaining: u32,
+    },
+    /// A new set of backup codes replaced the old one.
+    BackupCodesRegenerated {
+        /// Whose.
+        user_id: UserId,
+    },
+    /// A device was trusted.
+    DeviceTrusted {
+        /// Whose.
+        user_id: UserId,
+        /// Which.
+        device_id: DeviceId,
+    },
+    /// Trusted devices were revoked (`device_id` is `None` when all were).
+    DevicesRevoked {
+        /// Whose.
+        user_id: UserId,
+        /// The one revoked, or `None` for all.
+        device_id: Option<DeviceId>,
+        /// How many.
+        count: u32,
+    },
+    /// The password was changed.
+    PasswordChanged {
+        /// Whose.
+        user_id: UserId,
+    },
+}
+
+/// Receives [`Event`]s. Must be cheap and must not block: it runs inside the flows.
+pub trait EventSink: Send + Sync + 'static {
+    /// Records one event.
+    fn record(&self, event: &Event);
+}
+
+impl<F> EventSink for F
+where
+    F: Fn(&Event) + Send + Sync + 'static,
+{
+    fn record(&self, event: &Event) {
+        self(event)
+    }
+}
+
+/// Writes events to `tracing` (target `secondfactor::audit`): warnings for replays,
+/// lockouts and throttled clients, info for the rest. The default sink.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TracingEvents;
+
+impl EventSink for TracingEvents {
+    fn record(&self, event: &Event) {
+        match event {
+            Event::CodeReplayed { .. }
+            | Event::LockedOut { .. }
+            | Event::ClientThrottled { .. } => {
+                tracing::warn!(target: "secondfactor::audit", ?event)
+            }
+            _ => tracing::info!(target: "secondfactor::audit", ?event),
+        }
+    }
+}

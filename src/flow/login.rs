@@ -1,0 +1,827 @@
+//! Registration, the two-phase login, sessions, trusted devices, password changes.
+
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use super::{AuthMethod, Authenticated, Service};
+use crate::backup::{self, NormalizedBackupCode};
+use crate::events::Event;
+use crate::password::MAX_PASSWORD_BYTES;
+use crate::secret::KeyedHash;
+use crate::store::{
+    AccountRecord, AuthenticatorId, AuthenticatorRecord, DeviceId, DeviceRecord, PendingLogin,
+    SessionRecord, Store, UserId,
+};
+use crate::throttle::{self, Reservation};
+use crate::token::{self, DeviceToken, LoginToken, SessionToken};
+use crate::totp::{Code, TotpKey};
+use crate::{Error, Result};
+
+/// Shortest password accepted at registration and password change.
+pub const MIN_PASSWORD_BYTES: usize = 8;
+/// Longest login name, in characters.
+pub const MAX_USERNAME_CHARS: usize = 64;
+const MAX_LABEL_CHARS: usize = 128;
+
+/// The password step's input.
+#[derive(Clone, Copy)]
+pub struct LoginRequest<'a> {
+    /// The login name as typed (compared case-insensitively).
+    pub username: &'a str,
+    /// The password.
+    pub password: &'a str,
+    /// A key for the per-client limiter (the peer address); `None` skips it.
+    pub client_key: Option<&'a str>,
+    /// A trusted-device token from an earlier login, if the client has one.
+    pub device_token: Option<&'a str>,
+}
+
+impl std::fmt::Debug for LoginRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("client_key", &self.client_key)
+            .field("device_token", &self.device_token.map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl<'a> LoginRequest<'a> {
+    /// A request with a login name and a password only.
+    pub fn new(username: &'a str, password: &'a str) -> Self {
+        LoginRequest {
+            username,
+            password,
+            client_key: None,
+            device_token: None,
+        }
+    }
+
+    /// Sets the per-client limiter key (the peer address).
+    pub fn client_key(mut self, key: &'a str) -> Self {
+        self.client_key = Some(key);
+        self
+    }
+
+    /// Sets the trusted-device token the client presented.
+    pub fn device_token(mut self, token: &'a str) -> Self {
+        self.device_token = Some(token);
+        self
+    }
+}
+
+/// What the password step decided.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// Logged in: the account has no second factor, or the device is trusted.
+    Authenticated(Authenticated),
+    /// The password was right; a second factor is owed within the ticket's lifetime.
+    SecondFactorRequired(PendingLoginTicket),
+}
+
+/// A pending login, as handed to the client.
+#[derive(Debug)]
+pub struct PendingLoginTicket {
+    /// The opaque token the client presents with its second factor.
+    pub token: LoginToken,
+    /// How long the pending login lives.
+    pub expires_in: Duration,
+    /// The methods the second-factor step accepts.
+    pub methods: Vec<AuthMethod>,
+}
+
+/// A second factor as the user typed it.
+#[derive(Clone, Copy)]
+pub enum SecondFactor<'a> {
+    /// A TOTP code (spaces allowed: `" 123 456 "`).
+    Totp(&'a str),
+    /// A backup code (any case, hyphens optional).
+    BackupCode(&'a str),
+}
+
+impl std::fmt::Debug for SecondFactor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecondFactor::Totp(_) => f.write_str("Totp(<redacted>)"),
+            SecondFactor::BackupCode(_) => f.write_str("BackupCode(<redacted>)"),
+        }
+    }
+}
+
+/// A second factor after normalization.
+pub(crate) enum Factor {
+    Totp(Code),
+    Backup(NormalizedBackupCode),
+}
+
+/// A live session, as looked up by [`Service::session`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// Whose.
+    pub user_id: UserId,
+    /// Their login name.
+    pub username: String,
+    /// When the session ends (Unix seconds).
+    pub expires_at: u64,
+}
+
+/// A trusted device, as listed by [`Service::trusted_devices`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustedDevice {
+    /// Its id (for [`Service::revoke_device`]).
+    pub id: DeviceId,
+    /// The label given when it was trusted.
+    pub label: String,
+    /// When it was trusted (Unix seconds).
+    pub created_at: u64,
+    /// When the trust ends (Unix seconds).
+    pub expires_at: u64,
+}
+
+/// Checks and normalizes a login name: 1–64 characters of `[A-Za-z0-9._@-]`, lowercased.
+pub(crate) fn normalize_username(username: &str) -> Result<String> {
+    let ok_len = !username.is_empty() && username.len() <= MAX_USERNAME_CHARS;
+    let ok_chars = username
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'));
+    if !ok_len {
+        return Err(Error::input("username", "must be 1 to 64 characters"));
+    }
+    if !ok_chars {
+        return Err(Error::input(
+            "username",
+            "may contain only letters, digits and . _ @ -",
+        ));
+    }
+    Ok(username.to_ascii_lowercase())
+}
+
+fn check_new_password(password: &str) -> Result<()> {
+    if password.len() < MIN_PASSWORD_BYTES {
+        return Err(Error::input("password", "must be at least 8 bytes"));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::input("password", "must be at most 1024 bytes"));
+    }
+    Ok(())
+}
+
+fn check_label(label: &str) -> Result<String> {
+    let label = label.trim();
+    if label.is_empty() || label.chars().count() > MAX_LABEL_CHARS {
+        return Err(Error::input("label", "must be 1 to 128 characters"));
+    }
+    if label.chars().any(char::is_control) {
+        return Err(Error::input("label", "must not contain control characters"));
+    }
+    Ok(label.to_owned())
+}
+
+pub(crate) fn check_name(name: &str) -> Result<String> {
+    check_label(name).map_err(|_| {
+        Error::input(
+            "name",
+            "must be 1 to 128 characters without control characters",
+        )
+    })
+}
+
+impl<S: Store> Service<S> {
+    /// Registers an account with a password (argon2id). The login name must be 1–64
+    /// characters of `[A-Za-z0-9._@-]` and is stored lowercased; the password must be
+    /// 8–1024 bytes.
+    ///
+    /// Errors: `invalid_input`, `username_taken`, `unavailable`.
+    #[tracing::instrument(skip_all)]
+    pub async fn register(&self, username: &str, password: &str) -> Result<UserId> {
+        let username = normalize_username(username)?;
+        check_new_password(password)?;
+        let hash = {
+            let hasher = self.inner.hasher.clone();
+            let pw = Zeroizing::new(password.to_owned());
+            self.blocking(move || hasher.hash(&pw)).await??
+        };
+        let account = AccountRecord {
+            id: UserId::random(),
+            username,
+            password_hash: hash,
+            password_epoch: 0,
+            two_factor_enabled: false,
+            created_at: self.now(),
+        };
+        self.inner.store.create_account(&account).await?;
+        self.emit(Event::Registered {
+            user_id: account.id.clone(),
+        });
+        Ok(account.id)
+    }
+
+    /// The password step.
+    ///
+    /// Returns [`LoginOutcome::Authenticated`] when the account has no second factor
+    /// or `request.device_token` names a device this account trusts, and
+    /// [`LoginOutcome::SecondFactorRequired`] otherwise. An unknown login name and a
+    /// wrong password give the same error after the same argon2 work.
+    ///
+    /// Errors: `invalid_credentials`, `invalid_input` (password over 1024 bytes,
+    /// refused before any hashing), `too_many_attempts` (per-client limit),
+    /// `unavailable`.
+    #[tracing::instrument(skip_all)]
+    pub async fn login(&self, request: LoginRequest<'_>) -> Result<LoginOutcome> {
+        let now = self.now();
+        if request.password.len() > MAX_PASSWORD_BYTES {
+            return Err(Error::input("password", "must be at most 1024 bytes"));
+        }
+        if let Some(client) = request.client_key
+            && let Err(e) =
+                throttle::hit_client(&self.inner.store, &self.inner.throttle, client, now).await
+        {
+            if matches!(e, Error::TooManyAttempts { .. }) {
+                self.emit(Event::ClientThrottled {
+                    client_key: client.to_owned(),
+                });
+            }
+            return Err(e);
+        }
+        let account = match normalize_username(request.username) {
+            Ok(name) => self.inner.store.account_by_username(&name).await?,
+            Err(_) => None,
+        };
+        let password = Zeroizing::new(request.password.to_owned());
+        let hasher = self.inner.hasher.clone();
+        let Some(account) = account else {
+            self.blocking(move || hasher.dummy_verify(&password))
+                .await?;
+            self.emit(Event::PasswordRejected { user_id: None });
+            return Err(Error::InvalidCredentials);
+        };
+        let stored = account.password_hash.clone();
+        let (valid, rehash) = self
+            .blocking(move || -> Result<(bool, Option<_>)> {
+                let valid = hasher.verify(&password, &stored)?;
+                let rehash = if valid && hasher.needs_rehash(&stored) {
+                    Some(hasher.hash(&password)?)
+                } else {
+                    None
+                };
+                Ok((valid, rehash))
+            })
+            .await??;
+        if !valid {
+            self.emit(Event::PasswordRejected {
+                user_id: Some(account.id.clone()),
+            });
+            return Err(Error::InvalidCredentials);
+        }
+        if let Some(new_hash) = rehash {
+            // Best effort: a failed upgrade must not fail the login.
+            if let Err(e) = self
+                .inner
+                .store
+                .set_password(&account.id, &new_hash, account.password_epoch)
+                .await
+            {
+                tracing::warn!(error = %e, "password rehash could not be stored");
+            }
+        }
+
+        if !account.two_factor_enabled {
+            return Ok(LoginOutcome::Authenticated(
+                self.authenticated(&account, AuthMethod::Password),
+            ));
+        }
+        if let Some(device) = request.device_token
+            && self.device_trusted(&account, device, now).await?
+        {
+            return Ok(LoginOutcome::Authenticated(
+                self.authenticated(&account, AuthMethod::TrustedDevice),
+            ));
+        }
+
+        let token = LoginToken::generate();
+        let hash = token::storage_hash(&self.inner.keys, LoginToken::purpose(), token.expose())
+            .ok_or(Error::Internal("fresh login token did not decode"))?;
+        let ttl = self.inner.config.login_ttl;
+        let pending = PendingLogin {
+            user_id: account.id.clone(),
+            password_epoch: account.password_epoch,
+            attempts: 0,
+            expires_at: now.saturating_add(ttl),
+        };
+        self.inner
+            .store
+            .create_pending_login(&hash, &pending)
+            .await?;
+        Ok(LoginOutcome::SecondFactorRequired(PendingLoginTicket {
+            token,
+            expires_in: Duration::from_secs(ttl),
+            methods: vec![AuthMethod::Totp, AuthMethod::BackupCode],
+        }))
+    }
+
+    async fn device_trusted(
+        &self,
+        account: &AccountRecord,
+        presented: &str,
+        now: u64,
+    ) -> Result<bool> {
+        let Some(hashes) =
+            token::lookup_hashes(&self.inner.keys, DeviceToken::purpose(), presented)
+        else {
+            return Ok(false);
+        };
+        for h in &hashes {
+            if let Some(d) = self.inner.store.device(h, now).await? {
+                return Ok(d.user_id == account.id && d.password_epoch == account.password_epoch);
+            }
+        }
+        Ok(false)
+    }
+
+    pub(crate) fn authenticated(
+        &self,
+        account: &AccountRecord,
+        method: AuthMethod,
+    ) -> Authenticated {
+        self.emit(Event::LoginSucceeded {
+            user_id: account.id.clone(),
+            method,
+        });
+        Authenticated {
+            user_id: account.id.clone(),
+            username: account.username.clone(),
+            method,
+            password_epoch: account.password_epoch,
+        }
+    }
+
+    pub(crate) fn normalize_factor(&self, factor: SecondFactor<'_>) -> Result<Factor> {
+        Ok(match factor {
+            SecondFactor::Totp(code) => Factor::Totp(self.inner.totp.normalize_code(code)?),
+            SecondFactor::BackupCode(code) => Factor::Backup(backup::normalize(code)?),
+        })
+    }
+
+    /// The second-factor step: completes the pending login named by `login_token`.
+    ///
+    /// Each attempt is counted on the pending login (burnt after its last attempt)
+    /// and on the account (locked with doubling backoff after the free failures)
+    /// *before* the code is checked. A TOTP code is accepted only if its time step is
+    /// newer than the authenticator's last accepted step, by an atomic
+    /// compare-and-set in the store; a backup code is consumed atomically. The
+    /// pending login is single use and void once the password changes.
+    ///
+    /// Errors: `invalid_input` (malformed code; no attempt is counted),
+    /// `invalid_code` (with the attempts left), `code_already_used`,
+    /// `login_expired`, `too_many_attempts`, `unavailable`.
+    #[tracing::instrument(skip_all)]
+    pub async fn second_factor(
+        &self,
+        login_token: &str,
+        factor: SecondFactor<'_>,
+    ) -> Result<Authenticated> {
+        let now = self.now();
+        let factor = self.normalize_factor(factor)?;
+        let store = &self.inner.store;
+        let Some(hashes) =
+            token::lookup_hashes(&self.inner.keys, LoginToken::purpose(), login_token)
+        else {
+            return Err(Error::LoginExpired);
+        };
+        let max = self.inner.throttle.attempts_per_login();
+        let mut found = None;
+        for h in hashes {
+            if let Some(p) = store.begin_login_attempt(&h, max, now).await? {
+                found = Some((h, p));
+                break;
+            }
+        }
+        let (hash, pending) = found.ok_or(Error::LoginExpired)?;
+        let account = match store.account(&pending.user_id).await? {
+            Some(a) if a.password_epoch == pending.password_epoch && a.two_factor_enabled => a,
+            _ => {
+                store.delete_pending_login(&hash).await?;
+                return Err(Error::LoginExpired);
+            }
+        };
+        let key = throttle::account_key(&account.id);
+        let reservation = self.reserve(&account.id, &key, now).await?;
+
+        let pending_left = max.saturating_sub(pending.attempts);
+        let method = match &factor {
+            Factor::Totp(code) => {
+                let auths = store.authenticators(&account.id).await?;
+                let matches = self.match_totp(&account.id, &auths, code, now)?;
+                if matches.is_empty() {
+                    None
+                } else {
+                    let taken = self.take_pending(&hash, now).await?;
+                    match self.spend_totp(&account.id, &matches, now).await {
+                        Ok(true) => Some(AuthMethod::Totp),
+                        Ok(false) => {
+                            self.restore_pending(&hash, &taken, pending_left).await;
+                            return Err(Error::CodeAlreadyUsed);
+                        }
+                        Err(e) => {
+                            self.restore_pending(&hash, &taken, pending_left).await;
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            Factor::Backup(code) => {
+                let taken = self.take_pending(&hash, now).await?;
+                match self.spend_backup_code(&account.id, code).await {
+                    Ok(true) => Some(AuthMethod::BackupCode),
+                    Ok(false) => {
+                        self.restore_pending(&hash, &taken, pending_left).await;
+                        None
+                    }
+                    Err(e) => {
+                        self.restore_pending(&hash, &taken, pending_left).await;
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        match method {
+            Some(method) => {
+                throttle::reset_account(store, &key, reservation).await?;
+                self.reseal_if_needed(&account.id).await;
+                Ok(self.authenticated(&account, method))
+            }
+            None => {
+                if pending_left == 0 {
+                    store.delete_pending_login(&hash).await?;
+                }
+                Err(self.failure(&account.id, reservation, pending_left))
+            }
+        }
+    }
+
+    /// Reserves one second-factor attempt on the account, reporting a lockout.
+    pub(crate) async fn reserve(
+        &self,
+        user_id: &UserId,
+        key: &str,
+        now: u64,
+    ) -> Result<Reservation> {
+        let r =
+            throttle::reserve_account_attempt(&self.inner.store, &self.inner.throttle, key, now)
+                .await;
+        if let Err(Error::TooManyAttempts { retry_after }) = &r {
+            self.emit(Event::LockedOut {
+                user_id: user_id.clone(),
+                retry_after: *retry_after,
+            });
+        }
+        r
+    }
+
+    /// The error for a wrong code, with the attempts left, and its audit event.
+    pub(crate) fn failure(
+        &self,
+        user_id: &UserId,
+        reservation: Reservation,
+        pending_left: u32,
+    ) -> Error {
+        let policy = &self.inner.throttle;
+        let remaining = policy
+            .account_attempts_left(reservation.state.count)
+            .min(pending_left);
+        self.emit(Event::SecondFactorRejected {
+            user_id: user_id.clone(),
+            remaining_attempts: remaining,
+        });
+        let lockout = policy.lockout_after(reservation.state.count);
+        if !lockout.is_zero() {
+            self.emit(Event::LockedOut {
+                user_id: user_id.clone(),
+                retry_after: lockout,
+            });
+        }
+        Error::InvalidCode {
+            remaining_attempts: Some(remaining),
+        }
+    }
+
+    async fn take_pending(&self, hash: &KeyedHash, now: u64) -> Result<PendingLogin> {
+        self.inner
+            .store
+            .take_pending_login(hash, now)
+            .await?
+            .ok_or(Error::LoginExpired)
+    }
+
+    /// Puts a taken pending login back after a code that could not be spent, unless
+    /// its attempts are used up. Best effort: a store failure here leaves the user to
+    /// start the login again, never with a spent code.
+    async fn restore_pending(&self, hash: &KeyedHash, pending: &PendingLogin, pending_left: u32) {
+        if pending_left == 0 {
+            return;
+        }
+        if let Err(e) = self.inner.store.create_pending_login(hash, pending).await {
+            tracing::warn!(error = %e, "pending login could not be restored");
+        }
+    }
+
+    /// Every authenticator of the account whose code `code` is at `now`, with the
+    /// newest matching step, newest first. Pure computation: nothing is spent.
+    pub(crate) fn match_totp(
+        &self,
+        user_id: &UserId,
+        auths: &[AuthenticatorRecord],
+        code: &Code,
+        now: u64,
+    ) -> Result<Vec<(AuthenticatorId, u64)>> {
+        let mut matches = Vec::new();
+        for a in auths {
+            let secret = self.inner.keys.open(user_id.as_str(), &a.sealed_secret)?;
+            let key = TotpKey::new(&self.inner.totp, secret.expose_bytes());
+            if let Some(step) = key.verify(code, now) {
+                matches.push((a.id.clone(), step));
+            }
+        }
+        matches.sort_by_key(|m| std::cmp::Reverse(m.1));
+        Ok(matches)
+    }
+
+    /// Marks the first matching step that is still fresh as used. `Ok(false)` means
+    /// every match was a replay (an audit event is emitted).
+    pub(crate) async fn spend_totp(
+        &self,
+        user_id: &UserId,
+        matches: &[(AuthenticatorId, u64)],
+        now: u64,
+    ) -> Result<bool> {
+        for (id, step) in matches {
+            if self
+                .inner
+                .store
+                .advance_last_step(id, *step, self.replay_keep_until(*step, now))
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+        if let Some((id, _)) = matches.first() {
+            self.emit(Event::CodeReplayed {
+                user_id: user_id.clone(),
+                authenticator_id: id.clone(),
+            });
+        }
+        Ok(false)
+    }
+
+    /// When a replay mark for `step` can be forgotten: once no code of that step can
+    /// verify any more, plus one period of margin.
+    pub(crate) fn replay_keep_until(&self, step: u64, now: u64) -> u64 {
+        let p = &self.inner.totp;
+        let last_valid = step
+            .saturating_add(u64::from(p.skew()) + 2)
+            .saturating_mul(p.period());
+        last_valid.max(now.saturating_add(p.period()))
+    }
+
+    /// Consumes a backup code; emits the audit event with the codes left.
+    pub(crate) async fn spend_backup_code(
+        &self,
+        user_id: &UserId,
+        code: &NormalizedBackupCode,
+    ) -> Result<bool> {
+        let store = &self.inner.store;
+        for h in backup::hash_candidates(&self.inner.keys, code) {
+            if store.consume_backup_code(user_id, &h).await? {
+                let remaining = store.backup_codes_remaining(user_id).await?;
+                self.emit(Event::BackupCodeUsed {
+                    user_id: user_id.clone(),
+                    remaining,
+                });
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Re-seals the account's secrets under the active key if any uses an older one.
+    /// Best effort; runs after a successful second factor.
+    pub(crate) async fn reseal_if_needed(&self, user_id: &UserId) {
+        let keys = &self.inner.keys;
+        let Ok(auths) = self.inner.store.authenticators(user_id).await else {
+            return;
+        };
+        for a in auths.iter().filter(|a| keys.needs_reseal(&a.sealed_secret)) {
+            let result = match keys.reseal(user_id.as_str(), &a.sealed_secret) {
+                Ok(sealed) => self
+                    .inner
+                    .store
+                    .reseal_authenticator(user_id, &a.id, &sealed)
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "re-sealing under the active key failed");
+            }
+        }
+    }
+
+    /// Turns an [`Authenticated`] into a session and returns its token (for a cookie).
+    ///
+    /// Errors: `unavailable`.
+    #[tracing::instrument(skip_all)]
+    pub async fn issue_session(&self, auth: Authenticated) -> Result<SessionToken> {
+        let now = self.now();
+        let token = SessionToken::generate();
+        let hash = token::storage_hash(&self.inner.keys, SessionToken::purpose(), token.expose())
+            .ok_or(Error::Internal("fresh session token did not decode"))?;
+        let record = SessionRecord {
+            user_id: auth.user_id,
+            password_epoch: auth.password_epoch,
+            created_at: now,
+            expires_at: now.saturating_add(self.inner.config.session_ttl),
+        };
+        self.inner.store.create_session(&hash, &record).await?;
+        Ok(token)
+    }
+
+    /// Looks a session up by its token. Sessions end at their expiry and when the
+    /// password changes.
+    ///
+    /// Errors: `unauthenticated`, `unavailable`.
+    #[tracing::instrument(skip_all)]
+    pub async fn session(&self, session_token: &str) -> Result<Session> {
+        let now = self.now();
+        let store = &self.inner.store;
+        let hashes = token::lookup_hashes(&self.inner.keys, SessionToken::purpose(), session_token)
+            .ok_or(Error::Unauthenticated)?;
+        for h in &hashes {
+            if let Some(s) = store.session(h, now).await? {
+                return match store.account(&s.user_id).await? {
+                    Some(a) if a.password_epoch == s.password_epoch => Ok(Session {
+                        user_id: a.id,
+                        username: a.username,
+                        expires_at: s.expires_at,
+                    }),
+                    _ => {
+                        store.delete_session(h).await?;
+                        Err(Error::Unauthenticated)
+                    }
+                };
+            }
+        }
+        Err(Error::Unauthenticated)
+    }
+
+    /// Ends a session (logout). Ending an unknown session is not an error.
+    ///
+    /// Errors: `unavailable`.
+    pub async fn end_session(&self, session_token: &str) -> Result<()> {
+        if let Some(hashes) =
+            token::lookup_hashes(&self.inner.keys, SessionToken::purpose(), session_token)
+        {
+            for h in &hashes {
+                self.inner.store.delete_session(h).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Trusts the device that just completed a second factor: later password steps
+    /// with the returned token skip the second factor until it expires, is revoked,
+    /// 2FA is disabled or the password changes.
+    ///
+    /// Errors: `invalid_input` (a login that passed no second factor, or a bad
+    /// label), `unavailable`.
+    #[tracing::instrument(skip_all)]
+    pub async fn trust_device(&self, auth: &Authenticated, label: &str) -> Result<DeviceToken> {
+        if !matches!(auth.method, AuthMethod::Totp | AuthMethod::BackupCode) {
+            return Err(Error::input(
+                "remember_device",
+                "only a login that passed a second factor can trust its device",
+            ));
+        }
+        let label = check_label(label)?;
+        let now = self.now();
+        let token = DeviceToken::generate();
+        let hash = token::storage_hash(&self.inner.keys, DeviceToken::purpose(), token.expose())
+            .ok_or(Error::Internal("fresh device token did not decode"))?;
+        let record = DeviceRecord {
+            id: DeviceId::random(),
+            user_id: auth.user_id.clone(),
+            label,
+            password_epoch: auth.password_epoch,
+            created_at: now,
+            expires_at: now.saturating_add(self.inner.config.device_ttl),
+        };
+        self.inner.store.create_device(&hash, &record).await?;
+        self.emit(Event::DeviceTrusted {
+            user_id: record.user_id,
+            device_id: record.id,
+        });
+        Ok(token)
+    }
+
+    /// The account's trusted devices.
+    ///
+    /// Errors: `unavailable`.
+    pub async fn trusted_devices(&self, user_id: &UserId) -> Result<Vec<TrustedDevice>> {
+        let devices = self.inner.store.devices(user_id, self.now()).await?;
+        Ok(devices
+            .into_iter()
+            .map(|d| TrustedDevice {
+                id: d.id,
+                label: d.label,
+                created_at: d.created_at,
+                expires_at: d.expires_at,
+            })
+            .collect())
+    }
+
+    /// Revokes one trusted device.
+    ///
+    /// Errors: `not_found`, `unavailable`.
+    pub async fn revoke_device(&self, user_id: &UserId, device_id: &DeviceId) -> Result<()> {
+        if !self.inner.store.revoke_device(user_id, device_id).await? {
+            return Err(Error::NotFound {
+                what: "trusted device",
+            });
+        }
+        self.emit(Event::DevicesRevoked {
+            user_id: user_id.clone(),
+            device_id: Some(device_id.clone()),
+            count: 1,
+        });
+        Ok(())
+    }
+
+    pub(crate) async fn revoke_all_devices(&self, user_id: &UserId) -> Result<()> {
+        let count = self.inner.store.revoke_all_devices(user_id).await?;
+        if count > 0 {
+            self.emit(Event::DevicesRevoked {
+                user_id: user_id.clone(),
+                device_id: None,
+                count,
+            });
+        }
+        Ok(())
+    }
+
+    /// Changes the password after checking the current one. Every pending login,
+    /// session and trusted device of the account becomes void; the returned
+    /// [`Authenticated`] can start a fresh session for the caller.
+    ///
+    /// Errors: `invalid_input` (new password not 8–1024 bytes),
+    /// `invalid_credentials` (current password wrong), `not_found`, `unavailable`.
+    #[tracing::instrument(skip_all)]
+    pub async fn change_password(
+        &self,
+        user_id: &UserId,
+        current: &str,
+        new: &str,
+    ) -> Result<Authenticated> {
+        check_new_password(new)?;
+        if current.len() > MAX_PASSWORD_BYTES {
+            return Err(Error::InvalidCredentials);
+        }
+        let store = &self.inner.store;
+        let account = store
+            .account(user_id)
+            .await?
+            .ok_or(Error::NotFound { what: "account" })?;
+        let hasher = self.inner.hasher.clone();
+        let stored = account.password_hash.clone();
+        let current = Zeroizing::new(current.to_owned());
+        let new = Zeroizing::new(new.to_owned());
+        let new_hash = self
+            .blocking(move || -> Result<Option<_>> {
+                if !hasher.verify(&current, &stored)? {
+                    return Ok(None);
+                }
+                hasher.hash(&new).map(Some)
+            })
+            .await??;
+        let Some(new_hash) = new_hash else {
+            self.emit(Event::PasswordRejected {
+                user_id: Some(account.id.clone()),
+            });
+            return Err(Error::InvalidCredentials);
+        };
+        let epoch = account.password_epoch.saturating_add(1);
+        if !store.set_password(user_id, &new_hash, epoch).await? {
+            return Err(Error::NotFound { what: "account" });
+        }
+        self.revoke_all_devices(user_id).await?;
+        self.emit(Event::PasswordChanged {
+            user_id: user_id.clone(),
+        });
+        let updated = AccountRecord {
+            password_epoch: epoch,
+            password_hash: new_hash,
+            ..account
+        };
+        Ok(self.authenticated(&updated, AuthMethod::Password))
+    }
+}

@@ -1,0 +1,471 @@
+//! The flows: registration, the two-phase login, enrollment, and account security
+//! settings, on one [`Service`] made by a validated [`ServiceBuilder`].
+//!
+//! Login is a ceremony in two steps:
+//!
+//! 1. [`Service::login`] checks the password. It returns
+//!    [`LoginOutcome::Authenticated`] when the account has no second factor (or the
+//!    request carries a valid trusted-device token), or
+//!    [`LoginOutcome::SecondFactorRequired`] with an opaque [`LoginToken`] that the
+//!    client keeps (a cookie) — a pending login is not a session.
+//! 2. [`Service::second_factor`] takes that token and a TOTP or backup code and
+//!    returns [`Authenticated`].
+//!
+//! Only this module can make an [`Authenticated`], and only an [`Authenticated`] can
+//! become a session ([`Service::issue_session`]) or a trusted device
+//! ([`Service::trust_device`]):
+//!
+//! ```compile_fail
+//! use secondfactor::{AuthMethod, Authenticated};
+//! use secondfactor::store::UserId;
+//! // The fields are private: outside the core there is no way to forge one.
+//! let forged = Authenticated {
+//!     user_id: UserId::new("victim"),
+//!     username: "victim".to_owned(),
+//!     method: AuthMethod::Totp,
+//!     password_epoch: 0,
+//! };
+//! ```
+//!
+//! Enrollment is a ceremony too: [`Service::setup_two_factor`] returns a new secret
+//! (with its `otpauth://` URI and QR) and stores it pending; 2FA is on only once
+//! [`Service::confirm_enrollment`] receives a valid code from it, which also marks that
+//! code's time step used and returns the backup codes, once.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::backup::BackupCode;
+use crate::clock::{Clock, SystemClock};
+use crate::events::{Event, EventSink, TracingEvents};
+use crate::password::PasswordHasher;
+use crate::secret::KeyRing;
+use crate::store::{Store, UserId};
+use crate::throttle::ThrottlePolicy;
+use crate::totp::TotpPolicy;
+use crate::{Error, Result};
+
+mod enroll;
+mod login;
+
+pub use enroll::{AuthenticatorInfo, EnrollmentConfirmed, EnrollmentSetup, TwoFactorStatus};
+pub use login::{
+    LoginOutcome, LoginRequest, PendingLoginTicket, SecondFactor, Session, TrustedDevice,
+};
+
+pub use crate::token::{DeviceToken, LoginToken, SessionToken};
+
+/// How the last step of a login was passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// Password alone (the account has no second factor), or a password change.
+    Password,
+    /// Password, then a TOTP code.
+    Totp,
+    /// Password, then a backup code.
+    BackupCode,
+    /// Password, on a trusted device.
+    TrustedDevice,
+}
+
+impl AuthMethod {
+    /// A stable name: `password`, `totp`, `backup_code`, `trusted_device`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuthMethod::Password => "password",
+            AuthMethod::Totp => "totp",
+            AuthMethod::BackupCode => "backup_code",
+            AuthMethod::TrustedDevice => "trusted_device",
+        }
+    }
+}
+
+/// Proof that a login completed. Only the core can make one (its fields are private
+/// and it has no public constructor); issue a session from it with
+/// [`Service::issue_session`].
+#[derive(Debug)]
+#[must_use = "an Authenticated is the only way to a session; issue one or drop it deliberately"]
+pub struct Authenticated {
+    user_id: UserId,
+    username: String,
+    method: AuthMethod,
+    password_epoch: u64,
+}
+
+impl Authenticated {
+    /// Who logged in.
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
+    }
+
+    /// Their login name.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// How the last step was passed.
+    pub fn method(&self) -> AuthMethod {
+        self.method
+    }
+}
+
+/// Runs blocking work (argon2 hashing) off the async executor.
+///
+/// The default, [`Inline`], runs it in place, which is right for tests and CLIs. A
+/// server passes a runner for its runtime: [`TokioBlocking`] (feature `tokio`) or, on
+/// actix, one built on `actix_web::web::block`.
+pub trait Blocking: Send + Sync + 'static {
+    /// Runs `job` to completion on a thread where blocking is allowed.
+    fn run(
+        &self,
+        job: Box<dyn FnOnce() + Send + 'static>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// Runs blocking work in place, on the calling task.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Inline;
+
+impl Blocking for Inline {
+    fn run(
+        &self,
+        job: Box<dyn FnOnce() + Send + 'static>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        job();
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// Runs blocking work on tokio's blocking pool (`spawn_blocking`).
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioBlocking;
+
+#[cfg(feature = "tokio")]
+impl Blocking for TokioBlocking {
+    fn run(
+        &self,
+        job: Box<dyn FnOnce() + Send + 'static>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            // A panic inside argon2 would surface as a JoinError; the caller then
+            // finds no result and reports Error::Internal.
+            let _ = tokio::task::spawn_blocking(job).await;
+        })
+    }
+}
+
+/// Tunable lifetimes and counts. Every field has a default; see [`ServiceBuilder`].
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) issuer: String,
+    pub(crate) login_ttl: u64,
+    pub(crate) enrollment_ttl: u64,
+    pub(crate) session_ttl: u64,
+    pub(crate) device_ttl: u64,
+    pub(crate) backup_code_count: usize,
+}
+
+pub(crate) struct Inner<S> {
+    pub(crate) store: S,
+    pub(crate) keys: KeyRing,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) totp: TotpPolicy,
+    pub(crate) throttle: ThrottlePolicy,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) blocking: Arc<dyn Blocking>,
+    pub(crate) config: Config,
+}
+
+/// The two-factor login service: every flow, over one store. Cheap to clone (an
+/// `Arc` inside); share one per process.
+///
+/// Make it with [`Service::builder`]. A complete login without any web framework:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> secondfactor::Result<()> {
+/// use secondfactor::{LoginOutcome, LoginRequest, SecondFactor, Service};
+/// use secondfactor::clock::{Clock, ManualClock};
+/// use secondfactor::password::PasswordHasher;
+/// use secondfactor::secret::{KeyRing, SealingKey};
+/// use secondfactor::store::MemoryStore;
+/// use secondfactor::totp::TotpKey;
+///
+/// let clock = ManualClock::new(1_700_000_000);
+/// let service = Service::builder(MemoryStore::new(), KeyRing::new(1, SealingKey::generate()))
+///     .clock(clock.clone())
+///     .password_hasher(PasswordHasher::new(1024, 1, 1)?) // cheap, for the example only
+///     .build()?;
+///
+/// // Register, log in with the password alone, and turn on 2FA.
+/// let alice = service.register("alice", "correct horse battery").await?;
+/// let setup = service.setup_two_factor(&alice).await?;
+/// let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
+/// let confirmed = service
+///     .confirm_enrollment(&alice, &phone.generate(clock.now()))
+///     .await?;
+/// assert_eq!(confirmed.backup_codes.map(|c| c.len()), Some(10));
+///
+/// // Later: the two-phase login.
+/// clock.advance(std::time::Duration::from_secs(30));
+/// let ticket = match service.login(LoginRequest::new("alice", "correct horse battery")).await? {
+///     LoginOutcome::SecondFactorRequired(ticket) => ticket,
+///     LoginOutcome::Authenticated(_) => unreachable!("2FA is on"),
+/// };
+/// let code = phone.generate(clock.now());
+/// let auth = service
+///     .second_factor(ticket.token.expose(), SecondFactor::Totp(&code))
+///     .await?;
+/// let session = service.issue_session(auth).await?;
+/// assert_eq!(service.session(session.expose()).await?.username, "alice");
+///
+/// // The same code again is refused as a replay.
+/// let LoginOutcome::SecondFactorRequired(again) =
+///     service.login(LoginRequest::new("alice", "correct horse battery")).await? else { unreachable!() };
+/// let replay = service.second_factor(again.token.expose(), SecondFactor::Totp(&code)).await;
+/// assert_eq!(replay.unwrap_err().code(), "code_already_used");
+/// # Ok(()) }
+/// ```
+pub struct Service<S> {
+    pub(crate) inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for Service<S> {
+    fn clone(&self) -> Self {
+        Service {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Service<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("issuer", &self.inner.config.issuer)
+            .field("totp", &self.inner.totp)
+            .field("throttle", &self.inner.throttle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Service`]; every setting is validated by [`build`](ServiceBuilder::build).
+///
+/// | setting | default |
+/// | --- | --- |
+/// | [`clock`](Self::clock) | [`SystemClock`] |
+/// | [`totp_policy`](Self::totp_policy) | SHA-1, 6 digits, 30 s, ±1 step |
+/// | [`throttle_policy`](Self::throttle_policy) | 5 free failures, then 60 s doubling; 5 attempts per pending login; 20 password attempts per client per minute |
+/// | [`password_hasher`](Self::password_hasher) | argon2id with the argon2 crate's defaults |
+/// | [`events`](Self::events) | [`TracingEvents`] |
+/// | [`blocking`](Self::blocking) | [`Inline`] |
+/// | [`issuer`](Self::issuer) | `"secondfactor"` |
+/// | [`login_ttl`](Self::login_ttl) | 5 minutes |
+/// | [`enrollment_ttl`](Self::enrollment_ttl) | 10 minutes |
+/// | [`session_ttl`](Self::session_ttl) | 12 hours |
+/// | [`device_ttl`](Self::device_ttl) | 30 days |
+/// | [`backup_code_count`](Self::backup_code_count) | 10 |
+pub struct ServiceBuilder<S> {
+    store: S,
+    keys: KeyRing,
+    clock: Arc<dyn Clock>,
+    totp: TotpPolicy,
+    throttle: ThrottlePolicy,
+    hasher: PasswordHasher,
+    events: Arc<dyn EventSink>,
+    blocking: Arc<dyn Blocking>,
+    config: Config,
+}
+
+impl<S: Store> Service<S> {
+    /// Starts building a service over `store`, sealing secrets and hashing tokens
+    /// with `keys`.
+    pub fn builder(store: S, keys: KeyRing) -> ServiceBuilder<S> {
+        ServiceBuilder {
+            store,
+            keys,
+            clock: Arc::new(SystemClock),
+            totp: TotpPolicy::default(),
+            throttle: ThrottlePolicy::default(),
+            hasher: PasswordHasher::default(),
+            events: Arc::new(TracingEvents),
+            blocking: Arc::new(Inline),
+            config: Config {
+                issuer: "secondfactor".to_owned(),
+                login_ttl: 300,
+                enrollment_ttl: 600,
+                session_ttl: 12 * 3600,
+                device_ttl: 30 * 24 * 3600,
+                backup_code_count: crate::backup::DEFAULT_COUNT,
+            },
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The TOTP policy codes are checked against.
+    pub fn totp_policy(&self) -> &TotpPolicy {
+        &self.inner.totp
+    }
+
+    /// The throttling policy.
+    pub fn throttle_policy(&self) -> &ThrottlePolicy {
+        &self.inner.throttle
+    }
+
+    /// The current time, from the service's clock.
+    pub fn now(&self) -> u64 {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        self.inner.events.record(&event);
+    }
+
+    /// Runs `f` through the configured [`Blocking`] runner and returns its result.
+    pub(crate) async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let slot = Arc::new(Mutex::new(None));
+        let out = slot.clone();
+        self.inner
+            .blocking
+            .run(Box::new(move || {
+                let value = f();
+                *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+            }))
+            .await;
+        let value = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        value.ok_or(Error::Internal("blocking job did not complete"))
+    }
+
+    pub(crate) fn new_backup_codes(&self) -> Result<Vec<BackupCode>> {
+        crate::backup::try_generate(self.inner.config.backup_code_count)
+    }
+}
+
+impl<S: Store> ServiceBuilder<S> {
+    /// The clock (default [`SystemClock`]); tests pass a [`ManualClock`](crate::clock::ManualClock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The TOTP policy.
+    pub fn totp_policy(mut self, policy: TotpPolicy) -> Self {
+        self.totp = policy;
+        self
+    }
+
+    /// The throttling policy.
+    pub fn throttle_policy(mut self, policy: ThrottlePolicy) -> Self {
+        self.throttle = policy;
+        self
+    }
+
+    /// The password hasher (argon2id parameters).
+    pub fn password_hasher(mut self, hasher: PasswordHasher) -> Self {
+        self.hasher = hasher;
+        self
+    }
+
+    /// Where audit events go.
+    pub fn events(mut self, sink: impl EventSink) -> Self {
+        self.events = Arc::new(sink);
+        self
+    }
+
+    /// How blocking work (argon2) runs.
+    pub fn blocking(mut self, runner: impl Blocking) -> Self {
+        self.blocking = Arc::new(runner);
+        self
+    }
+
+    /// The issuer shown in authenticator apps (1–64 bytes, no `:`).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.config.issuer = issuer.into();
+        self
+    }
+
+    /// Lifetime of a pending login (1 s – 1 hour).
+    pub fn login_ttl(mut self, ttl: Duration) -> Self {
+        self.config.login_ttl = ttl.as_secs();
+        self
+    }
+
+    /// Lifetime of a pending enrollment (1 s – 1 day).
+    pub fn enrollment_ttl(mut self, ttl: Duration) -> Self {
+        self.config.enrollment_ttl = ttl.as_secs();
+        self
+    }
+
+    /// Lifetime of a session (at least 1 s).
+    pub fn session_ttl(mut self, ttl: Duration) -> Self {
+        self.config.session_ttl = ttl.as_secs();
+        self
+    }
+
+    /// How long a trusted device skips the second factor (at least 1 s).
+    pub fn device_ttl(mut self, ttl: Duration) -> Self {
+        self.config.device_ttl = ttl.as_secs();
+        self
+    }
+
+    /// How many backup codes a set has (1–100).
+    pub fn backup_code_count(mut self, count: usize) -> Self {
+        self.config.backup_code_count = count;
+        self
+    }
+
+    /// Validates the settings and makes the service.
+    pub fn build(self) -> Result<Service<S>> {
+        let c = &self.config;
+        if c.issuer.is_empty() || c.issuer.len() > 64 || c.issuer.contains(':') {
+            return Err(Error::InvalidConfig(
+                "issuer must be 1 to 64 bytes without ':'",
+            ));
+        }
+        if c.issuer.chars().any(char::is_control) {
+            return Err(Error::InvalidConfig(
+                "issuer must not contain control characters",
+            ));
+        }
+        if !(1..=3600).contains(&c.login_ttl) {
+            return Err(Error::InvalidConfig("login_ttl must be 1 s to 1 hour"));
+        }
+        if !(1..=86_400).contains(&c.enrollment_ttl) {
+            return Err(Error::InvalidConfig("enrollment_ttl must be 1 s to 1 day"));
+        }
+        if c.session_ttl == 0 || c.device_ttl == 0 {
+            return Err(Error::InvalidConfig(
+                "session_ttl and device_ttl must be positive",
+            ));
+        }
+        if !(1..=100).contains(&c.backup_code_count) {
+            return Err(Error::InvalidConfig("backup_code_count must be 1 to 100"));
+        }
+        Ok(Service {
+            inner: Arc::new(Inner {
+                store: self.store,
+                keys: self.keys,
+                clock: self.clock,
+                totp: self.totp,
+                throttle: self.throttle,
+                hasher: self.hasher,
+                events: self.events,
+                blocking: self.blocking,
+                config: self.config,
+            }),
+        })
+    }
+}
