@@ -1,0 +1,795 @@
+//! The SQLite store (feature `sqlite`).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::sql_common::*;
+use super::*;
+use crate::Error;
+
+/// The migrations shipped with the crate, applied by [`SqliteStore::migrate`].
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+
+/// How long a connection waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A [`Store`] in SQLite: accounts and ephemeral state in one database file,
+/// shared safely by every task and every process that opens the file.
+///
+/// Every atomic operation of the [store contract](super) is either one SQL
+/// statement (`UPDATE … WHERE … RETURNING`, `DELETE … RETURNING`,
+/// `INSERT … ON CONFLICT`) or a `BEGIN IMMEDIATE` transaction, which takes SQLite's
+/// write lock up front; so races between connections, pools and processes have
+/// exactly one winner. The database runs in WAL mode with a busy timeout, so readers
+/// never block and writers queue instead of failing.
+///
+/// Cloning is cheap and shares the connection pool. Expired ephemeral rows are
+/// treated as absent; call [`purge_expired`](SqliteStore::purge_expired) now and then
+/// to delete them.
+///
+/// ```
+/// # async fn demo() -> secondfactor::Result<()> {
+/// use secondfactor::store::SqliteStore;
+///
+/// let store = SqliteStore::connect("sqlite://secondfactor.db").await?;
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at `url` (`sqlite://path/to/file.db`
+    /// or `sqlite:path`), sets WAL journal mode, a busy timeout and foreign keys, and
+    /// applies the crate's migrations.
+    ///
+    /// Errors: [`Error::InvalidConfig`] for a malformed URL, `unavailable` when the
+    /// file cannot be opened or migrated.
+    pub async fn connect(url: &str) -> Result<Self> {
+        if !url.starts_with("sqlite:") {
+            return Err(Error::InvalidConfig("a SQLite URL starts with sqlite:"));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|_| Error::InvalidConfig("invalid SQLite URL"))?;
+        Self::connect_with(options, SqlitePoolOptions::new()).await
+    }
+
+    /// Like [`connect`](Self::connect), with your own connection and pool options.
+    /// The store still turns on `create_if_missing`, WAL mode, foreign keys and a
+    /// 10-second busy timeout (keep the journal in WAL mode: the rollback journal
+    /// makes readers wait for writers).
+    pub async fn connect_with(
+        options: SqliteConnectOptions,
+        pool_options: SqlitePoolOptions,
+    ) -> Result<Self> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .map_err(unavailable("connect"))?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A private in-memory database, for tests and examples. It lives as long as the
+    /// store (and its clones); every clone sees the same data. Its one connection
+    /// serializes all operations.
+    pub async fn memory() -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true);
+        // An in-memory database belongs to its connection: keep exactly one, forever.
+        let pool = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(unavailable("connect"))?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Wraps a pool you configured yourself. Call [`migrate`](Self::migrate) once
+    /// before use. Use WAL mode, foreign keys and a busy timeout (as
+    /// [`connect`](Self::connect) does), or concurrent writers will see
+    /// `unavailable` errors.
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        SqliteStore { pool }
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Applies the crate's migrations that have not been applied yet. The history
+    /// is kept in the table `sf_schema_migrations`, apart from your application's
+    /// own sqlx migrations. Idempotent.
+    pub async fn migrate(&self) -> Result<()> {
+        migrator(MIGRATIONS)
+            .run(&self.pool)
+            .await
+            .map_err(migrate_error)
+    }
+
+    /// Deletes every ephemeral row (pending logins and enrollments, replay marks,
+    /// throttles, trusted devices, sessions) that expired at or before `now`;
+    /// returns how many rows were deleted.
+    pub async fn purge_expired(&self, now: u64) -> Result<u64> {
+        let now = time_to_db(now);
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable("purge_expired"))?;
+        let mut total = 0;
+        for sql in [
+            "DELETE FROM sf_pending_logins WHERE expires_at <= ?",
+            "DELETE FROM sf_enrollments WHERE expires_at <= ?",
+            "DELETE FROM sf_authenticator_steps WHERE keep_until <= ?",
+            "DELETE FROM sf_throttles WHERE keep_until <= ?",
+            "DELETE FROM sf_devices WHERE expires_at <= ?",
+            "DELETE FROM sf_sessions WHERE expires_at <= ?",
+        ] {
+            total += sqlx::query(sql)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("purge_expired"))?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(unavailable("purge_expired"))?;
+        Ok(total)
+    }
+
+    /// Starts a write transaction: `BEGIN IMMEDIATE` takes the write lock at once,
+    /// so the reads inside it see the state the writes apply to.
+    async fn write_tx(
+        &self,
+        context: &'static str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable(context))
+    }
+}
+
+impl AccountStore for SqliteStore {
+    async fn create_account(&self, account: &AccountRecord) -> Result<()> {
+        let r = sqlx::query(
+            "INSERT INTO sf_accounts \
+             (id, username, password_hash, password_epoch, two_factor_enabled, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(account.id.as_str())
+        .bind(account.username.as_str())
+        .bind(account.password_hash.as_str())
+        .bind(u64_to_db(account.password_epoch)?)
+        .bind(account.two_factor_enabled)
+        .bind(time_to_db(account.created_at))
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(r) if r.rows_affected() == 1 => Ok(()),
+            Ok(_) => Err(Error::UsernameTaken),
+            Err(e) if is_unique_violation(&e) => Err(Error::Internal("account id already exists")),
+            Err(e) => Err(Error::unavailable("create_account", e)),
+        }
+    }
+
+    async fn account_by_username(&self, username: &str) -> Result<Option<AccountRecord>> {
+        sqlx::query_as::<_, AccountRow>(
+            "SELECT id, username, password_hash, password_epoch, two_factor_enabled, created_at \
+             FROM sf_accounts WHERE username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable("account_by_username"))?
+        .map(account_from_row)
+        .transpose()
+    }
+
+    async fn account(&self, user_id: &UserId) -> Result<Option<AccountRecord>> {
+        sqlx::query_as::<_, AccountRow>(
+            "SELECT id, username, password_hash, password_epoch, two_factor_enabled, created_at \
+             FROM sf_accounts WHERE id = ?",
+        )
+        .bind(user_id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable("account"))?
+        .map(account_from_row)
+        .transpose()
+    }
+
+    async fn set_password(
+        &self,
+        user_id: &UserId,
+        hash: &PasswordHash,
+        password_epoch: u64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE sf_accounts SET password_hash = ?, password_epoch = ? WHERE id = ?",
+        )
+        .bind(hash.as_str())
+        .bind(u64_to_db(password_epoch)?)
+        .bind(user_id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable("set_password"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn authenticators(&self, user_id: &UserId) -> Result<Vec<AuthenticatorRecord>> {
+        sqlx::query_as::<_, AuthenticatorRow>(
+            "SELECT id, user_id, name, sealed_secret, created_at FROM sf_authenticators \
+             WHERE user_id = ? ORDER BY created_at, seq",
+        )
+        .bind(user_id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable("authenticators"))?
+        .into_iter()
+        .map(authenticator_from_row)
+        .collect()
+    }
+
+    async fn enable_two_factor(
+        &self,
+        authenticator: &AuthenticatorRecord,
+        backup_codes: &[KeyedHash],
+    ) -> Result<()> {
+        const CX: &str = "enable_two_factor";
+        let user_id = authenticator.user_id.as_str();
+        let mut tx = self.write_tx(CX).await?;
+        let enabled: Option<bool> =
+            sqlx::query_scalar("SELECT two_factor_enabled FROM sf_accounts WHERE id = ?")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable(CX))?;
+        match enabled {
+            None => return Err(Error::NotFound { what: "account" }),
+            Some(true) => return Err(Error::TwoFactorAlreadyEnabled),
+            Some(false) => {}
+        }
+        sqlx::query("DELETE FROM sf_authenticators WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable(CX))?;
+        insert_authenticator(&mut tx, authenticator, CX).await?;
+        replace_codes(&mut tx, user_id, backup_codes, CX).await?;
+        sqlx::query("UPDATE sf_accounts SET two_factor_enabled = 1 WHERE id = ?")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable(CX))?;
+        tx.commit().await.map_err(unavailable(CX))
+    }
+
+    async fn add_authenticator(&self, authenticator: &AuthenticatorRecord) -> Result<()> {
+        const CX: &str = "add_authenticator";
+        let mut tx = self.write_tx(CX).await?;
+        let enabled: Option<bool> =
+            sqlx::query_scalar("SELECT two_factor_enabled FROM sf_accounts WHERE id = ?")
+                .bind(authenticator.user_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable(CX))?;
+        match enabled {
+            None => return Err(Error::NotFound { what: "account" }),
+            Some(false) => return Err(Error::TwoFactorNotEnabled),
+            Some(true) => {}
+        }
+        insert_authenticator(&mut tx, authenticator, CX).await?;
+        tx.commit().await.map_err(unavailable(CX))
+    }
+
+    async fn remove_authenticator(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+    ) -> Result<RemoveOutcome> {
+        const CX: &str = "remove_authenticator";
+        let mut tx = self.write_tx(CX).await?;
+        let (found, total): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(id = ?), 0), COUNT(*) FROM sf_authenticators WHERE user_id = ?",
+        )
+        .bind(id.as_str())
+        .bind(user_id.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unavailable(CX))?;
+        if found == 0 {
+            return Ok(RemoveOutcome::NotFound);
+        }
+        if total <= 1 {
+            return Ok(RemoveOutcome::LastOne);
+        }
+        sqlx::query("DELETE FROM sf_authenticators WHERE user_id = ? AND id = ?")
+            .bind(user_id.as_str())
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable(CX))?;
+        tx.commit().await.map_err(unavailable(CX))?;
+        Ok(RemoveOutcome::Removed)
+    }
+
+    async fn reseal_authenticator(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+        sealed_secret: &SealedSecret,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE sf_authenticators SET sealed_secret = ? WHERE user_id = ? AND id = ?",
+        )
+        .bind(sealed_secret.as_bytes())
+        .bind(user_id.as_str())
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable("reseal_authenticator"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn disable_two_factor(&self, user_id: &UserId) -> Result<bool> {
+        const CX: &str = "disable_two_factor";
+        let mut tx = self.write_tx(CX).await?;
+        let was: Option<bool> =
+            sqlx::query_scalar("SELECT two_factor_enabled FROM sf_accounts WHERE id = ?")
+                .bind(user_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable(CX))?;
+        for sql in [
+            "UPDATE sf_accounts SET two_factor_enabled = 0 WHERE id = ?",
+            "DELETE FROM sf_authenticators WHERE user_id = ?",
+            "DELETE FROM sf_backup_codes WHERE user_id = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(user_id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable(CX))?;
+        }
+        tx.commit().await.map_err(unavailable(CX))?;
+        Ok(was.unwrap_or(false))
+    }
+
+    async fn replace_backup_codes(&self, user_id: &UserId, hashes: &[KeyedHash]) -> Result<()> {
+        const CX: &str = "replace_backup_codes";
+        let mut tx = self.write_tx(CX).await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sf_accounts WHERE id = ?")
+            .bind(user_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable(CX))?;
+        if exists.is_none() {
+            return Err(Error::NotFound { what: "account" });
+        }
+        replace_codes(&mut tx, user_id.as_str(), hashes, CX).await?;
+        tx.commit().await.map_err(unavailable(CX))
+    }
+
+    async fn consume_backup_code(&self, user_id: &UserId, hash: &KeyedHash) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM sf_backup_codes WHERE user_id = ? AND code_hash = ?")
+            .bind(user_id.as_str())
+            .bind(hash.as_bytes().as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable("consume_backup_code"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn backup_codes_remaining(&self, user_id: &UserId) -> Result<u32> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sf_backup_codes WHERE user_id = ?")
+            .bind(user_id.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable("backup_codes_remaining"))?;
+        Ok(count_to_u32(u64::try_from(n).unwrap_or(0)))
+    }
+}
+
+async fn insert_authenticator(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    a: &AuthenticatorRecord,
+    context: &'static str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sf_authenticators (id, user_id, name, sealed_secret, created_at) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(a.id.as_str())
+    .bind(a.user_id.as_str())
+    .bind(a.name.as_str())
+    .bind(a.sealed_secret.as_bytes())
+    .bind(time_to_db(a.created_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::Internal("authenticator id already exists")
+        } else {
+            Error::unavailable(context, e)
+        }
+    })?;
+    Ok(())
+}
+
+async fn replace_codes(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    user_id: &str,
+    hashes: &[KeyedHash],
+    context: &'static str,
+) -> Result<()> {
+    sqlx::query("DELETE FROM sf_backup_codes WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable(context))?;
+    for h in hashes {
+        sqlx::query(
+            "INSERT INTO sf_backup_codes (user_id, code_hash) VALUES (?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(h.as_bytes().as_slice())
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable(context))?;
+    }
+    Ok(())
+}
+
+impl EphemeralStore for SqliteStore {
+    async fn create_pending_login(&self, token: &KeyedHash, login: &PendingLogin) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sf_pending_logins \
+             (token_hash, user_id, password_epoch, attempts, expires_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (token_hash) DO UPDATE SET user_id = excluded.user_id, \
+             password_epoch = excluded.password_epoch, attempts = excluded.attempts, \
+             expires_at = excluded.expires_at",
+        )
+        .bind(token.as_bytes().as_slice())
+        .bind(login.user_id.as_str())
+        .bind(u64_to_db(login.password_epoch)?)
+        .bind(i64::from(login.attempts))
+        .bind(time_to_db(login.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable("create_pending_login"))?;
+        Ok(())
+    }
+
+    async fn begin_login_attempt(
+        &self,
+        token: &KeyedHash,
+        max_attempts: u32,
+        now: u64,
+    ) -> Result<Option<PendingLogin>> {
+        const CX: &str = "begin_login_attempt";
+        let now = time_to_db(now);
+        let row = sqlx::query_as::<_, PendingRow>(
+            "UPDATE sf_pending_logins SET attempts = attempts + 1 \
+             WHERE token_hash = ? AND expires_at > ? AND attempts < ? \
+             RETURNING user_id, password_epoch, attempts, expires_at",
+        )
+        .bind(token.as_bytes().as_slice())
+        .bind(now)
+        .bind(i64::from(max_attempts))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable(CX))?;
+        if let Some(row) = row {
+            return pending_from_row(row).map(Some);
+        }
+        // Missing, expired or out of attempts: burn it (if it is there at all).
+        sqlx::query(
+            "DELETE FROM sf_pending_logins \
+             WHERE token_hash = ? AND (expires_at <= ? OR attempts >= ?)",
+        )
+        .bind(token.as_bytes().as_slice())
+        .bind(now)
+        .bind(i64::from(max_attempts))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable(CX))?;
+        Ok(None)
+    }
+
+    async fn take_pending_login(
+        &self,
+        token: &KeyedHash,
+        now: u64,
+    ) -> Result<Option<PendingLogin>> {
+        let row = sqlx::query_as::<_, PendingRow>(
+            "DELETE FROM sf_pending_logins WHERE token_hash = ? \
+             RETURNING user_id, password_epoch, attempts, expires_at",
+        )
+        .bind(token.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable("take_pending_login"))?;
+        match row {
+            Some(row) => Ok(Some(pending_from_row(row)?).filter(|p| p.expires_at > now)),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_pending_login(&self, token: &KeyedHash) -> Result<()> {
+        sqlx::query("DELETE FROM sf_pending_logins WHERE token_hash = ?")
+            .bind(token.as_bytes().as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable("delete_pending_login"))?;
+        Ok(())
+    }
+
+    async fn put_enrollment(&self, user_id: &UserId, enrollment: &PendingEnrollment) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sf_enrollments (user_id, id, name, sealed_secret, adding, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (user_id) DO UPDATE SET id = excluded.id, name = excluded.name, \
+             sealed_secret = excluded.sealed_secret, adding = excluded.adding, \
+             expires_at = excluded.expires_at",
+        )
+        .bind(user_id.as_str())
+        .bind(enrollment.id.as_str())
+        .bind(enrollment.name.as_str())
+        .bind(enrollment.sealed_secret.as_bytes())
+        .bind(enrollment.adding)
+        .bind(time_to_db(enrollment.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable("put_enrollment"))?;
+        Ok(())
+    }
+
+    async fn enrollment(&self, user_id: &UserId, now: u64) -> Result<Option<PendingEnrollment>> {
+        sqlx::query_as::<_, EnrollmentRow>(
+            "SELECT id, name, sealed_secret, adding, expires_at FROM sf_enrollments \
+             WHERE user_id = ? AND expires_at > ?",
+        )
+        .bind(user_id.as_str())
+        .bind(time_to_db(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable("enrollment"))?
+        .map(enrollment_from_row)
+        .transpose()
+    }
+
+    async fn take_enrollment(&self, user_id: &UserId, id: &str, now: u64) -> Result<bool> {
+        let r = sqlx::query(
+            "DELETE FROM sf_enrollments WHERE user_id = ? AND id = ? AND expires_at > ?",
+        )
+        .bind(user_id.as_str())
+        .bind(id)
+        .bind(time_to_db(now))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable("take_enrollment"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn advance_last_step(
+        &self,
+        id: &AuthenticatorId,
+        step: u64,
+        keep_until: u64,
+    ) -> Result<bool> {
+        // One statement: inserts the first mark, or raises the mark only if the new
+        // step is greater. RETURNING yields a row only when a row was written.
+        let row: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO sf_authenticator_steps (authenticator_id, last_step, keep_until) \
+             VALUES (?, ?, ?) \
+             ON CONFLICT (authenticator_id) DO UPDATE \
+             SET last_step = excluded.last_step, keep_until = excluded.keep_until \
+             WHERE sf_authenticator_steps.last_step < excluded.last_step \
+             RETURNING last_step",
+        )
+        .bind(id.as_str())
+        .bind(u64_to_db(step)?)
+        .bind(time_to_db(keep_until))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable("advance_last_step"))?;
+        Ok(row.is_some())
+    }
+
+    async fn throttle(&self, key: &str) -> Result<ThrottleState> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT count, until FROM sf_throttles WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable("throttle"))?;
+        row.map(throttle_from_row)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    async fn update_throttle(
+        &self,
+        key: &str,
+        expected: ThrottleState,
+        new: ThrottleState,
+        keep_until: u64,
+    ) -> Result<bool> {
+        const CX: &str = "update_throttle";
+        let zero = ThrottleState::default();
+        // The zero state is never stored: a missing row is zero.
+        let q = match (expected == zero, new == zero) {
+            (true, true) => {
+                // Nothing to write; succeeds iff the state is zero right now.
+                return Ok(self.throttle(key).await? == zero);
+            }
+            (true, false) => sqlx::query(
+                "INSERT INTO sf_throttles (count, until, keep_until, key) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(i64::from(new.count))
+            .bind(time_to_db(new.until))
+            .bind(time_to_db(keep_until))
+            .bind(key),
+            (false, true) => {
+                sqlx::query("DELETE FROM sf_throttles WHERE key = ? AND count = ? AND until = ?")
+                    .bind(key)
+                    .bind(i64::from(expected.count))
+                    .bind(time_to_db(expected.until))
+            }
+            (false, false) => sqlx::query(
+                "UPDATE sf_throttles SET count = ?, until = ?, keep_until = ? \
+                 WHERE key = ? AND count = ? AND until = ?",
+            )
+            .bind(i64::from(new.count))
+            .bind(time_to_db(new.until))
+            .bind(time_to_db(keep_until))
+            .bind(key)
+            .bind(i64::from(expected.count))
+            .bind(time_to_db(expected.until)),
+        };
+        let r = q.execute(&self.pool).await.map_err(unavailable(CX))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn create_device(&self, token: &KeyedHash, device: &DeviceRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sf_devices \
+             (token_hash, id, user_id, label, password_epoch, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (token_hash) DO UPDATE SET id = excluded.id, \
+             user_id = excluded.user_id, label = excluded.label, \
+             password_epoch = excluded.password_epoch, created_at = excluded.created_at, \
+             expires_at = excluded.expires_at",
+        )
+        .bind(token.as_bytes().as_slice())
+        .bind(device.id.as_str())
+        .bind(device.user_id.as_str())
+        .bind(device.label.as_str())
+        .bind(u64_to_db(device.password_epoch)?)
+        .bind(time_to_db(device.created_at))
+        .bind(time_to_db(device.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable("create_device"))?;
+        Ok(())
+    }
+
+    async fn device(&self, token: &KeyedHash, now: u64) -> Result<Option<DeviceRecord>> {
+        sqlx::query_as::<_, DeviceRow>(
+            "SELECT id, user_id, label, password_epoch, created_at, expires_at FROM sf_devices \
+             WHERE token_hash = ? AND expires_at > ?",
+        )
+        .bind(token.as_bytes().as_slice())
+        .bind(time_to_db(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable("device"))?
+        .map(device_from_row)
+        .transpose()
+    }
+
+    async fn devices(&self, user_id: &UserId, now: u64) -> Result<Vec<DeviceRecord>> {
+        sqlx::query_as::<_, DeviceRow>(
+            "SELECT id, user_id, label, password_epoch, created_at, expires_at FROM sf_devices \
+             WHERE user_id = ? AND expires_at > ? ORDER BY created_at, seq",
+        )
+        .bind(user_id.as_str())
+        .bind(time_to_db(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable("devices"))?
+        .into_iter()
+        .map(device_from_row)
+        .collect()
+    }
+
+    async fn revoke_device(&self, user_id: &UserId, id: &DeviceId) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM sf_devices WHERE user_id = ? AND id = ?")
+            .bind(user_id.as_str())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable("revoke_device"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn revoke_all_devices(&self, user_id: &UserId) -> Result<u32> {
+        let r = sqlx::query("DELETE FROM sf_devices WHERE user_id = ?")
+            .bind(user_id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable("revoke_all_devices"))?;
+        Ok(count_to_u32(r.rows_affected()))
+    }
+
+    async fn create_session(&self, token: &KeyedHash, session: &SessionRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sf_sessions \
+             (token_hash, user_id, password_epoch, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (token_hash) DO UPDATE SET user_id = excluded.user_id, \
+             password_epoch = excluded.password_epoch, created_at = excluded.created_at, \
+             expires_at = excluded.expires_at",
+        )
+        .bind(token.as_bytes().as_slice())
+        .bind(session.user_id.as_str())
+        .bind(u64_to_db(session.password_epoch)?)
+        .bind(time_to_db(session.created_at))
+        .bind(time_to_db(session.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable("create_session"))?;
+        Ok(())
+    }
+
+    async fn session(&self, token: &KeyedHash, now: u64) -> Result<Option<SessionRecord>> {
+        sqlx::query_as::<_, SessionRow>(
+            "SELECT user_id, password_epoch, created_at, expires_at FROM sf_sessions \
+             WHERE token_hash = ? AND expires_at > ?",
+        )
+        .bind(token.as_bytes().as_slice())
+        .bind(time_to_db(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable("session"))?
+        .map(session_from_row)
+        .transpose()
+    }
+
+    async fn delete_session(&self, token: &KeyedHash) -> Result<()> {
+        sqlx::query("DELETE FROM sf_sessions WHERE token_hash = ?")
+            .bind(token.as_bytes().as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable("delete_session"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,171 @@
+//! `SqliteStore`: every operation, the flows end to end, migrations, expiry, and
+//! real races between two pools (as two processes would be) on one database file.
+#![cfg(feature = "sqlite")]
+
+#[path = "support/sql_suite.rs"]
+mod suite;
+
+use secondfactor::store::*;
+use suite::*;
+
+struct Db {
+    _dir: tempfile::TempDir,
+    url: String,
+}
+
+fn db() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("sf.db").display());
+    Db { _dir: dir, url }
+}
+
+#[tokio::test]
+async fn accounts_roundtrip() {
+    let d = db();
+    accounts(&SqliteStore::connect(&d.url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn ephemeral_roundtrip() {
+    let d = db();
+    ephemeral(&SqliteStore::connect(&d.url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn in_memory_store_works_and_is_shared_by_clones() {
+    let s = SqliteStore::memory().await.unwrap();
+    accounts(&s).await;
+    ephemeral(&s.clone()).await;
+    let a = account(&unique("m"));
+    s.create_account(&a).await.unwrap();
+    assert!(s.clone().account(&a.id).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn flows_end_to_end() {
+    let d = db();
+    flows(SqliteStore::connect(&d.url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn data_survives_reopening_and_migrate_is_idempotent() {
+    let d = db();
+    let s = SqliteStore::connect(&d.url).await.unwrap();
+    let a = account("persistent");
+    s.create_account(&a).await.unwrap();
+    s.migrate().await.unwrap();
+    s.pool().close().await;
+    let again = SqliteStore::connect(&d.url).await.unwrap();
+    again.migrate().await.unwrap();
+    assert_eq!(
+        again
+            .account_by_username("persistent")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        a.id
+    );
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(again.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(again.pool())
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+}
+
+#[tokio::test]
+async fn the_migration_history_is_apart_from_the_applications_own() {
+    let d = db();
+    let s = SqliteStore::connect(&d.url).await.unwrap();
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM sf_schema_migrations")
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(versions, [1]);
+    let theirs: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = '_sqlx_migrations'")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+    assert_eq!(theirs, 0);
+}
+
+#[tokio::test]
+async fn bad_urls_are_config_errors() {
+    let e = SqliteStore::connect("postgres://nope").await.unwrap_err();
+    assert_eq!(e.code(), "invalid_config");
+    // A directory that does not exist cannot hold the file: unavailable, no panic.
+    let e = SqliteStore::connect("sqlite:///nonexistent-dir-for-sf/x/y.db")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "unavailable");
+}
+
+#[tokio::test]
+async fn purge_expired_deletes_only_expired_rows() {
+    let d = db();
+    let s = SqliteStore::connect(&d.url).await.unwrap();
+    let user = UserId::new("purge-user");
+    let live = hash("live");
+    let dead = hash("dead");
+    let p = |expires_at| PendingLogin {
+        user_id: user.clone(),
+        password_epoch: 0,
+        attempts: 0,
+        expires_at,
+    };
+    s.create_pending_login(&live, &p(T0 + 100)).await.unwrap();
+    s.create_pending_login(&dead, &p(T0)).await.unwrap();
+    let sess = |expires_at| SessionRecord {
+        user_id: user.clone(),
+        password_epoch: 0,
+        created_at: T0 - 10,
+        expires_at,
+    };
+    s.create_session(&live, &sess(T0 + 100)).await.unwrap();
+    s.create_session(&dead, &sess(T0)).await.unwrap();
+    s.advance_last_step(&AuthenticatorId::new("old"), 5, T0)
+        .await
+        .unwrap();
+    s.advance_last_step(&AuthenticatorId::new("new"), 5, T0 + 1)
+        .await
+        .unwrap();
+    let zero = ThrottleState::default();
+    let one = ThrottleState {
+        count: 1,
+        until: T0,
+    };
+    s.update_throttle("gone", zero, one, T0).await.unwrap();
+    s.update_throttle("kept", zero, one, T0 + 1).await.unwrap();
+    assert_eq!(s.purge_expired(T0).await.unwrap(), 4);
+    assert_eq!(s.purge_expired(T0).await.unwrap(), 0);
+    assert!(s.take_pending_login(&live, T0).await.unwrap().is_some());
+    assert!(s.session(&live, T0).await.unwrap().is_some());
+    assert_eq!(s.throttle("gone").await.unwrap(), zero);
+    assert_eq!(s.throttle("kept").await.unwrap(), one);
+    // The purged mark is forgotten, the kept one still refuses its step.
+    assert!(
+        s.advance_last_step(&AuthenticatorId::new("old"), 5, T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.advance_last_step(&AuthenticatorId::new("new"), 5, T0 + 1)
+            .await
+            .unwrap()
+    );
+}
+
+/// Two pools on one file, 16 tasks per round on a multi-threaded runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn races_across_two_pools_have_one_winner() {
+    let d = db();
+    let a = SqliteStore::connect(&d.url).await.unwrap();
+    let b = SqliteStore::connect(&d.url).await.unwrap();
+    races(a, b, 120).await;
+}
