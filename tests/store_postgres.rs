@@ -1,0 +1,166 @@
+//! `PgStore`: every operation, the flows end to end, migrations, expiry, and real
+//! races between two pools (as two processes would be), each test in its own schema.
+//!
+//! Needs `DATABASE_URL` (e.g. `postgres://postgres@127.0.0.1:5432/test`); without it
+//! the tests print a note and pass, except under `CI=true`, where they fail.
+#![cfg(feature = "postgres")]
+
+#[path = "support/sql_suite.rs"]
+mod suite;
+
+use secondfactor::store::*;
+use suite::*;
+
+fn database_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "DATABASE_URL must be set in CI"
+            );
+            eprintln!("note: DATABASE_URL is not set; skipping the PostgreSQL store test");
+            None
+        }
+    }
+}
+
+/// A fresh schema for one test; dropped by [`Schema::drop`].
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Schema {
+    fn new() -> Option<Self> {
+        let url = database_url()?;
+        Some(Schema {
+            url,
+            name: unique("sf_test_"),
+        })
+    }
+
+    async fn store(&self) -> PgStore {
+        PgStore::connect_with_schema(&self.url, &self.name)
+            .await
+            .unwrap()
+    }
+
+    async fn drop(self) {
+        let store = PgStore::connect(&self.url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA \"{}\" CASCADE",
+            self.name
+        )))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn accounts_roundtrip() {
+    let Some(db) = Schema::new() else { return };
+    accounts(&db.store().await).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn ephemeral_roundtrip() {
+    let Some(db) = Schema::new() else { return };
+    ephemeral(&db.store().await).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn flows_end_to_end() {
+    let Some(db) = Schema::new() else { return };
+    flows(db.store().await).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn schemas_isolate_and_migrate_is_idempotent() {
+    let Some(one) = Schema::new() else { return };
+    let two = Schema::new().unwrap();
+    let (a, b) = (one.store().await, two.store().await);
+    let acct = account("isolated");
+    a.create_account(&acct).await.unwrap();
+    // The same name in another schema is another account.
+    b.create_account(&account("isolated")).await.unwrap();
+    assert!(b.account(&acct.id).await.unwrap().is_none());
+    a.migrate().await.unwrap();
+    let again = one.store().await;
+    assert_eq!(
+        again.account_by_username("isolated").await.unwrap().unwrap().id,
+        acct.id
+    );
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM sf_schema_migrations")
+        .fetch_all(again.pool())
+        .await
+        .unwrap();
+    assert_eq!(versions, [1]);
+    // from_pool + migrate works on a pool configured by hand.
+    let store = PgStore::from_pool(again.pool().clone());
+    store.migrate().await.unwrap();
+    assert!(store.account(&acct.id).await.unwrap().is_some());
+    one.drop().await;
+    two.drop().await;
+}
+
+#[tokio::test]
+async fn bad_configuration_is_rejected_before_connecting() {
+    let Some(url) = database_url() else { return };
+    for bad in ["", "1abc", "a-b", "a\"; DROP TABLE x; --", &"x".repeat(64)] {
+        let e = PgStore::connect_with_schema(&url, bad).await.unwrap_err();
+        assert_eq!(e.code(), "invalid_config", "{bad:?}");
+    }
+    let e = PgStore::connect("not a url").await.unwrap_err();
+    assert_eq!(e.code(), "invalid_config");
+}
+
+#[tokio::test]
+async fn purge_expired_deletes_only_expired_rows() {
+    let Some(db) = Schema::new() else { return };
+    let s = db.store().await;
+    let user = UserId::new("purge-user");
+    let (live, dead) = (hash("live"), hash("dead"));
+    let p = |expires_at| PendingLogin {
+        user_id: user.clone(),
+        password_epoch: 0,
+        attempts: 0,
+        expires_at,
+    };
+    s.create_pending_login(&live, &p(T0 + 100)).await.unwrap();
+    s.create_pending_login(&dead, &p(T0)).await.unwrap();
+    let device = |expires_at| DeviceRecord {
+        id: DeviceId::new(unique("d")),
+        user_id: user.clone(),
+        label: "x".into(),
+        password_epoch: 0,
+        created_at: T0 - 10,
+        expires_at,
+    };
+    s.create_device(&live, &device(T0 + 100)).await.unwrap();
+    s.create_device(&dead, &device(T0)).await.unwrap();
+    let zero = ThrottleState::default();
+    let one = ThrottleState { count: 1, until: T0 };
+    s.update_throttle("gone", zero, one, T0).await.unwrap();
+    s.update_throttle("kept", zero, one, T0 + 1).await.unwrap();
+    assert_eq!(s.purge_expired(T0).await.unwrap(), 3);
+    assert_eq!(s.purge_expired(T0).await.unwrap(), 0);
+    assert!(s.take_pending_login(&live, T0).await.unwrap().is_some());
+    assert_eq!(s.devices(&user, 0).await.unwrap().len(), 1);
+    assert_eq!(s.throttle("gone").await.unwrap(), zero);
+    assert_eq!(s.throttle("kept").await.unwrap(), one);
+    db.drop().await;
+}
+
+/// Two pools on one schema, 16 tasks per round on a multi-threaded runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn races_across_two_pools_have_one_winner() {
+    let Some(db) = Schema::new() else { return };
+    let (a, b) = (db.store().await, db.store().await);
+    races(a, b, 120).await;
+    db.drop().await;
+}
