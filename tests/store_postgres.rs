@@ -92,7 +92,12 @@ async fn schemas_isolate_and_migrate_is_idempotent() {
     a.migrate().await.unwrap();
     let again = one.store().await;
     assert_eq!(
-        again.account_by_username("isolated").await.unwrap().unwrap().id,
+        again
+            .account_by_username("isolated")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
         acct.id
     );
     let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM sf_schema_migrations")
@@ -144,7 +149,10 @@ async fn purge_expired_deletes_only_expired_rows() {
     s.create_device(&live, &device(T0 + 100)).await.unwrap();
     s.create_device(&dead, &device(T0)).await.unwrap();
     let zero = ThrottleState::default();
-    let one = ThrottleState { count: 1, until: T0 };
+    let one = ThrottleState {
+        count: 1,
+        until: T0,
+    };
     s.update_throttle("gone", zero, one, T0).await.unwrap();
     s.update_throttle("kept", zero, one, T0 + 1).await.unwrap();
     assert_eq!(s.purge_expired(T0).await.unwrap(), 3);
