@@ -28,7 +28,11 @@ fn provision_prints_a_secret_its_uri_and_a_png_that_decodes() {
         "--png",
         png_path.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let uri_line = stdout
         .lines()
@@ -53,7 +57,12 @@ fn provision_prints_a_secret_its_uri_and_a_png_that_decodes() {
     let now = SystemClock.now();
     let good = key.generate(now);
     let out = provision(&["--secret", &b32, "--verify", &good]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let valid: Vec<String> = [now - 30, now, now + 30, now + 60]
         .iter()
         .map(|t| key.generate(*t))
