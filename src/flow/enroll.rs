@@ -107,6 +107,7 @@ impl<S: Store> Service<S> {
     /// The account's two-factor status.
     ///
     /// Errors: `not_found`, `unavailable`.
+    #[tracing::instrument(skip_all)]
     pub async fn status(&self, user_id: &UserId) -> Result<TwoFactorStatus> {
         let store = &self.inner.store;
         let account = store
@@ -293,6 +294,7 @@ impl<S: Store> Service<S> {
     /// Removes one authenticator. The last one cannot be removed: disable 2FA instead.
     ///
     /// Errors: `not_found`, `invalid_input` (the last authenticator), `unavailable`.
+    #[tracing::instrument(skip_all)]
     pub async fn remove_authenticator(&self, user_id: &UserId, id: &AuthenticatorId) -> Result<()> {
         match self.inner.store.remove_authenticator(user_id, id).await? {
             RemoveOutcome::Removed => {

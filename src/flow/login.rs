@@ -665,6 +665,7 @@ impl<S: Store> Service<S> {
     /// Ends a session (logout). Ending an unknown session is not an error.
     ///
     /// Errors: `unavailable`.
+    #[tracing::instrument(skip_all)]
     pub async fn end_session(&self, session_token: &str) -> Result<()> {
         if let Some(hashes) =
             token::lookup_hashes(&self.inner.keys, SessionToken::purpose(), session_token)
@@ -714,6 +715,7 @@ impl<S: Store> Service<S> {
     /// The account's trusted devices.
     ///
     /// Errors: `unavailable`.
+    #[tracing::instrument(skip_all)]
     pub async fn trusted_devices(&self, user_id: &UserId) -> Result<Vec<TrustedDevice>> {
         let devices = self.inner.store.devices(user_id, self.now()).await?;
         Ok(devices
@@ -730,6 +732,7 @@ impl<S: Store> Service<S> {
     /// Revokes one trusted device.
     ///
     /// Errors: `not_found`, `unavailable`.
+    #[tracing::instrument(skip_all)]
     pub async fn revoke_device(&self, user_id: &UserId, device_id: &DeviceId) -> Result<()> {
         if !self.inner.store.revoke_device(user_id, device_id).await? {
             return Err(Error::NotFound {
