@@ -257,7 +257,7 @@ pub trait AccountStore: Send + Sync + 'static {
         password_epoch: u64,
     ) -> impl Future<Output = Result<bool>> + Send;
 
-    /// The account's authenticators, oldest first.
+    /// The account's authenticators, oldest first (by `created_at`; ties in any order).
     fn authenticators(
         &self,
         user_id: &UserId,
@@ -439,7 +439,8 @@ pub trait EphemeralStore: Send + Sync + 'static {
         now: u64,
     ) -> impl Future<Output = Result<Option<DeviceRecord>>> + Send;
 
-    /// The account's unexpired trusted devices, oldest first.
+    /// The account's unexpired trusted devices, oldest first (by `created_at`; ties in
+    /// any order).
     fn devices(
         &self,
         user_id: &UserId,
