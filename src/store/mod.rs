@@ -55,6 +55,9 @@ use crate::password::PasswordHash;
 use crate::secret::{KeyedHash, SealedSecret};
 
 mod combined;
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
+pub mod conformance;
 mod memory;
 
 pub use combined::Combined;
