@@ -169,3 +169,30 @@ async fn races_across_two_pools_have_one_winner() {
     let b = SqliteStore::connect(&d.url).await.unwrap();
     races(a, b, 120).await;
 }
+
+/// The public conformance suite, over two pools on one database file.
+#[cfg(feature = "conformance")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_store_conforms() {
+    use secondfactor::store::conformance::{self, RaceConfig};
+    let d = db();
+    let handles = [
+        SqliteStore::connect(&d.url).await.unwrap(),
+        SqliteStore::connect(&d.url).await.unwrap(),
+    ];
+    let start = std::time::Instant::now();
+    conformance::all(&handles, RaceConfig::default()).await;
+    eprintln!(
+        "SqliteStore x2 (two pools, one file): all checks in {:?}",
+        start.elapsed()
+    );
+}
+
+/// The conformance suite on the in-memory database (one connection).
+#[cfg(feature = "conformance")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_memory_sqlite_store_conforms() {
+    use secondfactor::store::conformance::{self, RaceConfig};
+    let s = SqliteStore::memory().await.unwrap();
+    conformance::all(&[s.clone(), s], RaceConfig::default().with_rounds(50)).await;
+}

@@ -46,7 +46,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// ```
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    /// Reads: any number of connections (WAL readers never block).
+    reader: SqlitePool,
+    /// Writes: one connection, so that this process's writers queue in the pool
+    /// instead of spinning in SQLite's busy handler; other processes still wait on
+    /// the database lock with the busy timeout.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -79,11 +84,17 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let pool = pool_options
-            .connect_with(options)
+        let writer = pool_options
+            .clone()
+            .max_connections(1)
+            .min_connections(0)
+            .connect_with(options.clone())
             .await
             .map_err(unavailable("connect"))?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            reader: pool_options.connect_lazy_with(options),
+            writer,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -104,7 +115,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(unavailable("connect"))?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore::from_pool(pool);
         store.migrate().await?;
         Ok(store)
     }
@@ -114,12 +125,16 @@ impl SqliteStore {
     /// [`connect`](Self::connect) does), or concurrent writers will see
     /// `unavailable` errors.
     pub fn from_pool(pool: SqlitePool) -> Self {
-        SqliteStore { pool }
+        SqliteStore {
+            reader: pool.clone(),
+            writer: pool,
+        }
     }
 
-    /// The connection pool.
+    /// The pool that writes (and migrates). With [`connect`](Self::connect) it has
+    /// one connection; reads use a second pool.
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        &self.writer
     }
 
     /// Applies the crate's migrations that have not been applied yet. The history
@@ -127,7 +142,7 @@ impl SqliteStore {
     /// own sqlx migrations. Idempotent.
     pub async fn migrate(&self) -> Result<()> {
         migrator(MIGRATIONS)
-            .run(&self.pool)
+            .run(&self.writer)
             .await
             .map_err(migrate_error)
     }
@@ -138,7 +153,7 @@ impl SqliteStore {
     pub async fn purge_expired(&self, now: u64) -> Result<u64> {
         let now = time_to_db(now);
         let mut tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unavailable("purge_expired"))?;
@@ -168,7 +183,7 @@ impl SqliteStore {
         &self,
         context: &'static str,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool
+        self.writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unavailable(context))
@@ -188,7 +203,7 @@ impl AccountStore for SqliteStore {
         .bind(u64_to_db(account.password_epoch)?)
         .bind(account.two_factor_enabled)
         .bind(time_to_db(account.created_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match r {
             Ok(r) if r.rows_affected() == 1 => Ok(()),
@@ -204,7 +219,7 @@ impl AccountStore for SqliteStore {
              FROM sf_accounts WHERE username = ?",
         )
         .bind(username)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(unavailable("account_by_username"))?
         .map(account_from_row)
@@ -217,7 +232,7 @@ impl AccountStore for SqliteStore {
              FROM sf_accounts WHERE id = ?",
         )
         .bind(user_id.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(unavailable("account"))?
         .map(account_from_row)
@@ -236,7 +251,7 @@ impl AccountStore for SqliteStore {
         .bind(hash.as_str())
         .bind(u64_to_db(password_epoch)?)
         .bind(user_id.as_str())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(unavailable("set_password"))?;
         Ok(r.rows_affected() > 0)
@@ -248,7 +263,7 @@ impl AccountStore for SqliteStore {
              WHERE user_id = ? ORDER BY created_at, seq",
         )
         .bind(user_id.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(unavailable("authenticators"))?
         .into_iter()
@@ -351,7 +366,7 @@ impl AccountStore for SqliteStore {
         .bind(sealed_secret.as_bytes())
         .bind(user_id.as_str())
         .bind(id.as_str())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(unavailable("reseal_authenticator"))?;
         Ok(r.rows_affected() > 0)
@@ -400,7 +415,7 @@ impl AccountStore for SqliteStore {
         let r = sqlx::query("DELETE FROM sf_backup_codes WHERE user_id = ? AND code_hash = ?")
             .bind(user_id.as_str())
             .bind(hash.as_bytes().as_slice())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(unavailable("consume_backup_code"))?;
         Ok(r.rows_affected() == 1)
@@ -409,7 +424,7 @@ impl AccountStore for SqliteStore {
     async fn backup_codes_remaining(&self, user_id: &UserId) -> Result<u32> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sf_backup_codes WHERE user_id = ?")
             .bind(user_id.as_str())
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reader)
             .await
             .map_err(unavailable("backup_codes_remaining"))?;
         Ok(count_to_u32(u64::try_from(n).unwrap_or(0)))
@@ -481,7 +496,7 @@ impl EphemeralStore for SqliteStore {
         .bind(u64_to_db(login.password_epoch)?)
         .bind(i64::from(login.attempts))
         .bind(time_to_db(login.expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(unavailable("create_pending_login"))?;
         Ok(())
@@ -503,7 +518,7 @@ impl EphemeralStore for SqliteStore {
         .bind(token.as_bytes().as_slice())
         .bind(now)
         .bind(i64::from(max_attempts))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(unavailable(CX))?;
         if let Some(row) = row {
@@ -517,7 +532,7 @@ impl EphemeralStore for SqliteStore {
         .bind(token.as_bytes().as_slice())
         .bind(now)
         .bind(i64::from(max_attempts))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(unavailable(CX))?;
         Ok(None)
@@ -533,7 +548,7 @@ impl EphemeralStore for SqliteStore {
              RETURNING user_id, password_epoch, attempts, expires_at",
         )
         .bind(token.as_bytes().as_slice())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(unavailable("take_pending_login"))?;
         match row {
@@ -545,7 +560,7 @@ impl EphemeralStore for SqliteStore {
     async fn delete_pending_login(&self, token: &KeyedHash) -> Result<()> {
         sqlx::query("DELETE FROM sf_pending_logins WHERE token_hash = ?")
             .bind(token.as_bytes().as_slice())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(unavailable("delete_pending_login"))?;
         Ok(())
@@ -565,7 +580,7 @@ impl EphemeralStore for SqliteStore {
         .bind(enrollment.sealed_secret.as_bytes())
         .bind(enrollment.adding)
         .bind(time_to_db(enrollment.expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(unavailable("put_enrollment"))?;
         Ok(())
@@ -578,7 +593,7 @@ impl EphemeralStore for SqliteStore {
         )
         .bind(user_id.as_str())
         .bind(time_to_db(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(unavailable("enrollment"))?
         .map(enrollment_from_row)
@@ -592,7 +607,7 @@ impl EphemeralStore for SqliteStore {
         .bind(user_id.as_str())
         .bind(id)
         .bind(time_to_db(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(unavailable("take_enrollment"))?;
         Ok(r.rows_affected() == 1)
@@ -617,7 +632,7 @@ impl EphemeralStore for SqliteStore {
         .bind(id.as_str())
         .bind(u64_to_db(step)?)
         .bind(time_to_db(keep_until))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(unavailable("advance_last_step"))?;
         Ok(row.is_some())
@@ -627,7 +642,7 @@ impl EphemeralStore for SqliteStore {
         let row: Option<(i64, i64)> =
             sqlx::query_as("SELECT count, until FROM sf_throttles WHERE key = ?")
                 .bind(key)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await
                 .map_err(unavailable("throttle"))?;
         row.map(throttle_from_row)
@@ -675,7 +690,7 @@ impl EphemeralStore for SqliteStore {
             .bind(i64::from(expected.count))
             .bind(time_to_db(expected.until)),
         };
-        let r = q.execute(&self.pool).await.map_err(unavailable(CX))?;
+        let r = q.execute(&self.writer).await.map_err(unavailable(CX))?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -696,7 +711,7 @@ impl EphemeralStore for SqliteStore {
         .bind(u64_to_db(device.password_epoch)?)
         .bind(time_to_db(device.created_at))
         .bind(time_to_db(device.expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(unavailable("create_device"))?;
         Ok(())
@@ -709,7 +724,7 @@ impl EphemeralStore for SqliteStore {
         )
         .bind(token.as_bytes().as_slice())
         .bind(time_to_db(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(unavailable("device"))?
         .map(device_from_row)
@@ -723,7 +738,7 @@ impl EphemeralStore for SqliteStore {
         )
         .bind(user_id.as_str())
         .bind(time_to_db(now))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(unavailable("devices"))?
         .into_iter()
@@ -735,7 +750,7 @@ impl EphemeralStore for SqliteStore {
         let r = sqlx::query("DELETE FROM sf_devices WHERE user_id = ? AND id = ?")
             .bind(user_id.as_str())
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(unavailable("revoke_device"))?;
         Ok(r.rows_affected() > 0)
@@ -744,7 +759,7 @@ impl EphemeralStore for SqliteStore {
     async fn revoke_all_devices(&self, user_id: &UserId) -> Result<u32> {
         let r = sqlx::query("DELETE FROM sf_devices WHERE user_id = ?")
             .bind(user_id.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(unavailable("revoke_all_devices"))?;
         Ok(count_to_u32(r.rows_affected()))
@@ -764,7 +779,7 @@ impl EphemeralStore for SqliteStore {
         .bind(u64_to_db(session.password_epoch)?)
         .bind(time_to_db(session.created_at))
         .bind(time_to_db(session.expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(unavailable("create_session"))?;
         Ok(())
@@ -777,7 +792,7 @@ impl EphemeralStore for SqliteStore {
         )
         .bind(token.as_bytes().as_slice())
         .bind(time_to_db(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(unavailable("session"))?
         .map(session_from_row)
@@ -787,7 +802,7 @@ impl EphemeralStore for SqliteStore {
     async fn delete_session(&self, token: &KeyedHash) -> Result<()> {
         sqlx::query("DELETE FROM sf_sessions WHERE token_hash = ?")
             .bind(token.as_bytes().as_slice())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(unavailable("delete_session"))?;
         Ok(())
