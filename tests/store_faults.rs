@@ -240,11 +240,12 @@ mod postgres {
     }
 
     async fn drop_schema(url: &str, schema: &str) {
-        let store = PgStore::connect(url).await.unwrap();
+        // A plain pool: `PgStore::connect` would migrate the default schema.
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP SCHEMA \"{schema}\" CASCADE"
         )))
-        .execute(store.pool())
+        .execute(&pool)
         .await
         .unwrap();
     }

@@ -47,12 +47,13 @@ impl Schema {
     }
 
     async fn drop(self) {
-        let store = PgStore::connect(&self.url).await.unwrap();
+        // A plain pool: `PgStore::connect` would migrate the default schema.
+        let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP SCHEMA \"{}\" CASCADE",
             self.name
         )))
-        .execute(store.pool())
+        .execute(&pool)
         .await
         .unwrap();
     }
@@ -105,6 +106,15 @@ async fn schemas_isolate_and_migrate_is_idempotent() {
         .await
         .unwrap();
     assert_eq!(versions, [1]);
+    // Plain `connect` uses the search_path it is given (here through the URL).
+    let sep = if one.url.contains('?') { '&' } else { '?' };
+    let plain = PgStore::connect(&format!(
+        "{}{sep}options=-c%20search_path%3D{}",
+        one.url, one.name
+    ))
+    .await
+    .unwrap();
+    assert!(plain.account(&acct.id).await.unwrap().is_some());
     // from_pool + migrate works on a pool configured by hand.
     let store = PgStore::from_pool(again.pool().clone());
     store.migrate().await.unwrap();

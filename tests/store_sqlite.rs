@@ -42,6 +42,17 @@ async fn in_memory_store_works_and_is_shared_by_clones() {
 }
 
 #[tokio::test]
+async fn memory_urls_give_the_in_memory_store() {
+    for url in ["sqlite::memory:", "sqlite://?mode=memory"] {
+        let s = SqliteStore::connect(url).await.unwrap();
+        let a = account(&unique("m"));
+        s.create_account(&a).await.unwrap();
+        assert!(s.account(&a.id).await.unwrap().is_some(), "{url}");
+        ephemeral(&s).await;
+    }
+}
+
+#[tokio::test]
 async fn flows_end_to_end() {
     let d = db();
     flows(SqliteStore::connect(&d.url).await.unwrap()).await;

@@ -180,17 +180,29 @@ fn check_schema_name(schema: &str) -> Result<()> {
     }
 }
 
-/// Creates `schema` over a one-off connection. The name was checked by
-/// [`check_schema_name`], so quoting it is enough.
+/// Creates `schema` over a one-off connection unless it exists (so that a role
+/// without `CREATE` on the database can use a schema made for it). The name was
+/// checked by [`check_schema_name`], so quoting it is enough.
 async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<()> {
     let mut conn = sqlx::PgConnection::connect_with(options)
         .await
         .map_err(unavailable("connect"))?;
-    let sql = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
-    let r = sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await;
+    let r = async {
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(schema)
+                .fetch_one(&mut conn)
+                .await?;
+        if !exists {
+            let sql = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+            sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await?;
+        }
+        Ok::<(), sqlx::Error>(())
+    }
+    .await;
     let _ = conn.close().await;
     match r {
-        Ok(_) => Ok(()),
+        Ok(()) => Ok(()),
         // Two processes creating the same schema at once: the other one won.
         Err(e) if is_unique_violation(&e) => Ok(()),
         Err(e) => Err(Error::unavailable("create_schema", e)),

@@ -57,7 +57,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating it if missing) the database at `url` (`sqlite://path/to/file.db`
     /// or `sqlite:path`), sets WAL journal mode, a busy timeout and foreign keys, and
-    /// applies the crate's migrations.
+    /// applies the crate's migrations. `sqlite::memory:` gives [`memory`](Self::memory).
     ///
     /// Errors: [`Error::InvalidConfig`] for a malformed URL, `unavailable` when the
     /// file cannot be opened or migrated.
@@ -65,12 +65,16 @@ impl SqliteStore {
         if !url.starts_with("sqlite:") {
             return Err(Error::InvalidConfig("a SQLite URL starts with sqlite:"));
         }
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Self::memory().await;
+        }
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|_| Error::InvalidConfig("invalid SQLite URL"))?;
         Self::connect_with(options, SqlitePoolOptions::new()).await
     }
 
-    /// Like [`connect`](Self::connect), with your own connection and pool options.
+    /// Like [`connect`](Self::connect), with your own connection and pool options
+    /// (for a file: use [`memory`](Self::memory) for an in-memory database).
     /// The store still turns on `create_if_missing`, WAL mode, foreign keys and a
     /// 10-second busy timeout (keep the journal in WAL mode: the rollback journal
     /// makes readers wait for writers).
