@@ -56,7 +56,13 @@ use crate::secret::{KeyedHash, SealedSecret};
 
 mod combined;
 mod memory;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+mod redis;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::RedisStore;
 pub use combined::Combined;
 pub use memory::MemoryStore;
 
