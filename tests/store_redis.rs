@@ -422,7 +422,7 @@ async fn throttles_compare_both_fields_and_the_zero_state_deletes() {
 }
 
 #[tokio::test]
-async fn devices_list_oldest_first_and_revoked_or_expired_are_gone() {
+async fn devices_list_by_created_at_and_revoked_or_expired_are_gone() {
     let fx = fixture!();
     let s = &fx.store;
     let alice = UserId::new("alice");
@@ -438,6 +438,10 @@ async fn devices_list_oldest_first_and_revoked_or_expired_are_gone() {
     s.create_device(&tok(4), &device("d4", "bob", 100, 5_000))
         .await
         .unwrap();
+    // Written late with an earlier time (another server's clock): listed by time.
+    s.create_device(&tok(6), &device("d0", "alice", 50, 5_000))
+        .await
+        .unwrap();
     assert_eq!(
         s.device(&tok(1), 999).await.unwrap().unwrap(),
         device("d1", "alice", 100, 5_000)
@@ -446,11 +450,13 @@ async fn devices_list_oldest_first_and_revoked_or_expired_are_gone() {
     assert_eq!(
         ids(s.devices(&alice, 999).await.unwrap()),
         [
+            DeviceId::new("d0"),
             DeviceId::new("d1"),
             DeviceId::new("d2"),
             DeviceId::new("d3")
         ]
     );
+    assert!(s.revoke_device(&alice, &DeviceId::new("d0")).await.unwrap());
     // Expired: not found, not listed.
     assert!(s.device(&tok(2), 1_000).await.unwrap().is_none());
     assert_eq!(
@@ -1105,4 +1111,44 @@ async fn flows_on_a_vanished_redis_are_unavailable() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "unavailable", "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------
+// The public conformance suite
+
+#[cfg(feature = "conformance")]
+mod conformance_suite {
+    use super::*;
+    use secondfactor::store::conformance::{self, RaceConfig};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_store_passes_the_ephemeral_suite_and_races() {
+        let fx = fixture!();
+        // Two more connections on the same keys: three "server instances".
+        let handles = [fx.store.clone(), fx.twin().await, fx.twin().await];
+        let start = Instant::now();
+        conformance::ephemeral_all(&handles, RaceConfig::default()).await;
+        eprintln!(
+            "RedisStore x3: ephemeral checks and races in {:?}",
+            start.elapsed()
+        );
+        fx.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn combined_memory_and_redis_pass_the_whole_suite() {
+        let fx = fixture!();
+        let accounts = MemoryStore::new();
+        let mut handles = Vec::new();
+        for _ in 0..3 {
+            handles.push(Combined::new(accounts.clone(), fx.twin().await));
+        }
+        let start = Instant::now();
+        conformance::all(&handles, RaceConfig::default()).await;
+        eprintln!(
+            "Combined<MemoryStore, RedisStore> x3: all checks in {:?}",
+            start.elapsed()
+        );
+        fx.cleanup().await;
+    }
 }

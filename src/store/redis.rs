@@ -126,7 +126,7 @@ return 1
 "#;
 
 /// KEYS[1] user's device list; ARGV[1] device key prefix. Returns the fields
-/// `i u l p c x` of every device still present, flattened, oldest first, and prunes
+/// `i u l p c x` of every device still present, flattened, in insertion order, and prunes
 /// list entries whose device is gone.
 const LIST_DEVICES: &str = r#"
 local out = {}
@@ -233,7 +233,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 /// | `{p}st:{authenticator id}` | string | last accepted TOTP step |
 /// | `{p}th:{throttle key}` | string | `{count}:{until}`; a missing key is the zero state |
 /// | `{p}dv:{token hash}` | hash | trusted device: `i` id, `u` user id, `l` label, `p` epoch, `c` created at, `x` expires at |
-/// | `{p}du:{user id}` | list | the user's device token hashes, oldest first |
+/// | `{p}du:{user id}` | list | the user's device token hashes, in insertion order (listed by `created_at`) |
 /// | `{p}se:{token hash}` | hash | session: `u` user id, `p` epoch, `c` created at, `x` expires at |
 ///
 /// Times and steps that a script compares (`x`, the step) are written as 20-digit
@@ -861,6 +861,9 @@ impl EphemeralStore for RedisStore {
                 out.push(device);
             }
         }
+        // The list is in insertion order; oldest first means by `created_at`. The
+        // sort is stable, so equal times keep insertion order.
+        out.sort_by_key(|d| d.created_at);
         Ok(out)
     }
 
