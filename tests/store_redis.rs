@@ -115,19 +115,27 @@ impl Fixture {
 
     /// Deletes every key under the prefix (they would expire anyway).
     async fn cleanup(self) {
-        let mut raw = self.raw().await;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
+        delete_prefix(&self.url, &self.prefix).await;
+    }
+}
+
+async fn delete_prefix(url: &str, prefix: &str) {
+    let mut raw = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&keys)
             .query_async(&mut raw)
             .await
             .unwrap();
-        if !keys.is_empty() {
-            let _: i64 = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut raw)
-                .await
-                .unwrap();
-        }
     }
 }
 
@@ -918,7 +926,8 @@ async fn a_store_whose_redis_went_away_is_unavailable_then_recovers() {
     let up = upstream(&url).await;
     let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), up).await;
     let addr = proxy.addr;
-    let store = RedisStore::with_prefix(&proxy.url(), fresh_prefix())
+    let prefix = fresh_prefix();
+    let store = RedisStore::with_prefix(&proxy.url(), prefix.clone())
         .await
         .unwrap();
     store
@@ -966,6 +975,7 @@ async fn a_store_whose_redis_went_away_is_unavailable_then_recovers() {
     }
     store.delete_session(&tok(1)).await.unwrap();
     proxy.stop().await;
+    delete_prefix(&url, &prefix).await;
 }
 
 // ---------------------------------------------------------------------------------
@@ -1085,7 +1095,8 @@ async fn flows_on_a_vanished_redis_are_unavailable() {
         return;
     }
     let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), upstream(&url).await).await;
-    let store = RedisStore::with_prefix(&proxy.url(), fresh_prefix())
+    let prefix = fresh_prefix();
+    let store = RedisStore::with_prefix(&proxy.url(), prefix.clone())
         .await
         .unwrap();
     let clock = ManualClock::new(T0);
@@ -1111,6 +1122,7 @@ async fn flows_on_a_vanished_redis_are_unavailable() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "unavailable", "{err:?}");
+    delete_prefix(&url, &prefix).await;
 }
 
 // ---------------------------------------------------------------------------------

@@ -288,7 +288,10 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 /// The store talks through one multiplexed connection managed by a `redis`
 /// `ConnectionManager`, which reconnects after the server went away; cloning the store shares it. Connecting times out after 2
 /// seconds and each command after 5; a command that cannot be sent or answered is
-/// [`Error::Unavailable`]. The store spawns its connection task on the tokio runtime
+/// [`Error::Unavailable`]. Every write is a single script or `MULTI` block, so a
+/// failure never leaves half a record behind; as with any lost reply, a command whose
+/// answer timed out may still have run (a replay mark set, an attempt counted), which
+/// errs on the safe side. The store spawns its connection task on the tokio runtime
 /// it was created in, so create it inside the runtime that will use it.
 ///
 /// # Example
