@@ -342,7 +342,11 @@ impl<S: Store> Service<S> {
         if !passed {
             return Err(self.failure(user_id, reservation, u32::MAX));
         }
-        throttle::reset_account(store, &key, reservation).await
+        // The factor is spent; the action must go ahead even if the reset fails.
+        if let Err(e) = throttle::reset_account(store, &key, reservation).await {
+            tracing::warn!(error = %e, "account throttle could not be reset");
+        }
+        Ok(())
     }
 
     /// Turns 2FA off after a valid TOTP or backup code: removes the authenticators and

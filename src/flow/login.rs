@@ -448,7 +448,11 @@ impl<S: Store> Service<S> {
         };
         match method {
             Some(method) => {
-                throttle::reset_account(store, &key, reservation).await?;
+                // The factor is spent; a failed reset only leaves the failures
+                // counted, which must not turn a completed login into an error.
+                if let Err(e) = throttle::reset_account(store, &key, reservation).await {
+                    tracing::warn!(error = %e, "account throttle could not be reset");
+                }
                 self.reseal_if_needed(&account.id).await;
                 Ok(self.authenticated(&account, method))
             }
@@ -581,11 +585,15 @@ impl<S: Store> Service<S> {
         let store = &self.inner.store;
         for h in backup::hash_candidates(&self.inner.keys, code) {
             if store.consume_backup_code(user_id, &h).await? {
-                let remaining = store.backup_codes_remaining(user_id).await?;
-                self.emit(Event::BackupCodeUsed {
-                    user_id: user_id.clone(),
-                    remaining,
-                });
+                // The code is spent: from here on nothing may fail the login. The
+                // count is for the audit event only.
+                match store.backup_codes_remaining(user_id).await {
+                    Ok(remaining) => self.emit(Event::BackupCodeUsed {
+                        user_id: user_id.clone(),
+                        remaining,
+                    }),
+                    Err(e) => tracing::warn!(error = %e, "backup codes left could not be counted"),
+                }
                 return Ok(true);
             }
         }
