@@ -317,6 +317,34 @@ fn second_factor(c: &mut Criterion) {
     g.finish();
 }
 
+/// The pieces of the second-factor step one by one, to see where its time goes.
+fn second_factor_parts(c: &mut Criterion) {
+    let keys = KeyRing::new(1, SealingKey::from_bytes([7; 32]));
+    let policy = secondfactor::totp::TotpPolicy::default();
+    let secret = Secret::from_bytes(&secret_bytes(42)).unwrap();
+    let user = user_id(42);
+    let sealed = keys.seal(user.as_str(), &secret).unwrap();
+    let raw = [9u8; 32];
+    let key = TotpKey::new(&policy, secret.expose_bytes());
+    let code = policy.normalize_code(&key.generate(START)).unwrap();
+
+    let mut g = c.benchmark_group("second_factor_parts");
+    g.measurement_time(Duration::from_secs(3));
+    g.bench_function("token_keyed_hash", |b| {
+        b.iter(|| keys.keyed_hash(HashPurpose::LoginToken, black_box(&raw)))
+    });
+    g.bench_function("unseal_secret", |b| {
+        b.iter(|| keys.open(black_box(user.as_str()), black_box(&sealed)))
+    });
+    g.bench_function("prepare_totp_key", |b| {
+        b.iter(|| TotpKey::new(&policy, black_box(secret.expose_bytes())))
+    });
+    g.bench_function("verify_code", |b| {
+        b.iter(|| black_box(&key).verify(black_box(&code), black_box(START)))
+    });
+    g.finish();
+}
+
 fn backup_codes(c: &mut Criterion) {
     let w = OnceCell::new();
     let mut g = c.benchmark_group("backup_code");
@@ -335,5 +363,5 @@ fn backup_codes(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, second_factor, backup_codes);
+criterion_group!(benches, second_factor, second_factor_parts, backup_codes);
 criterion_main!(benches);
