@@ -766,17 +766,22 @@ impl KeyRing {
         let (ciphertext, tag) = rest
             .split_last_chunk::<TAG_LEN>()
             .ok_or(Error::SealedSecretInvalid)?;
-        let mut plain = Zeroizing::new(ciphertext.to_vec());
+        // Decrypt on the stack (wiped on drop): the only heap copy is the Secret's own.
+        let mut buffer = Zeroizing::new([0u8; Secret::MAX_BYTES]);
+        let plain = buffer
+            .get_mut(..ciphertext.len())
+            .ok_or(Error::SealedSecretInvalid)?;
+        plain.copy_from_slice(ciphertext);
         entry
             .cipher
             .decrypt_inout_detached(
                 &XNonce::from(*nonce),
                 &aad(header, user_id),
-                plain.as_mut_slice().into(),
+                (&mut *plain).into(),
                 &Tag::from(*tag),
             )
             .map_err(|_| Error::SealedSecretInvalid)?;
-        Secret::from_bytes(&plain).map_err(|_| Error::SealedSecretInvalid)
+        Secret::from_bytes(plain).map_err(|_| Error::SealedSecretInvalid)
     }
 
     /// Opens `sealed` and seals the secret again under the active key (key rotation).

@@ -410,10 +410,11 @@ impl<S: Store> Service<S> {
         let reservation = self.reserve(&key, now).await?;
 
         let pending_left = max.saturating_sub(pending.attempts);
+        let mut known_auths = None;
         let method = match &factor {
             Factor::Totp(code) => {
-                let auths = store.authenticators(&account.id).await?;
-                let matches = self.match_totp(&account.id, &auths, code, now)?;
+                let auths = known_auths.insert(store.authenticators(&account.id).await?);
+                let matches = self.match_totp(&account.id, auths, code, now)?;
                 if matches.is_empty() {
                     None
                 } else {
@@ -453,7 +454,7 @@ impl<S: Store> Service<S> {
                 if let Err(e) = throttle::reset_account(store, &key, reservation).await {
                     tracing::warn!(error = %e, "account throttle could not be reset");
                 }
-                self.reseal_if_needed(&account.id).await;
+                self.reseal_if_needed(&account.id, known_auths).await;
                 Ok(self.authenticated(&account, method))
             }
             None => {
@@ -601,11 +602,22 @@ impl<S: Store> Service<S> {
     }
 
     /// Re-seals the account's secrets under the active key if any uses an older one.
-    /// Best effort; runs after a successful second factor.
-    pub(crate) async fn reseal_if_needed(&self, user_id: &UserId) {
+    /// Best effort; runs after a successful second factor. `known` is the list of
+    /// authenticators the caller already read, if any (a stale list is harmless: a
+    /// removed authenticator is not resealed, one resealed meanwhile is resealed again
+    /// with the same secret); without one, it is read from the store.
+    pub(crate) async fn reseal_if_needed(
+        &self,
+        user_id: &UserId,
+        known: Option<Vec<AuthenticatorRecord>>,
+    ) {
         let keys = &self.inner.keys;
-        let Ok(auths) = self.inner.store.authenticators(user_id).await else {
-            return;
+        let auths = match known {
+            Some(auths) => auths,
+            None => match self.inner.store.authenticators(user_id).await {
+                Ok(auths) => auths,
+                Err(_) => return,
+            },
         };
         for a in auths.iter().filter(|a| keys.needs_reseal(&a.sealed_secret)) {
             let result = match keys.reseal(user_id.as_str(), &a.sealed_secret) {

@@ -25,7 +25,13 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
         }
     }
 
-    fn lock(&self, key: &K) -> MutexGuard<'_, HashMap<K, V>> {
+    /// Locks the shard of `key`. Takes any borrowed form of the key (`&str` for a
+    /// `String` key) whose hash equals the key's, so lookups need no owned key.
+    fn lock<Q>(&self, key: &Q) -> MutexGuard<'_, HashMap<K, V>>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + ?Sized,
+    {
         let i = (self.hasher.hash_one(key) as usize) % self.shards.len();
         // A poisoned shard only means another thread panicked while holding it; the
         // map itself is always left consistent by the operations below.
@@ -133,8 +139,7 @@ impl AccountStore for MemoryStore {
     }
 
     async fn account_by_username(&self, username: &str) -> Result<Option<AccountRecord>> {
-        let key = username.to_owned();
-        let id = self.inner.usernames.lock(&key).get(&key).cloned();
+        let id = self.inner.usernames.lock(username).get(username).cloned();
         match id {
             Some(id) => self.account(&id).await,
             None => Ok(None),
@@ -404,12 +409,11 @@ impl EphemeralStore for MemoryStore {
     }
 
     async fn throttle(&self, key: &str) -> Result<ThrottleState> {
-        let key = key.to_owned();
         Ok(self
             .inner
             .throttles
-            .lock(&key)
-            .get(&key)
+            .lock(key)
+            .get(key)
             .map(|(s, _)| *s)
             .unwrap_or_default())
     }
@@ -421,16 +425,18 @@ impl EphemeralStore for MemoryStore {
         new: ThrottleState,
         keep_until: u64,
     ) -> Result<bool> {
-        let key = key.to_owned();
-        let mut map = self.inner.throttles.lock(&key);
-        let current = map.get(&key).map(|(s, _)| *s).unwrap_or_default();
+        let mut map = self.inner.throttles.lock(key);
+        let current = map.get(key).map(|(s, _)| *s).unwrap_or_default();
         if current != expected {
             return Ok(false);
         }
         if new == ThrottleState::default() {
-            map.remove(&key);
+            map.remove(key);
+        } else if let Some(entry) = map.get_mut(key) {
+            *entry = (new, keep_until);
         } else {
-            map.insert(key, (new, keep_until));
+            // Only a new key needs an owned copy.
+            map.insert(key.to_owned(), (new, keep_until));
         }
         Ok(true)
     }
