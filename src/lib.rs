@@ -1,6 +1,79 @@
 //! # secondfactor
 //!
-//! Password + TOTP two-factor login done right.
+//! Password + TOTP two-factor login for Rust web services, done right: codes that
+//! cannot be replayed, attempt limits that survive a restarted login, TOTP secrets
+//! sealed at rest, backup codes that can be spent once, and QR codes every
+//! authenticator app reads. One framework-agnostic [`Service`] holds every decision;
+//! your handlers only translate HTTP.
+//!
+//! ## Quick start
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> secondfactor::Result<()> {
+//! use secondfactor::clock::{Clock, ManualClock};
+//! use secondfactor::password::PasswordHasher;
+//! use secondfactor::secret::{KeyRing, SealingKey};
+//! use secondfactor::store::MemoryStore;
+//! use secondfactor::totp::TotpKey;
+//! use secondfactor::{LoginOutcome, LoginRequest, SecondFactor, Service};
+//!
+//! // One service per process. In production: a real store, SystemClock (the
+//! // default), and a SealingKey loaded from your secret configuration.
+//! let clock = ManualClock::new(1_700_000_000);
+//! let service = Service::builder(MemoryStore::new(), KeyRing::new(1, SealingKey::generate()))
+//!     .issuer("Example")
+//!     .clock(clock.clone())
+//!     .password_hasher(PasswordHasher::new(1024, 1, 1)?) // cheap, for the example only
+//!     .build()?;
+//!
+//! // Registration and enrollment: setup shows a secret (QR), confirm turns 2FA on.
+//! let user = service.register("alice", "correct horse battery").await?;
+//! let setup = service.setup_two_factor(&user).await?;
+//! let _png = setup.qr()?.png()?; // or .svg(), .terminal(), .png_data_uri()
+//! let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
+//! let confirmed = service.confirm_enrollment(&user, &phone.generate(clock.now())).await?;
+//! let backup_codes = confirmed.backup_codes.expect("first enrollment"); // show once
+//! assert_eq!(backup_codes.len(), 10);
+//!
+//! // The two-phase login.
+//! clock.advance(std::time::Duration::from_secs(30));
+//! let LoginOutcome::SecondFactorRequired(ticket) =
+//!     service.login(LoginRequest::new("alice", "correct horse battery")).await?
+//! else {
+//!     unreachable!("2FA is on")
+//! };
+//! // ticket.token goes to the client (a cookie); the code comes back with it.
+//! let code = phone.generate(clock.now());
+//! let auth = service.second_factor(ticket.token.expose(), SecondFactor::Totp(&code)).await?;
+//! let session = service.issue_session(auth).await?;
+//! assert_eq!(service.session(session.expose()).await?.username, "alice");
+//! # Ok(()) }
+//! ```
+//!
+//! ## What is where
+//!
+//! | module | for |
+//! | --- | --- |
+//! | [`flow`] | [`Service`]: register, login, second factor, enrollment, disable, backup codes, trusted devices, sessions |
+//! | [`store`] | the storage traits and their atomicity contract; [`store::MemoryStore`] |
+//! | [`totp`] | TOTP policy and constant-time verification that returns the matched step |
+//! | [`secret`] | secrets, sealing at rest (XChaCha20-Poly1305, key ring), keyed hashes |
+//! | [`provisioning`] | `otpauth://` URIs and QR codes (PNG, SVG, terminal) |
+//! | [`backup`] | backup codes |
+//! | [`password`] | argon2id password hashing |
+//! | [`throttle`] | attempt limiting policy |
+//! | [`events`] | the audit hook |
+//! | [`clock`] | injected time |
+//! | [`error`] | [`Error`] and its stable machine codes |
+//!
+//! ## Feature flags
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `qr-png` | yes | [`provisioning::QrCode::png`] and `png_data_uri` |
+//! | `tokio` | no | [`flow::TokioBlocking`]: argon2 on tokio's blocking pool |
+//! | `conformance` | no | the public store conformance suite |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(

@@ -647,6 +647,7 @@ async fn attacker_simulation_30_days_success_probability_below_1e_4() {
         "{guesses} guesses in 30 days: success probability {p_success:e}"
     );
     assert!(guesses >= 6, "the free attempts must be usable");
+    println!("attacker: {guesses} guesses in 30 days, success probability {p_success:e}");
 }
 
 // ---------------------------------------------------------------------------------

@@ -107,6 +107,7 @@ impl<S: Store> Service<S> {
     /// The account's two-factor status.
     ///
     /// Errors: `not_found`, `unavailable`.
+    #[tracing::instrument(skip_all)]
     pub async fn status(&self, user_id: &UserId) -> Result<TwoFactorStatus> {
         let store = &self.inner.store;
         let account = store
@@ -306,7 +307,7 @@ impl<S: Store> Service<S> {
             });
         }
         let codes = self.new_backup_codes()?;
-        let hashes = self.hash_backup_codes(&codes)?;
+        let hashes = self.hash_backup_codes(&codes);
         store.enable_two_factor(&authenticator, &hashes).await?;
         self.emit(Event::TwoFactorEnabled {
             user_id: user_id.clone(),
@@ -318,16 +319,17 @@ impl<S: Store> Service<S> {
         })
     }
 
-    fn hash_backup_codes(&self, codes: &[BackupCode]) -> Result<Vec<KeyedHash>> {
+    fn hash_backup_codes(&self, codes: &[BackupCode]) -> Vec<KeyedHash> {
         codes
             .iter()
-            .map(|c| Ok(backup::hash(&self.inner.keys, &c.normalized())))
+            .map(|c| backup::hash(&self.inner.keys, &c.normalized()))
             .collect()
     }
 
     /// Removes one authenticator. The last one cannot be removed: disable 2FA instead.
     ///
     /// Errors: `not_found`, `invalid_input` (the last authenticator), `unavailable`.
+    #[tracing::instrument(skip_all)]
     pub async fn remove_authenticator(&self, user_id: &UserId, id: &AuthenticatorId) -> Result<()> {
         match self.inner.store.remove_authenticator(user_id, id).await? {
             RemoveOutcome::Removed => {
@@ -360,7 +362,7 @@ impl<S: Store> Service<S> {
             return Err(Error::TwoFactorNotEnabled);
         }
         let key = throttle::account_key(user_id);
-        let reservation = self.reserve(user_id, &key, now).await?;
+        let reservation = self.reserve(&key, now).await?;
         let passed = match &factor {
             Factor::Totp(code) => {
                 let auths = store.authenticators(user_id).await?;
@@ -413,7 +415,7 @@ impl<S: Store> Service<S> {
         let factor = self.normalize_factor(SecondFactor::Totp(totp_code))?;
         self.verify_for_action(user_id, factor).await?;
         let codes = self.new_backup_codes()?;
-        let hashes = self.hash_backup_codes(&codes)?;
+        let hashes = self.hash_backup_codes(&codes);
         self.inner
             .store
             .replace_backup_codes(user_id, &hashes)

@@ -407,7 +407,7 @@ impl<S: Store> Service<S> {
             }
         };
         let key = throttle::account_key(&account.id);
-        let reservation = self.reserve(&account.id, &key, now).await?;
+        let reservation = self.reserve(&key, now).await?;
 
         let pending_left = max.saturating_sub(pending.attempts);
         let method = match &factor {
@@ -461,23 +461,10 @@ impl<S: Store> Service<S> {
         }
     }
 
-    /// Reserves one second-factor attempt on the account, reporting a lockout.
-    pub(crate) async fn reserve(
-        &self,
-        user_id: &UserId,
-        key: &str,
-        now: u64,
-    ) -> Result<Reservation> {
-        let r =
-            throttle::reserve_account_attempt(&self.inner.store, &self.inner.throttle, key, now)
-                .await;
-        if let Err(Error::TooManyAttempts { retry_after }) = &r {
-            self.emit(Event::LockedOut {
-                user_id: user_id.clone(),
-                retry_after: *retry_after,
-            });
-        }
-        r
+    /// Reserves one second-factor attempt on the account (refused while it is
+    /// locked; the lockout itself was reported when it began, by [`Self::failure`]).
+    pub(crate) async fn reserve(&self, key: &str, now: u64) -> Result<Reservation> {
+        throttle::reserve_account_attempt(&self.inner.store, &self.inner.throttle, key, now).await
     }
 
     /// The error for a wrong code, with the attempts left, and its audit event.
@@ -678,6 +665,7 @@ impl<S: Store> Service<S> {
     /// Ends a session (logout). Ending an unknown session is not an error.
     ///
     /// Errors: `unavailable`.
+    #[tracing::instrument(skip_all)]
     pub async fn end_session(&self, session_token: &str) -> Result<()> {
         if let Some(hashes) =
             token::lookup_hashes(&self.inner.keys, SessionToken::purpose(), session_token)
@@ -727,6 +715,7 @@ impl<S: Store> Service<S> {
     /// The account's trusted devices.
     ///
     /// Errors: `unavailable`.
+    #[tracing::instrument(skip_all)]
     pub async fn trusted_devices(&self, user_id: &UserId) -> Result<Vec<TrustedDevice>> {
         let devices = self.inner.store.devices(user_id, self.now()).await?;
         Ok(devices
@@ -743,6 +732,7 @@ impl<S: Store> Service<S> {
     /// Revokes one trusted device.
     ///
     /// Errors: `not_found`, `unavailable`.
+    #[tracing::instrument(skip_all)]
     pub async fn revoke_device(&self, user_id: &UserId, device_id: &DeviceId) -> Result<()> {
         if !self.inner.store.revoke_device(user_id, device_id).await? {
             return Err(Error::NotFound {
@@ -817,11 +807,13 @@ impl<S: Store> Service<S> {
         self.emit(Event::PasswordChanged {
             user_id: user_id.clone(),
         });
-        let updated = AccountRecord {
+        // Not a login: no LoginSucceeded event, but the caller may start a fresh
+        // session under the new password epoch.
+        Ok(Authenticated {
+            user_id: account.id,
+            username: account.username,
+            method: AuthMethod::Password,
             password_epoch: epoch,
-            password_hash: new_hash,
-            ..account
-        };
-        Ok(self.authenticated(&updated, AuthMethod::Password))
+        })
     }
 }

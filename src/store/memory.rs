@@ -210,7 +210,11 @@ impl AccountStore for MemoryStore {
         if !user.account.as_ref().is_some_and(|a| a.two_factor_enabled) {
             return Err(crate::Error::TwoFactorNotEnabled);
         }
-        user.authenticators.push(authenticator.clone());
+        // Oldest first by `created_at`; equal times keep insertion order.
+        let pos = user
+            .authenticators
+            .partition_point(|a| a.created_at <= authenticator.created_at);
+        user.authenticators.insert(pos, authenticator.clone());
         Ok(())
     }
 
@@ -434,11 +438,10 @@ impl EphemeralStore for MemoryStore {
     async fn create_device(&self, token: &KeyedHash, device: &DeviceRecord) -> Result<()> {
         {
             let mut users = self.inner.users.lock(&device.user_id);
-            users
-                .entry(device.user_id.clone())
-                .or_default()
-                .devices
-                .push((token.0, device.clone()));
+            let devices = &mut users.entry(device.user_id.clone()).or_default().devices;
+            // Oldest first by `created_at`; equal times keep insertion order.
+            let pos = devices.partition_point(|(_, d)| d.created_at <= device.created_at);
+            devices.insert(pos, (token.0, device.clone()));
         }
         self.inner
             .device_index

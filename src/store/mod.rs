@@ -55,6 +55,9 @@ use crate::password::PasswordHash;
 use crate::secret::{KeyedHash, SealedSecret};
 
 mod combined;
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
+pub mod conformance;
 mod memory;
 
 pub use combined::Combined;
@@ -257,7 +260,7 @@ pub trait AccountStore: Send + Sync + 'static {
         password_epoch: u64,
     ) -> impl Future<Output = Result<bool>> + Send;
 
-    /// The account's authenticators, oldest first.
+    /// The account's authenticators, oldest first (by `created_at`; ties in any order).
     fn authenticators(
         &self,
         user_id: &UserId,
@@ -439,7 +442,8 @@ pub trait EphemeralStore: Send + Sync + 'static {
         now: u64,
     ) -> impl Future<Output = Result<Option<DeviceRecord>>> + Send;
 
-    /// The account's unexpired trusted devices, oldest first.
+    /// The account's unexpired trusted devices, oldest first (by `created_at`; ties in
+    /// any order).
     fn devices(
         &self,
         user_id: &UserId,

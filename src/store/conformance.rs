@@ -1,0 +1,2637 @@
+//! The store conformance suite: one generic test suite every store must pass.
+//!
+//! The flows are only as safe as the store under them: a store that lets two
+//! concurrent logins spend the same backup code, or forgets a replay mark, breaks
+//! two-factor authentication no matter how careful the rest of the crate is. This
+//! module checks every method and every "Atomicity" contract of [`AccountStore`] and
+//! [`EphemeralStore`], with real races: many tasks on a multi-threaded tokio runtime,
+//! released together by a barrier, spread over several handles of the same store.
+//!
+//! # How to use it
+//!
+//! Call the functions from a `#[tokio::test(flavor = "multi_thread")]` test. They
+//! **panic** with a message naming the method and the broken contract when the store
+//! gets something wrong (and when it returns an error it should not), like `assert!`.
+//!
+//! - [`all`]: everything, for a complete [`Store`].
+//! - [`account_store`] / [`ephemeral_store`]: the behaviour of each method, one call
+//!   at a time, on one handle.
+//! - [`account_races`] / [`ephemeral_races`] / [`races`]: the atomicity contracts.
+//! - [`accounts_all`] / [`ephemeral_all`]: both kinds of check for a store that
+//!   implements only one of the traits (a Redis store of ephemeral state, say).
+//!
+//! The race functions take a slice of **handles to the same backing data**: for a
+//! database store, give each handle its own connection pool, so that they stand in
+//! for separate server instances; for an in-memory store, clones. Racing tasks are
+//! spread over the handles round-robin. A single handle works too.
+//!
+//! Every check makes its own random ids, user names and token hashes, so the suite
+//! can run against a shared database, in parallel with other tests, and again and
+//! again without cleaning up. It leaves its records behind (the ephemeral ones
+//! expire ten minutes later).
+//!
+//! Times: the suite passes the real current time (and times up to ten minutes
+//! ahead) as `now`, `expires_at` and `keep_until`, so stores that map expiry onto
+//! native TTLs behave normally; it never sleeps.
+//!
+//! ```
+//! use secondfactor::store::MemoryStore;
+//! use secondfactor::store::conformance::{self, RaceConfig};
+//!
+//! #[tokio::main] // in a test: #[tokio::test(flavor = "multi_thread")]
+//! async fn main() {
+//!     let store = MemoryStore::new();
+//!     // Several handles on the same data stand in for several server instances.
+//!     let handles = [store.clone(), store.clone(), store];
+//!     conformance::all(&handles, RaceConfig::new(20, 8)).await;
+//! }
+//! ```
+//!
+//! A store of your own, racing over separate connection pools:
+//!
+//! ```ignore
+//! #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+//! async fn my_store_conforms() {
+//!     let url = std::env::var("DATABASE_URL").unwrap();
+//!     // One connection pool per handle: two "server instances" on one database.
+//!     let handles = [
+//!         MyStore::connect(&url).await.unwrap(),
+//!         MyStore::connect(&url).await.unwrap(),
+//!     ];
+//!     // A networked store is slower than memory: fewer rounds still race hard.
+//!     conformance::all(&handles, RaceConfig::default().with_rounds(50)).await;
+//! }
+//! ```
+
+// This module is a test suite: reporting a broken contract by panicking is its job.
+#![allow(clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use tokio::sync::Barrier;
+
+use super::*;
+use crate::Error;
+use crate::clock::{Clock, SystemClock};
+
+/// How hard the race checks push: how many rounds of each race, and how many tasks
+/// race in each round.
+///
+/// The default, 200 rounds of 16 tasks, takes well under a second on
+/// [`MemoryStore`]. A store that talks to a server costs a round trip or more per
+/// operation; 20 to 50 rounds still make thousands of racing calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RaceConfig {
+    rounds: usize,
+    tasks: usize,
+}
+
+impl Default for RaceConfig {
+    /// 200 rounds of 16 tasks.
+    fn default() -> Self {
+        RaceConfig {
+            rounds: 200,
+            tasks: 16,
+        }
+    }
+}
+
+impl RaceConfig {
+    /// `rounds` rounds of each race, `tasks` racing tasks per round. Values below
+    /// the minimum (1 round, 2 tasks) are raised to it.
+    pub fn new(rounds: usize, tasks: usize) -> Self {
+        RaceConfig {
+            rounds: rounds.max(1),
+            tasks: tasks.max(2),
+        }
+    }
+
+    /// The same with `rounds` rounds (at least 1).
+    pub fn with_rounds(self, rounds: usize) -> Self {
+        RaceConfig::new(rounds, self.tasks)
+    }
+
+    /// The same with `tasks` racing tasks per round (at least 2).
+    pub fn with_tasks(self, tasks: usize) -> Self {
+        RaceConfig::new(self.rounds, tasks)
+    }
+
+    /// Rounds of each race.
+    pub fn rounds(&self) -> usize {
+        self.rounds
+    }
+
+    /// Racing tasks per round.
+    pub fn tasks(&self) -> usize {
+        self.tasks
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------
+
+/// Runs every check on a complete store: [`account_store`] and [`ephemeral_store`]
+/// on each handle, then [`races`] over all of them.
+///
+/// # Panics
+///
+/// On the first contract the store breaks, on any store error, when `stores` is
+/// empty, and when not called on a multi-threaded tokio runtime.
+pub async fn all<S: Store + Clone>(stores: &[S], config: RaceConfig) {
+    non_empty(stores, "all");
+    for store in stores {
+        account_store(store).await;
+        ephemeral_store(store).await;
+    }
+    races(stores, config).await;
+}
+
+/// Runs every check of the [`AccountStore`] half: [`account_store`] on each handle,
+/// then [`account_races`].
+///
+/// # Panics
+///
+/// As [`all`].
+pub async fn accounts_all<A: AccountStore + Clone>(stores: &[A], config: RaceConfig) {
+    non_empty(stores, "accounts_all");
+    for store in stores {
+        account_store(store).await;
+    }
+    account_races(stores, config).await;
+}
+
+/// Runs every check of the [`EphemeralStore`] half: [`ephemeral_store`] on each
+/// handle, then [`ephemeral_races`].
+///
+/// # Panics
+///
+/// As [`all`].
+pub async fn ephemeral_all<E: EphemeralStore + Clone>(stores: &[E], config: RaceConfig) {
+    non_empty(stores, "ephemeral_all");
+    for store in stores {
+        ephemeral_store(store).await;
+    }
+    ephemeral_races(stores, config).await;
+}
+
+/// Checks the behaviour of every [`AccountStore`] method, one call at a time:
+/// accounts and user-name uniqueness, passwords, turning 2FA on and off,
+/// authenticators (order, adding, removing, resealing) and backup codes.
+///
+/// # Panics
+///
+/// On the first contract the store breaks, and on any store error.
+pub async fn account_store<A: AccountStore>(store: &A) {
+    accounts_create_and_lookup(store).await;
+    accounts_set_password(store).await;
+    two_factor_lifecycle(store).await;
+    authenticators_order_remove_reseal(store).await;
+    backup_codes(store).await;
+}
+
+/// Checks the behaviour of every [`EphemeralStore`] method, one call at a time:
+/// pending logins (attempt counting, burning, expiry, take, delete), enrollments,
+/// replay marks, throttles, trusted devices and sessions.
+///
+/// # Panics
+///
+/// On the first contract the store breaks, and on any store error.
+pub async fn ephemeral_store<E: EphemeralStore>(store: &E) {
+    pending_logins(store).await;
+    pending_login_expiry(store).await;
+    enrollments(store).await;
+    replay_marks(store).await;
+    throttles(store).await;
+    devices(store).await;
+    device_expiry(store).await;
+    sessions(store).await;
+}
+
+/// Races every atomicity contract of both halves; see [`account_races`] and
+/// [`ephemeral_races`].
+///
+/// # Panics
+///
+/// As [`all`].
+pub async fn races<S: Store + Clone>(stores: &[S], config: RaceConfig) {
+    account_races(stores, config).await;
+    ephemeral_races(stores, config).await;
+}
+
+/// Races the atomicity contracts of [`AccountStore`], `config.rounds()` rounds each,
+/// `config.tasks()` tasks per round spread over `stores`:
+///
+/// - `create_account` with one user name: exactly one succeeds, the rest get
+///   `UsernameTaken`, and the losers leave no account behind;
+/// - `enable_two_factor` on one account: exactly one succeeds, and the account ends
+///   up with exactly the winner's authenticator and backup codes;
+/// - `consume_backup_code` with one hash: exactly one `true`;
+/// - `consume_backup_code` with distinct hashes of one account: all `true`, none
+///   left (no lost updates);
+/// - `remove_authenticator` of the last two authenticators: exactly one `Removed`,
+///   one authenticator left;
+/// - `disable_two_factor` against `add_authenticator`: 2FA ends up off with no
+///   authenticator;
+/// - `replace_backup_codes` against consuming old codes: exactly the new set is
+///   left;
+/// - `set_password` against `enable_two_factor`: neither update is lost, and the
+///   password hash and epoch come from the same call.
+///
+/// # Panics
+///
+/// As [`all`].
+pub async fn account_races<A: AccountStore + Clone>(stores: &[A], config: RaceConfig) {
+    check_race_setup(stores, "account_races");
+    for round in 0..config.rounds {
+        race_create_account(stores, config.tasks, round).await;
+        race_enable_two_factor(stores, config.tasks, round).await;
+        race_consume_same_code(stores, config.tasks, round).await;
+        race_consume_distinct_codes(stores, config.tasks, round).await;
+        race_remove_last_two(stores, config.tasks, round).await;
+        race_disable_vs_add(stores, config.tasks, round).await;
+        race_replace_vs_consume(stores, config.tasks, round).await;
+        race_password_vs_enable(stores, config.tasks, round).await;
+    }
+}
+
+/// Races the atomicity contracts of [`EphemeralStore`], `config.rounds()` rounds
+/// each, `config.tasks()` tasks per round spread over `stores`:
+///
+/// - `advance_last_step` with one step, on a fresh authenticator and on one with an
+///   older mark: exactly one `true`;
+/// - `advance_last_step` with different steps: the greatest always wins and the
+///   mark never goes back;
+/// - `take_pending_login`: exactly one `Some`;
+/// - `begin_login_attempt` with `k` attempts left: exactly `k` `Some`, with distinct
+///   counts, and the pending login is burnt;
+/// - `take_enrollment`: exactly one `true`;
+/// - `update_throttle` with one expected state: exactly one `true`, whose state
+///   stays;
+/// - `update_throttle` as a counter (read, compare-and-set, retry): no increment is
+///   lost;
+/// - `create_device` for one account: no device is lost.
+///
+/// # Panics
+///
+/// As [`all`].
+pub async fn ephemeral_races<E: EphemeralStore + Clone>(stores: &[E], config: RaceConfig) {
+    check_race_setup(stores, "ephemeral_races");
+    for round in 0..config.rounds {
+        race_advance_same_step(stores, config.tasks, round).await;
+        race_advance_mixed_steps(stores, config.tasks, round).await;
+        race_take_pending_login(stores, config.tasks, round).await;
+        race_begin_login_attempt(stores, config.tasks, round).await;
+        race_take_enrollment(stores, config.tasks, round).await;
+        race_update_throttle(stores, config.tasks, round).await;
+        race_throttle_counter(stores, config.tasks, round).await;
+        race_create_devices(stores, config.tasks, round).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// How long the suite's ephemeral records live, in seconds.
+const TTL: u64 = 600;
+
+fn now() -> u64 {
+    SystemClock.now()
+}
+
+#[track_caller]
+fn ok<T>(result: Result<T>, what: &str) -> T {
+    match result {
+        Ok(v) => v,
+        Err(e) => panic!("{what}: unexpected store error: {e} ({e:?})"),
+    }
+}
+
+#[track_caller]
+fn non_empty<S>(stores: &[S], what: &str) {
+    assert!(
+        !stores.is_empty(),
+        "conformance::{what}: needs at least one store handle"
+    );
+}
+
+#[track_caller]
+fn check_race_setup<S>(stores: &[S], what: &str) {
+    non_empty(stores, what);
+    let flavor = match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.runtime_flavor(),
+        Err(_) => panic!("conformance::{what}: must run inside a tokio runtime"),
+    };
+    assert!(
+        flavor == tokio::runtime::RuntimeFlavor::MultiThread,
+        "conformance::{what}: races need a multi-threaded tokio runtime \
+         (#[tokio::test(flavor = \"multi_thread\")]), got {flavor:?}"
+    );
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::fill(&mut bytes[..]);
+    bytes
+}
+
+fn hash() -> KeyedHash {
+    KeyedHash(random_bytes())
+}
+
+fn hashes(n: usize) -> Vec<KeyedHash> {
+    (0..n).map(|_| hash()).collect()
+}
+
+fn hex_id() -> String {
+    crate::token::random_hex_id()
+}
+
+fn user_id() -> UserId {
+    UserId::new(hex_id())
+}
+
+fn authenticator_id() -> AuthenticatorId {
+    AuthenticatorId::new(hex_id())
+}
+
+fn username() -> String {
+    format!("conformance-{}", hex_id())
+}
+
+#[track_caller]
+fn password_hash() -> PasswordHash {
+    let phc = format!(
+        "$argon2id$v=19$m=256,t=1,p=1${}${}",
+        STANDARD_NO_PAD.encode(random_bytes::<16>()),
+        STANDARD_NO_PAD.encode(random_bytes::<32>())
+    );
+    ok(
+        PasswordHash::from_phc(&phc),
+        "building a test password hash",
+    )
+}
+
+#[track_caller]
+fn sealed_secret() -> SealedSecret {
+    // [version 1][key id][24-byte nonce][20-byte ciphertext][16-byte tag]: passes the
+    // structural checks of `SealedSecret::from_bytes`; the store never opens it.
+    let mut bytes = vec![1u8];
+    bytes.extend_from_slice(&u32::from(random_bytes::<1>()[0]).to_be_bytes());
+    bytes.extend_from_slice(&random_bytes::<60>());
+    ok(
+        SealedSecret::from_bytes(bytes),
+        "building a test sealed secret",
+    )
+}
+
+fn account_record(created_at: u64) -> AccountRecord {
+    AccountRecord {
+        id: user_id(),
+        username: username(),
+        password_hash: password_hash(),
+        password_epoch: 3,
+        two_factor_enabled: false,
+        created_at,
+    }
+}
+
+fn authenticator(user_id: &UserId, name: &str, created_at: u64) -> AuthenticatorRecord {
+    AuthenticatorRecord {
+        id: authenticator_id(),
+        user_id: user_id.clone(),
+        name: name.to_owned(),
+        sealed_secret: sealed_secret(),
+        created_at,
+    }
+}
+
+/// Creates a fresh account, checking that it worked.
+async fn new_account<A: AccountStore>(store: &A) -> AccountRecord {
+    let account = account_record(now());
+    ok(store.create_account(&account).await, "create_account");
+    account
+}
+
+/// Creates a fresh account with 2FA on: one authenticator and `codes` backup codes.
+async fn new_2fa_account<A: AccountStore>(
+    store: &A,
+    codes: usize,
+) -> (AccountRecord, AuthenticatorRecord, Vec<KeyedHash>) {
+    let account = new_account(store).await;
+    let auth = authenticator(&account.id, "phone", now());
+    let codes = hashes(codes);
+    ok(
+        store.enable_two_factor(&auth, &codes).await,
+        "enable_two_factor on a fresh account",
+    );
+    (account, auth, codes)
+}
+
+#[track_caller]
+fn assert_same_account(got: &AccountRecord, want: &AccountRecord, what: &str) {
+    assert!(
+        got.id == want.id
+            && got.username == want.username
+            && got.password_hash.as_str() == want.password_hash.as_str()
+            && got.password_epoch == want.password_epoch
+            && got.two_factor_enabled == want.two_factor_enabled
+            && got.created_at == want.created_at,
+        "{what}: the account read back differs from the one written\n got: {got:?}\nwant: {want:?}"
+    );
+}
+
+fn same_authenticator(a: &AuthenticatorRecord, b: &AuthenticatorRecord) -> bool {
+    a.id == b.id
+        && a.user_id == b.user_id
+        && a.name == b.name
+        && a.sealed_secret == b.sealed_secret
+        && a.created_at == b.created_at
+}
+
+#[track_caller]
+fn assert_same_authenticators(
+    got: &[AuthenticatorRecord],
+    want: &[&AuthenticatorRecord],
+    what: &str,
+) {
+    assert!(
+        got.len() == want.len() && got.iter().zip(want).all(|(g, w)| same_authenticator(g, w)),
+        "{what}: the authenticators read back differ (order: oldest first)\n got: {got:?}\nwant: {want:?}"
+    );
+}
+
+async fn account_of<A: AccountStore>(store: &A, id: &UserId, what: &str) -> AccountRecord {
+    match ok(store.account(id).await, what) {
+        Some(a) => a,
+        None => panic!("{what}: account({id:?}) returned None for an existing account"),
+    }
+}
+
+/// Runs `op` in `tasks` spawned tasks, released together by a barrier, task `i` on
+/// handle `i % stores.len()`; returns the results in task order.
+async fn race<S, T, Fut>(stores: &[S], tasks: usize, mut op: impl FnMut(usize, S) -> Fut) -> Vec<T>
+where
+    S: Clone,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(tasks));
+    let handles: Vec<_> = (0..tasks)
+        .map(|i| {
+            let work = op(i, stores[i % stores.len()].clone());
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                work.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks);
+    for handle in handles {
+        match handle.await {
+            Ok(v) => out.push(v),
+            Err(e) => match e.try_into_panic() {
+                Ok(payload) => std::panic::resume_unwind(payload),
+                Err(e) => panic!("conformance: a racing task did not finish: {e}"),
+            },
+        }
+    }
+    out
+}
+
+/// The handle to check results on after a round: a different one each round, so that
+/// writes made through one handle are read through another.
+fn checker<S>(stores: &[S], round: usize) -> &S {
+    &stores[(round + 1) % stores.len()]
+}
+
+// ---------------------------------------------------------------------------------------
+// AccountStore, one call at a time
+// ---------------------------------------------------------------------------------------
+
+async fn accounts_create_and_lookup<A: AccountStore>(store: &A) {
+    let account = account_record(now());
+    ok(store.create_account(&account).await, "create_account");
+
+    let by_name = ok(
+        store.account_by_username(&account.username).await,
+        "account_by_username",
+    );
+    match by_name {
+        Some(got) => assert_same_account(&got, &account, "account_by_username"),
+        None => panic!("account_by_username: returned None for an account just created"),
+    }
+    let by_id = account_of(store, &account.id, "account").await;
+    assert_same_account(&by_id, &account, "account");
+
+    assert!(
+        ok(
+            store.account_by_username(&username()).await,
+            "account_by_username"
+        )
+        .is_none(),
+        "account_by_username: returned an account for an unknown user name"
+    );
+    assert!(
+        ok(store.account(&user_id()).await, "account").is_none(),
+        "account: returned an account for an unknown id"
+    );
+
+    // Uniqueness: a second account with the same name fails and leaves nothing.
+    let mut twin = account_record(now());
+    twin.username = account.username.clone();
+    match store.create_account(&twin).await {
+        Err(Error::UsernameTaken) => {}
+        other => panic!(
+            "create_account: a second account with a taken user name must fail with \
+             UsernameTaken, got {other:?}"
+        ),
+    }
+    assert!(
+        ok(store.account(&twin.id).await, "account").is_none(),
+        "create_account: a creation that failed with UsernameTaken left an account behind"
+    );
+    let still = account_of(store, &account.id, "account").await;
+    assert_same_account(
+        &still,
+        &account,
+        "create_account: the failed creation of a taken name changed the existing account",
+    );
+    match ok(
+        store.account_by_username(&account.username).await,
+        "account_by_username",
+    ) {
+        Some(got) => assert!(
+            got.id == account.id,
+            "create_account: after UsernameTaken, the name points at {:?} instead of {:?}",
+            got.id,
+            account.id
+        ),
+        None => panic!("account_by_username: lost the account after a failed twin creation"),
+    }
+
+    // A fresh account has nothing of 2FA.
+    assert!(
+        ok(store.authenticators(&account.id).await, "authenticators").is_empty(),
+        "authenticators: a fresh account has authenticators"
+    );
+    assert_eq!(
+        ok(
+            store.backup_codes_remaining(&account.id).await,
+            "backup_codes_remaining"
+        ),
+        0,
+        "backup_codes_remaining: a fresh account has backup codes"
+    );
+    assert!(
+        ok(store.authenticators(&user_id()).await, "authenticators").is_empty(),
+        "authenticators: an unknown account has authenticators"
+    );
+    assert_eq!(
+        ok(
+            store.backup_codes_remaining(&user_id()).await,
+            "backup_codes_remaining"
+        ),
+        0,
+        "backup_codes_remaining: an unknown account has backup codes"
+    );
+}
+
+async fn accounts_set_password<A: AccountStore>(store: &A) {
+    let account = new_account(store).await;
+    let hash = password_hash();
+    assert!(
+        ok(
+            store.set_password(&account.id, &hash, 4).await,
+            "set_password"
+        ),
+        "set_password: returned false for an existing account"
+    );
+    let mut want = account.clone();
+    want.password_hash = hash.clone();
+    want.password_epoch = 4;
+    let got = account_of(store, &account.id, "account after set_password").await;
+    assert_same_account(&got, &want, "set_password (read by id)");
+    match ok(
+        store.account_by_username(&account.username).await,
+        "account_by_username",
+    ) {
+        Some(got) => assert_same_account(&got, &want, "set_password (read by user name)"),
+        None => panic!("account_by_username: lost the account after set_password"),
+    }
+
+    let unknown = user_id();
+    assert!(
+        !ok(store.set_password(&unknown, &hash, 1).await, "set_password"),
+        "set_password: returned true for an unknown account"
+    );
+    assert!(
+        ok(store.account(&unknown).await, "account").is_none(),
+        "set_password: on an unknown account it created one"
+    );
+}
+
+async fn two_factor_lifecycle<A: AccountStore>(store: &A) {
+    let t = now();
+
+    // Missing account.
+    let ghost = user_id();
+    match store
+        .enable_two_factor(&authenticator(&ghost, "phone", t), &hashes(2))
+        .await
+    {
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("enable_two_factor: on a missing account must be NotFound, got {other:?}"),
+    }
+    assert!(
+        ok(store.authenticators(&ghost).await, "authenticators").is_empty(),
+        "enable_two_factor: a NotFound enable left an authenticator behind"
+    );
+    assert!(
+        ok(store.account(&ghost).await, "account").is_none(),
+        "enable_two_factor: a NotFound enable created an account"
+    );
+
+    let account = new_account(store).await;
+    let id = &account.id;
+
+    // add_authenticator needs 2FA on.
+    match store
+        .add_authenticator(&authenticator(id, "early", t))
+        .await
+    {
+        Err(Error::TwoFactorNotEnabled) => {}
+        other => panic!(
+            "add_authenticator: with 2FA off must fail with TwoFactorNotEnabled, got {other:?}"
+        ),
+    }
+    assert!(
+        ok(store.authenticators(id).await, "authenticators").is_empty(),
+        "add_authenticator: a refused add (2FA off) stored the authenticator"
+    );
+
+    // Enable.
+    let first = authenticator(id, "phone", t);
+    let codes = hashes(5);
+    ok(
+        store.enable_two_factor(&first, &codes).await,
+        "enable_two_factor",
+    );
+    let got = account_of(store, id, "account after enable_two_factor").await;
+    assert!(
+        got.two_factor_enabled,
+        "enable_two_factor: the account's two_factor_enabled flag is still false"
+    );
+    let mut want = account.clone();
+    want.two_factor_enabled = true;
+    assert_same_account(
+        &got,
+        &want,
+        "enable_two_factor (other fields must not change)",
+    );
+    assert_same_authenticators(
+        &ok(store.authenticators(id).await, "authenticators"),
+        &[&first],
+        "enable_two_factor",
+    );
+    assert_eq!(
+        ok(
+            store.backup_codes_remaining(id).await,
+            "backup_codes_remaining"
+        ),
+        5,
+        "enable_two_factor: backup_codes_remaining after enabling with 5 codes"
+    );
+
+    // A second enable changes nothing.
+    let second = authenticator(id, "other phone", t + 1);
+    let other_codes = hashes(3);
+    match store.enable_two_factor(&second, &other_codes).await {
+        Err(Error::TwoFactorAlreadyEnabled) => {}
+        other => panic!(
+            "enable_two_factor: a second enable must fail with TwoFactorAlreadyEnabled, got {other:?}"
+        ),
+    }
+    assert_same_authenticators(
+        &ok(store.authenticators(id).await, "authenticators"),
+        &[&first],
+        "enable_two_factor: a refused second enable changed the authenticators",
+    );
+    assert_eq!(
+        ok(
+            store.backup_codes_remaining(id).await,
+            "backup_codes_remaining"
+        ),
+        5,
+        "enable_two_factor: a refused second enable changed the backup codes"
+    );
+    assert!(
+        !ok(
+            store.consume_backup_code(id, &other_codes[0]).await,
+            "consume_backup_code"
+        ),
+        "enable_two_factor: a refused second enable stored its backup codes"
+    );
+    assert!(
+        ok(
+            store.consume_backup_code(id, &codes[0]).await,
+            "consume_backup_code"
+        ),
+        "enable_two_factor: a refused second enable removed the first backup codes"
+    );
+
+    // Add while on.
+    let added = authenticator(id, "tablet", t + 2);
+    ok(store.add_authenticator(&added).await, "add_authenticator");
+    assert_same_authenticators(
+        &ok(store.authenticators(id).await, "authenticators"),
+        &[&first, &added],
+        "add_authenticator",
+    );
+
+    // Disable clears everything.
+    assert!(
+        ok(store.disable_two_factor(id).await, "disable_two_factor"),
+        "disable_two_factor: returned false although 2FA was on"
+    );
+    let got = account_of(store, id, "account after disable_two_factor").await;
+    assert_same_account(
+        &got,
+        &account,
+        "disable_two_factor (flag off, other fields unchanged)",
+    );
+    assert!(
+        ok(store.authenticators(id).await, "authenticators").is_empty(),
+        "disable_two_factor: authenticators are left"
+    );
+    assert_eq!(
+        ok(
+            store.backup_codes_remaining(id).await,
+            "backup_codes_remaining"
+        ),
+        0,
+        "disable_two_factor: backup codes are left"
+    );
+    assert!(
+        !ok(
+            store.consume_backup_code(id, &codes[1]).await,
+            "consume_backup_code"
+        ),
+        "disable_two_factor: a backup code of the old set can still be consumed"
+    );
+    assert!(
+        !ok(store.disable_two_factor(id).await, "disable_two_factor"),
+        "disable_two_factor: returned true although 2FA was already off"
+    );
+    assert!(
+        !ok(
+            store.disable_two_factor(&user_id()).await,
+            "disable_two_factor"
+        ),
+        "disable_two_factor: returned true for an unknown account"
+    );
+    match store
+        .add_authenticator(&authenticator(id, "late", t + 3))
+        .await
+    {
+        Err(Error::TwoFactorNotEnabled) => {}
+        other => panic!(
+            "add_authenticator: after disable_two_factor must fail with TwoFactorNotEnabled, \
+             got {other:?}"
+        ),
+    }
+
+    // Enable again: only the new authenticator and codes.
+    let again = authenticator(id, "new phone", t + 4);
+    let new_codes = hashes(2);
+    ok(
+        store.enable_two_factor(&again, &new_codes).await,
+        "enable_two_factor after disable_two_factor",
+    );
+    assert_same_authenticators(
+        &ok(store.authenticators(id).await, "authenticators"),
+        &[&again],
+        "enable_two_factor after disable_two_factor",
+    );
+    assert_eq!(
+        ok(
+            store.backup_codes_remaining(id).await,
+            "backup_codes_remaining"
+        ),
+        2,
+        "enable_two_factor after disable_two_factor: backup_codes_remaining"
+    );
+}
+
+async fn authenticators_order_remove_reseal<A: AccountStore>(store: &A) {
+    let t = now();
+    let account = new_account(store).await;
+    let id = &account.id;
+    let a1 = authenticator(id, "one", t);
+    ok(
+        store.enable_two_factor(&a1, &hashes(1)).await,
+        "enable_two_factor",
+    );
+    // Added out of `created_at` order: the list is ordered by `created_at`.
+    let a3 = authenticator(id, "three", t + 20);
+    let a2 = authenticator(id, "two", t + 10);
+    ok(store.add_authenticator(&a3).await, "add_authenticator");
+    ok(store.add_authenticator(&a2).await, "add_authenticator");
+    assert_same_authenticators(
+        &ok(store.authenticators(id).await, "authenticators"),
+        &[&a1, &a2, &a3],
+        "authenticators (oldest created_at first)",
+    );
+
+    // Another account's view is separate.
+    let (other, other_auth, _) = new_2fa_account(store, 1).await;
+    assert_same_authenticators(
+        &ok(store.authenticators(&other.id).await, "authenticators"),
+        &[&other_auth],
+        "authenticators (only the account's own)",
+    );
+
+    // Reseal.
+    let resealed = sealed_secret();
+    assert!(
+        ok(
+            store.reseal_authenticator(id, &a2.id, &resealed).await,
+            "reseal_authenticator"
+        ),
+        "reseal_authenticator: returned false for an existing authenticator"
+    );
+    let mut a2_new = a2.clone();
+    a2_new.sealed_secret = resealed.clone();
+    assert_same_authenticators(
+        &ok(store.authenticators(id).await, "authenticators"),
+        &[&a1, &a2_new, &a3],
+        "reseal_authenticator (only that secret changes)",
+    );
+    assert!(
+        !ok(
+            store
+                .reseal_authenticator(id, &authenticator_id(), &resealed)
+                .await,
+            "reseal_authenticator"
+        ),
+        "reseal_authenticator: returned true for an unknown authenticator"
+    );
+    assert!(
+        !ok(
+            store
+                .reseal_authenticator(&other.id, &a1.id, &resealed)
+                .await,
+            "reseal_authenticator"
+        ),
+        "reseal_authenticator: resealed another account's authenticator"
+    );
+    assert_same_authenticators(
+        &ok(store.authenticators(id).await, "authenticators"),
+        &[&a1, &a2_new, &a3],
+        "reseal_authenticator (refused calls must not change anything)",
+    );
+
+    // Remove.
+    let outcome = ok(
+        store.remove_authenticator(id, &authenticator_id()).await,
+        "remove_authenticator",
+    );
+    assert_eq!(
+        outcome,
+        RemoveOutcome::NotFound,
+        "remove_authenticator: an unknown authenticator id"
+    );
+    let outcome = ok(
+        store.remove_authenticator(&other.id, &a1.id).await,
+        "remove_authenticator",
+    );
+    assert_eq!(
+        outcome,
+        RemoveOutcome::NotFound,
+        "remove_authenticator: another account's authenticator must be NotFound"
+    );
+    let outcome = ok(
+        store.remove_authenticator(&user_id(), &a1.id).await,
+        "remove_authenticator",
+    );
+    assert_eq!(
+        outcome,
+        RemoveOutcome::NotFound,
+        "remove_authenticator: an unknown account"
+    );
+    let outcome = ok(
+        store.remove_authenticator(id, &a1.id).await,
+        "remove_authenticator",
+    );
+    assert_eq!(
+        outcome,
+        RemoveOutcome::Removed,
+        "remove_authenticator: 1 of 3"
+    );
+    let outcome = ok(
+        store.remove_authenticator(id, &a1.id).await,
+        "remove_authenticator",
+    );
+    assert_eq!(
+        outcome,
+        RemoveOutcome::NotFound,
+        "remove_authenticator: the same authenticator a second time"
+    );
+    let outcome = ok(
+        store.remove_authenticator(id, &a3.id).await,
+        "remove_authenticator",
+    );
+    assert_eq!(
+        outcome,
+        RemoveOutcome::Removed,
+        "remove_authenticator: 2 of 3"
+    );
+    let outcome = ok(
+        store.remove_authenticator(id, &a2.id).await,
+        "remove_authenticator",
+    );
+    assert_eq!(
+        outcome,
+        RemoveOutcome::LastOne,
+        "remove_authenticator: the last authenticator"
+    );
+    assert_same_authenticators(
+        &ok(store.authenticators(id).await, "authenticators"),
+        &[&a2_new],
+        "remove_authenticator (LastOne must leave it)",
+    );
+    assert_same_authenticators(
+        &ok(store.authenticators(&other.id).await, "authenticators"),
+        &[&other_auth],
+        "remove_authenticator (another account is untouched)",
+    );
+    assert!(
+        account_of(store, id, "account").await.two_factor_enabled,
+        "remove_authenticator: turned 2FA off"
+    );
+}
+
+async fn backup_codes<A: AccountStore>(store: &A) {
+    let (account, _, codes) = new_2fa_account(store, 8).await;
+    let id = &account.id;
+    let (other, _, other_codes) = new_2fa_account(store, 2).await;
+
+    // Another account's code, and an unknown account.
+    assert!(
+        !ok(
+            store.consume_backup_code(&other.id, &codes[0]).await,
+            "consume_backup_code"
+        ),
+        "consume_backup_code: consumed another account's code"
+    );
+    assert!(
+        !ok(
+            store.consume_backup_code(&user_id(), &codes[0]).await,
+            "consume_backup_code"
+        ),
+        "consume_backup_code: consumed a code for an unknown account"
+    );
+    assert!(
+        !ok(
+            store.consume_backup_code(id, &hash()).await,
+            "consume_backup_code"
+        ),
+        "consume_backup_code: consumed a hash the account never had"
+    );
+
+    for (i, code) in codes.iter().enumerate().take(4) {
+        assert!(
+            ok(
+                store.consume_backup_code(id, code).await,
+                "consume_backup_code"
+            ),
+            "consume_backup_code: an unspent code returned false"
+        );
+        assert!(
+            !ok(
+                store.consume_backup_code(id, code).await,
+                "consume_backup_code"
+            ),
+            "consume_backup_code: the same code was consumed twice"
+        );
+        let left = ok(
+            store.backup_codes_remaining(id).await,
+            "backup_codes_remaining",
+        );
+        assert_eq!(
+            u64::from(left),
+            (8 - i - 1) as u64,
+            "backup_codes_remaining: after consuming {} of 8",
+            i + 1
+        );
+    }
+    assert_eq!(
+        ok(
+            store.backup_codes_remaining(&other.id).await,
+            "backup_codes_remaining"
+        ),
+        2,
+        "consume_backup_code: changed another account's codes"
+    );
+
+    // Replace: the old set is gone at once.
+    let fresh = hashes(10);
+    ok(
+        store.replace_backup_codes(id, &fresh).await,
+        "replace_backup_codes",
+    );
+    assert_eq!(
+        ok(
+            store.backup_codes_remaining(id).await,
+            "backup_codes_remaining"
+        ),
+        10,
+        "replace_backup_codes: backup_codes_remaining after replacing with 10 codes"
+    );
+    for code in &codes[4..] {
+        assert!(
+            !ok(
+                store.consume_backup_code(id, code).await,
+                "consume_backup_code"
+            ),
+            "replace_backup_codes: a code of the old set can still be consumed"
+        );
+    }
+    assert!(
+        ok(
+            store.consume_backup_code(id, &fresh[9]).await,
+            "consume_backup_code"
+        ),
+        "replace_backup_codes: a code of the new set cannot be consumed"
+    );
+    ok(
+        store.replace_backup_codes(id, &[]).await,
+        "replace_backup_codes",
+    );
+    assert_eq!(
+        ok(
+            store.backup_codes_remaining(id).await,
+            "backup_codes_remaining"
+        ),
+        0,
+        "replace_backup_codes: with an empty set codes remain"
+    );
+    assert!(
+        !ok(
+            store.consume_backup_code(id, &fresh[0]).await,
+            "consume_backup_code"
+        ),
+        "replace_backup_codes: with an empty set, an old code can still be consumed"
+    );
+    assert!(
+        ok(
+            store.consume_backup_code(&other.id, &other_codes[1]).await,
+            "consume_backup_code"
+        ),
+        "replace_backup_codes: changed another account's codes"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// EphemeralStore, one call at a time
+// ---------------------------------------------------------------------------------------
+
+fn pending(user_id: &UserId, attempts: u32, expires_at: u64) -> PendingLogin {
+    PendingLogin {
+        user_id: user_id.clone(),
+        password_epoch: 7,
+        attempts,
+        expires_at,
+    }
+}
+
+async fn pending_logins<E: EphemeralStore>(store: &E) {
+    let t = now();
+    let user = user_id();
+
+    // Unknown tokens.
+    assert!(
+        ok(
+            store.begin_login_attempt(&hash(), 3, t).await,
+            "begin_login_attempt"
+        )
+        .is_none(),
+        "begin_login_attempt: returned a pending login for an unknown token"
+    );
+    assert!(
+        ok(
+            store.take_pending_login(&hash(), t).await,
+            "take_pending_login"
+        )
+        .is_none(),
+        "take_pending_login: returned a pending login for an unknown token"
+    );
+    ok(
+        store.delete_pending_login(&hash()).await,
+        "delete_pending_login of a missing token",
+    );
+
+    // Counting up to the limit, then burnt.
+    let token = hash();
+    let login = pending(&user, 0, t + TTL);
+    ok(
+        store.create_pending_login(&token, &login).await,
+        "create_pending_login",
+    );
+    for n in 1..=3 {
+        let got = ok(
+            store.begin_login_attempt(&token, 3, t).await,
+            "begin_login_attempt",
+        );
+        let want = pending(&user, n, t + TTL);
+        assert_eq!(
+            got,
+            Some(want),
+            "begin_login_attempt: attempt {n} of 3 must return the login with attempts = {n}"
+        );
+    }
+    assert_eq!(
+        ok(
+            store.begin_login_attempt(&token, 3, t).await,
+            "begin_login_attempt"
+        ),
+        None,
+        "begin_login_attempt: a 4th attempt with max_attempts = 3 must return None"
+    );
+    assert_eq!(
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        ),
+        None,
+        "begin_login_attempt: an attempt beyond max_attempts must delete (burn) the pending login"
+    );
+
+    // Created with attempts already made.
+    let token = hash();
+    ok(
+        store
+            .create_pending_login(&token, &pending(&user, 2, t + TTL))
+            .await,
+        "create_pending_login",
+    );
+    assert_eq!(
+        ok(
+            store.begin_login_attempt(&token, 3, t).await,
+            "begin_login_attempt"
+        ),
+        Some(pending(&user, 3, t + TTL)),
+        "begin_login_attempt: counting must start from the stored attempts"
+    );
+    assert_eq!(
+        ok(
+            store.begin_login_attempt(&token, 3, t).await,
+            "begin_login_attempt"
+        ),
+        None,
+        "begin_login_attempt: beyond max_attempts must return None"
+    );
+
+    // Take after some attempts: single use, with the count.
+    let token = hash();
+    ok(
+        store.create_pending_login(&token, &login).await,
+        "create_pending_login",
+    );
+    ok(
+        store.begin_login_attempt(&token, 5, t).await,
+        "begin_login_attempt",
+    );
+    ok(
+        store.begin_login_attempt(&token, 5, t).await,
+        "begin_login_attempt",
+    );
+    assert_eq!(
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        ),
+        Some(pending(&user, 2, t + TTL)),
+        "take_pending_login: must return the login with its attempts counted"
+    );
+    assert_eq!(
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        ),
+        None,
+        "take_pending_login: a pending login could be taken twice"
+    );
+    assert_eq!(
+        ok(
+            store.begin_login_attempt(&token, 5, t).await,
+            "begin_login_attempt"
+        ),
+        None,
+        "take_pending_login: the taken login still accepts attempts"
+    );
+
+    // Delete, and independence of tokens.
+    let kept = hash();
+    let deleted = hash();
+    ok(
+        store.create_pending_login(&kept, &login).await,
+        "create_pending_login",
+    );
+    ok(
+        store.create_pending_login(&deleted, &login).await,
+        "create_pending_login",
+    );
+    ok(
+        store.delete_pending_login(&deleted).await,
+        "delete_pending_login",
+    );
+    assert_eq!(
+        ok(
+            store.take_pending_login(&deleted, t).await,
+            "take_pending_login"
+        ),
+        None,
+        "delete_pending_login: the login is still there"
+    );
+    ok(
+        store.delete_pending_login(&deleted).await,
+        "delete_pending_login twice",
+    );
+    assert_eq!(
+        ok(
+            store.take_pending_login(&kept, t).await,
+            "take_pending_login"
+        ),
+        Some(login.clone()),
+        "delete_pending_login: deleted another token's pending login"
+    );
+}
+
+async fn pending_login_expiry<E: EphemeralStore>(store: &E) {
+    let t = now();
+    let user = user_id();
+    let expires = t + TTL;
+    let login = pending(&user, 0, expires);
+
+    // Before expiry everything works; at `expires_at` the login is absent. (Always
+    // the earlier `now` first: a store may delete an expired record when it sees it.)
+    let a = hash();
+    ok(
+        store.create_pending_login(&a, &login).await,
+        "create_pending_login",
+    );
+    assert_eq!(
+        ok(
+            store.begin_login_attempt(&a, 3, expires - 1).await,
+            "begin_login_attempt"
+        ),
+        Some(pending(&user, 1, expires)),
+        "begin_login_attempt: a login one second before expires_at must count"
+    );
+    assert_eq!(
+        ok(
+            store.begin_login_attempt(&a, 3, expires).await,
+            "begin_login_attempt"
+        ),
+        None,
+        "begin_login_attempt: a login at now == expires_at must be absent"
+    );
+
+    let b = hash();
+    ok(
+        store.create_pending_login(&b, &login).await,
+        "create_pending_login",
+    );
+    assert_eq!(
+        ok(
+            store.take_pending_login(&b, expires).await,
+            "take_pending_login"
+        ),
+        None,
+        "take_pending_login: a login at now == expires_at must be absent"
+    );
+    let c = hash();
+    ok(
+        store.create_pending_login(&c, &login).await,
+        "create_pending_login",
+    );
+    assert_eq!(
+        ok(
+            store.take_pending_login(&c, expires + 1000).await,
+            "take_pending_login"
+        ),
+        None,
+        "take_pending_login: a login past expires_at must be absent"
+    );
+    let d = hash();
+    ok(
+        store.create_pending_login(&d, &login).await,
+        "create_pending_login",
+    );
+    assert_eq!(
+        ok(
+            store.take_pending_login(&d, expires - 1).await,
+            "take_pending_login"
+        ),
+        Some(login),
+        "take_pending_login: a login one second before expires_at must be there"
+    );
+}
+
+fn enrollment_record(adding: bool, expires_at: u64) -> PendingEnrollment {
+    PendingEnrollment {
+        id: hex_id(),
+        name: "phone".to_owned(),
+        sealed_secret: sealed_secret(),
+        adding,
+        expires_at,
+    }
+}
+
+#[track_caller]
+fn assert_same_enrollment(got: Option<PendingEnrollment>, want: &PendingEnrollment, what: &str) {
+    match got {
+        Some(g) => assert!(
+            g.id == want.id
+                && g.name == want.name
+                && g.sealed_secret == want.sealed_secret
+                && g.adding == want.adding
+                && g.expires_at == want.expires_at,
+            "{what}: the enrollment read back differs\n got: {g:?}\nwant: {want:?}"
+        ),
+        None => panic!("{what}: the enrollment is missing"),
+    }
+}
+
+async fn enrollments<E: EphemeralStore>(store: &E) {
+    let t = now();
+    let user = user_id();
+    let expires = t + TTL;
+    assert!(
+        ok(store.enrollment(&user, t).await, "enrollment").is_none(),
+        "enrollment: a user without one has one"
+    );
+    assert!(
+        !ok(
+            store.take_enrollment(&user, "nope", t).await,
+            "take_enrollment"
+        ),
+        "take_enrollment: returned true with no enrollment"
+    );
+
+    let first = enrollment_record(false, expires);
+    ok(store.put_enrollment(&user, &first).await, "put_enrollment");
+    assert_same_enrollment(
+        ok(store.enrollment(&user, t).await, "enrollment"),
+        &first,
+        "put_enrollment",
+    );
+
+    // Put replaces.
+    let second = enrollment_record(true, expires + 5);
+    ok(store.put_enrollment(&user, &second).await, "put_enrollment");
+    assert_same_enrollment(
+        ok(store.enrollment(&user, t).await, "enrollment"),
+        &second,
+        "put_enrollment (a second put must replace the first)",
+    );
+    assert!(
+        !ok(
+            store.take_enrollment(&user, &first.id, t).await,
+            "take_enrollment"
+        ),
+        "take_enrollment: took the replaced enrollment's id"
+    );
+    assert_same_enrollment(
+        ok(store.enrollment(&user, t).await, "enrollment"),
+        &second,
+        "take_enrollment (a take with the wrong id must leave it)",
+    );
+
+    // Another user's.
+    let other = user_id();
+    assert!(
+        ok(store.enrollment(&other, t).await, "enrollment").is_none(),
+        "enrollment: returned another user's enrollment"
+    );
+    assert!(
+        !ok(
+            store.take_enrollment(&other, &second.id, t).await,
+            "take_enrollment"
+        ),
+        "take_enrollment: took another user's enrollment"
+    );
+
+    // Take: once.
+    assert!(
+        ok(
+            store.take_enrollment(&user, &second.id, t).await,
+            "take_enrollment"
+        ),
+        "take_enrollment: returned false for the current, unexpired enrollment"
+    );
+    assert!(
+        ok(store.enrollment(&user, t).await, "enrollment").is_none(),
+        "take_enrollment: the enrollment is still there"
+    );
+    assert!(
+        !ok(
+            store.take_enrollment(&user, &second.id, t).await,
+            "take_enrollment"
+        ),
+        "take_enrollment: the same enrollment was taken twice"
+    );
+
+    // Expiry (earlier `now` first).
+    let user = user_id();
+    let e = enrollment_record(false, expires);
+    ok(store.put_enrollment(&user, &e).await, "put_enrollment");
+    assert_same_enrollment(
+        ok(store.enrollment(&user, expires - 1).await, "enrollment"),
+        &e,
+        "enrollment (one second before expires_at)",
+    );
+    assert!(
+        ok(store.enrollment(&user, expires).await, "enrollment").is_none(),
+        "enrollment: returned an enrollment at now == expires_at"
+    );
+    assert!(
+        !ok(
+            store.take_enrollment(&user, &e.id, expires).await,
+            "take_enrollment"
+        ),
+        "take_enrollment: took an enrollment at now == expires_at"
+    );
+    let user = user_id();
+    ok(store.put_enrollment(&user, &e).await, "put_enrollment");
+    assert!(
+        ok(
+            store.take_enrollment(&user, &e.id, expires - 1).await,
+            "take_enrollment"
+        ),
+        "take_enrollment: refused an enrollment one second before expires_at"
+    );
+}
+
+async fn replay_marks<E: EphemeralStore>(store: &E) {
+    let keep = now() + TTL;
+    let id = authenticator_id();
+    let step = now() / 30;
+    let steps = [
+        (step, true, "the first step"),
+        (step, false, "the same step again (a replay)"),
+        (step - 1, false, "an older step"),
+        (step + 1, true, "a newer step"),
+        (step, false, "an older step after a newer one"),
+        (step + 1, false, "the newest step again"),
+        (step + 100, true, "a much newer step"),
+        (step + 2, false, "a step between"),
+    ];
+    for (s, want, what) in steps {
+        assert_eq!(
+            ok(
+                store.advance_last_step(&id, s, keep).await,
+                "advance_last_step"
+            ),
+            want,
+            "advance_last_step: {what}"
+        );
+    }
+
+    // Marks are per authenticator.
+    let other = authenticator_id();
+    assert!(
+        ok(
+            store.advance_last_step(&other, step, keep).await,
+            "advance_last_step"
+        ),
+        "advance_last_step: another authenticator's mark blocked this one"
+    );
+
+    // Step 0 on a fresh authenticator is recorded ("or none was").
+    let zero = authenticator_id();
+    assert!(
+        ok(
+            store.advance_last_step(&zero, 0, keep).await,
+            "advance_last_step"
+        ),
+        "advance_last_step: step 0 on a fresh authenticator must be recorded"
+    );
+    assert!(
+        !ok(
+            store.advance_last_step(&zero, 0, keep).await,
+            "advance_last_step"
+        ),
+        "advance_last_step: step 0 replayed"
+    );
+
+    // A mark holds until keep_until even when later calls pass a shorter one.
+    let held = authenticator_id();
+    assert!(ok(
+        store.advance_last_step(&held, step, keep).await,
+        "advance_last_step"
+    ));
+    assert!(
+        !ok(
+            store.advance_last_step(&held, step, now() + 5).await,
+            "advance_last_step"
+        ),
+        "advance_last_step: a replay with a shorter keep_until was recorded"
+    );
+    assert!(
+        !ok(
+            store.advance_last_step(&held, step, now() + 5).await,
+            "advance_last_step"
+        ),
+        "advance_last_step: the mark was lost before its keep_until"
+    );
+}
+
+fn throttle_key() -> String {
+    // Keys in the flows look like this: a kind, then a user id, name or address.
+    format!("conformance:login:user@example.com {}", hex_id())
+}
+
+async fn throttles<E: EphemeralStore>(store: &E) {
+    let keep = now() + TTL;
+    let key = throttle_key();
+    let zero = ThrottleState::default();
+    assert_eq!(
+        ok(store.throttle(&key).await, "throttle"),
+        zero,
+        "throttle: an unknown key must read as the default (zero) state"
+    );
+    let s1 = ThrottleState {
+        count: 1,
+        until: now() + 60,
+    };
+    let s2 = ThrottleState {
+        count: 2,
+        until: now() + 120,
+    };
+
+    assert!(
+        ok(
+            store.update_throttle(&key, zero, s1, keep).await,
+            "update_throttle"
+        ),
+        "update_throttle: from the default state of an unknown key returned false"
+    );
+    assert_eq!(
+        ok(store.throttle(&key).await, "throttle"),
+        s1,
+        "update_throttle: state read back"
+    );
+    assert!(
+        !ok(
+            store.update_throttle(&key, zero, s2, keep).await,
+            "update_throttle"
+        ),
+        "update_throttle: succeeded although the expected state was stale"
+    );
+    assert_eq!(
+        ok(store.throttle(&key).await, "throttle"),
+        s1,
+        "update_throttle: a refused update changed the state"
+    );
+    assert!(
+        !ok(
+            store
+                .update_throttle(&key, ThrottleState { count: 1, until: 0 }, s2, keep)
+                .await,
+            "update_throttle"
+        ),
+        "update_throttle: compared only the count, not `until`"
+    );
+    assert!(
+        ok(
+            store.update_throttle(&key, s1, s2, keep).await,
+            "update_throttle"
+        ),
+        "update_throttle: with the current state as expected returned false"
+    );
+    assert_eq!(
+        ok(store.throttle(&key).await, "throttle"),
+        s2,
+        "update_throttle: state read back"
+    );
+
+    // Writing the default state resets; the reset key behaves as unknown.
+    assert!(
+        ok(
+            store.update_throttle(&key, s2, zero, keep).await,
+            "update_throttle"
+        ),
+        "update_throttle: a reset to the default state returned false"
+    );
+    assert_eq!(
+        ok(store.throttle(&key).await, "throttle"),
+        zero,
+        "update_throttle: after writing the default state"
+    );
+    assert!(
+        ok(
+            store.update_throttle(&key, zero, s1, keep).await,
+            "update_throttle"
+        ),
+        "update_throttle: after a reset, the default state must be the expected one"
+    );
+
+    // Keys are independent; values round-trip over the whole range of a count.
+    let other = throttle_key();
+    assert_eq!(
+        ok(store.throttle(&other).await, "throttle"),
+        zero,
+        "throttle: another key's state leaked"
+    );
+    let big = ThrottleState {
+        count: u32::MAX,
+        until: now() + 86_400,
+    };
+    assert!(ok(
+        store.update_throttle(&other, zero, big, keep).await,
+        "update_throttle"
+    ));
+    assert_eq!(
+        ok(store.throttle(&other).await, "throttle"),
+        big,
+        "update_throttle: a count of u32::MAX did not round-trip"
+    );
+    assert_eq!(
+        ok(store.throttle(&key).await, "throttle"),
+        s1,
+        "update_throttle: changed another key"
+    );
+}
+
+fn device_record(user_id: &UserId, created_at: u64, expires_at: u64) -> DeviceRecord {
+    DeviceRecord {
+        id: DeviceId::new(hex_id()),
+        user_id: user_id.clone(),
+        label: "Firefox on Linux".to_owned(),
+        password_epoch: 5,
+        created_at,
+        expires_at,
+    }
+}
+
+async fn devices<E: EphemeralStore>(store: &E) {
+    let t = now();
+    let user = user_id();
+    let other = user_id();
+    // Created out of `created_at` order: the list is ordered by `created_at`.
+    let d1 = device_record(&user, t - 10, t + TTL);
+    let d0 = device_record(&user, t - 20, t + TTL);
+    let d2 = device_record(&user, t, t + TTL);
+    let dv = device_record(&other, t - 30, t + TTL);
+    let (h1, h0, h2, hv) = (hash(), hash(), hash(), hash());
+    for (h, d) in [(&h1, &d1), (&h0, &d0), (&h2, &d2), (&hv, &dv)] {
+        ok(store.create_device(h, d).await, "create_device");
+    }
+
+    assert_eq!(
+        ok(store.device(&h1, t).await, "device"),
+        Some(d1.clone()),
+        "device: by its token hash"
+    );
+    assert_eq!(
+        ok(store.device(&hash(), t).await, "device"),
+        None,
+        "device: an unknown token hash"
+    );
+    assert_eq!(
+        ok(store.devices(&user, t).await, "devices"),
+        vec![d0.clone(), d1.clone(), d2.clone()],
+        "devices: the account's devices, oldest created_at first"
+    );
+    assert_eq!(
+        ok(store.devices(&other, t).await, "devices"),
+        vec![dv.clone()],
+        "devices: only the account's own"
+    );
+    assert!(
+        ok(store.devices(&user_id(), t).await, "devices").is_empty(),
+        "devices: an unknown account has devices"
+    );
+
+    // Revoke one.
+    assert!(
+        !ok(store.revoke_device(&other, &d1.id).await, "revoke_device"),
+        "revoke_device: revoked another account's device"
+    );
+    assert_eq!(
+        ok(store.device(&h1, t).await, "device"),
+        Some(d1.clone()),
+        "revoke_device: a refused revoke removed the device"
+    );
+    assert!(
+        ok(store.revoke_device(&user, &d1.id).await, "revoke_device"),
+        "revoke_device: returned false for an existing device"
+    );
+    assert_eq!(
+        ok(store.device(&h1, t).await, "device"),
+        None,
+        "revoke_device: the revoked device is still found by its token"
+    );
+    assert_eq!(
+        ok(store.devices(&user, t).await, "devices"),
+        vec![d0.clone(), d2.clone()],
+        "revoke_device: the revoked device is still listed"
+    );
+    assert!(
+        !ok(store.revoke_device(&user, &d1.id).await, "revoke_device"),
+        "revoke_device: revoked the same device twice"
+    );
+    assert!(
+        !ok(
+            store.revoke_device(&user, &DeviceId::new(hex_id())).await,
+            "revoke_device"
+        ),
+        "revoke_device: returned true for an unknown device"
+    );
+
+    // Revoke all.
+    assert_eq!(
+        ok(store.revoke_all_devices(&user).await, "revoke_all_devices"),
+        2,
+        "revoke_all_devices: must return how many devices there were"
+    );
+    assert!(
+        ok(store.devices(&user, t).await, "devices").is_empty(),
+        "revoke_all_devices: devices are still listed"
+    );
+    for h in [&h0, &h2] {
+        assert_eq!(
+            ok(store.device(h, t).await, "device"),
+            None,
+            "revoke_all_devices: a revoked device is still found by its token"
+        );
+    }
+    assert_eq!(
+        ok(store.revoke_all_devices(&user).await, "revoke_all_devices"),
+        0,
+        "revoke_all_devices: a second call must find none"
+    );
+    assert_eq!(
+        ok(
+            store.revoke_all_devices(&user_id()).await,
+            "revoke_all_devices"
+        ),
+        0,
+        "revoke_all_devices: an unknown account"
+    );
+    assert_eq!(
+        ok(store.device(&hv, t).await, "device"),
+        Some(dv.clone()),
+        "revoke_all_devices: revoked another account's device"
+    );
+    assert_eq!(
+        ok(store.devices(&other, t).await, "devices"),
+        vec![dv],
+        "revoke_all_devices: changed another account's list"
+    );
+}
+
+async fn device_expiry<E: EphemeralStore>(store: &E) {
+    let t = now();
+    let user = user_id();
+    let short = device_record(&user, t - 5, t + 100);
+    let long = device_record(&user, t, t + TTL);
+    let (hs, hl) = (hash(), hash());
+    ok(store.create_device(&hs, &short).await, "create_device");
+    ok(store.create_device(&hl, &long).await, "create_device");
+
+    // Earlier `now` first.
+    assert_eq!(
+        ok(store.devices(&user, t + 99).await, "devices"),
+        vec![short.clone(), long.clone()],
+        "devices: one second before a device's expires_at"
+    );
+    assert_eq!(
+        ok(store.device(&hs, t + 99).await, "device"),
+        Some(short.clone()),
+        "device: one second before its expires_at"
+    );
+    assert_eq!(
+        ok(store.devices(&user, t + 100).await, "devices"),
+        vec![long.clone()],
+        "devices: a device at now == expires_at must not be listed"
+    );
+    assert_eq!(
+        ok(store.device(&hs, t + 100).await, "device"),
+        None,
+        "device: a device at now == expires_at must be absent"
+    );
+    assert_eq!(
+        ok(store.device(&hl, t + 100).await, "device"),
+        Some(long),
+        "device: an unexpired device next to an expired one"
+    );
+}
+
+async fn sessions<E: EphemeralStore>(store: &E) {
+    let t = now();
+    let session = SessionRecord {
+        user_id: user_id(),
+        password_epoch: 9,
+        created_at: t,
+        expires_at: t + TTL,
+    };
+    let token = hash();
+    ok(
+        store.create_session(&token, &session).await,
+        "create_session",
+    );
+    assert_eq!(
+        ok(store.session(&token, t).await, "session"),
+        Some(session.clone()),
+        "session: by its token hash"
+    );
+    assert_eq!(
+        ok(store.session(&hash(), t).await, "session"),
+        None,
+        "session: an unknown token hash"
+    );
+
+    // Delete, and independence of tokens.
+    let gone = hash();
+    ok(
+        store.create_session(&gone, &session).await,
+        "create_session",
+    );
+    ok(store.delete_session(&gone).await, "delete_session");
+    assert_eq!(
+        ok(store.session(&gone, t).await, "session"),
+        None,
+        "delete_session: the session is still there"
+    );
+    ok(
+        store.delete_session(&gone).await,
+        "delete_session of a missing session",
+    );
+    assert_eq!(
+        ok(store.session(&token, t).await, "session"),
+        Some(session.clone()),
+        "delete_session: deleted another token's session"
+    );
+
+    // Expiry (earlier `now` first).
+    let expires = session.expires_at;
+    assert_eq!(
+        ok(store.session(&token, expires - 1).await, "session"),
+        Some(session.clone()),
+        "session: one second before expires_at"
+    );
+    assert_eq!(
+        ok(store.session(&token, expires).await, "session"),
+        None,
+        "session: a session at now == expires_at must be absent"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// AccountStore races
+// ---------------------------------------------------------------------------------------
+
+fn count<T>(results: &[T], pred: impl Fn(&T) -> bool) -> usize {
+    results.iter().filter(|r| pred(r)).count()
+}
+
+async fn race_create_account<A: AccountStore + Clone>(stores: &[A], tasks: usize, round: usize) {
+    let name = username();
+    let t = now();
+    let records: Vec<AccountRecord> = (0..tasks)
+        .map(|_| {
+            let mut a = account_record(t);
+            a.username = name.clone();
+            a
+        })
+        .collect();
+    let results = race(stores, tasks, |i, s| {
+        let record = records[i].clone();
+        async move { s.create_account(&record).await }
+    })
+    .await;
+    let winners = count(&results, |r| r.is_ok());
+    assert_eq!(
+        winners, 1,
+        "create_account race (round {round}): {winners} of {tasks} concurrent creations of one \
+         user name succeeded; exactly one must: {results:?}"
+    );
+    for r in &results {
+        assert!(
+            matches!(r, Ok(()) | Err(Error::UsernameTaken)),
+            "create_account race (round {round}): a loser must get UsernameTaken, got {r:?}"
+        );
+    }
+    let Some(winner) = results.iter().position(|r| r.is_ok()) else {
+        return;
+    };
+    let check = checker(stores, round);
+    match ok(
+        check.account_by_username(&name).await,
+        "account_by_username",
+    ) {
+        Some(got) => assert_same_account(
+            &got,
+            &records[winner],
+            "create_account race: the name must point at the winner",
+        ),
+        None => panic!("create_account race (round {round}): the winner's account is missing"),
+    }
+    for (i, record) in records.iter().enumerate() {
+        if i != winner {
+            assert!(
+                ok(check.account(&record.id).await, "account").is_none(),
+                "create_account race (round {round}): a loser's account exists"
+            );
+        }
+    }
+}
+
+async fn race_enable_two_factor<A: AccountStore + Clone>(stores: &[A], tasks: usize, round: usize) {
+    let account = new_account(&stores[round % stores.len()]).await;
+    let t = now();
+    let auths: Vec<AuthenticatorRecord> = (0..tasks)
+        .map(|i| authenticator(&account.id, &format!("phone {i}"), t))
+        .collect();
+    let codes: Vec<Vec<KeyedHash>> = (0..tasks).map(|_| hashes(2)).collect();
+    let results = race(stores, tasks, |i, s| {
+        let auth = auths[i].clone();
+        let codes = codes[i].clone();
+        async move { s.enable_two_factor(&auth, &codes).await }
+    })
+    .await;
+    let winners = count(&results, |r| r.is_ok());
+    assert_eq!(
+        winners, 1,
+        "enable_two_factor race (round {round}): {winners} of {tasks} concurrent enables \
+         succeeded; exactly one must: {results:?}"
+    );
+    for r in &results {
+        assert!(
+            matches!(r, Ok(()) | Err(Error::TwoFactorAlreadyEnabled)),
+            "enable_two_factor race (round {round}): a loser must get TwoFactorAlreadyEnabled, \
+             got {r:?}"
+        );
+    }
+    let Some(w) = results.iter().position(|r| r.is_ok()) else {
+        return;
+    };
+    let check = checker(stores, round);
+    assert!(
+        account_of(check, &account.id, "account")
+            .await
+            .two_factor_enabled,
+        "enable_two_factor race (round {round}): the flag is off"
+    );
+    assert_same_authenticators(
+        &ok(check.authenticators(&account.id).await, "authenticators"),
+        &[&auths[w]],
+        "enable_two_factor race: exactly the winner's authenticator",
+    );
+    assert_eq!(
+        ok(
+            check.backup_codes_remaining(&account.id).await,
+            "backup_codes_remaining"
+        ),
+        2,
+        "enable_two_factor race (round {round}): exactly the winner's backup codes"
+    );
+    let loser = (w + 1) % tasks;
+    assert!(
+        !ok(
+            check
+                .consume_backup_code(&account.id, &codes[loser][0])
+                .await,
+            "consume_backup_code"
+        ),
+        "enable_two_factor race (round {round}): a loser's backup code was stored"
+    );
+    assert!(
+        ok(
+            check.consume_backup_code(&account.id, &codes[w][0]).await,
+            "consume_backup_code"
+        ),
+        "enable_two_factor race (round {round}): the winner's backup code is missing"
+    );
+}
+
+async fn race_consume_same_code<A: AccountStore + Clone>(stores: &[A], tasks: usize, round: usize) {
+    let (account, _, codes) = new_2fa_account(&stores[round % stores.len()], 3).await;
+    let code = codes[round % 3];
+    let results = race(stores, tasks, |_, s| {
+        let id = account.id.clone();
+        async move { s.consume_backup_code(&id, &code).await }
+    })
+    .await;
+    let results: Vec<bool> = results
+        .into_iter()
+        .map(|r| ok(r, "consume_backup_code race"))
+        .collect();
+    let winners = count(&results, |r| *r);
+    assert_eq!(
+        winners, 1,
+        "consume_backup_code race (round {round}): {winners} of {tasks} concurrent consumptions \
+         of one backup code returned true; exactly one must"
+    );
+    assert_eq!(
+        ok(
+            checker(stores, round)
+                .backup_codes_remaining(&account.id)
+                .await,
+            "backup_codes_remaining"
+        ),
+        2,
+        "consume_backup_code race (round {round}): exactly one code must be gone"
+    );
+}
+
+async fn race_consume_distinct_codes<A: AccountStore + Clone>(
+    stores: &[A],
+    tasks: usize,
+    round: usize,
+) {
+    let (account, _, codes) = new_2fa_account(&stores[round % stores.len()], tasks).await;
+    let results = race(stores, tasks, |i, s| {
+        let id = account.id.clone();
+        let code = codes[i];
+        async move { s.consume_backup_code(&id, &code).await }
+    })
+    .await;
+    let spent = count(&results, |r| matches!(r, Ok(true)));
+    assert_eq!(
+        spent, tasks,
+        "consume_backup_code race (round {round}): of {tasks} concurrent consumptions of \
+         distinct codes of one account only {spent} returned true; all must: {results:?}"
+    );
+    assert_eq!(
+        ok(
+            checker(stores, round)
+                .backup_codes_remaining(&account.id)
+                .await,
+            "backup_codes_remaining"
+        ),
+        0,
+        "consume_backup_code race (round {round}): codes are left after every code was consumed \
+         concurrently (a lost update)"
+    );
+}
+
+async fn race_remove_last_two<A: AccountStore + Clone>(stores: &[A], tasks: usize, round: usize) {
+    let store = &stores[round % stores.len()];
+    let (account, first, _) = new_2fa_account(store, 1).await;
+    let second = authenticator(&account.id, "second", now() + 1);
+    ok(store.add_authenticator(&second).await, "add_authenticator");
+    let ids = [first.id.clone(), second.id.clone()];
+    let results = race(stores, tasks, |i, s| {
+        let user = account.id.clone();
+        let id = ids[i % 2].clone();
+        async move { s.remove_authenticator(&user, &id).await }
+    })
+    .await;
+    let results: Vec<RemoveOutcome> = results
+        .into_iter()
+        .map(|r| ok(r, "remove_authenticator race"))
+        .collect();
+    let removed = count(&results, |r| *r == RemoveOutcome::Removed);
+    assert_eq!(
+        removed, 1,
+        "remove_authenticator race (round {round}): {removed} concurrent removals of an \
+         account's last two authenticators returned Removed; exactly one must: {results:?}"
+    );
+    let left = ok(
+        checker(stores, round).authenticators(&account.id).await,
+        "authenticators",
+    );
+    assert_eq!(
+        left.len(),
+        1,
+        "remove_authenticator race (round {round}): exactly one authenticator must remain, \
+         found {left:?}"
+    );
+}
+
+async fn race_disable_vs_add<A: AccountStore + Clone>(stores: &[A], tasks: usize, round: usize) {
+    let (account, _, _) = new_2fa_account(&stores[round % stores.len()], 2).await;
+    let t = now();
+    let auths: Vec<AuthenticatorRecord> = (0..tasks)
+        .map(|i| authenticator(&account.id, &format!("extra {i}"), t + 1))
+        .collect();
+    // The disabling task goes in the middle of the pack.
+    let disabler = round % tasks;
+    let results = race(stores, tasks, |i, s| {
+        let auth = auths[i].clone();
+        async move {
+            if i == disabler {
+                s.disable_two_factor(&auth.user_id).await.map(Some)
+            } else {
+                s.add_authenticator(&auth).await.map(|()| None)
+            }
+        }
+    })
+    .await;
+    for (i, r) in results.iter().enumerate() {
+        if i == disabler {
+            assert!(
+                matches!(r, Ok(Some(true))),
+                "disable_two_factor race (round {round}): must return Ok(true), got {r:?}"
+            );
+        } else {
+            assert!(
+                matches!(r, Ok(None) | Err(Error::TwoFactorNotEnabled)),
+                "add_authenticator race (round {round}): must succeed or fail with \
+                 TwoFactorNotEnabled, got {r:?}"
+            );
+        }
+    }
+    let check = checker(stores, round);
+    assert!(
+        !account_of(check, &account.id, "account")
+            .await
+            .two_factor_enabled,
+        "disable_two_factor race (round {round}): 2FA is on"
+    );
+    let left = ok(check.authenticators(&account.id).await, "authenticators");
+    assert!(
+        left.is_empty(),
+        "add_authenticator/disable_two_factor race (round {round}): an authenticator was added \
+         to an account with 2FA off: {left:?}"
+    );
+    assert_eq!(
+        ok(
+            check.backup_codes_remaining(&account.id).await,
+            "backup_codes_remaining"
+        ),
+        0,
+        "disable_two_factor race (round {round}): backup codes are left"
+    );
+}
+
+async fn race_replace_vs_consume<A: AccountStore + Clone>(
+    stores: &[A],
+    tasks: usize,
+    round: usize,
+) {
+    let (account, _, old) = new_2fa_account(&stores[round % stores.len()], tasks).await;
+    let fresh = hashes(4);
+    let replacer = round % tasks;
+    let results = race(stores, tasks, |i, s| {
+        let id = account.id.clone();
+        let code = old[i];
+        let fresh = fresh.clone();
+        async move {
+            if i == replacer {
+                s.replace_backup_codes(&id, &fresh).await.map(|()| true)
+            } else {
+                s.consume_backup_code(&id, &code).await
+            }
+        }
+    })
+    .await;
+    for r in results {
+        ok(r, "replace_backup_codes/consume_backup_code race");
+    }
+    let check = checker(stores, round);
+    assert_eq!(
+        ok(
+            check.backup_codes_remaining(&account.id).await,
+            "backup_codes_remaining"
+        ),
+        4,
+        "replace_backup_codes race (round {round}): exactly the new set must remain after \
+         concurrent consumption of old codes"
+    );
+    for code in &old {
+        assert!(
+            !ok(
+                check.consume_backup_code(&account.id, code).await,
+                "consume_backup_code"
+            ),
+            "replace_backup_codes race (round {round}): an old code can still be consumed"
+        );
+    }
+    for code in &fresh {
+        assert!(
+            ok(
+                check.consume_backup_code(&account.id, code).await,
+                "consume_backup_code"
+            ),
+            "replace_backup_codes race (round {round}): a new code cannot be consumed"
+        );
+    }
+}
+
+async fn race_password_vs_enable<A: AccountStore + Clone>(
+    stores: &[A],
+    tasks: usize,
+    round: usize,
+) {
+    let account = new_account(&stores[round % stores.len()]).await;
+    let auth = authenticator(&account.id, "phone", now());
+    let codes = hashes(3);
+    let passwords: Vec<(PasswordHash, u64)> = (0..tasks)
+        .map(|i| (password_hash(), 100 + i as u64))
+        .collect();
+    let enabler = round % tasks;
+    let results = race(stores, tasks, |i, s| {
+        let auth = auth.clone();
+        let codes = codes.clone();
+        let (hash, epoch) = passwords[i].clone();
+        async move {
+            if i == enabler {
+                s.enable_two_factor(&auth, &codes).await.map(|()| true)
+            } else {
+                s.set_password(&auth.user_id, &hash, epoch).await
+            }
+        }
+    })
+    .await;
+    for (i, r) in results.into_iter().enumerate() {
+        assert!(
+            ok(r, "set_password/enable_two_factor race"),
+            "set_password race (round {round}): returned false for an existing account (task {i})"
+        );
+    }
+    let check = checker(stores, round);
+    let got = account_of(check, &account.id, "account").await;
+    assert!(
+        got.two_factor_enabled,
+        "set_password/enable_two_factor race (round {round}): the enable was lost"
+    );
+    let consistent = passwords.iter().enumerate().any(|(i, (hash, epoch))| {
+        i != enabler && got.password_hash.as_str() == hash.as_str() && got.password_epoch == *epoch
+    });
+    assert!(
+        consistent,
+        "set_password race (round {round}): the stored password hash and epoch do not come \
+         from one set_password call (epoch {})",
+        got.password_epoch
+    );
+    assert_same_authenticators(
+        &ok(check.authenticators(&account.id).await, "authenticators"),
+        &[&auth],
+        "set_password/enable_two_factor race",
+    );
+    assert_eq!(
+        ok(
+            check.backup_codes_remaining(&account.id).await,
+            "backup_codes_remaining"
+        ),
+        3,
+        "set_password/enable_two_factor race (round {round}): backup codes lost"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// EphemeralStore races
+// ---------------------------------------------------------------------------------------
+
+async fn race_advance_same_step<E: EphemeralStore + Clone>(
+    stores: &[E],
+    tasks: usize,
+    round: usize,
+) {
+    let id = authenticator_id();
+    let keep = now() + TTL;
+    let step = now() / 30;
+    // Odd rounds race an update of an existing mark, even rounds the first insert.
+    if round % 2 == 1 {
+        assert!(ok(
+            stores[0].advance_last_step(&id, step - 1, keep).await,
+            "advance_last_step"
+        ));
+    }
+    let results = race(stores, tasks, |_, s| {
+        let id = id.clone();
+        async move { s.advance_last_step(&id, step, keep).await }
+    })
+    .await;
+    let results: Vec<bool> = results
+        .into_iter()
+        .map(|r| ok(r, "advance_last_step race"))
+        .collect();
+    let winners = count(&results, |r| *r);
+    assert_eq!(
+        winners,
+        1,
+        "advance_last_step race (round {round}, {}): {winners} of {tasks} concurrent calls with \
+         the same step returned true; exactly one must (a replayed TOTP code)",
+        if round % 2 == 1 {
+            "existing mark"
+        } else {
+            "fresh authenticator"
+        }
+    );
+    assert!(
+        !ok(
+            checker(stores, round)
+                .advance_last_step(&id, step, keep)
+                .await,
+            "advance_last_step"
+        ),
+        "advance_last_step race (round {round}): the step can be recorded again"
+    );
+}
+
+async fn race_advance_mixed_steps<E: EphemeralStore + Clone>(
+    stores: &[E],
+    tasks: usize,
+    round: usize,
+) {
+    let id = authenticator_id();
+    let keep = now() + TTL;
+    let base = now() / 30;
+    let top = base + tasks as u64 - 1;
+    let results = race(stores, tasks, |i, s| {
+        let id = id.clone();
+        // Task order is not step order.
+        let step = base + ((i * 7 + round) % tasks) as u64;
+        async move { (step, s.advance_last_step(&id, step, keep).await) }
+    })
+    .await;
+    let results: Vec<(u64, bool)> = results
+        .into_iter()
+        .map(|(step, r)| (step, ok(r, "advance_last_step race")))
+        .collect();
+    // Whatever the order, the greatest step is greater than every recorded one.
+    let top_won = results.iter().any(|&(step, won)| step == top && won);
+    assert!(
+        top_won,
+        "advance_last_step race (round {round}): the greatest step was refused; the recorded \
+         step went back or a compare-and-set was lost: {results:?}"
+    );
+    let check = checker(stores, round);
+    for step in [top, base] {
+        assert!(
+            !ok(
+                check.advance_last_step(&id, step, keep).await,
+                "advance_last_step"
+            ),
+            "advance_last_step race (round {round}): step {step} accepted after step {top} was \
+             recorded (the mark went back)"
+        );
+    }
+}
+
+async fn race_take_pending_login<E: EphemeralStore + Clone>(
+    stores: &[E],
+    tasks: usize,
+    round: usize,
+) {
+    let t = now();
+    let token = hash();
+    let login = pending(&user_id(), 1, t + TTL);
+    ok(
+        stores[round % stores.len()]
+            .create_pending_login(&token, &login)
+            .await,
+        "create_pending_login",
+    );
+    let results = race(stores, tasks, |_, s| async move {
+        s.take_pending_login(&token, t).await
+    })
+    .await;
+    let results: Vec<Option<PendingLogin>> = results
+        .into_iter()
+        .map(|r| ok(r, "take_pending_login race"))
+        .collect();
+    let winners = count(&results, |r| r.is_some());
+    assert_eq!(
+        winners, 1,
+        "take_pending_login race (round {round}): {winners} of {tasks} concurrent takes got the \
+         pending login; exactly one must"
+    );
+    for r in results.into_iter().flatten() {
+        assert_eq!(r, login, "take_pending_login race: the taken login differs");
+    }
+}
+
+async fn race_begin_login_attempt<E: EphemeralStore + Clone>(
+    stores: &[E],
+    tasks: usize,
+    round: usize,
+) {
+    const MAX: u32 = 5;
+    let t = now();
+    // k attempts left, 0..=MAX, always fewer than the racing tasks.
+    let k = (round % (tasks.min(MAX as usize + 1))) as u32;
+    let token = hash();
+    let user = user_id();
+    ok(
+        stores[round % stores.len()]
+            .create_pending_login(&token, &pending(&user, MAX - k, t + TTL))
+            .await,
+        "create_pending_login",
+    );
+    let results = race(stores, tasks, |_, s| async move {
+        s.begin_login_attempt(&token, MAX, t).await
+    })
+    .await;
+    let got: Vec<PendingLogin> = results
+        .into_iter()
+        .filter_map(|r| ok(r, "begin_login_attempt race"))
+        .collect();
+    assert_eq!(
+        got.len(),
+        k as usize,
+        "begin_login_attempt race (round {round}): {} of {tasks} concurrent attempts on a \
+         pending login with {k} attempts left got Some; exactly {k} must",
+        got.len()
+    );
+    let counts: BTreeSet<u32> = got.iter().map(|p| p.attempts).collect();
+    let want: BTreeSet<u32> = (MAX - k + 1..=MAX).collect();
+    assert_eq!(
+        counts, want,
+        "begin_login_attempt race (round {round}): the attempt counts must be distinct and \
+         consecutive"
+    );
+    for p in &got {
+        assert!(
+            p.user_id == user && p.expires_at == t + TTL,
+            "begin_login_attempt race: returned a different login: {p:?}"
+        );
+    }
+    assert_eq!(
+        ok(
+            checker(stores, round).take_pending_login(&token, t).await,
+            "take_pending_login"
+        ),
+        None,
+        "begin_login_attempt race (round {round}): after attempts beyond max_attempts the \
+         pending login must be burnt"
+    );
+}
+
+async fn race_take_enrollment<E: EphemeralStore + Clone>(stores: &[E], tasks: usize, round: usize) {
+    let t = now();
+    let user = user_id();
+    let enrollment = enrollment_record(round.is_multiple_of(2), t + TTL);
+    ok(
+        stores[round % stores.len()]
+            .put_enrollment(&user, &enrollment)
+            .await,
+        "put_enrollment",
+    );
+    let results = race(stores, tasks, |_, s| {
+        let user = user.clone();
+        let id = enrollment.id.clone();
+        async move { s.take_enrollment(&user, &id, t).await }
+    })
+    .await;
+    let results: Vec<bool> = results
+        .into_iter()
+        .map(|r| ok(r, "take_enrollment race"))
+        .collect();
+    let winners = count(&results, |r| *r);
+    assert_eq!(
+        winners, 1,
+        "take_enrollment race (round {round}): {winners} of {tasks} concurrent takes returned \
+         true; exactly one must"
+    );
+    assert!(
+        ok(
+            checker(stores, round).enrollment(&user, t).await,
+            "enrollment"
+        )
+        .is_none(),
+        "take_enrollment race (round {round}): the enrollment is still there"
+    );
+}
+
+async fn race_update_throttle<E: EphemeralStore + Clone>(stores: &[E], tasks: usize, round: usize) {
+    let keep = now() + TTL;
+    let key = throttle_key();
+    // Odd rounds race from a stored state, even rounds from the default one.
+    let expected = if round % 2 == 1 {
+        let s = ThrottleState {
+            count: 3,
+            until: now() + 30,
+        };
+        assert!(ok(
+            stores[0]
+                .update_throttle(&key, ThrottleState::default(), s, keep)
+                .await,
+            "update_throttle"
+        ));
+        s
+    } else {
+        ThrottleState::default()
+    };
+    let until = now() + 60;
+    let results = race(stores, tasks, |i, s| {
+        let key = key.clone();
+        let new = ThrottleState {
+            count: 10 + i as u32,
+            until,
+        };
+        async move { s.update_throttle(&key, expected, new, keep).await }
+    })
+    .await;
+    let results: Vec<bool> = results
+        .into_iter()
+        .map(|r| ok(r, "update_throttle race"))
+        .collect();
+    let winners = count(&results, |r| *r);
+    assert_eq!(
+        winners, 1,
+        "update_throttle race (round {round}): {winners} of {tasks} concurrent compare-and-sets \
+         from the same expected state returned true; exactly one must"
+    );
+    if let Some(w) = results.iter().position(|r| *r) {
+        assert_eq!(
+            ok(checker(stores, round).throttle(&key).await, "throttle"),
+            ThrottleState {
+                count: 10 + w as u32,
+                until
+            },
+            "update_throttle race (round {round}): the stored state is not the winner's"
+        );
+    }
+}
+
+async fn race_throttle_counter<E: EphemeralStore + Clone>(
+    stores: &[E],
+    tasks: usize,
+    round: usize,
+) {
+    let keep = now() + TTL;
+    let key = throttle_key();
+    let until = now() + 60;
+    let results = race(stores, tasks, |_, s| {
+        let key = key.clone();
+        async move {
+            // Every task adds one, retrying on a lost compare-and-set, as the flows do.
+            for _ in 0..10_000 {
+                let current = s.throttle(&key).await?;
+                let next = ThrottleState {
+                    count: current.count + 1,
+                    until,
+                };
+                if s.update_throttle(&key, current, next, keep).await? {
+                    return Ok(true);
+                }
+                tokio::task::yield_now().await;
+            }
+            Ok(false)
+        }
+    })
+    .await;
+    for r in results {
+        assert!(
+            ok(r, "throttle/update_throttle counter race"),
+            "update_throttle counter race (round {round}): 10000 compare-and-sets in a row \
+             failed; the store makes no progress"
+        );
+    }
+    let got = ok(checker(stores, round).throttle(&key).await, "throttle");
+    assert_eq!(
+        got.count, tasks as u32,
+        "update_throttle counter race (round {round}): {tasks} tasks each added one with \
+         compare-and-set; increments were lost"
+    );
+}
+
+async fn race_create_devices<E: EphemeralStore + Clone>(stores: &[E], tasks: usize, round: usize) {
+    let t = now();
+    let user = user_id();
+    let devices: Vec<(KeyedHash, DeviceRecord)> = (0..tasks)
+        .map(|_| (hash(), device_record(&user, t, t + TTL)))
+        .collect();
+    let results = race(stores, tasks, |i, s| {
+        let (token, device) = devices[i].clone();
+        async move { s.create_device(&token, &device).await }
+    })
+    .await;
+    for r in results {
+        ok(r, "create_device race");
+    }
+    let check = checker(stores, round);
+    let listed = ok(check.devices(&user, t).await, "devices");
+    assert_eq!(
+        listed.len(),
+        tasks,
+        "create_device race (round {round}): {tasks} devices created concurrently for one \
+         account, {} listed (a lost update)",
+        listed.len()
+    );
+    for (token, device) in &devices {
+        assert_eq!(
+            ok(check.device(token, t).await, "device").as_ref(),
+            Some(device),
+            "create_device race (round {round}): a device is not found by its token"
+        );
+    }
+    assert_eq!(
+        ok(check.revoke_all_devices(&user).await, "revoke_all_devices") as usize,
+        tasks,
+        "create_device race (round {round}): revoke_all_devices must count every device"
+    );
+}
