@@ -7,14 +7,17 @@ use serde::Deserialize;
 use super::api::FactorBody;
 
 /// Headers for every HTML page: no caching (pages show secrets and codes), no
-/// framing, no referrer, and a content security policy that allows only inline
-/// styles and `data:` images (the QR code).
+/// framing, no referrer to other sites, and a content security policy that allows
+/// only inline styles and `data:` images (the QR code).
+///
+/// The referrer policy is `same-origin`, not `no-referrer`: under `no-referrer`
+/// browsers send `Origin: null` with form posts, which the origin check refuses.
 pub const HEADERS: &[(&str, &str)] = &[
     ("content-type", "text/html; charset=utf-8"),
     ("cache-control", "no-store"),
     ("x-frame-options", "DENY"),
     ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
+    ("referrer-policy", "same-origin"),
     (
         "content-security-policy",
         "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
