@@ -35,6 +35,7 @@ macro_rules! contract_suite {
                 html_pages_walk_through,
                 dev_key_is_made_once_and_reused,
                 sigterm_shuts_down_cleanly,
+                browser_register_enable_and_log_in,
             );
         }
     };
@@ -1239,3 +1240,216 @@ async fn sigterm_shuts_down_cleanly(example: &str) {
 
 #[cfg(not(unix))]
 async fn sigterm_shuts_down_cleanly(_example: &str) {}
+
+// --- a real browser ----------------------------------------------------------------
+
+/// A chromedriver process on a free port, ended on drop.
+struct ChromeDriver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    /// Starts `/usr/bin/chromedriver`, or returns `None` (with a note) when it is not
+    /// installed (`apt-get install chromium chromium-driver`). With `CI=true` a missing
+    /// driver fails the test.
+    fn start() -> Option<ChromeDriver> {
+        let driver = std::path::Path::new("/usr/bin/chromedriver");
+        if !driver.exists() || !std::path::Path::new("/usr/bin/chromium").exists() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but chromium / chromium-driver are not installed"
+            );
+            eprintln!("note: skipping the browser test: install chromium and chromium-driver");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(ChromeDriver { child, url })
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Browser {
+    client: fantoccini::Client,
+    base: String,
+    shots: std::path::PathBuf,
+    n: u32,
+}
+
+impl Browser {
+    async fn goto(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+    }
+
+    async fn fill(&self, id: &str, text: &str) {
+        let input = self.client.find(fantoccini::Locator::Id(id)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the browser shows `path` (path and query).
+    async fn wait_for(&self, path: &str) {
+        let start = std::time::Instant::now();
+        loop {
+            let url = self.client.current_url().await.unwrap();
+            let here = match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_owned(),
+            };
+            if here == path {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                let page = self.client.source().await.unwrap_or_default();
+                panic!("at {here}, waiting for {path}; the page:\n{page}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn screenshot(&mut self, name: &str) {
+        self.n += 1;
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{:02}-{name}.png", self.n)), png).unwrap();
+    }
+}
+
+async fn browser_register_enable_and_log_in(example: &str) {
+    let Some(driver) = ChromeDriver::start() else {
+        return;
+    };
+    let server = Server::start(example, &[]);
+    let mut caps = fantoccini::wd::Capabilities::new();
+    caps.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=900,1300"],
+        }),
+    );
+    let client =
+        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("chromedriver session");
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("screenshots")
+        .join(example);
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut b = Browser {
+        client,
+        base: server.base.clone(),
+        shots,
+        n: 0,
+    };
+
+    b.goto("/register").await;
+    b.fill("username", "petra").await;
+    b.fill("password", PW).await;
+    b.screenshot("register").await;
+    b.click("form button[type=submit]").await;
+    b.wait_for("/login?notice=registered").await;
+
+    b.fill("username", "petra").await;
+    b.fill("password", PW).await;
+    b.click("form button[type=submit]").await;
+    b.wait_for("/account").await;
+    assert!(b.text("#status").await.contains("off"));
+    b.screenshot("account-off").await;
+
+    // Turn 2FA on, reading the secret off the page as a person would.
+    b.click("form[action='/account/2fa/setup'] button").await;
+    b.wait_for("/account/2fa/setup").await;
+    b.screenshot("setup").await;
+    let qr = b.client.find(fantoccini::Locator::Id("qr")).await.unwrap();
+    assert!(
+        qr.attr("src")
+            .await
+            .unwrap()
+            .unwrap()
+            .starts_with("data:image/png;base64,")
+    );
+    let secret = b.text("#secret").await.replace(' ', "");
+    let phone = Phone::new(&secret);
+    let step = Phone::step_now();
+    b.fill("code", &phone.code_at_step(step)).await;
+    b.click("form[action='/account/2fa/setup/confirm'] button")
+        .await;
+    b.wait_for("/account/2fa/setup/confirm").await;
+    let codes = b
+        .client
+        .find_all(fantoccini::Locator::Css("#backup-codes li"))
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    b.screenshot("backup-codes").await;
+
+    b.goto("/account").await;
+    b.click("form[action='/logout'] button").await;
+    b.wait_for("/login?notice=logged_out").await;
+
+    b.fill("username", "petra").await;
+    b.fill("password", PW).await;
+    b.click("form button[type=submit]").await;
+    b.wait_for("/login/verify").await;
+    b.screenshot("verify").await;
+    b.fill("code", &phone.code_at_step(step + 1)).await;
+    b.click("form:first-of-type button").await;
+    b.wait_for("/account").await;
+    let status = b.text("#status").await;
+    assert!(status.contains("on"), "{status}");
+    assert_eq!(b.text("#username").await, "petra");
+    b.screenshot("account-on").await;
+    b.client.close().await.unwrap();
+}
