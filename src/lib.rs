@@ -72,7 +72,10 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `qr-png` | yes | [`provisioning::QrCode::png`] and `png_data_uri` |
-//! | `tokio` | no | [`flow::TokioBlocking`]: argon2 on tokio's blocking pool |
+//! | `tokio` | no | `flow::TokioBlocking`: argon2 on tokio's blocking pool |
+//! | `sqlite` | no | `store::SqliteStore`: the embedded default store |
+//! | `postgres` | no | `store::PgStore`: one database shared by several instances |
+//! | `redis` | no | `store::RedisStore`: short-lived state in Redis (pair it with an `AccountStore` through [`store::Combined`]) |
 //! | `conformance` | no | the public store conformance suite |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -58,3 +58,357 @@ fn races_refuse_a_current_thread_runtime() {
         RaceConfig::new(1, 2),
     ));
 }
+
+// ---------------------------------------------------------------------------------------
+// The suite catches broken stores
+// ---------------------------------------------------------------------------------------
+
+/// An ephemeral store with one deliberate check-then-act bug: it reads, yields to
+/// the scheduler, then writes, as a store does that runs a read and a write as two
+/// statements without a transaction or a compare-and-set. Used one call at a time it
+/// is correct, so only the races can catch it.
+mod flawed {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use secondfactor::Result;
+    use secondfactor::secret::KeyedHash;
+    use secondfactor::store::{
+        AuthenticatorId, DeviceId, DeviceRecord, EphemeralStore, MemoryStore, PendingEnrollment,
+        PendingLogin, SessionRecord, ThrottleState, UserId,
+    };
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Flaw {
+        /// None: every method is atomic.
+        None,
+        /// `advance_last_step` compares, then writes.
+        Replay,
+        /// `update_throttle` compares, then writes.
+        Throttle,
+        /// `take_pending_login` reads, then deletes.
+        Take,
+        /// `begin_login_attempt` reads, then writes the incremented copy back.
+        Attempt,
+        /// `take_enrollment` compares the id, then deletes whatever is there.
+        Enrollment,
+    }
+
+    #[derive(Default)]
+    struct State {
+        steps: HashMap<AuthenticatorId, u64>,
+        throttles: HashMap<String, ThrottleState>,
+        pending: HashMap<[u8; 32], PendingLogin>,
+        enrollments: HashMap<UserId, PendingEnrollment>,
+    }
+
+    #[derive(Clone)]
+    pub struct Flawed {
+        flaw: Flaw,
+        state: Arc<Mutex<State>>,
+        // Devices and sessions.
+        inner: MemoryStore,
+    }
+
+    impl Flawed {
+        pub fn new(flaw: Flaw) -> Self {
+            Flawed {
+                flaw,
+                state: Arc::default(),
+                inner: MemoryStore::new(),
+            }
+        }
+
+        fn state(&self) -> std::sync::MutexGuard<'_, State> {
+            self.state.lock().unwrap()
+        }
+
+        /// The gap between the read and the write, when this method is the flawed one.
+        async fn gap(&self, flaw: Flaw) {
+            if self.flaw == flaw {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    impl EphemeralStore for Flawed {
+        async fn create_pending_login(
+            &self,
+            token: &KeyedHash,
+            login: &PendingLogin,
+        ) -> Result<()> {
+            self.state().pending.insert(token.0, login.clone());
+            Ok(())
+        }
+
+        async fn begin_login_attempt(
+            &self,
+            token: &KeyedHash,
+            max_attempts: u32,
+            now: u64,
+        ) -> Result<Option<PendingLogin>> {
+            let read = self.state().pending.get(&token.0).cloned();
+            let Some(mut p) = read else {
+                return Ok(None);
+            };
+            if p.expires_at <= now || p.attempts >= max_attempts {
+                self.state().pending.remove(&token.0);
+                return Ok(None);
+            }
+            p.attempts += 1;
+            self.gap(Flaw::Attempt).await;
+            let mut state = self.state();
+            if self.flaw == Flaw::Attempt {
+                state.pending.insert(token.0, p.clone());
+                return Ok(Some(p));
+            }
+            // The correct version: increment what is there now, under the lock.
+            match state.pending.get_mut(&token.0) {
+                Some(q) if q.attempts < max_attempts => {
+                    q.attempts += 1;
+                    Ok(Some(q.clone()))
+                }
+                Some(_) => {
+                    state.pending.remove(&token.0);
+                    Ok(None)
+                }
+                None => Ok(None),
+            }
+        }
+
+        async fn take_pending_login(
+            &self,
+            token: &KeyedHash,
+            now: u64,
+        ) -> Result<Option<PendingLogin>> {
+            if self.flaw == Flaw::Take {
+                let read = self.state().pending.get(&token.0).cloned();
+                self.gap(Flaw::Take).await;
+                self.state().pending.remove(&token.0);
+                return Ok(read.filter(|p| p.expires_at > now));
+            }
+            Ok(self
+                .state()
+                .pending
+                .remove(&token.0)
+                .filter(|p| p.expires_at > now))
+        }
+
+        async fn delete_pending_login(&self, token: &KeyedHash) -> Result<()> {
+            self.state().pending.remove(&token.0);
+            Ok(())
+        }
+
+        async fn put_enrollment(
+            &self,
+            user_id: &UserId,
+            enrollment: &PendingEnrollment,
+        ) -> Result<()> {
+            self.state()
+                .enrollments
+                .insert(user_id.clone(), enrollment.clone());
+            Ok(())
+        }
+
+        async fn enrollment(
+            &self,
+            user_id: &UserId,
+            now: u64,
+        ) -> Result<Option<PendingEnrollment>> {
+            Ok(self
+                .state()
+                .enrollments
+                .get(user_id)
+                .filter(|e| e.expires_at > now)
+                .cloned())
+        }
+
+        async fn take_enrollment(&self, user_id: &UserId, id: &str, now: u64) -> Result<bool> {
+            let matches =
+                |e: Option<&PendingEnrollment>| e.is_some_and(|e| e.id == id && e.expires_at > now);
+            if self.flaw == Flaw::Enrollment {
+                if !matches(self.state().enrollments.get(user_id)) {
+                    return Ok(false);
+                }
+                self.gap(Flaw::Enrollment).await;
+                self.state().enrollments.remove(user_id);
+                return Ok(true);
+            }
+            let mut state = self.state();
+            if matches(state.enrollments.get(user_id)) {
+                state.enrollments.remove(user_id);
+                return Ok(true);
+            }
+            Ok(false)
+        }
+
+        async fn advance_last_step(
+            &self,
+            id: &AuthenticatorId,
+            step: u64,
+            _keep_until: u64,
+        ) -> Result<bool> {
+            let last = self.state().steps.get(id).copied();
+            if last.is_some_and(|last| last >= step) {
+                return Ok(false);
+            }
+            self.gap(Flaw::Replay).await;
+            let mut state = self.state();
+            if self.flaw == Flaw::Replay {
+                state.steps.insert(id.clone(), step);
+                return Ok(true);
+            }
+            match state.steps.get(id) {
+                Some(&last) if last >= step => Ok(false),
+                _ => {
+                    state.steps.insert(id.clone(), step);
+                    Ok(true)
+                }
+            }
+        }
+
+        async fn throttle(&self, key: &str) -> Result<ThrottleState> {
+            Ok(self.state().throttles.get(key).copied().unwrap_or_default())
+        }
+
+        async fn update_throttle(
+            &self,
+            key: &str,
+            expected: ThrottleState,
+            new: ThrottleState,
+            _keep_until: u64,
+        ) -> Result<bool> {
+            let current = |s: &State| s.throttles.get(key).copied().unwrap_or_default();
+            if self.flaw == Flaw::Throttle {
+                if current(&self.state()) != expected {
+                    return Ok(false);
+                }
+                self.gap(Flaw::Throttle).await;
+                self.state().throttles.insert(key.to_owned(), new);
+                return Ok(true);
+            }
+            let mut state = self.state();
+            if current(&state) != expected {
+                return Ok(false);
+            }
+            state.throttles.insert(key.to_owned(), new);
+            Ok(true)
+        }
+
+        async fn create_device(&self, token: &KeyedHash, device: &DeviceRecord) -> Result<()> {
+            self.inner.create_device(token, device).await
+        }
+
+        async fn device(&self, token: &KeyedHash, now: u64) -> Result<Option<DeviceRecord>> {
+            self.inner.device(token, now).await
+        }
+
+        async fn devices(&self, user_id: &UserId, now: u64) -> Result<Vec<DeviceRecord>> {
+            self.inner.devices(user_id, now).await
+        }
+
+        async fn revoke_device(&self, user_id: &UserId, id: &DeviceId) -> Result<bool> {
+            self.inner.revoke_device(user_id, id).await
+        }
+
+        async fn revoke_all_devices(&self, user_id: &UserId) -> Result<u32> {
+            self.inner.revoke_all_devices(user_id).await
+        }
+
+        async fn create_session(&self, token: &KeyedHash, session: &SessionRecord) -> Result<()> {
+            self.inner.create_session(token, session).await
+        }
+
+        async fn session(&self, token: &KeyedHash, now: u64) -> Result<Option<SessionRecord>> {
+            self.inner.session(token, now).await
+        }
+
+        async fn delete_session(&self, token: &KeyedHash) -> Result<()> {
+            self.inner.delete_session(token).await
+        }
+    }
+}
+
+/// Runs the ephemeral suite on a store with `flaw` and returns the panic message.
+fn caught(flaw: flawed::Flaw) -> String {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = flawed::Flawed::new(flaw);
+    let handles = [store.clone(), store];
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(conformance::ephemeral_all(
+            &handles,
+            RaceConfig::new(100, 16),
+        ))
+    }));
+    let payload = match outcome {
+        Ok(()) => panic!("the suite passed a store with the flaw {flaw:?}"),
+        Err(payload) => payload,
+    };
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_wrapper_without_a_flaw_passes() {
+    // So the failures below come from the flaws alone.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = flawed::Flawed::new(flawed::Flaw::None);
+    let handles = [store.clone(), store];
+    rt.block_on(conformance::ephemeral_all(
+        &handles,
+        RaceConfig::new(100, 16),
+    ));
+}
+
+#[test]
+fn races_catch_a_non_atomic_replay_mark() {
+    let msg = caught(flawed::Flaw::Replay);
+    assert!(msg.contains("advance_last_step race (round"), "{msg}");
+}
+
+#[test]
+fn races_catch_a_non_atomic_throttle_update() {
+    let msg = caught(flawed::Flaw::Throttle);
+    assert!(
+        msg.contains("update_throttle") && msg.contains("race (round"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn races_catch_a_non_atomic_take() {
+    let msg = caught(flawed::Flaw::Take);
+    assert!(
+        msg.contains("take_pending_login") && msg.contains("race (round"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn races_catch_a_lost_attempt_count() {
+    let msg = caught(flawed::Flaw::Attempt);
+    assert!(
+        msg.contains("begin_login_attempt") && msg.contains("race (round"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn races_catch_a_non_atomic_enrollment_take() {
+    let msg = caught(flawed::Flaw::Enrollment);
+    assert!(
+        msg.contains("take_enrollment") && msg.contains("race (round"),
+        "{msg}"
+    );
+}

@@ -115,7 +115,7 @@ impl Authenticated {
 /// Runs blocking work (argon2 hashing) off the async executor.
 ///
 /// The default, [`Inline`], runs it in place, which is right for tests and CLIs. A
-/// server passes a runner for its runtime: [`TokioBlocking`] (feature `tokio`) or, on
+/// server passes a runner for its runtime: `TokioBlocking` (feature `tokio`) or, on
 /// actix, one built on `actix_web::web::block`.
 pub trait Blocking: Send + Sync + 'static {
     /// Runs `job` to completion on a thread where blocking is allowed.

@@ -81,9 +81,12 @@ use crate::clock::{Clock, SystemClock};
 /// How hard the race checks push: how many rounds of each race, and how many tasks
 /// race in each round.
 ///
-/// The default, 200 rounds of 16 tasks, takes well under a second on
-/// [`MemoryStore`]. A store that talks to a server costs a round trip or more per
-/// operation; 20 to 50 rounds still make thousands of racing calls.
+/// One round of every race makes about 700 store calls with 16 tasks (most of them
+/// in the compare-and-set counter race, which grows with the square of `tasks`).
+/// The default, 200 rounds of 16 tasks, takes a few seconds on [`MemoryStore`] in a
+/// debug build. A store that talks to a server costs a round trip or more per call:
+/// pass fewer rounds (20 to 50 still make ten thousand and more racing calls), and
+/// keep 8 to 16 tasks so that the races stay crowded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RaceConfig {
     rounds: usize,
@@ -143,7 +146,7 @@ impl RaceConfig {
 /// On the first contract the store breaks, on any store error, when `stores` is
 /// empty, and when not called on a multi-threaded tokio runtime.
 pub async fn all<S: Store + Clone>(stores: &[S], config: RaceConfig) {
-    non_empty(stores, "all");
+    check_race_setup(stores, "all");
     for store in stores {
         account_store(store).await;
         ephemeral_store(store).await;
@@ -158,7 +161,7 @@ pub async fn all<S: Store + Clone>(stores: &[S], config: RaceConfig) {
 ///
 /// As [`all`].
 pub async fn accounts_all<A: AccountStore + Clone>(stores: &[A], config: RaceConfig) {
-    non_empty(stores, "accounts_all");
+    check_race_setup(stores, "accounts_all");
     for store in stores {
         account_store(store).await;
     }
@@ -172,7 +175,7 @@ pub async fn accounts_all<A: AccountStore + Clone>(stores: &[A], config: RaceCon
 ///
 /// As [`all`].
 pub async fn ephemeral_all<E: EphemeralStore + Clone>(stores: &[E], config: RaceConfig) {
-    non_empty(stores, "ephemeral_all");
+    check_race_setup(stores, "ephemeral_all");
     for store in stores {
         ephemeral_store(store).await;
     }
@@ -190,6 +193,7 @@ pub async fn account_store<A: AccountStore>(store: &A) {
     accounts_create_and_lookup(store).await;
     accounts_set_password(store).await;
     two_factor_lifecycle(store).await;
+    two_factor_without_backup_codes(store).await;
     authenticators_order_remove_reseal(store).await;
     backup_codes(store).await;
 }
@@ -233,8 +237,9 @@ pub async fn races<S: Store + Clone>(stores: &[S], config: RaceConfig) {
 /// - `consume_backup_code` with one hash: exactly one `true`;
 /// - `consume_backup_code` with distinct hashes of one account: all `true`, none
 ///   left (no lost updates);
-/// - `remove_authenticator` of the last two authenticators: exactly one `Removed`,
-///   one authenticator left;
+/// - `remove_authenticator` of all of an account's two to four authenticators:
+///   all but one `Removed`, one authenticator left;
+/// - `add_authenticator` of distinct authenticators to one account: none is lost;
 /// - `disable_two_factor` against `add_authenticator`: 2FA ends up off with no
 ///   authenticator;
 /// - `replace_backup_codes` against consuming old codes: exactly the new set is
@@ -252,7 +257,8 @@ pub async fn account_races<A: AccountStore + Clone>(stores: &[A], config: RaceCo
         race_enable_two_factor(stores, config.tasks, round).await;
         race_consume_same_code(stores, config.tasks, round).await;
         race_consume_distinct_codes(stores, config.tasks, round).await;
-        race_remove_last_two(stores, config.tasks, round).await;
+        race_remove_authenticators(stores, config.tasks, round).await;
+        race_add_authenticators(stores, config.tasks, round).await;
         race_disable_vs_add(stores, config.tasks, round).await;
         race_replace_vs_consume(stores, config.tasks, round).await;
         race_password_vs_enable(stores, config.tasks, round).await;
@@ -266,10 +272,17 @@ pub async fn account_races<A: AccountStore + Clone>(stores: &[A], config: RaceCo
 ///   older mark: exactly one `true`;
 /// - `advance_last_step` with different steps: the greatest always wins and the
 ///   mark never goes back;
+/// - `advance_last_step` on distinct authenticators: all `true` (marks are per
+///   authenticator);
 /// - `take_pending_login`: exactly one `Some`;
+/// - `take_pending_login` against `begin_login_attempt`: exactly one take gets the
+///   login, counting exactly the attempts that got `Some`, and no attempt brings a
+///   taken login back;
 /// - `begin_login_attempt` with `k` attempts left: exactly `k` `Some`, with distinct
 ///   counts, and the pending login is burnt;
 /// - `take_enrollment`: exactly one `true`;
+/// - `take_enrollment` of an old setup against `put_enrollment` of a new one: the
+///   new one is never taken;
 /// - `update_throttle` with one expected state: exactly one `true`, whose state
 ///   stays;
 /// - `update_throttle` as a counter (read, compare-and-set, retry): no increment is
@@ -284,9 +297,12 @@ pub async fn ephemeral_races<E: EphemeralStore + Clone>(stores: &[E], config: Ra
     for round in 0..config.rounds {
         race_advance_same_step(stores, config.tasks, round).await;
         race_advance_mixed_steps(stores, config.tasks, round).await;
+        race_advance_distinct_ids(stores, config.tasks, round).await;
         race_take_pending_login(stores, config.tasks, round).await;
+        race_take_vs_attempt(stores, config.tasks, round).await;
         race_begin_login_attempt(stores, config.tasks, round).await;
         race_take_enrollment(stores, config.tasks, round).await;
+        race_take_enrollment_vs_put(stores, config.tasks, round).await;
         race_update_throttle(stores, config.tasks, round).await;
         race_throttle_counter(stores, config.tasks, round).await;
         race_create_devices(stores, config.tasks, round).await;
@@ -462,7 +478,8 @@ fn assert_same_authenticators(
 ) {
     assert!(
         got.len() == want.len() && got.iter().zip(want).all(|(g, w)| same_authenticator(g, w)),
-        "{what}: the authenticators read back differ (order: oldest first)\n got: {got:?}\nwant: {want:?}"
+        "{what}: the authenticators read back differ (order: oldest first)\n \
+         got: {got:?}\nwant: {want:?}"
     );
 }
 
@@ -677,7 +694,7 @@ async fn two_factor_lifecycle<A: AccountStore>(store: &A) {
     );
 
     // Enable.
-    let first = authenticator(id, "phone", t);
+    let first = authenticator(id, "Téléphone ☎ 📱", t);
     let codes = hashes(5);
     ok(
         store.enable_two_factor(&first, &codes).await,
@@ -715,7 +732,8 @@ async fn two_factor_lifecycle<A: AccountStore>(store: &A) {
     match store.enable_two_factor(&second, &other_codes).await {
         Err(Error::TwoFactorAlreadyEnabled) => {}
         other => panic!(
-            "enable_two_factor: a second enable must fail with TwoFactorAlreadyEnabled, got {other:?}"
+            "enable_two_factor: a second enable must fail with TwoFactorAlreadyEnabled, \
+             got {other:?}"
         ),
     }
     assert_same_authenticators(
@@ -826,6 +844,35 @@ async fn two_factor_lifecycle<A: AccountStore>(store: &A) {
         ),
         2,
         "enable_two_factor after disable_two_factor: backup_codes_remaining"
+    );
+}
+
+async fn two_factor_without_backup_codes<A: AccountStore>(store: &A) {
+    // An empty set of backup codes is a valid set (and an empty SQL insert).
+    let account = new_account(store).await;
+    let auth = authenticator(&account.id, "phone", now());
+    ok(
+        store.enable_two_factor(&auth, &[]).await,
+        "enable_two_factor with no backup codes",
+    );
+    assert!(
+        account_of(store, &account.id, "account")
+            .await
+            .two_factor_enabled,
+        "enable_two_factor with no backup codes: the flag is off"
+    );
+    assert_same_authenticators(
+        &ok(store.authenticators(&account.id).await, "authenticators"),
+        &[&auth],
+        "enable_two_factor with no backup codes",
+    );
+    assert_eq!(
+        ok(
+            store.backup_codes_remaining(&account.id).await,
+            "backup_codes_remaining"
+        ),
+        0,
+        "enable_two_factor with no backup codes: backup_codes_remaining"
     );
 }
 
@@ -1196,6 +1243,31 @@ async fn pending_logins<E: EphemeralStore>(store: &E) {
         ),
         None,
         "begin_login_attempt: beyond max_attempts must return None"
+    );
+
+    // Created with no attempt left: the next attempt burns it.
+    let token = hash();
+    ok(
+        store
+            .create_pending_login(&token, &pending(&user, 3, t + TTL))
+            .await,
+        "create_pending_login",
+    );
+    assert_eq!(
+        ok(
+            store.begin_login_attempt(&token, 3, t).await,
+            "begin_login_attempt"
+        ),
+        None,
+        "begin_login_attempt: a login with attempts == max_attempts must return None"
+    );
+    assert_eq!(
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        ),
+        None,
+        "begin_login_attempt: an attempt beyond max_attempts must delete (burn) the pending login"
     );
 
     // Take after some attempts: single use, with the count.
@@ -1675,7 +1747,7 @@ fn device_record(user_id: &UserId, created_at: u64, expires_at: u64) -> DeviceRe
     DeviceRecord {
         id: DeviceId::new(hex_id()),
         user_id: user_id.clone(),
-        label: "Firefox on Linux".to_owned(),
+        label: "Firefox on Linux — Zürich 🦊".to_owned(),
         password_epoch: 5,
         created_at,
         expires_at,
@@ -2085,15 +2157,26 @@ async fn race_consume_distinct_codes<A: AccountStore + Clone>(
     );
 }
 
-async fn race_remove_last_two<A: AccountStore + Clone>(stores: &[A], tasks: usize, round: usize) {
+async fn race_remove_authenticators<A: AccountStore + Clone>(
+    stores: &[A],
+    tasks: usize,
+    round: usize,
+) {
+    // m authenticators, every one removed concurrently (by several tasks each):
+    // exactly m - 1 removals win and one authenticator is left. m = 2 is the
+    // contract's case of the last two.
+    let m = (2 + round % 3).min(tasks);
     let store = &stores[round % stores.len()];
     let (account, first, _) = new_2fa_account(store, 1).await;
-    let second = authenticator(&account.id, "second", now() + 1);
-    ok(store.add_authenticator(&second).await, "add_authenticator");
-    let ids = [first.id.clone(), second.id.clone()];
+    let mut ids = vec![first.id.clone()];
+    for j in 1..m {
+        let extra = authenticator(&account.id, "extra", now() + j as u64);
+        ok(store.add_authenticator(&extra).await, "add_authenticator");
+        ids.push(extra.id);
+    }
     let results = race(stores, tasks, |i, s| {
         let user = account.id.clone();
-        let id = ids[i % 2].clone();
+        let id = ids[i % m].clone();
         async move { s.remove_authenticator(&user, &id).await }
     })
     .await;
@@ -2103,9 +2186,12 @@ async fn race_remove_last_two<A: AccountStore + Clone>(stores: &[A], tasks: usiz
         .collect();
     let removed = count(&results, |r| *r == RemoveOutcome::Removed);
     assert_eq!(
-        removed, 1,
+        removed,
+        m - 1,
         "remove_authenticator race (round {round}): {removed} concurrent removals of an \
-         account's last two authenticators returned Removed; exactly one must: {results:?}"
+         account's {m} authenticators returned Removed; exactly {} must (one is always left): \
+         {results:?}",
+        m - 1
     );
     let left = ok(
         checker(stores, round).authenticators(&account.id).await,
@@ -2117,6 +2203,49 @@ async fn race_remove_last_two<A: AccountStore + Clone>(stores: &[A], tasks: usiz
         "remove_authenticator race (round {round}): exactly one authenticator must remain, \
          found {left:?}"
     );
+}
+
+async fn race_add_authenticators<A: AccountStore + Clone>(
+    stores: &[A],
+    tasks: usize,
+    round: usize,
+) {
+    let (account, first, _) = new_2fa_account(&stores[round % stores.len()], 1).await;
+    let t = now() + 1;
+    let auths: Vec<AuthenticatorRecord> = (0..tasks)
+        .map(|i| authenticator(&account.id, &format!("extra {i}"), t))
+        .collect();
+    let results = race(stores, tasks, |i, s| {
+        let auth = auths[i].clone();
+        async move { s.add_authenticator(&auth).await }
+    })
+    .await;
+    for r in results {
+        ok(r, "add_authenticator race");
+    }
+    let listed = ok(
+        checker(stores, round).authenticators(&account.id).await,
+        "authenticators",
+    );
+    assert_eq!(
+        listed.len(),
+        tasks + 1,
+        "add_authenticator race (round {round}): {tasks} authenticators added concurrently to \
+         one, {} listed (a lost update)",
+        listed.len()
+    );
+    assert!(
+        listed
+            .first()
+            .is_some_and(|a| same_authenticator(a, &first)),
+        "add_authenticator race (round {round}): the oldest authenticator must come first"
+    );
+    for auth in &auths {
+        assert!(
+            listed.iter().any(|a| same_authenticator(a, auth)),
+            "add_authenticator race (round {round}): an added authenticator is missing or changed"
+        );
+    }
 }
 
 async fn race_disable_vs_add<A: AccountStore + Clone>(stores: &[A], tasks: usize, round: usize) {
@@ -2414,6 +2543,103 @@ async fn race_take_pending_login<E: EphemeralStore + Clone>(
     }
 }
 
+async fn race_advance_distinct_ids<E: EphemeralStore + Clone>(
+    stores: &[E],
+    tasks: usize,
+    round: usize,
+) {
+    let keep = now() + TTL;
+    let step = now() / 30;
+    let ids: Vec<AuthenticatorId> = (0..tasks).map(|_| authenticator_id()).collect();
+    let results = race(stores, tasks, |i, s| {
+        let id = ids[i].clone();
+        async move { s.advance_last_step(&id, step, keep).await }
+    })
+    .await;
+    let recorded = count(&results, |r| matches!(r, Ok(true)));
+    assert_eq!(
+        recorded, tasks,
+        "advance_last_step race (round {round}): the same step on {tasks} distinct \
+         authenticators concurrently, only {recorded} recorded; marks are per authenticator: \
+         {results:?}"
+    );
+}
+
+async fn race_take_vs_attempt<E: EphemeralStore + Clone>(stores: &[E], tasks: usize, round: usize) {
+    // Even tasks take, odd tasks count an attempt; max_attempts is never reached.
+    const MAX: u32 = 1000;
+    let t = now();
+    let token = hash();
+    let login = pending(&user_id(), 0, t + TTL);
+    ok(
+        stores[round % stores.len()]
+            .create_pending_login(&token, &login)
+            .await,
+        "create_pending_login",
+    );
+    let results = race(stores, tasks, |i, s| async move {
+        if i % 2 == 0 {
+            s.take_pending_login(&token, t).await.map(|p| (true, p))
+        } else {
+            s.begin_login_attempt(&token, MAX, t)
+                .await
+                .map(|p| (false, p))
+        }
+    })
+    .await;
+    let mut taken = Vec::new();
+    let mut counted = Vec::new();
+    for r in results {
+        match ok(r, "take_pending_login/begin_login_attempt race") {
+            (true, Some(p)) => taken.push(p),
+            (false, Some(p)) => counted.push(p.attempts),
+            (_, None) => {}
+        }
+    }
+    assert_eq!(
+        taken.len(),
+        1,
+        "take_pending_login race (round {round}): {} concurrent takes (racing \
+         begin_login_attempt) got the pending login; exactly one must",
+        taken.len()
+    );
+    counted.sort_unstable();
+    let want: Vec<u32> = (1..=counted.len() as u32).collect();
+    assert_eq!(
+        counted, want,
+        "begin_login_attempt race (round {round}): concurrent attempts must get distinct, \
+         consecutive counts"
+    );
+    if let Some(p) = taken.first() {
+        assert_eq!(
+            p.attempts as usize,
+            counted.len(),
+            "take_pending_login/begin_login_attempt race (round {round}): the taken login \
+             counts {} attempts but {} attempts got Some; an attempt succeeded on a taken login \
+             or was lost",
+            p.attempts,
+            counted.len()
+        );
+    }
+    let check = checker(stores, round);
+    assert_eq!(
+        ok(
+            check.begin_login_attempt(&token, MAX, t).await,
+            "begin_login_attempt"
+        ),
+        None,
+        "begin_login_attempt race (round {round}): a racing attempt brought a taken login back"
+    );
+    assert_eq!(
+        ok(
+            check.take_pending_login(&token, t).await,
+            "take_pending_login"
+        ),
+        None,
+        "take_pending_login race (round {round}): a pending login was taken, yet is there again"
+    );
+}
+
 async fn race_begin_login_attempt<E: EphemeralStore + Clone>(
     stores: &[E],
     tasks: usize,
@@ -2503,6 +2729,60 @@ async fn race_take_enrollment<E: EphemeralStore + Clone>(stores: &[E], tasks: us
         )
         .is_none(),
         "take_enrollment race (round {round}): the enrollment is still there"
+    );
+}
+
+async fn race_take_enrollment_vs_put<E: EphemeralStore + Clone>(
+    stores: &[E],
+    tasks: usize,
+    round: usize,
+) {
+    // The user restarts the setup while confirmations of the old one race: taking the
+    // old setup must never delete the new one.
+    let t = now();
+    let user = user_id();
+    let old = enrollment_record(false, t + TTL);
+    let new = enrollment_record(false, t + TTL);
+    ok(
+        stores[round % stores.len()]
+            .put_enrollment(&user, &old)
+            .await,
+        "put_enrollment",
+    );
+    let putter = round % tasks;
+    let results = race(stores, tasks, |i, s| {
+        let user = user.clone();
+        let old_id = old.id.clone();
+        let new = new.clone();
+        async move {
+            if i == putter {
+                s.put_enrollment(&user, &new).await.map(|()| false)
+            } else {
+                s.take_enrollment(&user, &old_id, t).await
+            }
+        }
+    })
+    .await;
+    let results: Vec<bool> = results
+        .into_iter()
+        .map(|r| ok(r, "take_enrollment/put_enrollment race"))
+        .collect();
+    let winners = count(&results, |r| *r);
+    assert!(
+        winners <= 1,
+        "take_enrollment race (round {round}): {winners} concurrent takes of one enrollment \
+         returned true; at most one may"
+    );
+    assert_same_enrollment(
+        ok(
+            checker(stores, round).enrollment(&user, t).await,
+            "enrollment",
+        ),
+        &new,
+        &format!(
+            "take_enrollment/put_enrollment race (round {round}): a take of the old setup \
+             removed the new one"
+        ),
     );
 }
 

@@ -1,0 +1,1021 @@
+//! The Redis store: the ephemeral half.
+//!
+//! [`RedisStore`] implements [`EphemeralStore`] only. Accounts, sealed secrets and
+//! backup-code hashes are durable data and stay in SQL (or your own users table);
+//! join the two halves with [`Combined`].
+
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Cmd, RedisError, Script, Value};
+
+use super::*;
+use crate::Error;
+
+/// The default key prefix.
+const DEFAULT_PREFIX: &str = "sf:";
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Slack added to a TTL computed from the wall clock.
+const TTL_SLACK: u64 = 300;
+/// The TTL of a record whose expiry is not in the wall clock's future.
+const TTL_BEHIND: u64 = 86_400;
+/// The longest TTL set (10 years); Redis rejects expiry times that overflow.
+const TTL_MAX: u64 = 10 * 365 * 86_400;
+
+/// Helpers shared by the scripts: `cmp` compares two 20-digit zero-padded decimals
+/// exactly (as two 10-digit halves, each exact in a Lua double) and returns nil when
+/// either is malformed; `extend` sets a TTL unless the key already has a longer one.
+const LUA_PRELUDE: &str = r#"
+local function halves(s)
+  if type(s) ~= 'string' or #s ~= 20 or string.find(s, '[^0123456789]') then return nil end
+  return tonumber(string.sub(s, 1, 10)), tonumber(string.sub(s, 11))
+end
+local function cmp(a, b)
+  local ah, al = halves(a)
+  local bh, bl = halves(b)
+  if not ah or not bh then return nil end
+  if ah ~= bh then if ah > bh then return 1 else return -1 end end
+  if al ~= bl then if al > bl then return 1 else return -1 end end
+  return 0
+end
+local function extend(key, ttl)
+  if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, ttl) end
+end
+"#;
+
+/// KEYS[1] pending login; ARGV[1] now (padded), ARGV[2] max attempts.
+/// Returns nil, the four fields `u p a x` after counting the attempt, or 'corrupt'.
+const BEGIN_ATTEMPT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local v = redis.call('HMGET', KEYS[1], 'u', 'p', 'a', 'x')
+local c = cmp(v[4], ARGV[1])
+local a = v[3]
+if not c or not a or #a == 0 or #a > 10 or string.find(a, '[^0123456789]') then return 'corrupt' end
+if c <= 0 or tonumber(a) >= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  return false
+end
+v[3] = tostring(redis.call('HINCRBY', KEYS[1], 'a', 1))
+return v
+"#;
+
+/// KEYS[1] pending login. Deletes it and returns its fields `u p a x`, or nil.
+const TAKE_PENDING: &str = r#"
+local v = redis.call('HMGET', KEYS[1], 'u', 'p', 'a', 'x')
+if redis.call('DEL', KEYS[1]) == 0 then return false end
+return v
+"#;
+
+/// KEYS[1] enrollment; ARGV[1] id, ARGV[2] now (padded). Returns 1 when taken.
+const TAKE_ENROLLMENT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local v = redis.call('HMGET', KEYS[1], 'i', 'x')
+local c = cmp(v[2], ARGV[2])
+if not v[1] or not c then return 'corrupt' end
+if v[1] == ARGV[1] and c > 0 then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"#;
+
+/// KEYS[1] replay mark; ARGV[1] step (padded), ARGV[2] TTL. Returns 1 when recorded.
+const ADVANCE_STEP: &str = r#"
+local ttl = tonumber(ARGV[2])
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
+  return 1
+end
+local c = cmp(ARGV[1], cur)
+if not c then return 'corrupt' end
+if c > 0 then redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') end
+extend(KEYS[1], ttl)
+if c > 0 then return 1 end
+return 0
+"#;
+
+/// KEYS[1] throttle; ARGV[1] expected, ARGV[2] new ('' deletes), ARGV[3] TTL.
+/// Returns 1 when replaced.
+const UPDATE_THROTTLE: &str = r#"
+local cur = redis.call('GET', KEYS[1]) or '0:0'
+if cur ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
+return 1
+"#;
+
+/// KEYS[1] device, KEYS[2] user's device list; ARGV[1] token hash, ARGV[2] TTL,
+/// ARGV[3..8] fields `i u l p c x`.
+const CREATE_DEVICE: &str = r#"
+local ttl = tonumber(ARGV[2])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'i', ARGV[3], 'u', ARGV[4], 'l', ARGV[5], 'p', ARGV[6], 'c', ARGV[7], 'x', ARGV[8])
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('LREM', KEYS[2], 0, ARGV[1])
+redis.call('RPUSH', KEYS[2], ARGV[1])
+extend(KEYS[2], ttl)
+return 1
+"#;
+
+/// KEYS[1] user's device list; ARGV[1] device key prefix. Returns the fields
+/// `i u l p c x` of every device still present, flattened, in insertion order, and prunes
+/// list entries whose device is gone.
+const LIST_DEVICES: &str = r#"
+local out = {}
+for _, t in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local v = redis.call('HMGET', ARGV[1] .. t, 'i', 'u', 'l', 'p', 'c', 'x')
+  if v[1] then
+    for j = 1, 6 do out[#out + 1] = v[j] end
+  else
+    redis.call('LREM', KEYS[1], 0, t)
+  end
+end
+return out
+"#;
+
+/// KEYS[1] user's device list; ARGV[1] device key prefix, ARGV[2] device id.
+/// Returns 1 when the device was there.
+const REVOKE_DEVICE: &str = r#"
+local found = 0
+for _, t in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local k = ARGV[1] .. t
+  local i = redis.call('HGET', k, 'i')
+  if not i then
+    redis.call('LREM', KEYS[1], 0, t)
+  elseif i == ARGV[2] then
+    redis.call('DEL', k)
+    redis.call('LREM', KEYS[1], 0, t)
+    found = 1
+  end
+end
+return found
+"#;
+
+/// KEYS[1] user's device list; ARGV[1] device key prefix. Returns how many devices
+/// were deleted.
+const REVOKE_ALL_DEVICES: &str = r#"
+local n = 0
+for _, t in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  n = n + redis.call('DEL', ARGV[1] .. t)
+end
+redis.call('DEL', KEYS[1])
+return n
+"#;
+
+/// The scripts, compiled (hashed) once per process.
+struct Scripts {
+    begin_attempt: Script,
+    take_pending: Script,
+    take_enrollment: Script,
+    advance_step: Script,
+    update_throttle: Script,
+    create_device: Script,
+    list_devices: Script,
+    revoke_device: Script,
+    revoke_all_devices: Script,
+}
+
+impl Scripts {
+    fn all(&self) -> [&Script; 9] {
+        [
+            &self.begin_attempt,
+            &self.take_pending,
+            &self.take_enrollment,
+            &self.advance_step,
+            &self.update_throttle,
+            &self.create_device,
+            &self.list_devices,
+            &self.revoke_device,
+            &self.revoke_all_devices,
+        ]
+    }
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
+    let s = |body: &str| Script::new(&format!("{LUA_PRELUDE}{body}"));
+    Scripts {
+        begin_attempt: s(BEGIN_ATTEMPT),
+        take_pending: s(TAKE_PENDING),
+        take_enrollment: s(TAKE_ENROLLMENT),
+        advance_step: s(ADVANCE_STEP),
+        update_throttle: s(UPDATE_THROTTLE),
+        create_device: s(CREATE_DEVICE),
+        list_devices: s(LIST_DEVICES),
+        revoke_device: s(REVOKE_DEVICE),
+        revoke_all_devices: s(REVOKE_ALL_DEVICES),
+    }
+});
+
+/// An [`EphemeralStore`] in Redis: pending logins and enrollments, replay marks,
+/// throttles, trusted devices and sessions, each with a TTL.
+///
+/// It is not an [`AccountStore`]: join it with one (SQL, or your own users table)
+/// through [`Combined`]. Cloning is cheap and shares the connection.
+///
+/// # Key layout
+///
+/// Every key starts with the store's prefix (`"sf:"` unless
+/// [`with_prefix`](RedisStore::with_prefix) says otherwise). Tokens appear only as the
+/// hex of their keyed hash.
+///
+/// | key | type | fields / value |
+/// | --- | --- | --- |
+/// | `{p}pl:{token hash}` | hash | pending login: `u` user id, `p` password epoch, `a` attempts, `x` expires at |
+/// | `{p}en:{user id}` | hash | pending enrollment: `i` id, `n` name, `s` sealed secret (bytes), `d` adding (`0`/`1`), `x` expires at |
+/// | `{p}st:{authenticator id}` | string | last accepted TOTP step |
+/// | `{p}th:{throttle key}` | string | `{count}:{until}`; a missing key is the zero state |
+/// | `{p}dv:{token hash}` | hash | trusted device: `i` id, `u` user id, `l` label, `p` epoch, `c` created at, `x` expires at |
+/// | `{p}du:{user id}` | list | the user's device token hashes, in insertion order (listed by `created_at`) |
+/// | `{p}se:{token hash}` | hash | session: `u` user id, `p` epoch, `c` created at, `x` expires at |
+///
+/// Times and steps that a script compares (`x`, the step) are written as 20-digit
+/// zero-padded decimals, so that the Lua scripts compare them exactly over the whole
+/// `u64` range (Lua numbers are doubles) without depending on the server's locale.
+/// Every value read back is checked strictly; a value this store did not write
+/// (a corrupt or foreign key) is [`Error::Internal`], never a panic.
+///
+/// # Atomicity
+///
+/// Each operation is one Redis command, one `MULTI`/`EXEC` block or one Lua script
+/// (run with `EVALSHA`; the scripts are loaded when connecting and again whenever
+/// the server lost them), and Redis runs each of those atomically:
+/// the compare-and-sets ([`advance_last_step`](EphemeralStore::advance_last_step),
+/// [`update_throttle`](EphemeralStore::update_throttle)), the attempt counter
+/// ([`begin_login_attempt`](EphemeralStore::begin_login_attempt)) and the takes
+/// ([`take_pending_login`](EphemeralStore::take_pending_login),
+/// [`take_enrollment`](EphemeralStore::take_enrollment)) hold against any number of
+/// processes sharing the server.
+///
+/// The device scripts touch the per-user list and the device hashes in one script,
+/// so all keys of one prefix must live on one server: this store is for a single
+/// Redis (or a primary with replicas), not Redis Cluster.
+///
+/// # Expiry: the caller's clock decides, TTLs only collect garbage
+///
+/// The flows pass their own `now` (from their [`Clock`](crate::clock::Clock), which
+/// may be a `ManualClock` decades away from the real time in tests). Whether a record
+/// is alive is therefore decided only by comparing the `expires_at` stored in it with
+/// that `now` — inside the script for the operations that write, in the decoder for
+/// the reads. Redis TTLs are never relied on for correctness.
+///
+/// Every key still gets a TTL so that Redis forgets dead records by itself. The write
+/// methods are not given `now`, so the TTL is computed against the wall clock of this
+/// process:
+///
+/// - when `expires_at` (or `keep_until`) is in the wall clock's future, the TTL is the
+///   time left plus 5 minutes of slack (capped at 10 years). With the
+///   [`SystemClock`](crate::clock::SystemClock) this is the record's real lifetime.
+/// - when it is not — the caller's clock runs behind the wall clock (a test clock), or
+///   the record is already dead — the TTL is one day, long enough for any test run
+///   and short enough not to pile up.
+///
+/// TTLs are only ever extended by the scripts that share a key (a replay mark keeps
+/// the later of its expiries; a user's device list lives as long as its longest-lived
+/// device). The one case where a TTL can drop a live record is a caller clock that
+/// runs behind the wall clock by less than the record's lifetime and more than the
+/// 5-minute slack: keep production clocks close to the real time.
+///
+/// # Connections and failures
+///
+/// The store talks through one multiplexed connection managed by a `redis`
+/// `ConnectionManager`, which reconnects after the server went away; cloning the store shares it. Connecting times out after 2
+/// seconds and each command after 5; a command that cannot be sent or answered is
+/// [`Error::Unavailable`]. Every write is a single script or `MULTI` block, so a
+/// failure never leaves half a record behind; as with any lost reply, a command whose
+/// answer timed out may still have run (a replay mark set, an attempt counted), which
+/// errs on the safe side. The store spawns its connection task on the tokio runtime
+/// it was created in, so create it inside the runtime that will use it.
+///
+/// # Example
+///
+/// ```no_run
+/// use secondfactor::store::{Combined, MemoryStore, RedisStore};
+///
+/// # async fn demo() -> secondfactor::Result<()> {
+/// let ephemeral = RedisStore::connect("redis://127.0.0.1:6379").await?;
+/// // In a real service the first half would be a durable AccountStore.
+/// let store = Combined::new(MemoryStore::new(), ephemeral);
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to the Redis server at `url`
+    /// (`redis://[user:password@]host[:port][/db]` or `redis+unix:///path`; TLS is
+    /// not compiled in) with the key prefix `"sf:"`, and loads the scripts.
+    ///
+    /// Must be called from within a tokio runtime, which then runs the connection.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a malformed URL or outside a tokio runtime;
+    /// [`Error::Unavailable`] when the server cannot be reached within 2 seconds or
+    /// refuses to load the scripts.
+    pub async fn connect(url: &str) -> Result<RedisStore> {
+        Self::with_prefix(url, DEFAULT_PREFIX).await
+    }
+
+    /// Like [`connect`](Self::connect), with every key under `prefix` instead of
+    /// `"sf:"`: several services (or test runs) can share one Redis database.
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect`](Self::connect).
+    pub async fn with_prefix(url: &str, prefix: impl Into<String>) -> Result<RedisStore> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::InvalidConfig("RedisStore needs a tokio runtime"));
+        }
+        let client =
+            ::redis::Client::open(url).map_err(|_| Error::InvalidConfig("malformed Redis URL"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let mut conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| Error::unavailable("redis connect", e))?;
+        for script in SCRIPTS.all() {
+            script
+                .load_async(&mut conn)
+                .await
+                .map_err(|e| Error::unavailable("redis script load", e))?;
+        }
+        Ok(RedisStore {
+            conn,
+            prefix: prefix.into().into(),
+        })
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, kind: &str, id: &str) -> String {
+        format!("{}{kind}:{id}", self.prefix)
+    }
+
+    fn token_key(&self, kind: &str, token: &KeyedHash) -> String {
+        self.key(kind, &token.to_hex())
+    }
+
+    async fn query(&self, op: &'static str, cmd: &Cmd) -> Result<Value> {
+        let mut conn = self.conn.clone();
+        cmd.query_async(&mut conn).await.map_err(fail(op))
+    }
+
+    async fn run(
+        &self,
+        op: &'static str,
+        script: &Script,
+        keys: &[&str],
+        args: &[&[u8]],
+    ) -> Result<Value> {
+        let mut inv = script.prepare_invoke();
+        for k in keys {
+            inv.key(*k);
+        }
+        for a in args {
+            inv.arg(*a);
+        }
+        let mut conn = self.conn.clone();
+        inv.invoke_async(&mut conn).await.map_err(fail(op))
+    }
+
+    /// Writes a hash record atomically: replaces whatever the key held, sets the TTL.
+    async fn put_hash(
+        &self,
+        op: &'static str,
+        key: &str,
+        fields: &[(&str, &[u8])],
+        ttl: u64,
+    ) -> Result<()> {
+        let mut pipe = ::redis::pipe();
+        pipe.atomic().del(key).ignore();
+        pipe.cmd("HSET").arg(key);
+        for (name, value) in fields {
+            pipe.arg(*name).arg(*value);
+        }
+        pipe.ignore().expire(key, ttl_arg(ttl)).ignore();
+        let mut conn = self.conn.clone();
+        pipe.exec_async(&mut conn).await.map_err(fail(op))
+    }
+
+    async fn hmget(&self, op: &'static str, key: &str, fields: &[&str]) -> Result<Value> {
+        let mut cmd = ::redis::cmd("HMGET");
+        cmd.arg(key).arg(fields);
+        self.query(op, &cmd).await
+    }
+
+    async fn del(&self, op: &'static str, key: &str) -> Result<()> {
+        let mut cmd = ::redis::cmd("DEL");
+        cmd.arg(key);
+        self.query(op, &cmd).await.map(drop)
+    }
+}
+
+/// Maps a driver error: a key of the wrong type is corrupt data; everything else
+/// (connection refused, dropped, timed out, server busy or read-only) means the store
+/// is unavailable.
+fn fail(op: &'static str) -> impl FnOnce(RedisError) -> Error {
+    move |e| {
+        if e.code() == Some("WRONGTYPE") {
+            tracing::error!(op, "redis key holds a value of the wrong type");
+            Error::Internal("corrupt record in redis")
+        } else {
+            Error::unavailable(op, e)
+        }
+    }
+}
+
+fn corrupt() -> Error {
+    tracing::error!("corrupt record in redis");
+    Error::Internal("corrupt record in redis")
+}
+
+/// Seconds since the Unix epoch by this process's wall clock (0 before 1970).
+fn wall_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The garbage-collection TTL of a record that is dead after `until` by the caller's
+/// clock; see "Expiry" in the module docs.
+fn gc_ttl(until: u64) -> u64 {
+    let wall = wall_now();
+    if until > wall {
+        (until - wall).saturating_add(TTL_SLACK).min(TTL_MAX)
+    } else {
+        TTL_BEHIND
+    }
+}
+
+fn ttl_arg(ttl: u64) -> i64 {
+    i64::try_from(ttl).unwrap_or(i64::MAX)
+}
+
+/// A time or step as the scripts compare it: 20 digits, zero-padded.
+fn pad(n: u64) -> String {
+    format!("{n:020}")
+}
+
+fn encode_throttle(s: ThrottleState) -> String {
+    format!("{}:{}", s.count, s.until)
+}
+
+fn decode_throttle(raw: &[u8]) -> Result<ThrottleState> {
+    let text = std::str::from_utf8(raw).map_err(|_| corrupt())?;
+    let (count, until) = text.split_once(':').ok_or_else(corrupt)?;
+    let state = ThrottleState {
+        count: parse_digits(count.as_bytes())?,
+        until: parse_digits(until.as_bytes())?,
+    };
+    // Only the canonical form compares equal in the compare-and-set script.
+    if encode_throttle(state) != text {
+        return Err(corrupt());
+    }
+    Ok(state)
+}
+
+/// Parses an unsigned decimal of ASCII digits only (no sign, no spaces).
+fn parse_digits<T: std::str::FromStr>(raw: &[u8]) -> Result<T> {
+    if raw.is_empty() || !raw.iter().all(u8::is_ascii_digit) {
+        return Err(corrupt());
+    }
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(corrupt)
+}
+
+/// The fields of a record as a script or `HMGET` returned them.
+struct Fields(Vec<Vec<u8>>);
+
+impl Fields {
+    /// `None` for a missing record (nil, or every field nil); exactly `n` present
+    /// fields otherwise; anything else is corrupt.
+    fn decode(value: Value, n: usize) -> Result<Option<Fields>> {
+        let items = match value {
+            Value::Nil | Value::Boolean(false) => return Ok(None),
+            Value::Array(items) => items,
+            _ => return Err(corrupt()),
+        };
+        if items.len() != n {
+            return Err(corrupt());
+        }
+        if items.iter().all(|v| matches!(v, Value::Nil)) {
+            return Ok(None);
+        }
+        let fields = items
+            .into_iter()
+            .map(|v| match v {
+                Value::BulkString(b) => Ok(b),
+                _ => Err(corrupt()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Fields(fields)))
+    }
+
+    fn bytes(&self, i: usize) -> Result<&[u8]> {
+        self.0.get(i).map(Vec::as_slice).ok_or_else(corrupt)
+    }
+
+    fn string(&self, i: usize) -> Result<String> {
+        String::from_utf8(self.bytes(i)?.to_vec()).map_err(|_| corrupt())
+    }
+
+    fn num<T: std::str::FromStr>(&self, i: usize) -> Result<T> {
+        parse_digits(self.bytes(i)?)
+    }
+
+    fn flag(&self, i: usize) -> Result<bool> {
+        match self.bytes(i)? {
+            b"1" => Ok(true),
+            b"0" => Ok(false),
+            _ => Err(corrupt()),
+        }
+    }
+}
+
+const PENDING_FIELDS: [&str; 4] = ["u", "p", "a", "x"];
+
+fn decode_pending(f: &Fields) -> Result<PendingLogin> {
+    Ok(PendingLogin {
+        user_id: UserId::new(f.string(0)?),
+        password_epoch: f.num(1)?,
+        attempts: f.num(2)?,
+        expires_at: f.num(3)?,
+    })
+}
+
+const ENROLLMENT_FIELDS: [&str; 5] = ["i", "n", "s", "d", "x"];
+
+fn decode_enrollment(f: &Fields) -> Result<PendingEnrollment> {
+    Ok(PendingEnrollment {
+        id: f.string(0)?,
+        name: f.string(1)?,
+        sealed_secret: SealedSecret::from_bytes(f.bytes(2)?.to_vec()).map_err(|_| corrupt())?,
+        adding: f.flag(3)?,
+        expires_at: f.num(4)?,
+    })
+}
+
+const DEVICE_FIELDS: [&str; 6] = ["i", "u", "l", "p", "c", "x"];
+
+fn decode_device(f: &Fields) -> Result<DeviceRecord> {
+    Ok(DeviceRecord {
+        id: DeviceId::new(f.string(0)?),
+        user_id: UserId::new(f.string(1)?),
+        label: f.string(2)?,
+        password_epoch: f.num(3)?,
+        created_at: f.num(4)?,
+        expires_at: f.num(5)?,
+    })
+}
+
+const SESSION_FIELDS: [&str; 4] = ["u", "p", "c", "x"];
+
+fn decode_session(f: &Fields) -> Result<SessionRecord> {
+    Ok(SessionRecord {
+        user_id: UserId::new(f.string(0)?),
+        password_epoch: f.num(1)?,
+        created_at: f.num(2)?,
+        expires_at: f.num(3)?,
+    })
+}
+
+/// A script's integer answer: 0 or 1 (or a count); `'corrupt'` or anything else is
+/// corrupt data.
+fn int(value: Value) -> Result<i64> {
+    match value {
+        Value::Int(n) => Ok(n),
+        _ => Err(corrupt()),
+    }
+}
+
+fn flag(value: Value) -> Result<bool> {
+    match int(value)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(corrupt()),
+    }
+}
+
+impl EphemeralStore for RedisStore {
+    async fn create_pending_login(&self, token: &KeyedHash, login: &PendingLogin) -> Result<()> {
+        let key = self.token_key("pl", token);
+        let epoch = login.password_epoch.to_string();
+        let attempts = login.attempts.to_string();
+        let expires = pad(login.expires_at);
+        let fields: [(&str, &[u8]); 4] = [
+            ("u", login.user_id.as_str().as_bytes()),
+            ("p", epoch.as_bytes()),
+            ("a", attempts.as_bytes()),
+            ("x", expires.as_bytes()),
+        ];
+        self.put_hash(
+            "redis create_pending_login",
+            &key,
+            &fields,
+            gc_ttl(login.expires_at),
+        )
+        .await
+    }
+
+    async fn begin_login_attempt(
+        &self,
+        token: &KeyedHash,
+        max_attempts: u32,
+        now: u64,
+    ) -> Result<Option<PendingLogin>> {
+        let key = self.token_key("pl", token);
+        let now = pad(now);
+        let max = max_attempts.to_string();
+        let value = self
+            .run(
+                "redis begin_login_attempt",
+                &SCRIPTS.begin_attempt,
+                &[&key],
+                &[now.as_bytes(), max.as_bytes()],
+            )
+            .await?;
+        match Fields::decode(value, PENDING_FIELDS.len())? {
+            Some(f) => decode_pending(&f).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn take_pending_login(
+        &self,
+        token: &KeyedHash,
+        now: u64,
+    ) -> Result<Option<PendingLogin>> {
+        let key = self.token_key("pl", token);
+        let value = self
+            .run(
+                "redis take_pending_login",
+                &SCRIPTS.take_pending,
+                &[&key],
+                &[],
+            )
+            .await?;
+        match Fields::decode(value, PENDING_FIELDS.len())? {
+            Some(f) => Ok(Some(decode_pending(&f)?).filter(|p| p.expires_at > now)),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_pending_login(&self, token: &KeyedHash) -> Result<()> {
+        self.del("redis delete_pending_login", &self.token_key("pl", token))
+            .await
+    }
+
+    async fn put_enrollment(&self, user_id: &UserId, enrollment: &PendingEnrollment) -> Result<()> {
+        let key = self.key("en", user_id.as_str());
+        let expires = pad(enrollment.expires_at);
+        let fields: [(&str, &[u8]); 5] = [
+            ("i", enrollment.id.as_bytes()),
+            ("n", enrollment.name.as_bytes()),
+            ("s", enrollment.sealed_secret.as_bytes()),
+            ("d", if enrollment.adding { b"1" } else { b"0" }),
+            ("x", expires.as_bytes()),
+        ];
+        self.put_hash(
+            "redis put_enrollment",
+            &key,
+            &fields,
+            gc_ttl(enrollment.expires_at),
+        )
+        .await
+    }
+
+    async fn enrollment(&self, user_id: &UserId, now: u64) -> Result<Option<PendingEnrollment>> {
+        let key = self.key("en", user_id.as_str());
+        let value = self
+            .hmget("redis enrollment", &key, &ENROLLMENT_FIELDS)
+            .await?;
+        match Fields::decode(value, ENROLLMENT_FIELDS.len())? {
+            Some(f) => Ok(Some(decode_enrollment(&f)?).filter(|e| e.expires_at > now)),
+            None => Ok(None),
+        }
+    }
+
+    async fn take_enrollment(&self, user_id: &UserId, id: &str, now: u64) -> Result<bool> {
+        let key = self.key("en", user_id.as_str());
+        let now = pad(now);
+        let value = self
+            .run(
+                "redis take_enrollment",
+                &SCRIPTS.take_enrollment,
+                &[&key],
+                &[id.as_bytes(), now.as_bytes()],
+            )
+            .await?;
+        flag(value)
+    }
+
+    async fn advance_last_step(
+        &self,
+        id: &AuthenticatorId,
+        step: u64,
+        keep_until: u64,
+    ) -> Result<bool> {
+        let key = self.key("st", id.as_str());
+        let step = pad(step);
+        let ttl = gc_ttl(keep_until).to_string();
+        let value = self
+            .run(
+                "redis advance_last_step",
+                &SCRIPTS.advance_step,
+                &[&key],
+                &[step.as_bytes(), ttl.as_bytes()],
+            )
+            .await?;
+        flag(value)
+    }
+
+    async fn throttle(&self, key: &str) -> Result<ThrottleState> {
+        let mut cmd = ::redis::cmd("GET");
+        cmd.arg(self.key("th", key));
+        match self.query("redis throttle", &cmd).await? {
+            Value::Nil => Ok(ThrottleState::default()),
+            Value::BulkString(raw) => decode_throttle(&raw),
+            _ => Err(corrupt()),
+        }
+    }
+
+    async fn update_throttle(
+        &self,
+        key: &str,
+        expected: ThrottleState,
+        new: ThrottleState,
+        keep_until: u64,
+    ) -> Result<bool> {
+        let key = self.key("th", key);
+        let expected = encode_throttle(expected);
+        let new = if new == ThrottleState::default() {
+            String::new()
+        } else {
+            encode_throttle(new)
+        };
+        let ttl = gc_ttl(keep_until).to_string();
+        let value = self
+            .run(
+                "redis update_throttle",
+                &SCRIPTS.update_throttle,
+                &[&key],
+                &[expected.as_bytes(), new.as_bytes(), ttl.as_bytes()],
+            )
+            .await?;
+        flag(value)
+    }
+
+    async fn create_device(&self, token: &KeyedHash, device: &DeviceRecord) -> Result<()> {
+        let hex = token.to_hex();
+        let key = self.key("dv", &hex);
+        let list = self.key("du", device.user_id.as_str());
+        let ttl = gc_ttl(device.expires_at).to_string();
+        let epoch = device.password_epoch.to_string();
+        let created = device.created_at.to_string();
+        let expires = pad(device.expires_at);
+        let value = self
+            .run(
+                "redis create_device",
+                &SCRIPTS.create_device,
+                &[&key, &list],
+                &[
+                    hex.as_bytes(),
+                    ttl.as_bytes(),
+                    device.id.as_str().as_bytes(),
+                    device.user_id.as_str().as_bytes(),
+                    device.label.as_bytes(),
+                    epoch.as_bytes(),
+                    created.as_bytes(),
+                    expires.as_bytes(),
+                ],
+            )
+            .await?;
+        flag(value).map(drop)
+    }
+
+    async fn device(&self, token: &KeyedHash, now: u64) -> Result<Option<DeviceRecord>> {
+        let key = self.token_key("dv", token);
+        let value = self.hmget("redis device", &key, &DEVICE_FIELDS).await?;
+        match Fields::decode(value, DEVICE_FIELDS.len())? {
+            Some(f) => Ok(Some(decode_device(&f)?).filter(|d| d.expires_at > now)),
+            None => Ok(None),
+        }
+    }
+
+    async fn devices(&self, user_id: &UserId, now: u64) -> Result<Vec<DeviceRecord>> {
+        let list = self.key("du", user_id.as_str());
+        let prefix = self.key("dv", "");
+        let value = self
+            .run(
+                "redis devices",
+                &SCRIPTS.list_devices,
+                &[&list],
+                &[prefix.as_bytes()],
+            )
+            .await?;
+        let Value::Array(items) = value else {
+            return Err(corrupt());
+        };
+        let n = DEVICE_FIELDS.len();
+        if items.len() % n != 0 {
+            return Err(corrupt());
+        }
+        let mut out = Vec::with_capacity(items.len() / n);
+        let mut items = items.into_iter();
+        loop {
+            let record: Vec<Value> = items.by_ref().take(n).collect();
+            if record.is_empty() {
+                break;
+            }
+            let f = Fields::decode(Value::Array(record), n)?.ok_or_else(corrupt)?;
+            let device = decode_device(&f)?;
+            if device.expires_at > now {
+                out.push(device);
+            }
+        }
+        // The list is in insertion order; oldest first means by `created_at`. The
+        // sort is stable, so equal times keep insertion order.
+        out.sort_by_key(|d| d.created_at);
+        Ok(out)
+    }
+
+    async fn revoke_device(&self, user_id: &UserId, id: &DeviceId) -> Result<bool> {
+        let list = self.key("du", user_id.as_str());
+        let prefix = self.key("dv", "");
+        let value = self
+            .run(
+                "redis revoke_device",
+                &SCRIPTS.revoke_device,
+                &[&list],
+                &[prefix.as_bytes(), id.as_str().as_bytes()],
+            )
+            .await?;
+        flag(value)
+    }
+
+    async fn revoke_all_devices(&self, user_id: &UserId) -> Result<u32> {
+        let list = self.key("du", user_id.as_str());
+        let prefix = self.key("dv", "");
+        let value = self
+            .run(
+                "redis revoke_all_devices",
+                &SCRIPTS.revoke_all_devices,
+                &[&list],
+                &[prefix.as_bytes()],
+            )
+            .await?;
+        let n = int(value)?;
+        u32::try_from(n).map_err(|_| corrupt())
+    }
+
+    async fn create_session(&self, token: &KeyedHash, session: &SessionRecord) -> Result<()> {
+        let key = self.token_key("se", token);
+        let epoch = session.password_epoch.to_string();
+        let created = session.created_at.to_string();
+        let expires = pad(session.expires_at);
+        let fields: [(&str, &[u8]); 4] = [
+            ("u", session.user_id.as_str().as_bytes()),
+            ("p", epoch.as_bytes()),
+            ("c", created.as_bytes()),
+            ("x", expires.as_bytes()),
+        ];
+        self.put_hash(
+            "redis create_session",
+            &key,
+            &fields,
+            gc_ttl(session.expires_at),
+        )
+        .await
+    }
+
+    async fn session(&self, token: &KeyedHash, now: u64) -> Result<Option<SessionRecord>> {
+        let key = self.token_key("se", token);
+        let value = self.hmget("redis session", &key, &SESSION_FIELDS).await?;
+        match Fields::decode(value, SESSION_FIELDS.len())? {
+            Some(f) => Ok(Some(decode_session(&f)?).filter(|s| s.expires_at > now)),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_session(&self, token: &KeyedHash) -> Result<()> {
+        self.del("redis delete_session", &self.token_key("se", token))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_numbers_sort_like_numbers() {
+        let mut xs = [0, 1, 9, 10, u64::MAX, u64::MAX - 1, 1 << 53, (1 << 53) + 1];
+        let mut padded: Vec<String> = xs.iter().map(|&x| pad(x)).collect();
+        xs.sort_unstable();
+        padded.sort();
+        assert!(padded.iter().all(|p| p.len() == 20));
+        let back: Vec<u64> = padded.iter().map(|p| p.parse().unwrap()).collect();
+        assert_eq!(back, xs);
+    }
+
+    #[test]
+    fn throttle_encoding_is_canonical_and_strict() {
+        let s = ThrottleState {
+            count: 7,
+            until: 1_700_000_000,
+        };
+        assert_eq!(decode_throttle(encode_throttle(s).as_bytes()).unwrap(), s);
+        for bad in [
+            &b"07:1"[..],
+            b"7:+1",
+            b"7",
+            b"7:1:2",
+            b"",
+            b":",
+            b"4294967296:0",
+            b"1:18446744073709551616",
+            b"\xff:1",
+            b" 7:1",
+        ] {
+            assert!(
+                matches!(decode_throttle(bad), Err(Error::Internal(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fields_decode_rejects_garbage_without_panicking() {
+        assert!(Fields::decode(Value::Nil, 4).unwrap().is_none());
+        assert!(
+            Fields::decode(Value::Array(vec![Value::Nil; 4]), 4)
+                .unwrap()
+                .is_none()
+        );
+        for v in [
+            Value::Int(3),
+            Value::BulkString(b"corrupt".to_vec()),
+            Value::Array(vec![Value::Nil; 3]),
+            Value::Array(vec![
+                Value::BulkString(b"u".to_vec()),
+                Value::Nil,
+                Value::Nil,
+                Value::Nil,
+            ]),
+            Value::Array(vec![Value::Int(1); 4]),
+        ] {
+            assert!(matches!(Fields::decode(v, 4), Err(Error::Internal(_))));
+        }
+        let f = Fields(vec![
+            b"user".to_vec(),
+            b"-1".to_vec(),
+            b"2".to_vec(),
+            b"x".to_vec(),
+        ]);
+        assert!(decode_pending(&f).is_err());
+        let f = Fields(vec![b"\xff".to_vec(), b"1".to_vec(), b"2".to_vec()]);
+        assert!(f.string(0).is_err());
+        assert!(f.num::<u32>(3).is_err());
+    }
+
+    #[test]
+    fn gc_ttl_covers_the_record_or_a_day() {
+        let wall = wall_now();
+        assert_eq!(gc_ttl(0), TTL_BEHIND);
+        assert_eq!(gc_ttl(1_700_000_000), TTL_BEHIND);
+        let t = gc_ttl(wall + 600);
+        assert!((600 + TTL_SLACK - 2..=600 + TTL_SLACK).contains(&t), "{t}");
+        assert_eq!(gc_ttl(u64::MAX), TTL_MAX);
+    }
+}

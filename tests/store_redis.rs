@@ -1,0 +1,1166 @@
+//! `RedisStore` against a real Redis (REDIS_URL): every method's contract, corrupt
+//! data, real races over two connections, faults, and the flows end to end on
+//! `Combined<MemoryStore, RedisStore>`.
+//!
+//! Each test uses its own random key prefix, so the tests run in parallel on one
+//! database. Without REDIS_URL the tests print a note and pass, except under
+//! CI=true, where they fail.
+#![cfg(feature = "redis")]
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use secondfactor::clock::{Clock, ManualClock};
+use secondfactor::password::PasswordHasher;
+use secondfactor::secret::{KeyRing, KeyedHash, SealingKey, Secret};
+use secondfactor::store::{
+    Combined, DeviceId, DeviceRecord, EphemeralStore, MemoryStore, PendingEnrollment, PendingLogin,
+    RedisStore, SessionRecord, ThrottleState, UserId,
+};
+use secondfactor::totp::TotpKey;
+use secondfactor::{Error, LoginOutcome, LoginRequest, SecondFactor, Service};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Barrier;
+use tokio::task::AbortHandle;
+
+// ---------------------------------------------------------------------------------
+// Fixture
+
+fn redis_url() -> Option<String> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "REDIS_URL must be set when CI=true"
+            );
+            eprintln!("note: REDIS_URL is not set; skipping this Redis test");
+            None
+        }
+    }
+}
+
+fn fresh_prefix() -> String {
+    format!("sftest:{:016x}:", rand::random::<u64>())
+}
+
+fn wall_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+struct Fixture {
+    url: String,
+    prefix: String,
+    store: RedisStore,
+}
+
+impl Fixture {
+    async fn new() -> Option<Fixture> {
+        let url = redis_url()?;
+        let prefix = fresh_prefix();
+        let store = RedisStore::with_prefix(&url, prefix.clone()).await.unwrap();
+        assert_eq!(store.prefix(), prefix);
+        Some(Fixture { url, prefix, store })
+    }
+
+    /// A second store (its own connection) on the same keys.
+    async fn twin(&self) -> RedisStore {
+        RedisStore::with_prefix(&self.url, self.prefix.clone())
+            .await
+            .unwrap()
+    }
+
+    /// A plain connection, to look at and tamper with the keys.
+    async fn raw(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+
+    async fn ttl(&self, key: &str) -> i64 {
+        redis::cmd("TTL")
+            .arg(self.key(key))
+            .query_async(&mut self.raw().await)
+            .await
+            .unwrap()
+    }
+
+    async fn exists(&self, key: &str) -> bool {
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(self.key(key))
+            .query_async(&mut self.raw().await)
+            .await
+            .unwrap();
+        n == 1
+    }
+
+    async fn set_raw(&self, args: &[&[u8]]) {
+        let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        let _: redis::Value = cmd.query_async(&mut self.raw().await).await.unwrap();
+    }
+
+    /// Deletes every key under the prefix (they would expire anyway).
+    async fn cleanup(self) {
+        delete_prefix(&self.url, &self.prefix).await;
+    }
+}
+
+async fn delete_prefix(url: &str, prefix: &str) {
+    let mut raw = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+}
+
+macro_rules! fixture {
+    () => {
+        match Fixture::new().await {
+            Some(f) => f,
+            None => return,
+        }
+    };
+}
+
+fn tok(n: u64) -> KeyedHash {
+    let mut b = [0u8; 32];
+    b[..8].copy_from_slice(&n.to_be_bytes());
+    KeyedHash(b)
+}
+
+fn pending(user: &str, expires_at: u64) -> PendingLogin {
+    PendingLogin {
+        user_id: UserId::new(user),
+        password_epoch: 3,
+        attempts: 0,
+        expires_at,
+    }
+}
+
+fn enrollment(id: &str, expires_at: u64) -> PendingEnrollment {
+    let keys = KeyRing::new(1, SealingKey::generate());
+    PendingEnrollment {
+        id: id.to_owned(),
+        name: "phone ☎".to_owned(),
+        sealed_secret: keys.seal("u1", &Secret::generate()).unwrap(),
+        adding: true,
+        expires_at,
+    }
+}
+
+fn device(id: &str, user: &str, created_at: u64, expires_at: u64) -> DeviceRecord {
+    DeviceRecord {
+        id: DeviceId::new(id),
+        user_id: UserId::new(user),
+        label: format!("Firefox {id}"),
+        password_epoch: 2,
+        created_at,
+        expires_at,
+    }
+}
+
+fn is_internal(r: &Result<impl std::fmt::Debug, Error>) -> bool {
+    matches!(r, Err(e) if e.code() == "internal")
+}
+
+// ---------------------------------------------------------------------------------
+// Contracts, one method family at a time
+
+#[tokio::test]
+async fn pending_logins_count_attempts_burn_and_expire_by_the_callers_clock() {
+    let fx = fixture!();
+    let s = &fx.store;
+    // A test clock far behind the wall clock: expiry must follow `now`, not Redis.
+    s.create_pending_login(&tok(1), &pending("alice", 1_000))
+        .await
+        .unwrap();
+    for n in 1..=3 {
+        let p = s
+            .begin_login_attempt(&tok(1), 3, 999)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.attempts, n);
+        assert_eq!(p.user_id.as_str(), "alice");
+        assert_eq!((p.password_epoch, p.expires_at), (3, 1_000));
+    }
+    // The fourth attempt burns it.
+    assert!(
+        s.begin_login_attempt(&tok(1), 3, 999)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!fx.exists(&format!("pl:{}", tok(1).to_hex())).await);
+    assert!(s.take_pending_login(&tok(1), 999).await.unwrap().is_none());
+
+    // Expired at `now == expires_at`, and deleted by the attempt.
+    s.create_pending_login(&tok(2), &pending("bob", 1_000))
+        .await
+        .unwrap();
+    assert!(
+        s.begin_login_attempt(&tok(2), 5, 1_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!fx.exists(&format!("pl:{}", tok(2).to_hex())).await);
+
+    // Take: once, with the attempts so far; expired takes return nothing.
+    s.create_pending_login(&tok(3), &pending("carol", 1_000))
+        .await
+        .unwrap();
+    s.begin_login_attempt(&tok(3), 5, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    let taken = s.take_pending_login(&tok(3), 10).await.unwrap().unwrap();
+    assert_eq!(taken.attempts, 1);
+    assert!(s.take_pending_login(&tok(3), 10).await.unwrap().is_none());
+    s.create_pending_login(&tok(4), &pending("dan", 1_000))
+        .await
+        .unwrap();
+    assert!(
+        s.take_pending_login(&tok(4), 1_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Delete burns; deleting a missing one is fine.
+    s.create_pending_login(&tok(5), &pending("erin", 1_000))
+        .await
+        .unwrap();
+    s.delete_pending_login(&tok(5)).await.unwrap();
+    s.delete_pending_login(&tok(5)).await.unwrap();
+    assert!(
+        s.begin_login_attempt(&tok(5), 5, 10)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // max_attempts = 0 allows nothing; a missing token is None.
+    s.create_pending_login(&tok(6), &pending("fay", 1_000))
+        .await
+        .unwrap();
+    assert!(
+        s.begin_login_attempt(&tok(6), 0, 10)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.begin_login_attempt(&tok(99), 5, 10)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn ttls_follow_the_wall_clock_or_keep_a_day() {
+    let fx = fixture!();
+    let s = &fx.store;
+    let wall = wall_now();
+    // Expiry in the wall clock's future: the time left plus 5 minutes.
+    s.create_pending_login(&tok(1), &pending("a", wall + 600))
+        .await
+        .unwrap();
+    let ttl = fx.ttl(&format!("pl:{}", tok(1).to_hex())).await;
+    assert!((890..=900).contains(&ttl), "{ttl}");
+    // A test clock behind the wall clock: a day, never "already expired".
+    s.create_pending_login(&tok(2), &pending("b", 1_700_000_300))
+        .await
+        .unwrap();
+    let ttl = fx.ttl(&format!("pl:{}", tok(2).to_hex())).await;
+    assert!((86_390..=86_400).contains(&ttl), "{ttl}");
+    // Far future: capped, and Redis accepts it.
+    s.create_session(
+        &tok(3),
+        &SessionRecord {
+            user_id: UserId::new("a"),
+            password_epoch: 0,
+            created_at: 0,
+            expires_at: u64::MAX,
+        },
+    )
+    .await
+    .unwrap();
+    let ttl = fx.ttl(&format!("se:{}", tok(3).to_hex())).await;
+    assert!(ttl > 300 * 86_400 * 9, "{ttl}");
+    assert!(s.session(&tok(3), u64::MAX - 1).await.unwrap().is_some());
+    assert!(s.session(&tok(3), u64::MAX).await.unwrap().is_none());
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn enrollments_replace_expire_and_are_taken_once_by_id() {
+    let fx = fixture!();
+    let s = &fx.store;
+    let user = UserId::new("user:with:colons");
+    assert!(s.enrollment(&user, 10).await.unwrap().is_none());
+    let first = enrollment("e1", 1_000);
+    s.put_enrollment(&user, &first).await.unwrap();
+    let got = s.enrollment(&user, 999).await.unwrap().unwrap();
+    assert_eq!(got.id, "e1");
+    assert_eq!(got.name, "phone ☎");
+    assert!(got.adding);
+    assert_eq!(got.sealed_secret, first.sealed_secret);
+    assert!(s.enrollment(&user, 1_000).await.unwrap().is_none());
+    // A newer setup replaces it; the older id can no longer be taken.
+    let mut second = enrollment("e2", 2_000);
+    second.adding = false;
+    s.put_enrollment(&user, &second).await.unwrap();
+    assert!(!s.take_enrollment(&user, "e1", 10).await.unwrap());
+    assert!(!s.enrollment(&user, 10).await.unwrap().unwrap().adding);
+    // Expired: not taken.
+    assert!(!s.take_enrollment(&user, "e2", 2_000).await.unwrap());
+    assert!(s.take_enrollment(&user, "e2", 1_999).await.unwrap());
+    assert!(!s.take_enrollment(&user, "e2", 1_999).await.unwrap());
+    assert!(s.enrollment(&user, 10).await.unwrap().is_none());
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn replay_marks_only_advance_exactly_over_the_whole_u64_range() {
+    let fx = fixture!();
+    let s = &fx.store;
+    let a = secondfactor::store::AuthenticatorId::new("auth-1");
+    assert!(s.advance_last_step(&a, 100, 0).await.unwrap());
+    assert!(!s.advance_last_step(&a, 100, 0).await.unwrap());
+    assert!(!s.advance_last_step(&a, 99, 0).await.unwrap());
+    assert!(s.advance_last_step(&a, 101, 0).await.unwrap());
+    // Values a Lua double cannot tell apart.
+    let big = 1u64 << 53;
+    assert!(s.advance_last_step(&a, big, 0).await.unwrap());
+    assert!(s.advance_last_step(&a, big + 1, 0).await.unwrap());
+    assert!(!s.advance_last_step(&a, big + 1, 0).await.unwrap());
+    assert!(s.advance_last_step(&a, u64::MAX - 1, 0).await.unwrap());
+    assert!(s.advance_last_step(&a, u64::MAX, 0).await.unwrap());
+    assert!(!s.advance_last_step(&a, u64::MAX, 0).await.unwrap());
+    assert!(!s.advance_last_step(&a, 0, 0).await.unwrap());
+
+    // The mark keeps the later of its expiries, refused calls included.
+    let b = secondfactor::store::AuthenticatorId::new("auth-2");
+    let wall = wall_now();
+    assert!(s.advance_last_step(&b, 5, wall + 10_000).await.unwrap());
+    assert!(s.advance_last_step(&b, 6, wall + 100).await.unwrap());
+    let ttl = fx.ttl("st:auth-2").await;
+    assert!(ttl > 10_000, "{ttl}");
+    assert!(!s.advance_last_step(&b, 6, wall + 50_000).await.unwrap());
+    let ttl = fx.ttl("st:auth-2").await;
+    assert!(ttl > 50_000, "{ttl}");
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn throttles_compare_both_fields_and_the_zero_state_deletes() {
+    let fx = fixture!();
+    let s = &fx.store;
+    let zero = ThrottleState::default();
+    let one = ThrottleState {
+        count: 1,
+        until: 1_700_000_060,
+    };
+    assert_eq!(s.throttle("acct:alice").await.unwrap(), zero);
+    assert!(s.update_throttle("acct:alice", zero, one, 0).await.unwrap());
+    assert_eq!(s.throttle("acct:alice").await.unwrap(), one);
+    // Stale expectations, differing in either field, are refused.
+    assert!(!s.update_throttle("acct:alice", zero, one, 0).await.unwrap());
+    let same_count = ThrottleState {
+        count: 1,
+        until: 1_700_000_061,
+    };
+    let same_until = ThrottleState {
+        count: 2,
+        until: 1_700_000_060,
+    };
+    assert!(
+        !s.update_throttle("acct:alice", same_count, zero, 0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.update_throttle("acct:alice", same_until, zero, 0)
+            .await
+            .unwrap()
+    );
+    let big = ThrottleState {
+        count: u32::MAX,
+        until: u64::MAX,
+    };
+    assert!(s.update_throttle("acct:alice", one, big, 0).await.unwrap());
+    assert_eq!(s.throttle("acct:alice").await.unwrap(), big);
+    // Writing the zero state deletes the key.
+    assert!(s.update_throttle("acct:alice", big, zero, 0).await.unwrap());
+    assert!(!fx.exists("th:acct:alice").await);
+    assert_eq!(s.throttle("acct:alice").await.unwrap(), zero);
+    // Other keys are separate.
+    assert!(s.update_throttle("ip:1.2.3.4", zero, one, 0).await.unwrap());
+    assert_eq!(s.throttle("ip:1.2.3.5").await.unwrap(), zero);
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn devices_list_by_created_at_and_revoked_or_expired_are_gone() {
+    let fx = fixture!();
+    let s = &fx.store;
+    let alice = UserId::new("alice");
+    s.create_device(&tok(1), &device("d1", "alice", 100, 5_000))
+        .await
+        .unwrap();
+    s.create_device(&tok(2), &device("d2", "alice", 200, 1_000))
+        .await
+        .unwrap();
+    s.create_device(&tok(3), &device("d3", "alice", 300, 5_000))
+        .await
+        .unwrap();
+    s.create_device(&tok(4), &device("d4", "bob", 100, 5_000))
+        .await
+        .unwrap();
+    // Written late with an earlier time (another server's clock): listed by time.
+    s.create_device(&tok(6), &device("d0", "alice", 50, 5_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.device(&tok(1), 999).await.unwrap().unwrap(),
+        device("d1", "alice", 100, 5_000)
+    );
+    let ids = |v: Vec<DeviceRecord>| v.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.devices(&alice, 999).await.unwrap()),
+        [
+            DeviceId::new("d0"),
+            DeviceId::new("d1"),
+            DeviceId::new("d2"),
+            DeviceId::new("d3")
+        ]
+    );
+    assert!(s.revoke_device(&alice, &DeviceId::new("d0")).await.unwrap());
+    // Expired: not found, not listed.
+    assert!(s.device(&tok(2), 1_000).await.unwrap().is_none());
+    assert_eq!(
+        ids(s.devices(&alice, 1_000).await.unwrap()),
+        [DeviceId::new("d1"), DeviceId::new("d3")]
+    );
+    // Revoke one.
+    assert!(s.revoke_device(&alice, &DeviceId::new("d1")).await.unwrap());
+    assert!(!s.revoke_device(&alice, &DeviceId::new("d1")).await.unwrap());
+    assert!(!s.revoke_device(&alice, &DeviceId::new("d4")).await.unwrap());
+    assert!(s.device(&tok(1), 999).await.unwrap().is_none());
+    assert_eq!(
+        ids(s.devices(&alice, 999).await.unwrap()),
+        [DeviceId::new("d2"), DeviceId::new("d3")]
+    );
+    // A device whose key Redis dropped is pruned from the list.
+    let _: i64 = redis::cmd("DEL")
+        .arg(fx.key(&format!("dv:{}", tok(2).to_hex())))
+        .query_async(&mut fx.raw().await)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(s.devices(&alice, 999).await.unwrap()),
+        [DeviceId::new("d3")]
+    );
+    let list: Vec<String> = redis::cmd("LRANGE")
+        .arg(fx.key("du:alice"))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut fx.raw().await)
+        .await
+        .unwrap();
+    assert_eq!(list, [tok(3).to_hex()]);
+    // The list lives as long as its longest-lived device.
+    s.create_device(&tok(5), &device("d5", "alice", 400, wall_now() + 40_000))
+        .await
+        .unwrap();
+    assert!(fx.ttl("du:alice").await > 40_000);
+    // Revoke all: counts what was there, leaves other users alone.
+    assert_eq!(s.revoke_all_devices(&alice).await.unwrap(), 2);
+    assert_eq!(s.revoke_all_devices(&alice).await.unwrap(), 0);
+    assert!(s.devices(&alice, 999).await.unwrap().is_empty());
+    assert!(s.device(&tok(3), 999).await.unwrap().is_none());
+    assert!(!fx.exists("du:alice").await);
+    assert!(s.device(&tok(4), 999).await.unwrap().is_some());
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn sessions_expire_by_the_callers_clock_and_delete() {
+    let fx = fixture!();
+    let s = &fx.store;
+    let rec = SessionRecord {
+        user_id: UserId::new("alice"),
+        password_epoch: 7,
+        created_at: 1_000,
+        expires_at: 2_000,
+    };
+    s.create_session(&tok(1), &rec).await.unwrap();
+    assert_eq!(s.session(&tok(1), 1_999).await.unwrap(), Some(rec));
+    assert!(s.session(&tok(1), 2_000).await.unwrap().is_none());
+    assert!(s.session(&tok(2), 1_000).await.unwrap().is_none());
+    s.delete_session(&tok(1)).await.unwrap();
+    s.delete_session(&tok(1)).await.unwrap();
+    assert!(s.session(&tok(1), 1_500).await.unwrap().is_none());
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn prefixes_isolate_stores_on_one_database() {
+    let fx = fixture!();
+    let other = RedisStore::with_prefix(&fx.url, fresh_prefix())
+        .await
+        .unwrap();
+    fx.store
+        .create_pending_login(&tok(1), &pending("a", 1_000))
+        .await
+        .unwrap();
+    assert!(
+        other
+            .take_pending_login(&tok(1), 10)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        fx.store
+            .take_pending_login(&tok(1), 10)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn corrupt_or_foreign_data_is_internal_never_a_panic() {
+    let fx = fixture!();
+    let s = &fx.store;
+    let pl = |n| fx.key(&format!("pl:{}", tok(n).to_hex()));
+    // A key of the wrong type.
+    fx.set_raw(&[b"SET", pl(1).as_bytes(), b"junk"]).await;
+    assert!(is_internal(&s.begin_login_attempt(&tok(1), 5, 10).await));
+    assert!(is_internal(&s.take_pending_login(&tok(1), 10).await));
+    // Garbage fields.
+    for (field, value) in [
+        (&b"x"[..], &b"tomorrow"[..]),
+        (b"a", b"-1"),
+        (b"a", b"99999999999"),
+        (b"p", b"1e3"),
+        (b"u", b"\xff\xfe"),
+    ] {
+        s.create_pending_login(&tok(2), &pending("a", 1_000))
+            .await
+            .unwrap();
+        fx.set_raw(&[b"HSET", pl(2).as_bytes(), field, value]).await;
+        let r = s.begin_login_attempt(&tok(2), 5, 10).await;
+        assert!(is_internal(&r), "{field:?}: {r:?}");
+        assert!(is_internal(&s.take_pending_login(&tok(2), 10).await));
+    }
+    // A hash missing a field.
+    fx.set_raw(&[b"HSET", pl(3).as_bytes(), b"u", b"a"]).await;
+    assert!(is_internal(&s.begin_login_attempt(&tok(3), 5, 10).await));
+    // Replay marks, throttles, enrollments, sessions, devices.
+    fx.set_raw(&[b"SET", fx.key("st:a1").as_bytes(), b"12"])
+        .await;
+    let a1 = secondfactor::store::AuthenticatorId::new("a1");
+    assert!(is_internal(&s.advance_last_step(&a1, 13, 0).await));
+    fx.set_raw(&[b"SET", fx.key("th:k").as_bytes(), b"07:5"])
+        .await;
+    assert!(is_internal(&s.throttle("k").await));
+    fx.set_raw(&[b"HSET", fx.key("th:h").as_bytes(), b"a", b"1"])
+        .await;
+    assert!(is_internal(&s.throttle("h").await));
+    assert!(is_internal(
+        &s.update_throttle("h", ThrottleState::default(), ThrottleState::default(), 0)
+            .await
+    ));
+    let user = UserId::new("u1");
+    s.put_enrollment(&user, &enrollment("e", 1_000))
+        .await
+        .unwrap();
+    fx.set_raw(&[b"HSET", fx.key("en:u1").as_bytes(), b"s", b"short"])
+        .await;
+    assert!(is_internal(&s.enrollment(&user, 10).await));
+    fx.set_raw(&[b"HSET", fx.key("en:u1").as_bytes(), b"x", b"soon"])
+        .await;
+    assert!(is_internal(&s.take_enrollment(&user, "e", 10).await));
+    let se = fx.key(&format!("se:{}", tok(4).to_hex()));
+    fx.set_raw(&[
+        b"HSET",
+        se.as_bytes(),
+        b"u",
+        b"a",
+        b"p",
+        b"x",
+        b"c",
+        b"1",
+        b"x",
+        b"2",
+    ])
+    .await;
+    assert!(is_internal(&s.session(&tok(4), 1).await));
+    s.create_device(&tok(5), &device("d", "u1", 1, 1_000))
+        .await
+        .unwrap();
+    let dv = fx.key(&format!("dv:{}", tok(5).to_hex()));
+    fx.set_raw(&[b"HSET", dv.as_bytes(), b"c", b""]).await;
+    assert!(is_internal(&s.device(&tok(5), 10).await));
+    assert!(is_internal(&s.devices(&user, 10).await));
+    fx.set_raw(&[b"SET", fx.key("du:u2").as_bytes(), b"x"])
+        .await;
+    assert!(is_internal(&s.devices(&UserId::new("u2"), 10).await));
+    assert!(is_internal(&s.revoke_all_devices(&UserId::new("u2")).await));
+    fx.cleanup().await;
+}
+
+// ---------------------------------------------------------------------------------
+// Races: 16 tasks over two connections, a barrier, many rounds, one winner each
+
+const RACERS: usize = 16;
+const ROUNDS: u64 = 150;
+
+/// Runs `RACERS` calls of `f(store, i)` at once, alternating between the two
+/// stores, and returns their results in order.
+async fn race<T, F, Fut>(stores: &[RedisStore; 2], f: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(RedisStore, usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let fut = f(stores[i % 2].clone(), i);
+            let b = barrier.clone();
+            tokio::spawn(async move {
+                b.wait().await;
+                fut.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(RACERS);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+async fn racing_pair() -> Option<(Fixture, [RedisStore; 2])> {
+    let fx = Fixture::new().await?;
+    let twin = fx.twin().await;
+    let stores = [fx.store.clone(), twin];
+    Some((fx, stores))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn race_advance_last_step_has_one_winner_and_never_decreases() {
+    let Some((fx, stores)) = racing_pair().await else {
+        return;
+    };
+    for round in 0..ROUNDS {
+        let id = secondfactor::store::AuthenticatorId::new(format!("a{round}"));
+        let wins = race(&stores, |s, _| {
+            let id = id.clone();
+            async move { s.advance_last_step(&id, 1_000, 0).await.unwrap() }
+        })
+        .await;
+        assert_eq!(wins.iter().filter(|w| **w).count(), 1, "round {round}");
+        // Distinct steps: whatever the order, the mark ends at the maximum.
+        let wins = race(&stores, |s, i| {
+            let id = id.clone();
+            async move { s.advance_last_step(&id, 2_000 + i as u64, 0).await.unwrap() }
+        })
+        .await;
+        assert!(wins[RACERS - 1], "round {round}: the largest step must win");
+        for step in [2_000 + RACERS as u64 - 1, 2_000, 1_000] {
+            assert!(
+                !stores[0].advance_last_step(&id, step, 0).await.unwrap(),
+                "round {round}"
+            );
+        }
+    }
+    fx.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn race_take_pending_login_has_one_winner() {
+    let Some((fx, stores)) = racing_pair().await else {
+        return;
+    };
+    for round in 0..ROUNDS {
+        stores[0]
+            .create_pending_login(&tok(round), &pending("a", 1_000))
+            .await
+            .unwrap();
+        let got = race(&stores, |s, _| async move {
+            s.take_pending_login(&tok(round), 10).await.unwrap()
+        })
+        .await;
+        assert_eq!(
+            got.iter().filter(|g| g.is_some()).count(),
+            1,
+            "round {round}"
+        );
+    }
+    fx.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn race_begin_login_attempt_grants_exactly_the_attempts_left() {
+    let Some((fx, stores)) = racing_pair().await else {
+        return;
+    };
+    for round in 0..ROUNDS {
+        let mut p = pending("a", 1_000);
+        p.attempts = (round % 3) as u32; // 5, 4 or 3 attempts left
+        let left = 5 - p.attempts;
+        stores[1]
+            .create_pending_login(&tok(round), &p)
+            .await
+            .unwrap();
+        let got = race(&stores, |s, _| async move {
+            s.begin_login_attempt(&tok(round), 5, 10).await.unwrap()
+        })
+        .await;
+        let counts: BTreeSet<u32> = got.iter().flatten().map(|p| p.attempts).collect();
+        assert_eq!(got.iter().flatten().count(), left as usize, "round {round}");
+        assert_eq!(counts, (p.attempts + 1..=5).collect(), "round {round}");
+        // Burnt by the losers.
+        assert!(
+            stores[0]
+                .take_pending_login(&tok(round), 10)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    fx.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn race_update_throttle_has_one_winner() {
+    let Some((fx, stores)) = racing_pair().await else {
+        return;
+    };
+    for round in 0..ROUNDS {
+        let key = format!("acct:{round}");
+        let expected = ThrottleState::default();
+        let got = race(&stores, |s, i| {
+            let key = key.clone();
+            async move {
+                let new = ThrottleState {
+                    count: 1,
+                    until: i as u64 + 1,
+                };
+                (
+                    s.update_throttle(&key, expected, new, 0).await.unwrap(),
+                    new,
+                )
+            }
+        })
+        .await;
+        let winners: Vec<_> = got.iter().filter(|(w, _)| *w).collect();
+        assert_eq!(winners.len(), 1, "round {round}");
+        assert_eq!(stores[1].throttle(&key).await.unwrap(), winners[0].1);
+        // Then a race to reset it: again exactly one.
+        let current = winners[0].1;
+        let got = race(&stores, |s, _| {
+            let key = key.clone();
+            async move {
+                s.update_throttle(&key, current, ThrottleState::default(), 0)
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+        assert_eq!(got.iter().filter(|w| **w).count(), 1, "round {round}");
+    }
+    fx.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn race_take_enrollment_has_one_winner() {
+    let Some((fx, stores)) = racing_pair().await else {
+        return;
+    };
+    let e = enrollment("e", 1_000);
+    for round in 0..ROUNDS {
+        let user = UserId::new(format!("u{round}"));
+        stores[0].put_enrollment(&user, &e).await.unwrap();
+        let got = race(&stores, |s, _| {
+            let user = user.clone();
+            async move { s.take_enrollment(&user, "e", 10).await.unwrap() }
+        })
+        .await;
+        assert_eq!(got.iter().filter(|w| **w).count(), 1, "round {round}");
+    }
+    fx.cleanup().await;
+}
+
+// ---------------------------------------------------------------------------------
+// Faults
+
+#[tokio::test]
+async fn a_closed_port_is_unavailable_quickly() {
+    let started = Instant::now();
+    let err = RedisStore::connect("redis://127.0.0.1:1")
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.code(), "unavailable", "{err:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    eprintln!("connect to a closed port failed in {took:?}");
+    let err = RedisStore::connect("not a url").await.unwrap_err();
+    assert_eq!(err.code(), "invalid_config");
+}
+
+#[test]
+fn connecting_outside_a_tokio_runtime_is_an_error_not_a_panic() {
+    let err = futures_lite_block_on(RedisStore::connect("redis://127.0.0.1:6379")).unwrap_err();
+    assert_eq!(err.code(), "invalid_config");
+}
+
+/// A minimal executor, so that the future above runs outside any tokio runtime.
+fn futures_lite_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// A TCP proxy in front of Redis that the test can cut: stopping it closes the
+/// listener and every connection through it.
+struct Proxy {
+    addr: SocketAddr,
+    tasks: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(listen: SocketAddr, upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind(listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tasks: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let conns = tasks.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let pump = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns.lock().unwrap().push(pump.abort_handle());
+            }
+        });
+        tasks.lock().unwrap().push(accept.abort_handle());
+        Proxy { addr, tasks }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    async fn stop(self) {
+        let handles: Vec<_> = self.tasks.lock().unwrap().drain(..).collect();
+        for h in &handles {
+            h.abort();
+        }
+        // Let the aborted tasks drop their sockets.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The Redis server's socket address, from REDIS_URL (`redis://host:port[/db]`).
+async fn upstream(url: &str) -> SocketAddr {
+    let rest = url.strip_prefix("redis://").unwrap();
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = host.split('/').next().unwrap();
+    tokio::net::lookup_host(host).await.unwrap().next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_whose_redis_went_away_is_unavailable_then_recovers() {
+    let Some(url) = redis_url() else { return };
+    if url.contains('@') {
+        eprintln!("note: REDIS_URL has credentials; the proxy test needs a plain URL");
+        return;
+    }
+    let up = upstream(&url).await;
+    let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), up).await;
+    let addr = proxy.addr;
+    let prefix = fresh_prefix();
+    let store = RedisStore::with_prefix(&proxy.url(), prefix.clone())
+        .await
+        .unwrap();
+    store
+        .create_session(
+            &tok(1),
+            &SessionRecord {
+                user_id: UserId::new("a"),
+                password_epoch: 0,
+                created_at: 0,
+                expires_at: 1_000,
+            },
+        )
+        .await
+        .unwrap();
+    proxy.stop().await;
+    // Every kind of operation fails as `unavailable`, quickly, with no panic.
+    let started = Instant::now();
+    let err = store.session(&tok(1), 10).await.unwrap_err();
+    assert_eq!(err.code(), "unavailable", "{err:?}");
+    let err = store
+        .advance_last_step(&secondfactor::store::AuthenticatorId::new("a"), 1, 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "unavailable", "{err:?}");
+    let err = store.throttle("k").await.unwrap_err();
+    assert_eq!(err.code(), "unavailable", "{err:?}");
+    let took = started.elapsed();
+    eprintln!("three operations against a vanished Redis failed in {took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // Redis is back (the proxy listens again on the same port): the store reconnects.
+    let proxy = Proxy::start(addr, up).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.session(&tok(1), 10).await {
+            Ok(s) => {
+                assert!(s.is_some());
+                break;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), "unavailable");
+                assert!(Instant::now() < deadline, "did not reconnect: {e:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    store.delete_session(&tok(1)).await.unwrap();
+    proxy.stop().await;
+    delete_prefix(&url, &prefix).await;
+}
+
+// ---------------------------------------------------------------------------------
+// The flows end to end on Combined<MemoryStore, RedisStore>
+
+const T0: u64 = 1_700_000_010; // 10 s into a 30 s period; far behind the wall clock
+const PW: &str = "correct horse battery";
+
+type RedisService = Service<Combined<MemoryStore, RedisStore>>;
+
+fn service(ephemeral: RedisStore, keys: &KeyRing, clock: &ManualClock) -> RedisService {
+    Service::builder(Combined::new(MemoryStore::new(), ephemeral), keys.clone())
+        .clock(clock.clone())
+        .password_hasher(PasswordHasher::new(256, 1, 1).unwrap())
+        .issuer("Test Co")
+        .build()
+        .unwrap()
+}
+
+async fn pending_token(service: &RedisService, name: &str) -> String {
+    match service.login(LoginRequest::new(name, PW)).await.unwrap() {
+        LoginOutcome::SecondFactorRequired(t) => t.token.expose().to_owned(),
+        LoginOutcome::Authenticated(_) => panic!("expected a second factor"),
+    }
+}
+
+#[tokio::test]
+async fn flows_log_in_with_totp_and_refuse_replay_on_redis() {
+    let fx = fixture!();
+    let clock = ManualClock::new(T0);
+    let keys = KeyRing::new(1, SealingKey::generate());
+    let service = service(fx.store.clone(), &keys, &clock);
+    let user = service.register("alice", PW).await.unwrap();
+    let setup = service.setup_two_factor(&user).await.unwrap();
+    assert!(fx.exists(&format!("en:{user}")).await);
+    let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
+    service
+        .confirm_enrollment(&user, &phone.generate(clock.now()))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(30));
+
+    let code = phone.generate(clock.now());
+    let t1 = pending_token(&service, "alice").await;
+    let auth = service
+        .second_factor(&t1, SecondFactor::Totp(&code))
+        .await
+        .unwrap();
+    assert_eq!(auth.user_id(), &user);
+    // The pending login is spent.
+    let err = service
+        .second_factor(&t1, SecondFactor::Totp(&code))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "login_expired");
+    // The same code on a fresh login is a replay.
+    let t2 = pending_token(&service, "alice").await;
+    let err = service
+        .second_factor(&t2, SecondFactor::Totp(&code))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "code_already_used");
+    // A second process with its own Redis connection (sharing the accounts and the
+    // keys) refuses the same code too: the replay mark lives in Redis.
+    let other = Service::builder(
+        Combined::new(service.store().accounts().clone(), fx.twin().await),
+        keys.clone(),
+    )
+    .clock(clock.clone())
+    .password_hasher(PasswordHasher::new(256, 1, 1).unwrap())
+    .build()
+    .unwrap();
+    let t3 = pending_token(&other, "alice").await;
+    let err = other
+        .second_factor(&t3, SecondFactor::Totp(&code))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "code_already_used");
+
+    // Sessions live in Redis and follow the service's clock.
+    let session = service.issue_session(auth).await.unwrap();
+    assert_eq!(
+        service.session(session.expose()).await.unwrap().user_id,
+        user
+    );
+    // Trusted devices skip the second factor.
+    clock.advance(Duration::from_secs(30));
+    let auth = service
+        .second_factor(&t2, SecondFactor::Totp(&phone.generate(clock.now())))
+        .await
+        .unwrap();
+    let device = service.trust_device(&auth, "Firefox").await.unwrap();
+    match service
+        .login(LoginRequest::new("alice", PW).device_token(device.expose()))
+        .await
+        .unwrap()
+    {
+        LoginOutcome::Authenticated(a) => assert_eq!(a.user_id(), &user),
+        LoginOutcome::SecondFactorRequired(_) => panic!("the device is trusted"),
+    }
+    assert_eq!(service.trusted_devices(&user).await.unwrap().len(), 1);
+    // 12 hours later (by the service's clock, not Redis's) the session is over.
+    clock.advance(Duration::from_secs(12 * 3600));
+    assert_eq!(
+        service.session(session.expose()).await.unwrap_err().code(),
+        "unauthenticated"
+    );
+    service.end_session(session.expose()).await.unwrap();
+    fx.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_on_a_vanished_redis_are_unavailable() {
+    let Some(url) = redis_url() else { return };
+    if url.contains('@') {
+        eprintln!("note: REDIS_URL has credentials; the proxy test needs a plain URL");
+        return;
+    }
+    let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), upstream(&url).await).await;
+    let prefix = fresh_prefix();
+    let store = RedisStore::with_prefix(&proxy.url(), prefix.clone())
+        .await
+        .unwrap();
+    let clock = ManualClock::new(T0);
+    let service = service(store, &KeyRing::new(1, SealingKey::generate()), &clock);
+    let user = service.register("bob", PW).await.unwrap();
+    let setup = service.setup_two_factor(&user).await.unwrap();
+    let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
+    service
+        .confirm_enrollment(&user, &phone.generate(clock.now()))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(30));
+    let token = pending_token(&service, "bob").await;
+    proxy.stop().await;
+    let err = service
+        .second_factor(&token, SecondFactor::Totp(&phone.generate(clock.now())))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "unavailable", "{err:?}");
+    assert_eq!(err.http_status(), 503);
+    let err = service
+        .login(LoginRequest::new("bob", PW))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "unavailable", "{err:?}");
+    delete_prefix(&url, &prefix).await;
+}
+
+// ---------------------------------------------------------------------------------
+// The public conformance suite
+
+#[cfg(feature = "conformance")]
+mod conformance_suite {
+    use super::*;
+    use secondfactor::store::conformance::{self, RaceConfig};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_store_passes_the_ephemeral_suite_and_races() {
+        let fx = fixture!();
+        // Two more connections on the same keys: three "server instances".
+        let handles = [fx.store.clone(), fx.twin().await, fx.twin().await];
+        let start = Instant::now();
+        conformance::ephemeral_all(&handles, RaceConfig::default()).await;
+        eprintln!(
+            "RedisStore x3: ephemeral checks and races in {:?}",
+            start.elapsed()
+        );
+        fx.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn combined_memory_and_redis_pass_the_whole_suite() {
+        let fx = fixture!();
+        let accounts = MemoryStore::new();
+        let mut handles = Vec::new();
+        for _ in 0..3 {
+            handles.push(Combined::new(accounts.clone(), fx.twin().await));
+        }
+        let start = Instant::now();
+        conformance::all(&handles, RaceConfig::default()).await;
+        eprintln!(
+            "Combined<MemoryStore, RedisStore> x3: all checks in {:?}",
+            start.elapsed()
+        );
+        fx.cleanup().await;
+    }
+}
