@@ -13,7 +13,12 @@ pub enum Database {
     /// `memory:` — nothing survives a restart; for tests and quick looks.
     Memory,
     /// `sqlite://PATH` — the embedded default.
-    Sqlite(PathBuf),
+    Sqlite {
+        /// The URL as given.
+        url: String,
+        /// The database file.
+        path: PathBuf,
+    },
     /// `postgres://…` or `postgresql://…` — several instances share it.
     Postgres(String),
 }
@@ -32,7 +37,10 @@ impl Database {
             if path.is_empty() {
                 return Err("DATABASE_URL: sqlite:// needs a file path".to_owned());
             }
-            return Ok(Database::Sqlite(PathBuf::from(path)));
+            return Ok(Database::Sqlite {
+                url: url.to_owned(),
+                path: PathBuf::from(path),
+            });
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(Database::Postgres(url.to_owned()));
@@ -44,7 +52,7 @@ impl Database {
     /// else the working directory.
     pub fn key_dir(&self) -> PathBuf {
         match self {
-            Database::Sqlite(path) => match path.parent() {
+            Database::Sqlite { path, .. } => match path.parent() {
                 Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
                 _ => PathBuf::from("."),
             },

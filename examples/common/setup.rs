@@ -64,25 +64,51 @@ pub async fn run(blocking: impl Blocking + Clone, server: impl Server) -> ExitCo
 async fn try_run(blocking: impl Blocking + Clone, server: impl Server) -> Result<(), BoxError> {
     let config = Config::from_env()?;
     let keys = KeyRing::new(1, master_key(&config)?);
-    if config.redis_url.is_some() {
-        return Err("REDIS_URL is set, but this build has no Redis store".into());
-    }
     match config.database.clone() {
         Database::Memory => {
-            eprintln!("note: DATABASE_URL=memory: keeps nothing across restarts");
-            let service = build(MemoryStore::new(), keys, &config, blocking)?;
-            server.serve(service, config).await
+            eprintln!("note: DATABASE_URL=memory: keeps no account across restarts");
+            with_ephemeral(MemoryStore::new(), keys, config, blocking, server).await
         }
-        Database::Sqlite(path) => {
+        Database::Sqlite { path, .. } => {
             // The SQLite store is not in this build yet: fall back to memory, loudly.
             eprintln!(
                 "warning: no SQLite store in this build; {} is not used and nothing survives a restart",
                 path.display()
             );
-            let service = build(MemoryStore::new(), keys, &config, blocking)?;
-            server.serve(service, config).await
+            with_ephemeral(MemoryStore::new(), keys, config, blocking, server).await
         }
         Database::Postgres(_) => Err("postgres:// needs a build with the PostgreSQL store".into()),
+    }
+}
+
+/// Serves with `accounts` for everything, or — with `REDIS_URL` — for accounts only,
+/// and Redis for pending logins, throttles, replay marks, devices and sessions.
+async fn with_ephemeral<A: Store>(
+    accounts: A,
+    keys: KeyRing,
+    config: Config,
+    blocking: impl Blocking + Clone,
+    server: impl Server,
+) -> Result<(), BoxError> {
+    match config.redis_url.clone() {
+        None => {
+            let service = build(accounts, keys, &config, blocking)?;
+            server.serve(service, config).await
+        }
+        #[cfg(feature = "redis")]
+        Some(url) => {
+            let redis = secondfactor::store::RedisStore::connect(&url)
+                .await
+                .map_err(|e| format!("REDIS_URL: {e}"))?;
+            eprintln!("note: pending logins, throttles, replay marks and sessions are in Redis");
+            let store = secondfactor::store::Combined::new(accounts, redis);
+            let service = build(store, keys, &config, blocking)?;
+            server.serve(service, config).await
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(_) => {
+            Err("REDIS_URL is set, but this build has no Redis store (--features redis)".into())
+        }
     }
 }
 
