@@ -36,6 +36,7 @@ macro_rules! contract_suite {
                 dev_key_is_made_once_and_reused,
                 sigterm_shuts_down_cleanly,
                 browser_register_enable_and_log_in,
+                store_outage_is_503_and_recovers,
             );
         }
     };
@@ -1240,6 +1241,50 @@ async fn sigterm_shuts_down_cleanly(example: &str) {
 
 #[cfg(not(unix))]
 async fn sigterm_shuts_down_cleanly(_example: &str) {}
+
+// --- store outage ------------------------------------------------------------------
+
+/// With Redis holding the ephemeral state behind a proxy we can cut: while it is
+/// down, requests get `503 {"error":"unavailable"}` (never a crash, never a 500);
+/// once it is back, the same session works again.
+async fn store_outage_is_503_and_recovers(example: &str) {
+    if !cfg!(feature = "redis") {
+        eprintln!("note: skipping the outage test: build with --features redis");
+        return;
+    }
+    let Some(redis) = common::redis_url("store_outage_is_503_and_recovers") else {
+        return;
+    };
+    let (_, target) = common::redirect_url(&redis, "127.0.0.1:1");
+    let mut proxy = common::TcpProxy::start(&target).await;
+    let (via_proxy, _) = common::redirect_url(&redis, &format!("127.0.0.1:{}", proxy.port));
+    let server = Server::start(example, &[("REDIS_URL", &via_proxy)]);
+    assert!(server.stderr().contains("Redis"), "{}", server.stderr());
+    let c = server.client();
+    assert_eq!(c.register("quinn").await.status, 201);
+    assert_eq!(c.login("quinn").await.json["status"], "authenticated");
+    assert_eq!(c.me().await.status, 200);
+
+    proxy.cut().await;
+    assert_error(&c.me().await, 503, "unavailable");
+    assert_error(&c.login("quinn").await, 503, "unavailable");
+    let r = c.get("/account").await;
+    assert_html(&r, 503);
+    assert!(r.text.contains("unavailable"), "{}", r.text);
+
+    proxy.restore().await;
+    let start = std::time::Instant::now();
+    loop {
+        let r = c.me().await;
+        if r.status == 200 {
+            assert_eq!(r.json["username"], "quinn");
+            break;
+        }
+        assert_error(&r, 503, "unavailable");
+        assert!(start.elapsed() < Duration::from_secs(20), "no recovery");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
 
 // --- a real browser ----------------------------------------------------------------
 

@@ -32,6 +32,9 @@ fn features() -> Vec<&'static str> {
     if cfg!(feature = "tokio") {
         f.push("tokio");
     }
+    if cfg!(feature = "redis") {
+        f.push("redis");
+    }
     f
 }
 
@@ -490,4 +493,104 @@ pub async fn enrolled(client: Client, username: &str) -> Enrolled {
         backup_codes,
         confirm_step: step,
     }
+}
+
+/// `REDIS_URL`, or `None` (with a note) to skip; with `CI=true` a missing variable fails.
+pub fn redis_url(test: &str) -> Option<String> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but REDIS_URL is not set ({test})"
+            );
+            eprintln!("note: skipping {test}: set REDIS_URL to run it");
+            None
+        }
+    }
+}
+
+/// A TCP proxy that can be cut (every connection dropped, the port closed) and
+/// restored on the same port: a store outage on demand.
+pub struct TcpProxy {
+    pub port: u16,
+    target: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: &str) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut proxy = TcpProxy {
+            port,
+            target: target.to_owned(),
+            task: None,
+        };
+        proxy.task = Some(tokio::spawn(Self::run(listener, proxy.target.clone())));
+        proxy
+    }
+
+    async fn run(listener: tokio::net::TcpListener, target: String) {
+        // Dropping this set (when the task is aborted) aborts every connection.
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            connections.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    }
+
+    /// Drops every connection and closes the port.
+    pub async fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Listens on the same port again.
+    pub async fn restore(&mut self) {
+        let start = Instant::now();
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(start.elapsed() < Duration::from_secs(10), "rebind: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        self.task = Some(tokio::spawn(Self::run(listener, self.target.clone())));
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// `url` with its `host:port` replaced (credentials and path kept).
+pub fn redirect_url(url: &str, host_port: &str) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (creds, target) = match authority.rsplit_once('@') {
+        Some((c, t)) => (format!("{c}@"), t.to_owned()),
+        None => (String::new(), authority.to_owned()),
+    };
+    let target = if target.contains(':') {
+        target
+    } else {
+        format!("{target}:6379")
+    };
+    (format!("{scheme}://{creds}{host_port}{path}"), target)
 }
