@@ -25,7 +25,8 @@ macro_rules! contract_suite {
                 concurrent_use_of_one_code_has_one_winner,
                 backup_codes_are_single_use_and_can_be_replaced,
                 lockout_is_not_reset_by_a_new_login,
-                a_pending_login_expires,
+                a_pending_login_and_a_pending_setup_expire,
+                an_unknown_user_costs_as_much_as_a_wrong_password,
                 disable_two_factor,
                 remember_this_device,
                 client_mistakes_are_never_5xx,
@@ -421,14 +422,25 @@ async fn lockout_is_not_reset_by_a_new_login(example: &str) {
     assert_error(&r, 429, "too_many_attempts");
 }
 
-async fn a_pending_login_expires(example: &str) {
-    let server = Server::start(example, &[("SF_LOGIN_TTL_SECS", "2")]);
+async fn a_pending_login_and_a_pending_setup_expire(example: &str) {
+    let server = Server::start(
+        example,
+        &[("SF_LOGIN_TTL_SECS", "2"), ("SF_SETUP_TTL_SECS", "2")],
+    );
     let user = enrolled(server.client(), "gina").await;
     let c = server.client();
     let r = c.login("gina").await;
     assert_eq!(r.json["expires_in"], 2);
     assert!(r.set_cookie("sf_pending").unwrap().contains("Max-Age=2"));
     let token = r.cookie_value("sf_pending").unwrap();
+
+    let other = server.client();
+    assert_eq!(other.register("gabe").await.status, 201);
+    other.login("gabe").await;
+    let setup = other.post_empty("/api/2fa/setup").await;
+    assert_eq!(setup.json["expires_in"], 2);
+    let phone = Phone::new(setup.json["secret"].as_str().unwrap());
+
     tokio::time::sleep(Duration::from_millis(3100)).await;
     // Present the cookie by hand: the server must refuse it, whatever the jar does.
     let bare = server.client();
@@ -439,6 +451,14 @@ async fn a_pending_login_expires(example: &str) {
     )
     .await;
     assert_error(&r, 401, "login_expired");
+    let r = other
+        .post(
+            "/api/2fa/setup/confirm",
+            json!({ "code": phone.code_at_step(Phone::step_now()) }),
+        )
+        .await;
+    assert_error(&r, 401, "setup_expired");
+    assert_eq!(other.me().await.json["two_factor_enabled"], false);
 }
 
 async fn disable_two_factor(example: &str) {
@@ -981,6 +1001,41 @@ async fn password_attempts_are_limited_per_client(example: &str) {
         .await;
         assert_error(&r, 401, "invalid_credentials");
     }
+}
+
+/// The median time of a login, over `n` tries from distinct (forwarded) addresses.
+async fn median_login_time(server: &Server, username: &str, n: usize, tag: u8) -> Duration {
+    let mut times = Vec::new();
+    for i in 0..n {
+        let c = server.client().via(&format!("10.77.{tag}.{i}"));
+        let body = json!({ "username": username, "password": "wrong password" });
+        let start = std::time::Instant::now();
+        let r = c.post("/api/login", body).await;
+        times.push(start.elapsed());
+        assert_error(&r, 401, "invalid_credentials");
+    }
+    times.sort();
+    times[n / 2]
+}
+
+async fn an_unknown_user_costs_as_much_as_a_wrong_password(example: &str) {
+    let server = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
+    assert_eq!(server.client().register("ursula").await.status, 201);
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for round in 0..3 {
+        known.push(median_login_time(&server, "ursula", 5, round).await);
+        unknown.push(median_login_time(&server, "nobody-at-all", 5, 100 + round).await);
+    }
+    let known = known.iter().sum::<Duration>();
+    let unknown = unknown.iter().sum::<Duration>();
+    // Both run argon2; without the dummy verification an unknown name would answer
+    // in well under a tenth of the time.
+    let ratio = unknown.as_secs_f64() / known.as_secs_f64();
+    assert!(
+        (0.4..2.5).contains(&ratio),
+        "unknown {unknown:?} vs wrong password {known:?}"
+    );
 }
 
 // --- HTML --------------------------------------------------------------------------
