@@ -202,6 +202,30 @@ async fn setup_expires_and_a_new_setup_replaces_the_old() {
     assert!(!h.service.status(&user).await.unwrap().enabled);
 }
 
+#[tokio::test]
+async fn the_pending_enrollment_can_be_shown_again_until_confirmed_or_expired() {
+    let h = harness();
+    let user = h.service.register("carol", PW).await.unwrap();
+    assert!(h.service.pending_enrollment(&user).await.unwrap().is_none());
+    let setup = h.service.setup_two_factor(&user).await.unwrap();
+    h.advance(100);
+    let again = h.service.pending_enrollment(&user).await.unwrap().unwrap();
+    assert_eq!(again.secret(), setup.secret());
+    assert_eq!(*again.uri(), *setup.uri());
+    assert_eq!(again.expires_in(), Duration::from_secs(500));
+    let phone = TotpKey::new(h.service.totp_policy(), again.secret().expose_bytes());
+    h.service
+        .confirm_enrollment(&user, &phone.generate(h.now()))
+        .await
+        .unwrap();
+    assert!(h.service.pending_enrollment(&user).await.unwrap().is_none());
+
+    let dave = h.service.register("dave", PW).await.unwrap();
+    h.service.setup_two_factor(&dave).await.unwrap();
+    h.advance(601);
+    assert!(h.service.pending_enrollment(&dave).await.unwrap().is_none());
+}
+
 // ---------------------------------------------------------------------------------
 // Invariant 1: only the core makes Authenticated; a pending login is not a session.
 

@@ -207,6 +207,41 @@ impl<S: Store> Service<S> {
         })
     }
 
+    /// The user's pending enrollment, as [`setup_two_factor`](Self::setup_two_factor)
+    /// or [`add_authenticator`](Self::add_authenticator) returned it (with the time
+    /// left), or `None` when there is none or it expired.
+    ///
+    /// A web page uses this to show the same QR code again (after a reload or a
+    /// mistyped confirmation code) instead of replacing the secret the user may
+    /// already have scanned. Show it only to the logged-in owner.
+    ///
+    /// Errors: `not_found`, `sealed_secret_invalid`, `unknown_key`, `unavailable`.
+    pub async fn pending_enrollment(&self, user_id: &UserId) -> Result<Option<EnrollmentSetup>> {
+        let now = self.now();
+        let store = &self.inner.store;
+        let Some(enrollment) = store.enrollment(user_id, now).await? else {
+            return Ok(None);
+        };
+        let account = store
+            .account(user_id)
+            .await?
+            .ok_or(Error::NotFound { what: "account" })?;
+        let secret = self
+            .inner
+            .keys
+            .open(user_id.as_str(), &enrollment.sealed_secret)?;
+        let uri = OtpAuthUri::new(
+            &self.inner.config.issuer,
+            &account.username,
+            secret,
+            self.inner.totp,
+        )?;
+        Ok(Some(EnrollmentSetup {
+            uri,
+            expires_in: Duration::from_secs(enrollment.expires_at.saturating_sub(now)),
+        }))
+    }
+
     /// Confirms the pending enrollment with a code from the new authenticator. The
     /// code's time step is marked used. When this turns 2FA on, the result carries
     /// the backup codes, shown this once.

@@ -1,0 +1,312 @@
+//! The JSON API's bodies, error shape and cookies, framework-neutral.
+//!
+//! Every error is `{"error": "<code>", "message": "<text>"}` plus `remaining_attempts`
+//! for `invalid_code` and `retry_after` (whole seconds) for `too_many_attempts`. The
+//! code and the status come from the library ([`Error::code`],
+//! [`Error::http_status`]); framework-level rejections get codes of their own here.
+
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use secondfactor::backup::BackupCode;
+use secondfactor::flow::{EnrollmentSetup, PendingLoginTicket, TwoFactorStatus};
+use secondfactor::{Error, SecondFactor};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::config::Site;
+
+/// The largest request body accepted (64 KiB); larger ones get `413`.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "sf_session";
+/// The pending-login cookie (between the password and the second factor).
+pub const PENDING_COOKIE: &str = "sf_pending";
+/// The trusted-device cookie.
+pub const DEVICE_COOKIE: &str = "sf_device";
+
+/// A status and a JSON body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Value,
+}
+
+/// The error body for a library error. Server-side failures are logged to stderr
+/// (with their source chain, which never holds a secret) before they are answered.
+pub fn error(e: &Error) -> Reply {
+    let status = e.http_status();
+    if status >= 500 {
+        log_server_error(e);
+    }
+    let mut body = json!({ "error": e.code(), "message": e.to_string() });
+    match e {
+        Error::InvalidCode {
+            remaining_attempts: Some(n),
+        } => body["remaining_attempts"] = json!(n),
+        Error::TooManyAttempts { retry_after } => {
+            // Rounded up: a client that waits this long is let in.
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            body["retry_after"] = json!(secs.max(1));
+        }
+        _ => {}
+    }
+    Reply { status, body }
+}
+
+fn log_server_error(e: &Error) {
+    let mut line = format!("error: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        line.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    eprintln!("{line}");
+}
+
+/// An error body for a rejection that happens before the library is called.
+pub fn rejection(status: u16, code: &str, message: &str) -> Reply {
+    Reply {
+        status,
+        body: json!({ "error": code, "message": message }),
+    }
+}
+
+/// `400 invalid_input` for a body that is not the JSON this endpoint takes. The
+/// message names the position, never the content (which may hold a password).
+pub fn bad_json(e: &serde_json::Error) -> Reply {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io | Category::Syntax => "the body is not valid JSON",
+        Category::Eof => "the body ends before the JSON does",
+        Category::Data => "the JSON does not have the expected fields and types",
+    };
+    rejection(
+        400,
+        "invalid_input",
+        &format!("{what} (line {}, column {})", e.line(), e.column()),
+    )
+}
+
+/// `415 unsupported_media_type`: the JSON API takes `Content-Type: application/json` only.
+pub fn not_json() -> Reply {
+    rejection(
+        415,
+        "unsupported_media_type",
+        "send the body as JSON with Content-Type: application/json",
+    )
+}
+
+/// `413 payload_too_large`.
+pub fn too_large() -> Reply {
+    rejection(413, "payload_too_large", "the body is larger than 64 KiB")
+}
+
+/// `403 forbidden_origin`.
+pub fn forbidden_origin() -> Reply {
+    rejection(
+        403,
+        "forbidden_origin",
+        "cross-origin requests are not allowed",
+    )
+}
+
+/// `404 not_found` for an unknown path.
+pub fn not_found() -> Reply {
+    rejection(404, "not_found", "no such endpoint")
+}
+
+/// `405 method_not_allowed`.
+pub fn method_not_allowed() -> Reply {
+    rejection(
+        405,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
+}
+
+/// `400 invalid_input` for a body the framework could not read (a broken upload).
+pub fn unreadable_body() -> Reply {
+    rejection(400, "invalid_input", "the request body could not be read")
+}
+
+/// Whether a `Content-Type` header value is JSON (`application/json`, any parameters).
+pub fn is_json(content_type: Option<&[u8]>) -> bool {
+    let Some(value) = content_type.and_then(|v| std::str::from_utf8(v).ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+/// Whether a request with this `Origin` header may proceed: no header (not a
+/// browser, or a same-origin GET), or exactly the site's origin.
+pub fn origin_allowed(site: &Site, origin: Option<&[u8]>) -> bool {
+    match origin {
+        None => true,
+        Some(value) => value.eq_ignore_ascii_case(site.origin.as_bytes()),
+    }
+}
+
+/// The key of the password step's per-client limiter: the peer's IP address, or —
+/// only when `SF_TRUST_FORWARDED` is set — the last address in `X-Forwarded-For`
+/// (the one the trusted proxy appended; earlier entries are the client's say-so).
+pub fn client_key(site: &Site, peer: IpAddr, forwarded_for: Option<&[u8]>) -> String {
+    if site.trust_forwarded
+        && let Some(ip) = forwarded_for
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|last| last.trim().parse::<IpAddr>().ok())
+    {
+        return ip.to_string();
+    }
+    peer.to_string()
+}
+
+// --- cookies -----------------------------------------------------------------------
+
+/// A `Set-Cookie` value: `HttpOnly; SameSite=Strict; Path=/`, `Secure` per
+/// `SF_PUBLIC_URL`, `Max-Age` when given (else a browser-session cookie).
+pub fn set_cookie(site: &Site, name: &str, value: &str, max_age: Option<u64>) -> String {
+    let mut c = format!("{name}={value}; HttpOnly; SameSite=Strict; Path=/");
+    if let Some(secs) = max_age {
+        c.push_str(&format!("; Max-Age={secs}"));
+    }
+    if site.secure {
+        c.push_str("; Secure");
+    }
+    c
+}
+
+/// A `Set-Cookie` value that deletes the cookie.
+pub fn clear_cookie(site: &Site, name: &str) -> String {
+    set_cookie(site, name, "", Some(0))
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
+    headers
+        .into_iter()
+        .filter_map(|h| std::str::from_utf8(h).ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.trim_matches('"'))
+        .filter(|v| !v.is_empty())
+}
+
+// --- request bodies ----------------------------------------------------------------
+
+/// `{"username","password"}`.
+#[derive(Deserialize)]
+pub struct Credentials {
+    /// The login name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+/// `{"code"}` or `{"backup_code"}`, optional `"remember_device"`.
+#[derive(Deserialize, Default)]
+pub struct FactorBody {
+    /// A TOTP code.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// A backup code.
+    #[serde(default)]
+    pub backup_code: Option<String>,
+    /// Trust this device for 30 days.
+    #[serde(default)]
+    pub remember_device: bool,
+}
+
+impl FactorBody {
+    /// The one factor sent; `invalid_input` unless exactly one of the two is present.
+    pub fn factor(&self) -> Result<SecondFactor<'_>, Error> {
+        fn present(v: &Option<String>) -> Option<&str> {
+            v.as_deref().filter(|s| !s.trim().is_empty())
+        }
+        match (present(&self.code), present(&self.backup_code)) {
+            (Some(code), None) => Ok(SecondFactor::Totp(code)),
+            (None, Some(code)) => Ok(SecondFactor::BackupCode(code)),
+            (None, None) => Err(Error::InvalidInput {
+                field: "code",
+                reason: "send a code or a backup_code",
+            }),
+            (Some(_), Some(_)) => Err(Error::InvalidInput {
+                field: "code",
+                reason: "send either a code or a backup_code, not both",
+            }),
+        }
+    }
+}
+
+/// `{"code"}`.
+#[derive(Deserialize)]
+pub struct CodeBody {
+    /// A TOTP code.
+    pub code: String,
+}
+
+// --- response bodies ---------------------------------------------------------------
+
+/// `{"status":"authenticated"}`.
+pub fn authenticated() -> Value {
+    json!({ "status": "authenticated" })
+}
+
+/// `{"status":"second_factor_required","methods":[…],"expires_in":N}`.
+pub fn second_factor_required(ticket: &PendingLoginTicket) -> Value {
+    let methods: Vec<&str> = ticket.methods.iter().map(|m| m.as_str()).collect();
+    json!({
+        "status": "second_factor_required",
+        "methods": methods,
+        "expires_in": ticket.expires_in.as_secs(),
+    })
+}
+
+/// `GET /api/me`.
+pub fn me(status: &TwoFactorStatus) -> Value {
+    json!({
+        "username": status.username,
+        "two_factor_enabled": status.enabled,
+        "backup_codes_remaining": status.backup_codes_remaining,
+    })
+}
+
+/// `POST /api/2fa/setup`: the secret, its URI and its QR code as base64 PNG.
+pub fn setup(setup: &EnrollmentSetup) -> Result<Value, Error> {
+    let png = setup.qr()?.png()?;
+    Ok(json!({
+        "secret": setup.secret().to_base32().as_str(),
+        "otpauth_uri": setup.uri().as_str(),
+        "qr_png_base64": base64::engine::general_purpose::STANDARD.encode(png),
+        "expires_in": setup.expires_in().as_secs(),
+    }))
+}
+
+/// `{"backup_codes":[…]}`.
+pub fn backup_codes(codes: &[BackupCode]) -> Value {
+    let codes: Vec<&str> = codes.iter().map(|c| c.expose()).collect();
+    json!({ "backup_codes": codes })
+}
+
+/// A label for a remembered device, from its `User-Agent` (shortened, printable).
+pub fn device_label(user_agent: Option<&[u8]>) -> String {
+    let label: String = user_agent
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect();
+    let label = label.trim();
+    if label.is_empty() {
+        "browser".to_owned()
+    } else {
+        label.to_owned()
+    }
+}

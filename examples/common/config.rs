@@ -1,0 +1,187 @@
+//! Configuration from the environment (the table in the HTTP contract).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long a remembered device skips the second factor (and the `sf_device` cookie lives).
+pub const DEVICE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Where accounts and ephemeral state live, from `DATABASE_URL`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// `memory:` — nothing survives a restart; for tests and quick looks.
+    Memory,
+    /// `sqlite://PATH` — the embedded default.
+    Sqlite {
+        /// The URL as given.
+        url: String,
+        /// The database file.
+        path: PathBuf,
+    },
+    /// `postgres://…` or `postgresql://…` — several instances share it.
+    Postgres(String),
+}
+
+impl Database {
+    /// Parses a `DATABASE_URL`.
+    pub fn parse(url: &str) -> Result<Database, String> {
+        if url == "memory:" || url == "memory://" {
+            return Ok(Database::Memory);
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or(url.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err("DATABASE_URL: sqlite:// needs a file path".to_owned());
+            }
+            return Ok(Database::Sqlite {
+                url: url.to_owned(),
+                path: PathBuf::from(path),
+            });
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(url.to_owned()));
+        }
+        Err("DATABASE_URL must start with sqlite://, postgres:// or be memory:".to_owned())
+    }
+
+    /// The directory the development key file goes to: beside an SQLite database,
+    /// else the working directory.
+    pub fn key_dir(&self) -> PathBuf {
+        match self {
+            Database::Sqlite { path, .. } => match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+            Database::Memory | Database::Postgres(_) => PathBuf::from("."),
+        }
+    }
+}
+
+/// The server's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `SF_ADDR`, as given (an IP address and port, or a host name and port).
+    pub addr: String,
+    /// `DATABASE_URL`.
+    pub database: Database,
+    /// `REDIS_URL`.
+    pub redis_url: Option<String>,
+    /// `SF_MASTER_KEY` (base64); `None` means the development key file.
+    pub master_key: Option<String>,
+    /// `SF_ISSUER`.
+    pub issuer: String,
+    /// `SF_LOGIN_TTL_SECS`.
+    pub login_ttl: Duration,
+    /// `SF_SETUP_TTL_SECS`.
+    pub setup_ttl: Duration,
+    /// `SF_PUBLIC_URL`; `None` means `http://` + the listening address.
+    pub public_url: Option<String>,
+    /// `SF_TRUST_FORWARDED`: take the client address for the password limiter from
+    /// the last `X-Forwarded-For` entry (set only behind a proxy that writes it).
+    pub trust_forwarded: bool,
+}
+
+fn var(name: &str) -> Result<Option<String>, String> {
+    match std::env::var(name) {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => Ok(Some(v.trim().to_owned())),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name} is not valid UTF-8")),
+    }
+}
+
+fn secs(name: &str, default: u64) -> Result<Duration, String> {
+    match var(name)? {
+        None => Ok(Duration::from_secs(default)),
+        Some(v) => v
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{name} must be a whole number of seconds, not {v:?}")),
+    }
+}
+
+impl Config {
+    /// Reads the environment.
+    pub fn from_env() -> Result<Config, String> {
+        let database_url =
+            var("DATABASE_URL")?.unwrap_or_else(|| "sqlite://secondfactor-demo.db".to_owned());
+        let public_url = var("SF_PUBLIC_URL")?;
+        if let Some(url) = &public_url
+            && origin_of(url).is_none()
+        {
+            return Err(format!(
+                "SF_PUBLIC_URL must be an http:// or https:// URL, not {url:?}"
+            ));
+        }
+        let trust_forwarded = match var("SF_TRUST_FORWARDED")?.as_deref() {
+            None | Some("0") | Some("false") | Some("no") => false,
+            Some("1") | Some("true") | Some("yes") => true,
+            Some(other) => return Err(format!("SF_TRUST_FORWARDED must be 0 or 1, not {other:?}")),
+        };
+        Ok(Config {
+            addr: var("SF_ADDR")?.unwrap_or_else(|| "127.0.0.1:3000".to_owned()),
+            database: Database::parse(&database_url)?,
+            redis_url: var("REDIS_URL")?,
+            master_key: var("SF_MASTER_KEY")?,
+            issuer: var("SF_ISSUER")?.unwrap_or_else(|| "secondfactor demo".to_owned()),
+            login_ttl: secs("SF_LOGIN_TTL_SECS", 300)?,
+            setup_ttl: secs("SF_SETUP_TTL_SECS", 600)?,
+            public_url,
+            trust_forwarded,
+        })
+    }
+
+    /// The per-request settings, once the server knows the address it listens on.
+    pub fn site(&self, bound: SocketAddr) -> Site {
+        let public = match &self.public_url {
+            Some(url) => url.clone(),
+            // A numeric SF_ADDR (maybe with port 0) is replaced by the real address.
+            None if self.addr.parse::<SocketAddr>().is_ok() => format!("http://{bound}"),
+            None => format!("http://{}", self.addr),
+        };
+        let origin = origin_of(&public).unwrap_or_else(|| format!("http://{bound}"));
+        Site {
+            secure: origin.starts_with("https://"),
+            origin,
+            login_ttl: self.login_ttl,
+            trust_forwarded: self.trust_forwarded,
+        }
+    }
+}
+
+/// What request handling needs to know about the deployment.
+#[derive(Clone, Debug)]
+pub struct Site {
+    /// The one origin allowed in an `Origin` header (`scheme://host[:port]`).
+    pub origin: String,
+    /// Whether cookies carry `Secure`.
+    pub secure: bool,
+    /// Lifetime of the `sf_pending` cookie.
+    pub login_ttl: Duration,
+    /// Whether `X-Forwarded-For` names the client.
+    pub trust_forwarded: bool,
+}
+
+/// `scheme://host[:port]` of an http(s) URL, lowercased, default port dropped — the
+/// form browsers send in `Origin`.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let mut authority = authority.to_ascii_lowercase();
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    if authority.ends_with(default_port) {
+        authority.truncate(authority.len() - default_port.len());
+    }
+    Some(format!("{scheme}://{authority}"))
+}

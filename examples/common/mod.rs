@@ -1,0 +1,15 @@
+//! What the example servers share, whatever their web framework: configuration from
+//! the environment, store selection and service construction, the JSON bodies and
+//! cookies of the HTTP contract, and the HTML pages.
+//!
+//! Nothing here decides about codes, attempts, expiry or replay: that is the
+//! library's job. This module only turns configuration into a `Service` and the
+//! service's answers into bytes.
+
+// Each example compiles its own copy of this module and uses a different part of it.
+#![allow(dead_code)]
+
+pub mod api;
+pub mod config;
+pub mod html;
+pub mod setup;

@@ -1,0 +1,184 @@
+//! From the environment to a running server: the master key, the store chosen by
+//! `DATABASE_URL` / `REDIS_URL`, the `Service`, and the adapter's `serve`.
+//!
+//! The service is generic over its store, so the adapter's `serve` is generic too and
+//! [`run`] calls it once per kind of store. Adding a store is one arm in [`run`].
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use secondfactor::Service;
+use secondfactor::events::Event;
+use secondfactor::flow::Blocking;
+use secondfactor::secret::{KeyRing, SealingKey};
+use secondfactor::store::{MemoryStore, Store};
+
+use super::config::{Config, DEVICE_TTL, Database};
+
+/// A boxed error for start-up and serving failures.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Name of the development key file, beside the database.
+pub const DEV_KEY_FILE: &str = "secondfactor-dev.key";
+
+/// A web framework adapter: serves a ready service until SIGTERM or Ctrl-C.
+///
+/// It binds `config.addr`, prints the line from [`announce`] once it accepts
+/// connections, and returns after a clean shutdown.
+pub trait Server {
+    /// Serves `service` with the settings in `config`.
+    fn serve<S: Store>(
+        self,
+        service: Service<S>,
+        config: Config,
+    ) -> impl Future<Output = Result<(), BoxError>>;
+}
+
+/// Prints the one line the contract promises on stdout, and flushes it.
+pub fn announce(addr: std::net::SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on http://{addr}");
+    let _ = out.flush();
+}
+
+/// Reads the configuration, opens the store, builds the service with `blocking`
+/// running argon2, and hands it to `server`. Start-up errors are printed to stderr.
+pub async fn run(blocking: impl Blocking + Clone, server: impl Server) -> ExitCode {
+    match try_run(blocking, server).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = e.source();
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn try_run(blocking: impl Blocking + Clone, server: impl Server) -> Result<(), BoxError> {
+    let config = Config::from_env()?;
+    let keys = KeyRing::new(1, master_key(&config)?);
+    match config.database.clone() {
+        Database::Memory => {
+            eprintln!("note: DATABASE_URL=memory: keeps no account across restarts");
+            with_ephemeral(MemoryStore::new(), keys, config, blocking, server).await
+        }
+        Database::Sqlite { path, .. } => {
+            // The SQLite store is not in this build yet: fall back to memory, loudly.
+            eprintln!(
+                "warning: no SQLite store in this build; {} is not used and nothing survives a restart",
+                path.display()
+            );
+            with_ephemeral(MemoryStore::new(), keys, config, blocking, server).await
+        }
+        Database::Postgres(_) => Err("postgres:// needs a build with the PostgreSQL store".into()),
+    }
+}
+
+/// Serves with `accounts` for everything, or — with `REDIS_URL` — for accounts only,
+/// and Redis for pending logins, throttles, replay marks, devices and sessions.
+async fn with_ephemeral<A: Store>(
+    accounts: A,
+    keys: KeyRing,
+    config: Config,
+    blocking: impl Blocking + Clone,
+    server: impl Server,
+) -> Result<(), BoxError> {
+    match config.redis_url.clone() {
+        None => {
+            let service = build(accounts, keys, &config, blocking)?;
+            server.serve(service, config).await
+        }
+        #[cfg(feature = "redis")]
+        Some(url) => {
+            let redis = secondfactor::store::RedisStore::connect(&url)
+                .await
+                .map_err(|e| format!("REDIS_URL: {e}"))?;
+            eprintln!("note: pending logins, throttles, replay marks and sessions are in Redis");
+            let store = secondfactor::store::Combined::new(accounts, redis);
+            let service = build(store, keys, &config, blocking)?;
+            server.serve(service, config).await
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(_) => {
+            Err("REDIS_URL is set, but this build has no Redis store (--features redis)".into())
+        }
+    }
+}
+
+/// Builds the service from the configuration.
+pub fn build<S: Store>(
+    store: S,
+    keys: KeyRing,
+    config: &Config,
+    blocking: impl Blocking,
+) -> Result<Service<S>, secondfactor::Error> {
+    Service::builder(store, keys)
+        .issuer(config.issuer.clone())
+        .login_ttl(config.login_ttl)
+        .enrollment_ttl(config.setup_ttl)
+        .device_ttl(DEVICE_TTL)
+        .blocking(blocking)
+        // Audit events (never secrets) to stderr, where a demo's operator looks.
+        .events(|e: &Event| eprintln!("event: {e:?}"))
+        .build()
+}
+
+/// `SF_MASTER_KEY`, or the development key file beside the database (made once).
+fn master_key(config: &Config) -> Result<SealingKey, BoxError> {
+    if let Some(b64) = &config.master_key {
+        return Ok(SealingKey::from_base64(b64).map_err(|e| {
+            format!("SF_MASTER_KEY: {e} (make one with `openssl rand -base64 32`)")
+        })?);
+    }
+    let path = config.database.key_dir().join(DEV_KEY_FILE);
+    let key = dev_key(&path)?;
+    eprintln!(
+        "\n\
+         ************************************************************************\n\
+         WARNING: SF_MASTER_KEY is not set. TOTP secrets are sealed with the\n\
+         development key in {}.\n\
+         Anyone who can read that file can open them. For anything but a demo,\n\
+         set SF_MASTER_KEY to base64 of 32 random bytes (openssl rand -base64 32)\n\
+         and keep it out of the database.\n\
+         ************************************************************************\n",
+        path.display()
+    );
+    Ok(key)
+}
+
+/// Reads the key file, or creates it with a fresh key (owner-only permissions).
+fn dev_key(path: &Path) -> Result<SealingKey, BoxError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            let key = SealingKey::generate();
+            file.write_all(key.to_base64().as_bytes())?;
+            file.write_all(b"\n")?;
+            file.sync_all()?;
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Another instance may have just created it: give it a moment to write.
+            for _ in 0..20 {
+                let text = zeroize::Zeroizing::new(std::fs::read_to_string(path)?);
+                if !text.trim().is_empty() {
+                    return Ok(SealingKey::from_base64(&text)
+                        .map_err(|e| format!("{}: {e}", path.display()))?);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(format!("{} is empty", path.display()).into())
+        }
+        Err(e) => Err(format!("cannot create {}: {e}", path.display()).into()),
+    }
+}

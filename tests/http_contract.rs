@@ -1,0 +1,1555 @@
+//! The HTTP contract (`API.md`), driven black-box against the example servers.
+//!
+//! Each scenario builds the example once, starts it as a real process on a free port
+//! in a fresh working directory, and talks to it over HTTP. The scenarios are generic
+//! over the example's name; [`contract_suite!`] instantiates them for one example.
+//! TOTP codes are computed from the `secret` the setup returns, as a phone would.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::{Client, Enrolled, PW, Phone, Resp, Server, enrolled};
+use serde_json::json;
+
+/// Instantiates every scenario for one example server.
+macro_rules! contract_suite {
+    ($module:ident, $example:literal) => {
+        mod $module {
+            contract_suite!(@tests $example;
+                register_login_me_logout,
+                enrollment_qr_and_two_phase_login,
+                a_code_is_accepted_once,
+                concurrent_use_of_one_code_has_one_winner,
+                backup_codes_are_single_use_and_can_be_replaced,
+                lockout_is_not_reset_by_a_new_login,
+                a_pending_login_and_a_pending_setup_expire,
+                an_unknown_user_costs_as_much_as_a_wrong_password,
+                disable_two_factor,
+                remember_this_device,
+                client_mistakes_are_never_5xx,
+                cross_origin_requests_are_refused,
+                secure_cookies_and_origin_follow_the_public_url,
+                password_attempts_are_limited_per_client,
+                html_pages_walk_through,
+                dev_key_is_made_once_and_reused,
+                sigterm_shuts_down_cleanly,
+                browser_register_enable_and_log_in,
+                store_outage_is_503_and_recovers,
+            );
+        }
+    };
+    (@tests $example:literal; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                super::$name($example).await
+            }
+        )*
+    };
+}
+
+contract_suite!(axum, "axum");
+
+fn cookie_flags_ok(set_cookie: &str) {
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(flag), "{flag} missing in {set_cookie}");
+    }
+}
+
+fn assert_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.text);
+    assert_eq!(r.error(), code, "{}", r.text);
+}
+
+// ---------------------------------------------------------------------------------
+
+async fn register_login_me_logout(example: &str) {
+    let server = Server::start(example, &[]);
+    let c = server.client();
+
+    let r = c.register("Alice").await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json, json!({ "username": "alice" }));
+    assert_error(&c.register("alice").await, 409, "username_taken");
+    assert_error(&c.register("no spaces").await, 400, "invalid_input");
+    let r = c
+        .post(
+            "/api/register",
+            json!({ "username": "bob", "password": "short" }),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_input");
+
+    // Wrong password and unknown user look the same.
+    let r = c
+        .post(
+            "/api/login",
+            json!({ "username": "alice", "password": "wrong password" }),
+        )
+        .await;
+    assert_error(&r, 401, "invalid_credentials");
+    let unknown = c.login("nobody").await;
+    assert_error(&unknown, 401, "invalid_credentials");
+    assert_eq!(unknown.json["message"], r.json["message"]);
+    assert_error(&c.me().await, 401, "unauthenticated");
+
+    let r = c.login("ALICE").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json, json!({ "status": "authenticated" }));
+    let session = r.set_cookie("sf_session").expect("sf_session set");
+    cookie_flags_ok(&session);
+    assert!(
+        !session.contains("Secure"),
+        "no Secure on plain http: {session}"
+    );
+    assert!(
+        !session.contains("Max-Age"),
+        "a browser-session cookie: {session}"
+    );
+    let token = r.cookie_value("sf_session").unwrap();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&token)
+        .expect("opaque base64url token");
+    assert!(raw.len() >= 16, "at least 128 bits");
+
+    let me = c.me().await;
+    assert_eq!(me.status, 200);
+    assert_eq!(
+        me.json,
+        json!({ "username": "alice", "two_factor_enabled": false, "backup_codes_remaining": 0 })
+    );
+
+    let r = c.post_empty("/api/logout").await;
+    assert_eq!(r.status, 204);
+    assert!(r.set_cookie("sf_session").unwrap().contains("Max-Age=0"));
+    assert_error(&c.me().await, 401, "unauthenticated");
+
+    // The old token is dead server-side, not just forgotten by the client.
+    let stale = server.client();
+    let r = Client::send(
+        stale
+            .request(reqwest::Method::GET, "/api/me")
+            .header("cookie", format!("sf_session={token}")),
+    )
+    .await;
+    assert_error(&r, 401, "unauthenticated");
+}
+
+async fn enrollment_qr_and_two_phase_login(example: &str) {
+    let server = Server::start(example, &[]);
+    let c = server.client();
+    assert_eq!(c.register("carol").await.status, 201);
+    assert_error(
+        &c.post_empty("/api/2fa/setup").await,
+        401,
+        "unauthenticated",
+    );
+    c.login("carol").await;
+
+    let setup = c.post_empty("/api/2fa/setup").await;
+    assert_eq!(setup.status, 200, "{}", setup.text);
+    let secret = setup.json["secret"].as_str().unwrap();
+    let uri = setup.json["otpauth_uri"].as_str().unwrap();
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    assert!(uri.contains(&format!("secret={secret}")), "{uri}");
+    assert!(
+        uri.contains("issuer=secondfactor%20demo") || uri.contains("issuer=secondfactor+demo"),
+        "{uri}"
+    );
+    assert_eq!(setup.json["expires_in"], 600);
+    // The QR code decodes to exactly the URI.
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(setup.json["qr_png_base64"].as_str().unwrap())
+        .unwrap();
+    let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+        .unwrap()
+        .to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(img);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1);
+    assert_eq!(grids[0].decode().unwrap().1, uri);
+
+    // Not on until confirmed; a wrong code does not confirm.
+    assert_eq!(c.me().await.json["two_factor_enabled"], false);
+    let phone = Phone::new(secret);
+    let step = Phone::step_now();
+    let wrong = wrong_code(&phone, step);
+    let r = c
+        .post("/api/2fa/setup/confirm", json!({ "code": wrong }))
+        .await;
+    assert_error(&r, 401, "invalid_code");
+    let r = c
+        .post(
+            "/api/2fa/setup/confirm",
+            json!({ "code": phone.code_at_step(step) }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let codes = r.json["backup_codes"].as_array().unwrap();
+    assert_eq!(codes.len(), 10);
+    assert_eq!(
+        c.me().await.json,
+        json!({ "username": "carol", "two_factor_enabled": true, "backup_codes_remaining": 10 })
+    );
+    assert_error(
+        &c.post_empty("/api/2fa/setup").await,
+        409,
+        "two_factor_already_enabled",
+    );
+    let r = c
+        .post(
+            "/api/2fa/setup/confirm",
+            json!({ "code": phone.code_at_step(step) }),
+        )
+        .await;
+    assert!(r.status == 401 || r.status == 409, "{}", r.text);
+
+    // Two-phase login.
+    assert_eq!(c.post_empty("/api/logout").await.status, 204);
+    let r = c.login("carol").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json,
+        json!({ "status": "second_factor_required", "methods": ["totp", "backup_code"], "expires_in": 300 })
+    );
+    assert!(
+        r.set_cookie("sf_session").is_none(),
+        "no session before the second factor"
+    );
+    let pending = r.set_cookie("sf_pending").unwrap();
+    cookie_flags_ok(&pending);
+    assert!(pending.contains("Max-Age=300"), "{pending}");
+    assert_error(&c.me().await, 401, "unauthenticated");
+
+    // Spaces are fine; the setup's own code (its step is used) is not.
+    let r = c.code(&phone.code_at_step(step)).await;
+    assert_error(&r, 401, "code_already_used");
+    let next = phone.code_at_step(step + 1);
+    let spaced = format!(" {} {} ", &next[..3], &next[3..]);
+    let r = c.code(&spaced).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json, json!({ "status": "authenticated" }));
+    cookie_flags_ok(&r.set_cookie("sf_session").unwrap());
+    assert!(r.set_cookie("sf_pending").unwrap().contains("Max-Age=0"));
+    assert_eq!(c.me().await.json["username"], "carol");
+
+    // Without a pending login, the second factor is refused.
+    let other = server.client();
+    assert_error(&other.code(&next).await, 401, "login_expired");
+}
+
+/// A code that is not the phone's at `step` (nor at the steps around it).
+fn wrong_code(phone: &Phone, step: u64) -> String {
+    let near: Vec<String> = (step.saturating_sub(2)..=step + 2)
+        .map(|s| phone.code_at_step(s))
+        .collect();
+    (0..)
+        .map(|i: u32| format!("{:06}", (i * 7919 + 13) % 1_000_000))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
+async fn a_code_is_accepted_once(example: &str) {
+    let server = Server::start(example, &[]);
+    let user = enrolled(server.client(), "dave").await;
+    let code = user.phone.code_at_step(user.confirm_step + 1);
+
+    let first = server.client();
+    first.login("dave").await;
+    assert_eq!(first.code(&code).await.status, 200);
+
+    // The same code on a second pending login is a replay.
+    let second = server.client();
+    assert_eq!(
+        second.login("dave").await.json["status"],
+        "second_factor_required"
+    );
+    let r = second.code(&code).await;
+    assert_error(&r, 401, "code_already_used");
+    assert_error(&second.me().await, 401, "unauthenticated");
+    // The pending login survives a replay: a backup code still completes it.
+    let r = Client::send(
+        second
+            .request(reqwest::Method::POST, "/api/login/second-factor")
+            .json(&json!({ "backup_code": user.backup_codes[0] })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+async fn concurrent_use_of_one_code_has_one_winner(example: &str) {
+    const CLIENTS: usize = 16;
+    const ROUNDS: usize = 4;
+    let server = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
+    for round in 0..ROUNDS {
+        // A fresh account each round: the losers' attempts count on the account.
+        let name = format!("racer{round}");
+        let owner = server.client().via(&format!("10.{round}.0.1"));
+        let user = enrolled(owner, &name).await;
+        let code = user.phone.code_at_step(user.confirm_step + 1);
+        let mut clients = Vec::new();
+        for i in 0..CLIENTS {
+            let c = server.client().via(&format!("10.{round}.1.{i}"));
+            let r = c.login(&name).await;
+            assert_eq!(r.json["status"], "second_factor_required", "{}", r.text);
+            clients.push(c);
+        }
+        let barrier = Arc::new(tokio::sync::Barrier::new(CLIENTS));
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .map(|c| {
+                let barrier = barrier.clone();
+                let code = code.clone();
+                tokio::spawn(async move {
+                    let rb = c
+                        .request(reqwest::Method::POST, "/api/login/second-factor")
+                        .json(&json!({ "code": code }));
+                    barrier.wait().await;
+                    Client::send(rb).await
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            let r = t.await.unwrap();
+            match r.status {
+                200 => winners += 1,
+                401 => assert_eq!(r.error(), "code_already_used", "{}", r.text),
+                429 => assert_eq!(r.error(), "too_many_attempts", "{}", r.text),
+                _ => panic!("unexpected {}: {}", r.status, r.text),
+            }
+        }
+        assert_eq!(winners, 1, "round {round}: exactly one winner");
+    }
+}
+
+async fn backup_codes_are_single_use_and_can_be_replaced(example: &str) {
+    let server = Server::start(example, &[]);
+    let user = enrolled(server.client(), "erin").await;
+    let code = user.backup_codes[3].clone();
+    let backup = |c: &Client, code: &str| {
+        let rb = c
+            .request(reqwest::Method::POST, "/api/login/second-factor")
+            .json(&json!({ "backup_code": code }));
+        Client::send(rb)
+    };
+
+    let c = server.client();
+    c.login("erin").await;
+    // Any case, without hyphens.
+    let typed = code.replace('-', "").to_lowercase();
+    let r = backup(&c, &typed).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(c.me().await.json["backup_codes_remaining"], 9);
+
+    let c2 = server.client();
+    c2.login("erin").await;
+    let r = backup(&c2, &code).await;
+    assert_error(&r, 401, "invalid_code");
+    assert!(r.json["remaining_attempts"].is_u64(), "{}", r.text);
+
+    // A new set replaces the old one.
+    let r = user
+        .client
+        .post(
+            "/api/2fa/backup-codes",
+            json!({ "code": user.phone.code_at_step(user.confirm_step + 1) }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let fresh: Vec<String> = r.json["backup_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fresh.len(), 10);
+    assert_eq!(user.client.me().await.json["backup_codes_remaining"], 10);
+    let r = backup(&c2, &user.backup_codes[5]).await;
+    assert_error(&r, 401, "invalid_code");
+    let r = backup(&c2, &fresh[0]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Regenerating needs a valid code.
+    let r = user
+        .client
+        .post("/api/2fa/backup-codes", json!({ "code": "000000x" }))
+        .await;
+    assert_error(&r, 400, "invalid_input");
+}
+
+async fn lockout_is_not_reset_by_a_new_login(example: &str) {
+    let server = Server::start(example, &[]);
+    let user = enrolled(server.client(), "frank").await;
+    let wrong = wrong_code(&user.phone, user.confirm_step + 1);
+
+    let c = server.client();
+    c.login("frank").await;
+    let mut left = Vec::new();
+    for _ in 0..5 {
+        let r = c.code(&wrong).await;
+        assert_error(&r, 401, "invalid_code");
+        left.push(r.json["remaining_attempts"].as_u64().unwrap());
+    }
+    assert_eq!(left, [4, 3, 2, 1, 0]);
+    // That pending login is burnt.
+    assert_error(&c.code(&wrong).await, 401, "login_expired");
+
+    // A new login gives no fresh attempts: the account locks.
+    c.login("frank").await;
+    let r = c.code(&wrong).await;
+    assert_error(&r, 401, "invalid_code");
+    assert_eq!(r.json["remaining_attempts"], 0);
+    let right = user.phone.code_at_step(user.confirm_step + 1);
+    let r = c.code(&right).await;
+    assert_error(&r, 429, "too_many_attempts");
+    let retry = r.json["retry_after"].as_u64().unwrap();
+    assert!((1..=60).contains(&retry), "retry_after {retry}");
+
+    let again = server.client();
+    assert_eq!(
+        again.login("frank").await.json["status"],
+        "second_factor_required"
+    );
+    assert_error(&again.code(&right).await, 429, "too_many_attempts");
+    // A session's account actions are locked too.
+    let r = user
+        .client
+        .post("/api/2fa/disable", json!({ "code": right }))
+        .await;
+    assert_error(&r, 429, "too_many_attempts");
+}
+
+async fn a_pending_login_and_a_pending_setup_expire(example: &str) {
+    let server = Server::start(
+        example,
+        &[("SF_LOGIN_TTL_SECS", "2"), ("SF_SETUP_TTL_SECS", "2")],
+    );
+    let user = enrolled(server.client(), "gina").await;
+    let c = server.client();
+    let r = c.login("gina").await;
+    assert_eq!(r.json["expires_in"], 2);
+    assert!(r.set_cookie("sf_pending").unwrap().contains("Max-Age=2"));
+    let token = r.cookie_value("sf_pending").unwrap();
+
+    let other = server.client();
+    assert_eq!(other.register("gabe").await.status, 201);
+    other.login("gabe").await;
+    let setup = other.post_empty("/api/2fa/setup").await;
+    assert_eq!(setup.json["expires_in"], 2);
+    let phone = Phone::new(setup.json["secret"].as_str().unwrap());
+
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    // Present the cookie by hand: the server must refuse it, whatever the jar does.
+    let bare = server.client();
+    let r = Client::send(
+        bare.request(reqwest::Method::POST, "/api/login/second-factor")
+            .header("cookie", format!("sf_pending={token}"))
+            .json(&json!({ "code": user.phone.code_at_step(user.confirm_step + 1) })),
+    )
+    .await;
+    assert_error(&r, 401, "login_expired");
+    let r = other
+        .post(
+            "/api/2fa/setup/confirm",
+            json!({ "code": phone.code_at_step(Phone::step_now()) }),
+        )
+        .await;
+    assert_error(&r, 401, "setup_expired");
+    assert_eq!(other.me().await.json["two_factor_enabled"], false);
+}
+
+async fn disable_two_factor(example: &str) {
+    let server = Server::start(example, &[]);
+    let user = enrolled(server.client(), "hank").await;
+    let c = &user.client;
+    let wrong = wrong_code(&user.phone, user.confirm_step + 1);
+    assert_error(
+        &c.post("/api/2fa/disable", json!({ "code": wrong })).await,
+        401,
+        "invalid_code",
+    );
+    let r = c
+        .post(
+            "/api/2fa/disable",
+            json!({ "code": "1", "backup_code": "x" }),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_input");
+    let r = c
+        .post(
+            "/api/2fa/disable",
+            json!({ "backup_code": user.backup_codes[0] }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json, json!({ "two_factor_enabled": false }));
+    assert_eq!(
+        c.me().await.json,
+        json!({ "username": "hank", "two_factor_enabled": false, "backup_codes_remaining": 0 })
+    );
+    let again = server.client();
+    assert_eq!(again.login("hank").await.json["status"], "authenticated");
+    let code = user.phone.code_at_step(user.confirm_step + 1);
+    assert_error(
+        &c.post("/api/2fa/disable", json!({ "code": code })).await,
+        409,
+        "two_factor_not_enabled",
+    );
+    assert_error(
+        &c.post("/api/2fa/backup-codes", json!({ "code": code }))
+            .await,
+        409,
+        "two_factor_not_enabled",
+    );
+}
+
+async fn remember_this_device(example: &str) {
+    let server = Server::start(example, &[]);
+    let user = enrolled(server.client(), "iris").await;
+    let c = server.client();
+    c.login("iris").await;
+    let r = c
+        .post(
+            "/api/login/second-factor",
+            json!({ "code": user.phone.code_at_step(user.confirm_step + 1), "remember_device": true }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let device = r.set_cookie("sf_device").expect("sf_device set");
+    cookie_flags_ok(&device);
+    assert!(
+        device.contains(&format!("Max-Age={}", 30 * 24 * 3600)),
+        "{device}"
+    );
+    assert_eq!(c.post_empty("/api/logout").await.status, 204);
+
+    // This browser skips the second factor; another one does not.
+    let r = c.login("iris").await;
+    assert_eq!(r.json, json!({ "status": "authenticated" }), "{}", r.text);
+    assert_eq!(c.me().await.json["username"], "iris");
+    let other = server.client();
+    assert_eq!(
+        other.login("iris").await.json["status"],
+        "second_factor_required"
+    );
+    // The device token is for iris only.
+    assert_eq!(other.register("jack").await.status, 201);
+    let r = Client::send(
+        server
+            .client()
+            .request(reqwest::Method::POST, "/api/login")
+            .header("cookie", format!("sf_device={}", device_value(&device)))
+            .json(&json!({ "username": "jack", "password": PW })),
+    )
+    .await;
+    assert_eq!(r.json["status"], "authenticated"); // jack has no 2FA at all
+    let r = c
+        .post(
+            "/api/login",
+            json!({ "username": "iris", "password": "wrong password" }),
+        )
+        .await;
+    assert_error(&r, 401, "invalid_credentials");
+}
+
+fn device_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+async fn client_mistakes_are_never_5xx(example: &str) {
+    let server = Server::start(example, &[]);
+    let user: Enrolled = enrolled(server.client(), "kim").await;
+    let anon = server.client();
+    let pending = server.client();
+    pending.login("kim").await;
+
+    let big = vec![b' '; 70 * 1024];
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let json_ct = Some("application/json");
+    // (client, path, content type, body, expected status, expected code)
+    type Case<'a> = (&'a Client, &'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            &anon,
+            "/api/register",
+            Some("text/plain"),
+            br#"{"username":"x","password":"12345678"}"#.to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            &anon,
+            "/api/register",
+            None,
+            br#"{"username":"x","password":"12345678"}"#.to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            &anon,
+            "/api/register",
+            Some("application/x-www-form-urlencoded"),
+            b"username=x&password=12345678".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            &anon,
+            "/api/register",
+            json_ct,
+            b"{not json".to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &anon,
+            "/api/register",
+            json_ct,
+            b"".to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &anon,
+            "/api/register",
+            json_ct,
+            b"null".to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &anon,
+            "/api/register",
+            json_ct,
+            b"[1,2,3]".to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &anon,
+            "/api/register",
+            json_ct,
+            br#"{"username":42,"password":"12345678"}"#.to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &anon,
+            "/api/register",
+            json_ct,
+            br#"{"username":"x"}"#.to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &anon,
+            "/api/register",
+            json_ct,
+            deep.clone().into_bytes(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &anon,
+            "/api/register",
+            json_ct,
+            big.clone(),
+            413,
+            "payload_too_large",
+        ),
+        (
+            &anon,
+            "/api/login",
+            json_ct,
+            big.clone(),
+            413,
+            "payload_too_large",
+        ),
+        (
+            &anon,
+            "/api/register",
+            json_ct,
+            "{\"username\":\"ålice\",\"password\":\"12345678\"}"
+                .as_bytes()
+                .to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &anon,
+            "/api/register",
+            json_ct,
+            "{\"username\":\"a\\u0000b\",\"password\":\"12345678\"}"
+                .as_bytes()
+                .to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &anon,
+            "/api/register",
+            json_ct,
+            format!(
+                "{{\"username\":\"{}\",\"password\":\"12345678\"}}",
+                "a".repeat(65)
+            )
+            .into_bytes(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &anon,
+            "/api/register",
+            json_ct,
+            format!(
+                "{{\"username\":\"long\",\"password\":\"{}\"}}",
+                "p".repeat(1025)
+            )
+            .into_bytes(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &anon,
+            "/api/login",
+            json_ct,
+            format!(
+                "{{\"username\":\"kim\",\"password\":\"{}\"}}",
+                "p".repeat(5000)
+            )
+            .into_bytes(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &anon,
+            "/api/login",
+            json_ct,
+            "{\"username\":\"😀\",\"password\":\"пароль пароль\"}"
+                .as_bytes()
+                .to_vec(),
+            401,
+            "invalid_credentials",
+        ),
+        (
+            &anon,
+            "/api/login",
+            json_ct,
+            b"\xff\xfe\x00".to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &pending,
+            "/api/login/second-factor",
+            json_ct,
+            br#"{"code":"12a456"}"#.to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &pending,
+            "/api/login/second-factor",
+            json_ct,
+            br#"{"code":"12345"}"#.to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &pending,
+            "/api/login/second-factor",
+            json_ct,
+            br#"{"code":"1234567"}"#.to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &pending,
+            "/api/login/second-factor",
+            json_ct,
+            "{\"code\":\"١٢٣٤٥٦\"}".as_bytes().to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &pending,
+            "/api/login/second-factor",
+            json_ct,
+            "{\"code\":\"１２３４５６\"}".as_bytes().to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &pending,
+            "/api/login/second-factor",
+            json_ct,
+            br#"{"code":123456}"#.to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &pending,
+            "/api/login/second-factor",
+            json_ct,
+            br#"{}"#.to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &pending,
+            "/api/login/second-factor",
+            json_ct,
+            br#"{"backup_code":"not-a-code-at-all-!!"}"#.to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &pending,
+            "/api/login/second-factor",
+            json_ct,
+            format!("{{\"backup_code\":\"{}\"}}", "A".repeat(10_000)).into_bytes(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &pending,
+            "/api/login/second-factor",
+            json_ct,
+            br#"{"code":"123456","remember_device":"yes"}"#.to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &user.client,
+            "/api/2fa/setup/confirm",
+            json_ct,
+            br#"{"code":"abcdef"}"#.to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &user.client,
+            "/api/2fa/backup-codes",
+            json_ct,
+            br#"{"code":""}"#.to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &user.client,
+            "/api/2fa/disable",
+            json_ct,
+            br#"{"code":"12 34 5x"}"#.to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            &anon,
+            "/api/2fa/setup/confirm",
+            json_ct,
+            br#"{"code":"123456"}"#.to_vec(),
+            401,
+            "unauthenticated",
+        ),
+        (
+            &anon,
+            "/api/nope",
+            json_ct,
+            b"{}".to_vec(),
+            404,
+            "not_found",
+        ),
+    ];
+    for (client, path, ct, body, status, code) in cases {
+        let r = client.post_raw(path, ct, body).await;
+        assert!(r.status < 500, "{path} {ct:?}: {} {}", r.status, r.text);
+        assert_eq!(
+            (r.status, r.error()),
+            (status, code),
+            "{path} {ct:?}: {}",
+            r.text
+        );
+    }
+    // Other methods and odd requests.
+    let r = anon.get("/api/login").await;
+    assert!(
+        r.status == 405 && r.error() == "method_not_allowed",
+        "{}",
+        r.text
+    );
+    let r = Client::send(
+        anon.request(reqwest::Method::POST, "/api/login/second-factor")
+            .header("cookie", format!("sf_pending={}", "x".repeat(5000)))
+            .json(&json!({ "code": "123456" })),
+    )
+    .await;
+    assert_error(&r, 401, "login_expired");
+    let r = Client::send(
+        anon.request(reqwest::Method::GET, "/api/me")
+            .header("cookie", "sf_session=%%%; sf_session=\"\"; other=1"),
+    )
+    .await;
+    assert_error(&r, 401, "unauthenticated");
+    // The pending login took no damage from the malformed codes.
+    let r = pending
+        .code(&user.phone.code_at_step(user.confirm_step + 1))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+async fn cross_origin_requests_are_refused(example: &str) {
+    let server = Server::start(example, &[]);
+    let c = server.client();
+    let with_origin = |origin: &str, path: &str| {
+        c.request(reqwest::Method::POST, path)
+            .header("origin", origin)
+            .json(&json!({ "username": "lee", "password": PW }))
+    };
+    for evil in [
+        "https://evil.example",
+        "null",
+        "http://127.0.0.1:1",
+        "http://localhost",
+    ] {
+        let r = Client::send(with_origin(evil, "/api/register")).await;
+        assert_error(&r, 403, "forbidden_origin");
+        let r = Client::send(with_origin(evil, "/api/login")).await;
+        assert_error(&r, 403, "forbidden_origin");
+    }
+    let r = Client::send(with_origin(server.origin(), "/api/register")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = c.login("lee").await; // no Origin at all
+    assert_eq!(r.status, 200);
+    // A cross-site HTML form post is refused too, before it does anything.
+    let r = Client::send(
+        c.request(reqwest::Method::POST, "/logout")
+            .header("origin", "https://evil.example")
+            .header("content-type", "application/x-www-form-urlencoded"),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(c.me().await.status, 200, "still logged in");
+}
+
+async fn secure_cookies_and_origin_follow_the_public_url(example: &str) {
+    let server = Server::start(example, &[("SF_PUBLIC_URL", "https://demo.example/app")]);
+    let c = server.client();
+    assert_eq!(c.register("mona").await.status, 201);
+    let r = Client::send(
+        c.request(reqwest::Method::POST, "/api/login")
+            .header("origin", "https://demo.example")
+            .json(&json!({ "username": "mona", "password": PW })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let session = r.set_cookie("sf_session").unwrap();
+    cookie_flags_ok(&session);
+    assert!(session.contains("Secure"), "{session}");
+    let r = Client::send(
+        c.request(reqwest::Method::POST, "/api/login")
+            .header("origin", server.origin())
+            .json(&json!({ "username": "mona", "password": PW })),
+    )
+    .await;
+    assert_error(&r, 403, "forbidden_origin");
+}
+
+async fn password_attempts_are_limited_per_client(example: &str) {
+    let server = Server::start(example, &[]);
+    let c = server.client();
+    let wrong = json!({ "username": "nobody", "password": "wrong password" });
+    let mut limited = None;
+    for i in 0..40 {
+        // X-Forwarded-For is not trusted by default: it cannot dodge the limit.
+        let r = Client::send(
+            c.request(reqwest::Method::POST, "/api/login")
+                .header("x-forwarded-for", format!("10.9.9.{i}"))
+                .json(&wrong),
+        )
+        .await;
+        if r.status == 429 {
+            limited = Some((i, r));
+            break;
+        }
+        assert_error(&r, 401, "invalid_credentials");
+    }
+    let (i, r) = limited.expect("the per-client limit applies");
+    assert!(i >= 5, "limited after only {i} attempts");
+    assert_error(&r, 429, "too_many_attempts");
+    let retry = r.json["retry_after"].as_u64().unwrap();
+    assert!((1..=3600).contains(&retry), "retry_after {retry}");
+
+    // Trusted only when configured.
+    let proxied = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
+    let p = proxied.client();
+    for i in 0..30 {
+        let r = Client::send(
+            p.request(reqwest::Method::POST, "/api/login")
+                .header("x-forwarded-for", format!("203.0.113.7, 10.9.9.{i}"))
+                .json(&wrong),
+        )
+        .await;
+        assert_error(&r, 401, "invalid_credentials");
+    }
+}
+
+/// The median time of a login, over `n` tries from distinct (forwarded) addresses.
+async fn median_login_time(server: &Server, username: &str, n: usize, tag: u8) -> Duration {
+    let mut times = Vec::new();
+    for i in 0..n {
+        let c = server.client().via(&format!("10.77.{tag}.{i}"));
+        let body = json!({ "username": username, "password": "wrong password" });
+        let start = std::time::Instant::now();
+        let r = c.post("/api/login", body).await;
+        times.push(start.elapsed());
+        assert_error(&r, 401, "invalid_credentials");
+    }
+    times.sort();
+    times[n / 2]
+}
+
+async fn an_unknown_user_costs_as_much_as_a_wrong_password(example: &str) {
+    let server = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
+    assert_eq!(server.client().register("ursula").await.status, 201);
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for round in 0..3 {
+        known.push(median_login_time(&server, "ursula", 5, round).await);
+        unknown.push(median_login_time(&server, "nobody-at-all", 5, 100 + round).await);
+    }
+    let known = known.iter().sum::<Duration>();
+    let unknown = unknown.iter().sum::<Duration>();
+    // Both run argon2; without the dummy verification an unknown name would answer
+    // in well under a tenth of the time.
+    let ratio = unknown.as_secs_f64() / known.as_secs_f64();
+    assert!(
+        (0.4..2.5).contains(&ratio),
+        "unknown {unknown:?} vs wrong password {known:?}"
+    );
+}
+
+// --- HTML --------------------------------------------------------------------------
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("{start:?} not in page:\n{text}"))
+        + start.len();
+    let len = text[from..].find(end).unwrap();
+    &text[from..from + len]
+}
+
+fn assert_html(r: &Resp, status: u16) {
+    assert_eq!(r.status, status, "{}", r.text);
+    let ct = r.headers.get("content-type").unwrap().to_str().unwrap();
+    assert!(ct.starts_with("text/html"), "{ct}");
+    assert!(r.text.starts_with("<!doctype html>"));
+}
+
+async fn html_pages_walk_through(example: &str) {
+    let server = Server::start(example, &[]);
+    let b = server.client();
+
+    let r = b.get("/").await;
+    assert_html(&r, 200);
+    assert!(r.text.contains("href=\"/register\"") && r.text.contains("href=\"/login\""));
+    assert_html(&b.get("/register").await, 200);
+
+    // Errors in words, input escaped.
+    let r = b
+        .form(
+            "/register",
+            &[("username", "<script>alert(1)</script>"), ("password", PW)],
+        )
+        .await;
+    assert_html(&r, 400);
+    assert!(!r.text.contains("<script>alert"), "unescaped input");
+    assert!(r.text.contains("&lt;script&gt;"));
+    assert!(r.text.contains("class=\"error\""));
+
+    let r = b
+        .form("/register", &[("username", "nora"), ("password", PW)])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(r.location(), Some("/login?notice=registered"));
+    let r = b.get("/login?notice=registered").await;
+    assert_html(&r, 200);
+    assert!(r.text.contains("Your account is ready"));
+
+    let r = b
+        .form(
+            "/login",
+            &[("username", "nora"), ("password", "wrong password")],
+        )
+        .await;
+    assert_html(&r, 401);
+    assert!(r.text.contains("Wrong username or password"));
+    let r = b
+        .form("/login", &[("username", "nora"), ("password", PW)])
+        .await;
+    assert_eq!((r.status, r.location()), (303, Some("/account")));
+    let r = b.get("/account").await;
+    assert_html(&r, 200);
+    assert!(r.text.contains("<strong id=\"username\">nora</strong>"));
+    assert!(r.text.contains("is <strong>off</strong>"));
+
+    // Enable: the setup page shows the QR code and the secret; a reload shows the same.
+    let r = b.form("/account/2fa/setup", &[]).await;
+    assert_eq!((r.status, r.location()), (303, Some("/account/2fa/setup")));
+    let page = b.get("/account/2fa/setup").await;
+    assert_html(&page, 200);
+    assert!(
+        page.text
+            .contains("<img id=\"qr\" src=\"data:image/png;base64,")
+    );
+    let secret = between(&page.text, "<code id=\"secret\">", "</code>").replace(' ', "");
+    let again = b.get("/account/2fa/setup").await;
+    assert_eq!(
+        between(&again.text, "<code id=\"secret\">", "</code>").replace(' ', ""),
+        secret
+    );
+    assert!(page.text.contains("autocomplete=\"one-time-code\""));
+    assert!(page.text.contains("inputmode=\"numeric\""));
+    let qr_b64 = between(&page.text, "src=\"data:image/png;base64,", "\"");
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(qr_b64)
+        .unwrap();
+    let mut prepared =
+        rqrr::PreparedImage::prepare(image::load_from_memory(&png).unwrap().to_luma8());
+    let uri = prepared.detect_grids()[0].decode().unwrap().1;
+    assert!(uri.contains(&format!("secret={secret}")), "{uri}");
+
+    let phone = Phone::new(&secret);
+    let step = Phone::step_now();
+    let r = b
+        .form(
+            "/account/2fa/setup/confirm",
+            &[("code", &wrong_code(&phone, step))],
+        )
+        .await;
+    assert_html(&r, 401);
+    assert!(r.text.contains("That code is not right"));
+    assert_eq!(
+        between(&r.text, "<code id=\"secret\">", "</code>").replace(' ', ""),
+        secret
+    );
+    let r = b
+        .form(
+            "/account/2fa/setup/confirm",
+            &[("code", &phone.code_at_step(step))],
+        )
+        .await;
+    assert_html(&r, 200);
+    let codes = between(&r.text, "<ol class=\"codes\" id=\"backup-codes\">", "</ol>");
+    assert_eq!(codes.matches("<li>").count(), 10);
+    assert_eq!(r.headers.get("cache-control").unwrap(), "no-store");
+    let first_backup = between(codes, "<li>", "</li>").to_owned();
+    let r = b.get("/account").await;
+    assert!(r.text.contains("is <strong>on</strong>"), "{}", r.text);
+    assert!(r.text.contains("<strong id=\"backup-count\">10</strong>"));
+
+    // Log out, then the two-step login with the attempts left in words.
+    let r = b.form("/logout", &[]).await;
+    assert_eq!(
+        (r.status, r.location()),
+        (303, Some("/login?notice=logged_out"))
+    );
+    let r = b.get("/account").await;
+    assert_eq!((r.status, r.location()), (303, Some("/login")));
+    let r = b
+        .form("/login", &[("username", "nora"), ("password", PW)])
+        .await;
+    assert_eq!((r.status, r.location()), (303, Some("/login/verify")));
+    let r = b.get("/login/verify").await;
+    assert_html(&r, 200);
+    assert!(
+        r.text
+            .contains("autocomplete=\"one-time-code\" inputmode=\"numeric\"")
+    );
+    assert!(r.text.contains("name=\"remember_device\""));
+    let r = b
+        .form("/login/verify", &[("code", &wrong_code(&phone, step + 1))])
+        .await;
+    assert_html(&r, 401);
+    assert!(r.text.contains("4 attempts left"), "{}", r.text);
+    let r = b.form("/login/verify", &[("code", "12x456")]).await;
+    assert_html(&r, 400);
+    let r = b
+        .form(
+            "/login/verify",
+            &[("backup_code", &first_backup), ("remember_device", "1")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (303, Some("/account")),
+        "{}",
+        r.text
+    );
+    assert!(r.set_cookie("sf_device").is_some());
+    let r = b.get("/account").await;
+    assert!(r.text.contains("<strong id=\"backup-count\">9</strong>"));
+
+    // New backup codes (shown once); the old set stops working.
+    let r = b
+        .form(
+            "/account/backup-codes",
+            &[("code", &phone.code_at_step(step + 1))],
+        )
+        .await;
+    assert_html(&r, 200);
+    let fresh = between(&r.text, "<ol class=\"codes\" id=\"backup-codes\">", "</ol>");
+    assert_eq!(fresh.matches("<li>").count(), 10);
+    let newest = between(fresh, "<li>", "</li>").to_owned();
+    // The same TOTP code again is a replay, said in words.
+    let r = b
+        .form(
+            "/account/2fa/disable",
+            &[("code", &phone.code_at_step(step + 1))],
+        )
+        .await;
+    assert_html(&r, 401);
+    assert!(r.text.contains("already used"), "{}", r.text);
+    let r = b
+        .form("/account/2fa/disable", &[("backup_code", &first_backup)])
+        .await;
+    assert_html(&r, 401);
+    let r = b
+        .form("/account/2fa/disable", &[("backup_code", &newest)])
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (303, Some("/account?notice=disabled")),
+        "{}",
+        r.text
+    );
+    let r = b.get("/account?notice=disabled").await;
+    assert!(r.text.contains("Two-factor authentication is off."));
+    assert!(r.text.contains("is <strong>off</strong>"));
+}
+
+// --- process -----------------------------------------------------------------------
+
+async fn dev_key_is_made_once_and_reused(example: &str) {
+    let dir = common::work_dir(&format!("{example}-key"));
+    let key_file = dir.join("secondfactor-dev.key");
+    let first = Server::start_in(example, &dir, &[]);
+    assert!(first.stderr().contains("WARNING"), "a loud warning");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert_eq!(key.trim().len(), 44, "base64 of 32 bytes");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "owner-only key file");
+    }
+    drop(first);
+    let second = Server::start_in(example, &dir, &[]);
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key, "reused");
+    drop(second);
+
+    // An explicit key needs no file; a bad one stops the start with a message.
+    let other = common::work_dir(&format!("{example}-key2"));
+    let explicit = Server::start_in(
+        example,
+        &other,
+        &[(
+            "SF_MASTER_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )],
+    );
+    assert!(!other.join("secondfactor-dev.key").exists());
+    assert!(!explicit.stderr().contains("WARNING"));
+    drop(explicit);
+    let (status, stderr) = Server::start_failing(example, &other, &[("SF_MASTER_KEY", "c2hvcnQ=")]);
+    assert!(!status.success());
+    assert!(stderr.contains("SF_MASTER_KEY"), "{stderr}");
+    let (status, stderr) = Server::start_failing(example, &other, &[("SF_LOGIN_TTL_SECS", "soon")]);
+    assert!(!status.success());
+    assert!(stderr.contains("SF_LOGIN_TTL_SECS"), "{stderr}");
+}
+
+#[cfg(unix)]
+async fn sigterm_shuts_down_cleanly(example: &str) {
+    let mut server = Server::start(example, &[]);
+    let c = server.client();
+    assert_eq!(c.register("olga").await.status, 201);
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "exit status {status:?}; stderr:\n{}",
+        server.stderr()
+    );
+    let gone = c.http.get(server.url("/")).send().await;
+    assert!(gone.is_err(), "no longer listening");
+}
+
+#[cfg(not(unix))]
+async fn sigterm_shuts_down_cleanly(_example: &str) {}
+
+// --- store outage ------------------------------------------------------------------
+
+/// With Redis holding the ephemeral state behind a proxy we can cut: while it is
+/// down, requests get `503 {"error":"unavailable"}` (never a crash, never a 500);
+/// once it is back, the same session works again.
+async fn store_outage_is_503_and_recovers(example: &str) {
+    if !cfg!(feature = "redis") {
+        eprintln!("note: skipping the outage test: build with --features redis");
+        return;
+    }
+    let Some(redis) = common::redis_url("store_outage_is_503_and_recovers") else {
+        return;
+    };
+    let (_, target) = common::redirect_url(&redis, "127.0.0.1:1");
+    let mut proxy = common::TcpProxy::start(&target).await;
+    let (via_proxy, _) = common::redirect_url(&redis, &format!("127.0.0.1:{}", proxy.port));
+    let server = Server::start(example, &[("REDIS_URL", &via_proxy)]);
+    assert!(server.stderr().contains("Redis"), "{}", server.stderr());
+    let c = server.client();
+    assert_eq!(c.register("quinn").await.status, 201);
+    assert_eq!(c.login("quinn").await.json["status"], "authenticated");
+    assert_eq!(c.me().await.status, 200);
+
+    proxy.cut().await;
+    assert_error(&c.me().await, 503, "unavailable");
+    assert_error(&c.login("quinn").await, 503, "unavailable");
+    let r = c.get("/account").await;
+    assert_html(&r, 503);
+    assert!(r.text.contains("unavailable"), "{}", r.text);
+
+    proxy.restore().await;
+    let start = std::time::Instant::now();
+    loop {
+        let r = c.me().await;
+        if r.status == 200 {
+            assert_eq!(r.json["username"], "quinn");
+            break;
+        }
+        assert_error(&r, 503, "unavailable");
+        assert!(start.elapsed() < Duration::from_secs(20), "no recovery");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+// --- a real browser ----------------------------------------------------------------
+
+/// A chromedriver process on a free port, ended on drop.
+struct ChromeDriver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    /// Starts `/usr/bin/chromedriver`, or returns `None` (with a note) when it is not
+    /// installed (`apt-get install chromium chromium-driver`). With `CI=true` a missing
+    /// driver fails the test.
+    fn start() -> Option<ChromeDriver> {
+        let driver = std::path::Path::new("/usr/bin/chromedriver");
+        if !driver.exists() || !std::path::Path::new("/usr/bin/chromium").exists() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but chromium / chromium-driver are not installed"
+            );
+            eprintln!("note: skipping the browser test: install chromium and chromium-driver");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(ChromeDriver { child, url })
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Browser {
+    client: fantoccini::Client,
+    base: String,
+    shots: std::path::PathBuf,
+    n: u32,
+}
+
+impl Browser {
+    async fn goto(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+    }
+
+    async fn fill(&self, id: &str, text: &str) {
+        let input = self.client.find(fantoccini::Locator::Id(id)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the browser shows `path` (path and query).
+    async fn wait_for(&self, path: &str) {
+        let start = std::time::Instant::now();
+        loop {
+            let url = self.client.current_url().await.unwrap();
+            let here = match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_owned(),
+            };
+            if here == path {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                let page = self.client.source().await.unwrap_or_default();
+                panic!("at {here}, waiting for {path}; the page:\n{page}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn screenshot(&mut self, name: &str) {
+        self.n += 1;
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{:02}-{name}.png", self.n)), png).unwrap();
+    }
+}
+
+async fn browser_register_enable_and_log_in(example: &str) {
+    let Some(driver) = ChromeDriver::start() else {
+        return;
+    };
+    let server = Server::start(example, &[]);
+    let mut caps = fantoccini::wd::Capabilities::new();
+    caps.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=900,1300"],
+        }),
+    );
+    let client =
+        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("chromedriver session");
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("screenshots")
+        .join(example);
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut b = Browser {
+        client,
+        base: server.base.clone(),
+        shots,
+        n: 0,
+    };
+
+    b.goto("/register").await;
+    b.fill("username", "petra").await;
+    b.fill("password", PW).await;
+    b.screenshot("register").await;
+    b.click("form button[type=submit]").await;
+    b.wait_for("/login?notice=registered").await;
+
+    b.fill("username", "petra").await;
+    b.fill("password", PW).await;
+    b.click("form button[type=submit]").await;
+    b.wait_for("/account").await;
+    assert!(b.text("#status").await.contains("off"));
+    b.screenshot("account-off").await;
+
+    // Turn 2FA on, reading the secret off the page as a person would.
+    b.click("form[action='/account/2fa/setup'] button").await;
+    b.wait_for("/account/2fa/setup").await;
+    b.screenshot("setup").await;
+    let qr = b.client.find(fantoccini::Locator::Id("qr")).await.unwrap();
+    assert!(
+        qr.attr("src")
+            .await
+            .unwrap()
+            .unwrap()
+            .starts_with("data:image/png;base64,")
+    );
+    let secret = b.text("#secret").await.replace(' ', "");
+    let phone = Phone::new(&secret);
+    let step = Phone::step_now();
+    b.fill("code", &phone.code_at_step(step)).await;
+    b.click("form[action='/account/2fa/setup/confirm'] button")
+        .await;
+    b.wait_for("/account/2fa/setup/confirm").await;
+    let codes = b
+        .client
+        .find_all(fantoccini::Locator::Css("#backup-codes li"))
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    b.screenshot("backup-codes").await;
+
+    b.goto("/account").await;
+    b.click("form[action='/logout'] button").await;
+    b.wait_for("/login?notice=logged_out").await;
+
+    b.fill("username", "petra").await;
+    b.fill("password", PW).await;
+    b.click("form button[type=submit]").await;
+    b.wait_for("/login/verify").await;
+    b.screenshot("verify").await;
+    b.fill("code", &phone.code_at_step(step + 1)).await;
+    b.click("form:first-of-type button").await;
+    b.wait_for("/account").await;
+    let status = b.text("#status").await;
+    assert!(status.contains("on"), "{status}");
+    assert_eq!(b.text("#username").await, "petra");
+    b.screenshot("account-on").await;
+    b.client.close().await.unwrap();
+}
