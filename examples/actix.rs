@@ -39,11 +39,13 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::{InternalError, PayloadError, UrlencodedError};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
-    CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderMap, HeaderName, LOCATION, ORIGIN, SET_COOKIE,
-    USER_AGENT,
+    ALLOW, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderMap, HeaderName, HeaderValue, LOCATION,
+    ORIGIN, SET_COOKIE, USER_AGENT,
 };
 use actix_web::middleware::{self, Next};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError, web};
+use actix_web::{
+    FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError, guard, web,
+};
 use secondfactor::flow::{Blocking, Session};
 use secondfactor::store::Store;
 use secondfactor::{Error, LoginOutcome, LoginRequest, Service};
@@ -138,9 +140,18 @@ struct AppState<S> {
 
 type State<S> = web::Data<AppState<S>>;
 
-/// A resource whose unmatched methods get the contract's `405`.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource whose other methods get the contract's `405` with an `Allow` header
+/// naming `allow`.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| {
+        method_not_allowed(req, allow)
+    }))
+}
+
+/// A `GET` route that answers `HEAD` too (as axum's `get` does; actix sends no body
+/// for `HEAD`).
+fn get() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 fn app<S: Store>(
@@ -165,42 +176,51 @@ fn app<S: Store>(
                 .error_handler(form_rejection),
         )
         // JSON API
-        .service(resource("/api/register").route(web::post().to(api_register::<S>)))
-        .service(resource("/api/login").route(web::post().to(api_login::<S>)))
-        .service(resource("/api/login/second-factor").route(web::post().to(api_second_factor::<S>)))
-        .service(resource("/api/me").route(web::get().to(api_me::<S>)))
-        .service(resource("/api/2fa/setup").route(web::post().to(api_setup::<S>)))
-        .service(resource("/api/2fa/setup/confirm").route(web::post().to(api_confirm::<S>)))
-        .service(resource("/api/2fa/disable").route(web::post().to(api_disable::<S>)))
-        .service(resource("/api/2fa/backup-codes").route(web::post().to(api_backup_codes::<S>)))
-        .service(resource("/api/logout").route(web::post().to(api_logout::<S>)))
-        // HTML pages
-        .service(resource("/").route(web::get().to(page_home::<S>)))
+        .service(resource("/api/register", "POST").route(web::post().to(api_register::<S>)))
+        .service(resource("/api/login", "POST").route(web::post().to(api_login::<S>)))
         .service(
-            resource("/register")
-                .route(web::get().to(page_register))
+            resource("/api/login/second-factor", "POST")
+                .route(web::post().to(api_second_factor::<S>)),
+        )
+        .service(resource("/api/me", "GET,HEAD").route(get().to(api_me::<S>)))
+        .service(resource("/api/2fa/setup", "POST").route(web::post().to(api_setup::<S>)))
+        .service(resource("/api/2fa/setup/confirm", "POST").route(web::post().to(api_confirm::<S>)))
+        .service(resource("/api/2fa/disable", "POST").route(web::post().to(api_disable::<S>)))
+        .service(
+            resource("/api/2fa/backup-codes", "POST").route(web::post().to(api_backup_codes::<S>)),
+        )
+        .service(resource("/api/logout", "POST").route(web::post().to(api_logout::<S>)))
+        // HTML pages
+        .service(resource("/", "GET,HEAD").route(get().to(page_home::<S>)))
+        .service(
+            resource("/register", "GET,HEAD,POST")
+                .route(get().to(page_register))
                 .route(web::post().to(form_register::<S>)),
         )
         .service(
-            resource("/login")
-                .route(web::get().to(page_login))
+            resource("/login", "GET,HEAD,POST")
+                .route(get().to(page_login))
                 .route(web::post().to(form_login::<S>)),
         )
         .service(
-            resource("/login/verify")
-                .route(web::get().to(page_verify))
+            resource("/login/verify", "GET,HEAD,POST")
+                .route(get().to(page_verify))
                 .route(web::post().to(form_verify::<S>)),
         )
-        .service(resource("/account").route(web::get().to(page_account::<S>)))
+        .service(resource("/account", "GET,HEAD").route(get().to(page_account::<S>)))
         .service(
-            resource("/account/2fa/setup")
-                .route(web::get().to(page_setup::<S>))
+            resource("/account/2fa/setup", "GET,HEAD,POST")
+                .route(get().to(page_setup::<S>))
                 .route(web::post().to(form_setup::<S>)),
         )
-        .service(resource("/account/2fa/setup/confirm").route(web::post().to(form_confirm::<S>)))
-        .service(resource("/account/2fa/disable").route(web::post().to(form_disable::<S>)))
-        .service(resource("/account/backup-codes").route(web::post().to(form_backup_codes::<S>)))
-        .service(resource("/logout").route(web::post().to(form_logout::<S>)))
+        .service(
+            resource("/account/2fa/setup/confirm", "POST").route(web::post().to(form_confirm::<S>)),
+        )
+        .service(resource("/account/2fa/disable", "POST").route(web::post().to(form_disable::<S>)))
+        .service(
+            resource("/account/backup-codes", "POST").route(web::post().to(form_backup_codes::<S>)),
+        )
+        .service(resource("/logout", "POST").route(web::post().to(form_logout::<S>)))
         .default_service(web::to(not_found))
         .wrap(middleware::from_fn(guard::<S>))
 }
@@ -386,8 +406,8 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     }
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    if req.path().starts_with("/api/") {
+async fn method_not_allowed(req: HttpRequest, allow: &'static str) -> HttpResponse {
+    let mut response = if req.path().starts_with("/api/") {
         ApiError(api::method_not_allowed()).error_response()
     } else {
         page(
@@ -395,7 +415,11 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
             html::message("Method not allowed", "This page does not take that method."),
             &[],
         )
-    }
+    };
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 // --- the flows, shared by the JSON API and the forms --------------------------------
