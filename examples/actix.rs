@@ -97,7 +97,7 @@ impl Server for Actix {
             // (actix's default stops at once on Ctrl-C).
             .disable_signals()
             .shutdown_signal(shutdown_signal())
-            // Idle keep-alive connections hold a graceful stop open; cut them after this.
+            // Requests still running after a stop signal get this many seconds to finish.
             .shutdown_timeout(5)
             .listen(listener)?
             .run();
