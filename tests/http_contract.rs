@@ -52,6 +52,7 @@ macro_rules! contract_suite {
 }
 
 contract_suite!(axum, "axum");
+contract_suite!(actix, "actix");
 
 fn cookie_flags_ok(set_cookie: &str) {
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
