@@ -2,10 +2,13 @@
 //! the HTTP contract (`API.md`), as a thin adapter over [`secondfactor::Service`].
 //!
 //! ```text
-//! cargo run --release --example axum --features tokio
+//! cargo run --release --example axum --features tokio,sqlite
 //! ```
 //!
-//! then open the URL it prints (`listening on http://127.0.0.1:3000`).
+//! then open the URL it prints (`listening on http://127.0.0.1:3000`). Accounts go to
+//! `secondfactor-demo.db` in the working directory. For several instances behind a
+//! load balancer, build with `--features tokio,sqlite,postgres,redis` and give them
+//! all the same `DATABASE_URL=postgres://…` (and `REDIS_URL`, and `SF_MASTER_KEY`).
 //!
 //! Configuration, all optional, from the environment:
 //!

@@ -69,15 +69,32 @@ async fn try_run(blocking: impl Blocking + Clone, server: impl Server) -> Result
             eprintln!("note: DATABASE_URL=memory: keeps no account across restarts");
             with_ephemeral(MemoryStore::new(), keys, config, blocking, server).await
         }
-        Database::Sqlite { path, .. } => {
-            // The SQLite store is not in this build yet: fall back to memory, loudly.
-            eprintln!(
-                "warning: no SQLite store in this build; {} is not used and nothing survives a restart",
-                path.display()
-            );
-            with_ephemeral(MemoryStore::new(), keys, config, blocking, server).await
+        #[cfg(feature = "sqlite")]
+        Database::Sqlite { url, path } => {
+            let store = secondfactor::store::SqliteStore::connect(&url)
+                .await
+                .map_err(|e| format!("DATABASE_URL ({}): {e}", path.display()))?;
+            eprintln!("note: accounts are in SQLite at {}", path.display());
+            with_ephemeral(store, keys, config, blocking, server).await
         }
-        Database::Postgres(_) => Err("postgres:// needs a build with the PostgreSQL store".into()),
+        #[cfg(not(feature = "sqlite"))]
+        Database::Sqlite { .. } => Err(
+            "DATABASE_URL is sqlite:// (the default), but this build has no SQLite store \
+             (--features sqlite, or DATABASE_URL=memory:)"
+                .into(),
+        ),
+        #[cfg(feature = "postgres")]
+        Database::Postgres(url) => {
+            let store = secondfactor::store::PgStore::connect(&url)
+                .await
+                .map_err(|e| format!("DATABASE_URL (PostgreSQL): {e}"))?;
+            eprintln!("note: accounts are in PostgreSQL");
+            with_ephemeral(store, keys, config, blocking, server).await
+        }
+        #[cfg(not(feature = "postgres"))]
+        Database::Postgres(_) => {
+            Err("DATABASE_URL is postgres://, but this build has no PostgreSQL store (--features postgres)".into())
+        }
     }
 }
 
