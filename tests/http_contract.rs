@@ -38,6 +38,8 @@ macro_rules! contract_suite {
                 sigterm_shuts_down_cleanly,
                 browser_register_enable_and_log_in,
                 store_outage_is_503_and_recovers,
+                a_restart_keeps_accounts_and_two_factor,
+                two_instances_on_one_postgres_are_one_service,
             );
         }
     };
@@ -1297,6 +1299,158 @@ async fn sigterm_shuts_down_cleanly(example: &str) {
 
 #[cfg(not(unix))]
 async fn sigterm_shuts_down_cleanly(_example: &str) {}
+
+// --- persistence and several instances ------------------------------------------
+
+/// The default store is the SQLite file in the working directory: accounts, 2FA and
+/// the replay marks survive a restart (with the development key reused).
+async fn a_restart_keeps_accounts_and_two_factor(example: &str) {
+    let dir = common::work_dir(&format!("{example}-restart"));
+    let mut first = Server::start_in(example, &dir, &[]);
+    assert!(
+        dir.join("secondfactor-demo.db").exists(),
+        "{}",
+        first.stderr()
+    );
+    let user = enrolled(first.client(), "rita").await;
+    let next = user.phone.code_at_step(user.confirm_step + 1);
+    let c = first.client();
+    c.login("rita").await;
+    assert_eq!(c.code(&next).await.status, 200);
+    assert!(first.terminate().success());
+    drop(first);
+
+    let second = Server::start_in(example, &dir, &[]);
+    let c = second.client();
+    let r = c.login("rita").await;
+    assert_eq!(r.json["status"], "second_factor_required", "{}", r.text);
+    // The code accepted before the restart stays spent.
+    assert_error(&c.code(&next).await, 401, "code_already_used");
+    let r = Client::send(
+        c.request(reqwest::Method::POST, "/api/login/second-factor")
+            .json(&json!({ "backup_code": user.backup_codes[9] })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        c.me().await.json,
+        json!({ "username": "rita", "two_factor_enabled": true, "backup_codes_remaining": 9 })
+    );
+}
+
+/// Two instances on one PostgreSQL database (and one master key) are one service: a
+/// code or backup code accepted by one is refused by the other, also when both are
+/// sent at the same moment.
+async fn two_instances_on_one_postgres_are_one_service(example: &str) {
+    if !cfg!(feature = "postgres") {
+        eprintln!("note: skipping the PostgreSQL test: build with --features postgres");
+        return;
+    }
+    let Some(url) = common::postgres_url("two_instances_on_one_postgres_are_one_service") else {
+        return;
+    };
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    // The password limiter's state is shared in the database too (and with other
+    // runs): every client gets its own forwarded address.
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("SF_MASTER_KEY", key),
+        ("SF_TRUST_FORWARDED", "1"),
+    ];
+    let net = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        % 250;
+    let next_ip = std::sync::atomic::AtomicU32::new(0);
+    let client = |server: &Server| {
+        let n = next_ip.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        server.client().via(&format!(
+            "10.{}.{net}.{}",
+            100 + std::process::id() % 150,
+            n + 1
+        ))
+    };
+    let a = Server::start(example, &env);
+    let b = Server::start(example, &env);
+    let name = common::unique("pg");
+    let user = enrolled(client(&a), &name).await;
+
+    // Sequential: accepted on A, refused on B.
+    let code = user.phone.code_at_step(user.confirm_step + 1);
+    let on_a = client(&a);
+    let on_b = client(&b);
+    on_a.login(&name).await;
+    assert_eq!(
+        on_b.login(&name).await.json["status"],
+        "second_factor_required"
+    );
+    assert_eq!(on_a.code(&code).await.status, 200);
+    assert_error(&on_b.code(&code).await, 401, "code_already_used");
+    // B's session is good on A.
+    let backup = user.backup_codes[0].clone();
+    let r = Client::send(
+        on_b.request(reqwest::Method::POST, "/api/login/second-factor")
+            .json(&json!({ "backup_code": backup })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let session = r.cookie_value("sf_session").unwrap();
+    let r = Client::send(
+        a.client()
+            .request(reqwest::Method::GET, "/api/me")
+            .header("cookie", format!("sf_session={session}")),
+    )
+    .await;
+    assert_eq!(r.json["backup_codes_remaining"], 9, "{}", r.text);
+    // The backup code B accepted is refused by A.
+    let again = client(&a);
+    again.login(&name).await;
+    let r = Client::send(
+        again
+            .request(reqwest::Method::POST, "/api/login/second-factor")
+            .json(&json!({ "backup_code": backup })),
+    )
+    .await;
+    assert_error(&r, 401, "invalid_code");
+
+    // Concurrent: one backup code, 8 pending logins on each instance, one winner.
+    let contested = user.backup_codes[1].clone();
+    let mut clients = Vec::new();
+    for i in 0..16 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let c = client(server);
+        let r = c.login(&name).await;
+        assert_eq!(r.json["status"], "second_factor_required", "{}", r.text);
+        clients.push(c);
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(clients.len()));
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|c| {
+            let barrier = barrier.clone();
+            let contested = contested.clone();
+            tokio::spawn(async move {
+                let rb = c
+                    .request(reqwest::Method::POST, "/api/login/second-factor")
+                    .json(&json!({ "backup_code": contested }));
+                barrier.wait().await;
+                Client::send(rb).await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            200 => winners += 1,
+            401 => assert_eq!(r.error(), "invalid_code", "{}", r.text),
+            429 => assert_eq!(r.error(), "too_many_attempts", "{}", r.text),
+            _ => panic!("unexpected {}: {}", r.status, r.text),
+        }
+    }
+    assert_eq!(winners, 1, "exactly one instance accepts the backup code");
+}
 
 // --- store outage ------------------------------------------------------------------
 

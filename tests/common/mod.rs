@@ -35,6 +35,12 @@ fn features() -> Vec<&'static str> {
     if cfg!(feature = "redis") {
         f.push("redis");
     }
+    if cfg!(feature = "sqlite") {
+        f.push("sqlite");
+    }
+    if cfg!(feature = "postgres") {
+        f.push("postgres");
+    }
     f
 }
 
@@ -508,6 +514,31 @@ pub fn redis_url(test: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// `DATABASE_URL` if it is `postgres://`, or `None` (with a note) to skip; with
+/// `CI=true` a missing variable fails.
+pub fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but DATABASE_URL is not a postgres:// URL ({test})"
+            );
+            eprintln!("note: skipping {test}: set DATABASE_URL=postgres://… to run it");
+            None
+        }
+    }
+}
+
+/// A name no earlier run used (shared databases keep their rows).
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
 /// A TCP proxy that can be cut (every connection dropped, the port closed) and
