@@ -99,6 +99,11 @@ mod token;
 pub mod totp;
 
 pub use error::{Error, Result};
+
+/// The README's Rust examples, compiled by `cargo test` so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 pub use flow::{
     AuthMethod, Authenticated, LoginOutcome, LoginRequest, SecondFactor, Service, ServiceBuilder,
 };

@@ -342,7 +342,10 @@ impl Client {
     }
 
     pub async fn send(rb: reqwest::RequestBuilder) -> Resp {
-        let r = rb.send().await.expect("request reaches the server");
+        let r = rb
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request reaches the server: {e:?}"));
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap();
