@@ -3,7 +3,7 @@
 //! [`secondfactor::Service`]. It serves exactly what the axum example serves.
 //!
 //! ```text
-//! cargo run --release --example actix
+//! cargo run --release --example actix --features demo
 //! ```
 //!
 //! then open the URL it prints (`listening on http://127.0.0.1:3000`).

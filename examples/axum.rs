@@ -2,7 +2,7 @@
 //! the HTTP contract (`API.md`), as a thin adapter over [`secondfactor::Service`].
 //!
 //! ```text
-//! cargo run --release --example axum --features tokio,sqlite
+//! cargo run --release --example axum --features demo
 //! ```
 //!
 //! then open the URL it prints (`listening on http://127.0.0.1:3000`). Accounts go to
