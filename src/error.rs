@@ -26,6 +26,25 @@
 //! | `internal` | [`Error::Internal`] | 500 | a bug or an impossible state; details are logged, never returned |
 //!
 //! Error messages never contain a secret, a code, a password or a token.
+//!
+//! An adapter maps every error the same way:
+//!
+//! ```
+//! use secondfactor::Error;
+//! use std::time::Duration;
+//!
+//! fn body(e: &Error) -> (u16, String) {
+//!     let extra = match e {
+//!         Error::InvalidCode { remaining_attempts: Some(n) } => format!(r#","remaining_attempts":{n}"#),
+//!         Error::TooManyAttempts { retry_after } => format!(r#","retry_after":{}"#, retry_after.as_secs()),
+//!         _ => String::new(),
+//!     };
+//!     (e.http_status(), format!(r#"{{"error":"{}"{extra}}}"#, e.code()))
+//! }
+//!
+//! let locked = Error::TooManyAttempts { retry_after: Duration::from_secs(60) };
+//! assert_eq!(body(&locked), (429, r#"{"error":"too_many_attempts","retry_after":60}"#.to_owned()));
+//! ```
 
 use std::time::Duration;
 

@@ -11,6 +11,29 @@
 //! 2. [`Service::second_factor`] takes that token and a TOTP or backup code and
 //!    returns [`Authenticated`].
 //!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> secondfactor::Result<()> {
+//! use secondfactor::password::PasswordHasher;
+//! use secondfactor::secret::{KeyRing, SealingKey};
+//! use secondfactor::store::MemoryStore;
+//! use secondfactor::{LoginOutcome, LoginRequest, Service};
+//!
+//! let service = Service::builder(MemoryStore::new(), KeyRing::new(1, SealingKey::generate()))
+//!     .password_hasher(PasswordHasher::new(1024, 1, 1)?) // cheap, for the example only
+//!     .build()?;
+//! service.register("bob", "a long password").await?;
+//! // Without 2FA the password step is the whole login.
+//! let LoginOutcome::Authenticated(auth) =
+//!     service.login(LoginRequest::new("bob", "a long password").client_key("192.0.2.7")).await?
+//! else {
+//!     unreachable!()
+//! };
+//! let session = service.issue_session(auth).await?;
+//! service.end_session(session.expose()).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! Only this module can make an [`Authenticated`], and only an [`Authenticated`] can
 //! become a session ([`Service::issue_session`]) or a trusted device
 //! ([`Service::trust_device`]):
