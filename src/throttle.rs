@@ -199,6 +199,11 @@ pub(crate) fn account_key(user_id: &crate::store::UserId) -> String {
     format!("acct:{}", user_id.as_str())
 }
 
+/// The counter of wrong current passwords given to a password change.
+pub(crate) fn password_change_key(user_id: &crate::store::UserId) -> String {
+    format!("pwchange:{}", user_id.as_str())
+}
+
 fn client_key(client: &str) -> String {
     format!("client:{client}")
 }

@@ -1092,3 +1092,41 @@ async fn sessions_expire_on_the_clock() {
         "unauthenticated"
     );
 }
+
+#[tokio::test]
+async fn wrong_current_passwords_are_throttled_on_password_change() {
+    let h = harness();
+    let user = h.service.register("pia", PW).await.unwrap();
+    for i in 0..6 {
+        let err = h
+            .service
+            .change_password(&user, "not the password", "a new password")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_credentials", "guess {i}");
+    }
+    // Even the right password waits now: guessing from a stolen session is slowed down.
+    match h.service.change_password(&user, PW, "a new password").await {
+        Err(Error::TooManyAttempts { retry_after }) => assert_eq!(retry_after.as_secs(), 60),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        h.events()
+            .iter()
+            .any(|e| matches!(e, Event::LockedOut { user_id, .. } if *user_id == user))
+    );
+    h.advance(60);
+    let _ = h
+        .service
+        .change_password(&user, PW, "a new password")
+        .await
+        .unwrap();
+    // The second-factor counter is a different one: the login is not locked.
+    assert!(matches!(
+        h.service
+            .login(LoginRequest::new("pia", "a new password"))
+            .await
+            .unwrap(),
+        LoginOutcome::Authenticated(_)
+    ));
+}

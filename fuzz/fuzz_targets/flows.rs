@@ -101,6 +101,8 @@ struct User {
     dead_codes: Vec<String>,
     /// The last TOTP code the service accepted for this user.
     last_accepted: Option<String>,
+    /// Wrong current passwords given to a password change since the last success.
+    pw_change_failures: u32,
 }
 
 struct Pending {
@@ -379,6 +381,19 @@ impl World {
                 self.passwords_made += 1;
                 let new = format!("new-password-{}", self.passwords_made);
                 let r = run(self.service.change_password(&id, &current, &new));
+                match &r {
+                    // Wrong current passwords are throttled: a lockout only ever
+                    // follows more than the free failures.
+                    Err(Error::TooManyAttempts { .. }) => {
+                        assert!(
+                            self.users[u].pw_change_failures > 5,
+                            "change_password: {r:?}"
+                        );
+                        return;
+                    }
+                    Err(_) => self.users[u].pw_change_failures += 1,
+                    Ok(_) => self.users[u].pw_change_failures = 0,
+                }
                 assert_eq!(r.is_ok(), right, "change_password: {r:?}");
                 if let Ok(auth) = r {
                     assert_eq!(auth.method(), AuthMethod::Password);

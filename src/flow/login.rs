@@ -783,8 +783,12 @@ impl<S: Store> Service<S> {
     /// session and trusted device of the account becomes void; the returned
     /// [`Authenticated`] can start a fresh session for the caller.
     ///
+    /// Wrong current passwords are throttled per account like second factors (5 free,
+    /// then a doubling lockout).
+    ///
     /// Errors: `invalid_input` (new password not 8–1024 bytes),
-    /// `invalid_credentials` (current password wrong), `not_found`, `unavailable`.
+    /// `invalid_credentials` (current password wrong), `too_many_attempts`,
+    /// `not_found`, `unavailable`.
     #[tracing::instrument(skip_all)]
     pub async fn change_password(
         &self,
@@ -801,6 +805,10 @@ impl<S: Store> Service<S> {
             .account(user_id)
             .await?
             .ok_or(Error::NotFound { what: "account" })?;
+        // Guesses of the current password (from a stolen session, say) are throttled
+        // like second factors, on a counter of their own.
+        let key = throttle::password_change_key(user_id);
+        let reservation = self.reserve(&key, self.now()).await?;
         let hasher = self.inner.hasher.clone();
         let stored = account.password_hash.clone();
         let current = Zeroizing::new(current.to_owned());
@@ -817,8 +825,18 @@ impl<S: Store> Service<S> {
             self.emit(Event::PasswordRejected {
                 user_id: Some(account.id.clone()),
             });
+            let lockout = self.inner.throttle.lockout_after(reservation.state.count);
+            if !lockout.is_zero() {
+                self.emit(Event::LockedOut {
+                    user_id: account.id.clone(),
+                    retry_after: lockout,
+                });
+            }
             return Err(Error::InvalidCredentials);
         };
+        if let Err(e) = throttle::reset_account(store, &key, reservation).await {
+            tracing::warn!(error = %e, "password-change throttle could not be reset");
+        }
         let epoch = account.password_epoch.saturating_add(1);
         if !store.set_password(user_id, &new_hash, epoch).await? {
             return Err(Error::NotFound { what: "account" });
