@@ -377,10 +377,7 @@ impl<S: Store> Service<S> {
         if !passed {
             return Err(self.failure(user_id, reservation, u32::MAX));
         }
-        // The factor is spent; the action must go ahead even if the reset fails.
-        if let Err(e) = throttle::reset_account(store, &key, reservation).await {
-            tracing::warn!(error = %e, "account throttle could not be reset");
-        }
+        self.forget_failures(&key, reservation).await;
         Ok(())
     }
 

@@ -449,11 +449,7 @@ impl<S: Store> Service<S> {
         };
         match method {
             Some(method) => {
-                // The factor is spent; a failed reset only leaves the failures
-                // counted, which must not turn a completed login into an error.
-                if let Err(e) = throttle::reset_account(store, &key, reservation).await {
-                    tracing::warn!(error = %e, "account throttle could not be reset");
-                }
+                self.forget_failures(&key, reservation).await;
                 self.reseal_if_needed(&account.id, known_auths).await;
                 Ok(self.authenticated(&account, method))
             }
@@ -487,15 +483,30 @@ impl<S: Store> Service<S> {
             user_id: user_id.clone(),
             remaining_attempts: remaining,
         });
-        let lockout = policy.lockout_after(reservation.state.count);
+        self.report_lockout(user_id, reservation);
+        Error::InvalidCode {
+            remaining_attempts: Some(remaining),
+        }
+    }
+
+    /// Resets the throttle `key` after a success. Best effort: by now the factor or
+    /// password was accepted (and possibly spent), so a failed reset only leaves the
+    /// failures counted and must not turn the success into an error.
+    pub(crate) async fn forget_failures(&self, key: &str, reservation: Reservation) {
+        if let Err(e) = throttle::reset_account(&self.inner.store, key, reservation).await {
+            tracing::warn!(error = %e, throttle = key, "throttle could not be reset");
+        }
+    }
+
+    /// Emits [`Event::LockedOut`] when the failure counted by `reservation` starts a
+    /// lockout.
+    fn report_lockout(&self, user_id: &UserId, reservation: Reservation) {
+        let lockout = self.inner.throttle.lockout_after(reservation.state.count);
         if !lockout.is_zero() {
             self.emit(Event::LockedOut {
                 user_id: user_id.clone(),
                 retry_after: lockout,
             });
-        }
-        Error::InvalidCode {
-            remaining_attempts: Some(remaining),
         }
     }
 
@@ -825,18 +836,10 @@ impl<S: Store> Service<S> {
             self.emit(Event::PasswordRejected {
                 user_id: Some(account.id.clone()),
             });
-            let lockout = self.inner.throttle.lockout_after(reservation.state.count);
-            if !lockout.is_zero() {
-                self.emit(Event::LockedOut {
-                    user_id: account.id.clone(),
-                    retry_after: lockout,
-                });
-            }
+            self.report_lockout(&account.id, reservation);
             return Err(Error::InvalidCredentials);
         };
-        if let Err(e) = throttle::reset_account(store, &key, reservation).await {
-            tracing::warn!(error = %e, "password-change throttle could not be reset");
-        }
+        self.forget_failures(&key, reservation).await;
         let epoch = account.password_epoch.saturating_add(1);
         if !store.set_password(user_id, &new_hash, epoch).await? {
             return Err(Error::NotFound { what: "account" });
