@@ -367,7 +367,15 @@ impl Client {
     }
 
     pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Resp {
+        // A server refuses an oversized body (413) without reading it and then closes
+        // the connection; a pooled client could reuse that closing connection for the
+        // next request and fail with IncompleteMessage. Such requests go on a
+        // connection of their own.
+        let oversized = body.len() > 64 * 1024;
         let mut rb = self.request(reqwest::Method::POST, path).body(body);
+        if oversized {
+            rb = rb.header(reqwest::header::CONNECTION, "close");
+        }
         if let Some(ct) = content_type {
             rb = rb.header(CONTENT_TYPE, ct);
         }
