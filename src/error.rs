@@ -18,6 +18,9 @@
 //! | `username_taken` | [`Error::UsernameTaken`] | 409 | registration with a login name already in use |
 //! | `two_factor_already_enabled` | [`Error::TwoFactorAlreadyEnabled`] | 409 | enrollment while 2FA is on |
 //! | `two_factor_not_enabled` | [`Error::TwoFactorNotEnabled`] | 409 | disable / regenerate while 2FA is off |
+//! | `reauthentication_required` | [`Error::ReauthenticationRequired`] | 403 | a credential change from a session whose last authentication is not recent: re-authenticate first |
+//! | `too_many_authenticators` | [`Error::TooManyAuthenticators`] | 409 | the account already has as many authenticators as the policy allows |
+//! | `last_authenticator` | [`Error::LastAuthenticator`] | 409 | removing the account's last authenticator (turn 2FA off instead) |
 //! | `not_found` | [`Error::NotFound`] | 404 | an authenticator, trusted device or account that does not exist |
 //! | `sealed_secret_invalid` | [`Error::SealedSecretInvalid`] | 500 | a sealed secret failed to open: tampered, copied to another user, or truncated |
 //! | `unknown_key` | [`Error::UnknownKey`] | 500 | a sealed blob names a key id that is not in the key ring |
@@ -120,6 +123,21 @@ pub enum Error {
     #[error("two-factor authentication is not enabled")]
     TwoFactorNotEnabled,
 
+    /// A credential change needs a recent authentication (`reauthentication_required`):
+    /// the session's login or last re-authentication is older than the service's
+    /// re-authentication window. Call [`Service::reauthenticate`](crate::Service::reauthenticate).
+    #[error("confirm it is you: re-enter your password (and a code) first")]
+    ReauthenticationRequired,
+
+    /// The account already has the most authenticators allowed (`too_many_authenticators`).
+    #[error("this account has the most authenticators allowed; remove one first")]
+    TooManyAuthenticators,
+
+    /// The account's last authenticator cannot be removed (`last_authenticator`): turn
+    /// two-factor authentication off instead.
+    #[error("the last authenticator cannot be removed; turn two-factor authentication off instead")]
+    LastAuthenticator,
+
     /// The named thing does not exist (`not_found`).
     #[error("{what} not found")]
     NotFound {
@@ -180,6 +198,9 @@ impl Error {
             Error::UsernameTaken => "username_taken",
             Error::TwoFactorAlreadyEnabled => "two_factor_already_enabled",
             Error::TwoFactorNotEnabled => "two_factor_not_enabled",
+            Error::ReauthenticationRequired => "reauthentication_required",
+            Error::TooManyAuthenticators => "too_many_authenticators",
+            Error::LastAuthenticator => "last_authenticator",
             Error::NotFound { .. } => "not_found",
             Error::SealedSecretInvalid => "sealed_secret_invalid",
             Error::UnknownKey { .. } => "unknown_key",
@@ -199,10 +220,13 @@ impl Error {
             | Error::LoginExpired
             | Error::SetupExpired
             | Error::Unauthenticated => 401,
+            Error::ReauthenticationRequired => 403,
             Error::NotFound { .. } => 404,
-            Error::UsernameTaken | Error::TwoFactorAlreadyEnabled | Error::TwoFactorNotEnabled => {
-                409
-            }
+            Error::UsernameTaken
+            | Error::TwoFactorAlreadyEnabled
+            | Error::TwoFactorNotEnabled
+            | Error::TooManyAuthenticators
+            | Error::LastAuthenticator => 409,
             Error::TooManyAttempts { .. } => 429,
             Error::Unavailable { .. } => 503,
             Error::SealedSecretInvalid
@@ -257,6 +281,9 @@ mod tests {
             Error::UsernameTaken,
             Error::TwoFactorAlreadyEnabled,
             Error::TwoFactorNotEnabled,
+            Error::ReauthenticationRequired,
+            Error::TooManyAuthenticators,
+            Error::LastAuthenticator,
             Error::NotFound { what: "device" },
             Error::SealedSecretInvalid,
             Error::UnknownKey { key_id: 7 },

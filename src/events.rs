@@ -22,7 +22,7 @@
 
 use std::time::Duration;
 
-use crate::flow::AuthMethod;
+use crate::auth::AuthMethod;
 use crate::store::{AuthenticatorId, DeviceId, UserId};
 
 /// Something a flow did.

@@ -85,6 +85,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod auth;
 pub mod backup;
 pub mod clock;
 pub mod error;
@@ -93,6 +94,7 @@ pub mod flow;
 pub mod password;
 pub mod provisioning;
 pub mod secret;
+pub mod security_log;
 pub mod store;
 pub mod throttle;
 mod token;

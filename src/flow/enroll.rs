@@ -296,7 +296,9 @@ impl<S: Store> Service<S> {
             .advance_last_step(&authenticator.id, step, self.replay_keep_until(step, now))
             .await?;
         if enrollment.adding {
-            store.add_authenticator(&authenticator).await?;
+            store
+                .add_authenticator(&authenticator, self.inner.config.max_authenticators)
+                .await?;
             self.emit(Event::AuthenticatorAdded {
                 user_id: user_id.clone(),
                 authenticator_id: authenticator.id.clone(),
@@ -308,7 +310,9 @@ impl<S: Store> Service<S> {
         }
         let codes = self.new_backup_codes()?;
         let hashes = self.hash_backup_codes(&codes);
-        store.enable_two_factor(&authenticator, &hashes).await?;
+        store
+            .enable_two_factor(&authenticator, &hashes, self.inner.keys.active_id())
+            .await?;
         self.emit(Event::TwoFactorEnabled {
             user_id: user_id.clone(),
             authenticator_id: authenticator.id.clone(),
@@ -419,7 +423,7 @@ impl<S: Store> Service<S> {
         let hashes = self.hash_backup_codes(&codes);
         self.inner
             .store
-            .replace_backup_codes(user_id, &hashes)
+            .replace_backup_codes(user_id, &hashes, self.inner.keys.active_id())
             .await?;
         self.emit(Event::BackupCodesRegenerated {
             user_id: user_id.clone(),

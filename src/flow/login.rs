@@ -11,7 +11,7 @@ use crate::password::MAX_PASSWORD_BYTES;
 use crate::secret::KeyedHash;
 use crate::store::{
     AccountRecord, AuthenticatorId, AuthenticatorRecord, DeviceId, DeviceRecord, PendingLogin,
-    SessionRecord, Store, UserId,
+    SessionId, SessionRecord, Store, UserId,
 };
 use crate::throttle::{self, Reservation};
 use crate::token::{self, DeviceToken, LoginToken, SessionToken};
@@ -209,6 +209,7 @@ impl<S: Store> Service<S> {
             password_hash: hash,
             password_epoch: 0,
             two_factor_enabled: false,
+            backup_codes_key_id: None,
             created_at: self.now(),
         };
         self.inner.store.create_account(&account).await?;
@@ -280,7 +281,12 @@ impl<S: Store> Service<S> {
             if let Err(e) = self
                 .inner
                 .store
-                .set_password(&account.id, &new_hash, account.password_epoch)
+                .set_password(
+                    &account.id,
+                    &new_hash,
+                    account.password_epoch,
+                    account.password_epoch,
+                )
                 .await
             {
                 tracing::warn!(error = %e, "password rehash could not be stored");
@@ -656,9 +662,12 @@ impl<S: Store> Service<S> {
         let hash = token::storage_hash(&self.inner.keys, SessionToken::purpose(), token.expose())
             .ok_or(Error::Internal("fresh session token did not decode"))?;
         let record = SessionRecord {
+            id: SessionId::random(),
             user_id: auth.user_id,
             password_epoch: auth.password_epoch,
+            method: auth.method,
             created_at: now,
+            authenticated_at: now,
             expires_at: now.saturating_add(self.inner.config.session_ttl),
         };
         self.inner.store.create_session(&hash, &record).await?;
@@ -841,7 +850,10 @@ impl<S: Store> Service<S> {
         };
         self.forget_failures(&key, reservation).await;
         let epoch = account.password_epoch.saturating_add(1);
-        if !store.set_password(user_id, &new_hash, epoch).await? {
+        if !store
+            .set_password(user_id, &new_hash, account.password_epoch, epoch)
+            .await?
+        {
             return Err(Error::NotFound { what: "account" });
         }
         self.revoke_all_devices(user_id).await?;

@@ -80,31 +80,7 @@ pub use login::{
 
 pub use crate::token::{DeviceToken, LoginToken, SessionToken};
 
-/// How the last step of a login was passed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum AuthMethod {
-    /// Password alone (the account has no second factor), or a password change.
-    Password,
-    /// Password, then a TOTP code.
-    Totp,
-    /// Password, then a backup code.
-    BackupCode,
-    /// Password, on a trusted device.
-    TrustedDevice,
-}
-
-impl AuthMethod {
-    /// A stable name: `password`, `totp`, `backup_code`, `trusted_device`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            AuthMethod::Password => "password",
-            AuthMethod::Totp => "totp",
-            AuthMethod::BackupCode => "backup_code",
-            AuthMethod::TrustedDevice => "trusted_device",
-        }
-    }
-}
+pub use crate::auth::AuthMethod;
 
 /// Proof that a login completed. Only the core can make one (its fields are private
 /// and it has no public constructor); issue a session from it with
@@ -191,6 +167,8 @@ pub(crate) struct Config {
     pub(crate) session_ttl: u64,
     pub(crate) device_ttl: u64,
     pub(crate) backup_code_count: usize,
+    pub(crate) max_authenticators: u32,
+    pub(crate) reauth_ttl: u64,
 }
 
 pub(crate) struct Inner<S> {
@@ -325,6 +303,8 @@ impl<S: Store> Service<S> {
                 session_ttl: 12 * 3600,
                 device_ttl: 30 * 24 * 3600,
                 backup_code_count: crate::backup::DEFAULT_COUNT,
+                max_authenticators: 5,
+                reauth_ttl: 300,
             },
         }
     }

@@ -54,9 +54,11 @@ impl<A: AccountStore, E: Send + Sync + 'static> AccountStore for Combined<A, E> 
         &self,
         user_id: &UserId,
         hash: &PasswordHash,
-        password_epoch: u64,
+        expected_epoch: u64,
+        new_epoch: u64,
     ) -> impl Future<Output = Result<bool>> + Send {
-        self.accounts.set_password(user_id, hash, password_epoch)
+        self.accounts
+            .set_password(user_id, hash, expected_epoch, new_epoch)
     }
     fn authenticators(
         &self,
@@ -68,14 +70,18 @@ impl<A: AccountStore, E: Send + Sync + 'static> AccountStore for Combined<A, E> 
         &self,
         authenticator: &AuthenticatorRecord,
         backup_codes: &[KeyedHash],
+        backup_key_id: u32,
     ) -> impl Future<Output = Result<()>> + Send {
-        self.accounts.enable_two_factor(authenticator, backup_codes)
+        self.accounts
+            .enable_two_factor(authenticator, backup_codes, backup_key_id)
     }
     fn add_authenticator(
         &self,
         authenticator: &AuthenticatorRecord,
+        max_authenticators: u32,
     ) -> impl Future<Output = Result<()>> + Send {
-        self.accounts.add_authenticator(authenticator)
+        self.accounts
+            .add_authenticator(authenticator, max_authenticators)
     }
     fn remove_authenticator(
         &self,
@@ -100,8 +106,9 @@ impl<A: AccountStore, E: Send + Sync + 'static> AccountStore for Combined<A, E> 
         &self,
         user_id: &UserId,
         hashes: &[KeyedHash],
+        key_id: u32,
     ) -> impl Future<Output = Result<()>> + Send {
-        self.accounts.replace_backup_codes(user_id, hashes)
+        self.accounts.replace_backup_codes(user_id, hashes, key_id)
     }
     fn consume_backup_code(
         &self,
@@ -112,6 +119,23 @@ impl<A: AccountStore, E: Send + Sync + 'static> AccountStore for Combined<A, E> 
     }
     fn backup_codes_remaining(&self, user_id: &UserId) -> impl Future<Output = Result<u32>> + Send {
         self.accounts.backup_codes_remaining(user_id)
+    }
+    fn append_security_event(
+        &self,
+        user_id: &UserId,
+        event: &SecurityEvent,
+        max_entries: u32,
+        forget_before: u64,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.accounts
+            .append_security_event(user_id, event, max_entries, forget_before)
+    }
+    fn security_log(
+        &self,
+        user_id: &UserId,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<SecurityEvent>>> + Send {
+        self.accounts.security_log(user_id, limit)
     }
 }
 
@@ -231,5 +255,33 @@ impl<A: Send + Sync + 'static, E: EphemeralStore> EphemeralStore for Combined<A,
     }
     fn delete_session(&self, token: &KeyedHash) -> impl Future<Output = Result<()>> + Send {
         self.ephemeral.delete_session(token)
+    }
+    fn sessions(
+        &self,
+        user_id: &UserId,
+        now: u64,
+    ) -> impl Future<Output = Result<Vec<SessionRecord>>> + Send {
+        self.ephemeral.sessions(user_id, now)
+    }
+    fn reauthenticate_session(
+        &self,
+        token: &KeyedHash,
+        at: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        self.ephemeral.reauthenticate_session(token, at)
+    }
+    fn delete_session_by_id(
+        &self,
+        user_id: &UserId,
+        id: &SessionId,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        self.ephemeral.delete_session_by_id(user_id, id)
+    }
+    fn delete_sessions(
+        &self,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
+    ) -> impl Future<Output = Result<u32>> + Send {
+        self.ephemeral.delete_sessions(user_id, keep)
     }
 }

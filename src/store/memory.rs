@@ -1,7 +1,7 @@
 //! The in-memory store.
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -38,6 +38,17 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Like [`retain_all`](Self::retain_all), with the key; `keep` may lock other maps
+    /// (never this one).
+    fn retain_all_keyed(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        for shard in self.shards.iter() {
+            shard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|k, v| keep(k, v));
+        }
+    }
+
     fn retain_all(&self, mut keep: impl FnMut(&mut V) -> bool) {
         for shard in self.shards.iter() {
             shard
@@ -54,6 +65,9 @@ struct UserData {
     authenticators: Vec<AuthenticatorRecord>,
     backup_codes: Vec<[u8; 32]>,
     devices: Vec<([u8; 32], DeviceRecord)>,
+    sessions: Vec<([u8; 32], SessionRecord)>,
+    /// Newest at the front.
+    security_log: VecDeque<SecurityEvent>,
 }
 
 struct Inner {
@@ -64,7 +78,7 @@ struct Inner {
     steps: Sharded<AuthenticatorId, (u64, u64)>,
     throttles: Sharded<String, (ThrottleState, u64)>,
     device_index: Sharded<[u8; 32], UserId>,
-    sessions: Sharded<[u8; 32], SessionRecord>,
+    session_index: Sharded<[u8; 32], UserId>,
 }
 
 /// An in-memory [`Store`]: for tests, examples, and single-process services that
@@ -104,7 +118,7 @@ impl MemoryStore {
                 steps: Sharded::new(),
                 throttles: Sharded::new(),
                 device_index: Sharded::new(),
-                sessions: Sharded::new(),
+                session_index: Sharded::new(),
             }),
         }
     }
@@ -116,11 +130,28 @@ impl MemoryStore {
         i.enrollments.retain_all(|e| e.expires_at > now);
         i.steps.retain_all(|(_, keep)| *keep > now);
         i.throttles.retain_all(|(_, keep)| *keep > now);
-        i.sessions.retain_all(|s| s.expires_at > now);
         i.users.retain_all(|u| {
             u.devices.retain(|(_, d)| d.expires_at > now);
+            u.sessions.retain(|(_, s)| s.expires_at > now);
+            u.security_log
+                .retain(|e| e.at.saturating_add(crate::security_log::RETENTION_SECS) > now);
             true
         });
+        // Index entries whose device or session is gone point nowhere; drop them.
+        let live = |index: &Sharded<[u8; 32], UserId>, devices: bool| {
+            index.retain_all_keyed(|hash, user_id| {
+                let users = i.users.lock(user_id);
+                users.get(user_id).is_some_and(|u| {
+                    if devices {
+                        u.devices.iter().any(|(h, _)| h == hash)
+                    } else {
+                        u.sessions.iter().any(|(h, _)| h == hash)
+                    }
+                })
+            });
+        };
+        live(&i.device_index, true);
+        live(&i.session_index, false);
     }
 }
 
@@ -159,16 +190,17 @@ impl AccountStore for MemoryStore {
         &self,
         user_id: &UserId,
         hash: &PasswordHash,
-        password_epoch: u64,
+        expected_epoch: u64,
+        new_epoch: u64,
     ) -> Result<bool> {
         let mut users = self.inner.users.lock(user_id);
         match users.get_mut(user_id).and_then(|u| u.account.as_mut()) {
-            Some(a) => {
+            Some(a) if a.password_epoch == expected_epoch => {
                 a.password_hash = hash.clone();
-                a.password_epoch = password_epoch;
+                a.password_epoch = new_epoch;
                 Ok(true)
             }
-            None => Ok(false),
+            _ => Ok(false),
         }
     }
 
@@ -186,6 +218,7 @@ impl AccountStore for MemoryStore {
         &self,
         authenticator: &AuthenticatorRecord,
         backup_codes: &[KeyedHash],
+        backup_key_id: u32,
     ) -> Result<()> {
         let user_id = &authenticator.user_id;
         let mut users = self.inner.users.lock(user_id);
@@ -201,12 +234,17 @@ impl AccountStore for MemoryStore {
             return Err(crate::Error::TwoFactorAlreadyEnabled);
         }
         account.two_factor_enabled = true;
+        account.backup_codes_key_id = Some(backup_key_id);
         user.authenticators = vec![authenticator.clone()];
         user.backup_codes = backup_codes.iter().map(|h| h.0).collect();
         Ok(())
     }
 
-    async fn add_authenticator(&self, authenticator: &AuthenticatorRecord) -> Result<()> {
+    async fn add_authenticator(
+        &self,
+        authenticator: &AuthenticatorRecord,
+        max_authenticators: u32,
+    ) -> Result<()> {
         let user_id = &authenticator.user_id;
         let mut users = self.inner.users.lock(user_id);
         let user = users
@@ -214,6 +252,9 @@ impl AccountStore for MemoryStore {
             .ok_or(crate::Error::NotFound { what: "account" })?;
         if !user.account.as_ref().is_some_and(|a| a.two_factor_enabled) {
             return Err(crate::Error::TwoFactorNotEnabled);
+        }
+        if user.authenticators.len() >= max_authenticators as usize {
+            return Err(crate::Error::TooManyAuthenticators);
         }
         // Oldest first by `created_at`; equal times keep insertion order.
         let pos = user
@@ -269,18 +310,27 @@ impl AccountStore for MemoryStore {
         let was = user.account.as_ref().is_some_and(|a| a.two_factor_enabled);
         if let Some(a) = user.account.as_mut() {
             a.two_factor_enabled = false;
+            a.backup_codes_key_id = None;
         }
         user.authenticators.clear();
         user.backup_codes.clear();
         Ok(was)
     }
 
-    async fn replace_backup_codes(&self, user_id: &UserId, hashes: &[KeyedHash]) -> Result<()> {
+    async fn replace_backup_codes(
+        &self,
+        user_id: &UserId,
+        hashes: &[KeyedHash],
+        key_id: u32,
+    ) -> Result<()> {
         let mut users = self.inner.users.lock(user_id);
         let user = users
             .get_mut(user_id)
             .ok_or(crate::Error::NotFound { what: "account" })?;
         user.backup_codes = hashes.iter().map(|h| h.0).collect();
+        if let Some(a) = user.account.as_mut() {
+            a.backup_codes_key_id = Some(key_id);
+        }
         Ok(())
     }
 
@@ -312,6 +362,40 @@ impl AccountStore for MemoryStore {
             .get(user_id)
             .map(|u| u32::try_from(u.backup_codes.len()).unwrap_or(u32::MAX))
             .unwrap_or(0))
+    }
+
+    async fn append_security_event(
+        &self,
+        user_id: &UserId,
+        event: &SecurityEvent,
+        max_entries: u32,
+        forget_before: u64,
+    ) -> Result<()> {
+        let mut users = self.inner.users.lock(user_id);
+        let Some(user) = users.get_mut(user_id).filter(|u| u.account.is_some()) else {
+            return Ok(());
+        };
+        let log = &mut user.security_log;
+        log.push_front(event.clone());
+        log.truncate(max_entries as usize);
+        log.retain(|e| e.at >= forget_before);
+        Ok(())
+    }
+
+    async fn security_log(&self, user_id: &UserId, limit: u32) -> Result<Vec<SecurityEvent>> {
+        Ok(self
+            .inner
+            .users
+            .lock(user_id)
+            .get(user_id)
+            .map(|u| {
+                u.security_log
+                    .iter()
+                    .take(limit as usize)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }
 
@@ -520,27 +604,119 @@ impl EphemeralStore for MemoryStore {
     }
 
     async fn create_session(&self, token: &KeyedHash, session: &SessionRecord) -> Result<()> {
+        {
+            let mut users = self.inner.users.lock(&session.user_id);
+            let sessions = &mut users.entry(session.user_id.clone()).or_default().sessions;
+            let pos = sessions.partition_point(|(_, s)| s.created_at <= session.created_at);
+            sessions.insert(pos, (token.0, session.clone()));
+        }
         self.inner
-            .sessions
+            .session_index
             .lock(&token.0)
-            .insert(token.0, session.clone());
+            .insert(token.0, session.user_id.clone());
         Ok(())
     }
 
     async fn session(&self, token: &KeyedHash, now: u64) -> Result<Option<SessionRecord>> {
-        let mut map = self.inner.sessions.lock(&token.0);
-        match map.get(&token.0) {
-            Some(s) if s.expires_at > now => Ok(Some(s.clone())),
-            Some(_) => {
-                map.remove(&token.0);
-                Ok(None)
-            }
-            None => Ok(None),
-        }
+        let Some(user_id) = self.session_owner(token) else {
+            return Ok(None);
+        };
+        let users = self.inner.users.lock(&user_id);
+        Ok(users.get(&user_id).and_then(|u| {
+            u.sessions
+                .iter()
+                .find(|(h, s)| KeyedHash(*h) == *token && s.expires_at > now)
+                .map(|(_, s)| s.clone())
+        }))
     }
 
     async fn delete_session(&self, token: &KeyedHash) -> Result<()> {
-        self.inner.sessions.lock(&token.0).remove(&token.0);
+        let Some(user_id) = self.inner.session_index.lock(&token.0).remove(&token.0) else {
+            return Ok(());
+        };
+        let mut users = self.inner.users.lock(&user_id);
+        if let Some(u) = users.get_mut(&user_id) {
+            u.sessions.retain(|(h, _)| KeyedHash(*h) != *token);
+        }
         Ok(())
+    }
+
+    async fn sessions(&self, user_id: &UserId, now: u64) -> Result<Vec<SessionRecord>> {
+        Ok(self
+            .inner
+            .users
+            .lock(user_id)
+            .get(user_id)
+            .map(|u| {
+                u.sessions
+                    .iter()
+                    .filter(|(_, s)| s.expires_at > now)
+                    .map(|(_, s)| s.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn reauthenticate_session(&self, token: &KeyedHash, at: u64) -> Result<bool> {
+        let Some(user_id) = self.session_owner(token) else {
+            return Ok(false);
+        };
+        let mut users = self.inner.users.lock(&user_id);
+        let found = users.get_mut(&user_id).and_then(|u| {
+            u.sessions
+                .iter_mut()
+                .find(|(h, s)| KeyedHash(*h) == *token && s.expires_at > at)
+        });
+        match found {
+            Some((_, s)) => {
+                s.authenticated_at = at;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn delete_session_by_id(&self, user_id: &UserId, id: &SessionId) -> Result<bool> {
+        let removed = {
+            let mut users = self.inner.users.lock(user_id);
+            users.get_mut(user_id).and_then(|u| {
+                let pos = u.sessions.iter().position(|(_, s)| &s.id == id)?;
+                Some(u.sessions.remove(pos).0)
+            })
+        };
+        if let Some(hash) = removed {
+            self.inner.session_index.lock(&hash).remove(&hash);
+        }
+        Ok(removed.is_some())
+    }
+
+    async fn delete_sessions(&self, user_id: &UserId, keep: Option<&SessionId>) -> Result<u32> {
+        let removed: Vec<[u8; 32]> = {
+            let mut users = self.inner.users.lock(user_id);
+            match users.get_mut(user_id) {
+                Some(u) => {
+                    let (kept, gone) = std::mem::take(&mut u.sessions)
+                        .into_iter()
+                        .partition(|(_, s)| Some(&s.id) == keep);
+                    u.sessions = kept;
+                    gone.into_iter().map(|(h, _)| h).collect()
+                }
+                None => Vec::new(),
+            }
+        };
+        for hash in &removed {
+            self.inner.session_index.lock(hash).remove(hash);
+        }
+        Ok(u32::try_from(removed.len()).unwrap_or(u32::MAX))
+    }
+}
+
+impl MemoryStore {
+    fn session_owner(&self, token: &KeyedHash) -> Option<UserId> {
+        self.inner
+            .session_index
+            .lock(&token.0)
+            .get(&token.0)
+            .cloned()
     }
 }

@@ -51,8 +51,10 @@
 use std::future::Future;
 
 use crate::Result;
+use crate::auth::AuthMethod;
 use crate::password::PasswordHash;
 use crate::secret::{KeyedHash, SealedSecret};
+use crate::security_log::SecurityEvent;
 
 mod combined;
 #[cfg(feature = "conformance")]
@@ -132,6 +134,11 @@ string_id!(
     /// The id of one trusted device of an account (not its token).
     DeviceId
 );
+string_id!(
+    /// The id of one session of an account, for lists (not its token: knowing it
+    /// grants nothing).
+    SessionId
+);
 
 /// An account as stored.
 #[derive(Clone, Debug)]
@@ -147,6 +154,12 @@ pub struct AccountRecord {
     pub password_epoch: u64,
     /// Whether two-factor authentication is on.
     pub two_factor_enabled: bool,
+    /// The id of the key-ring key whose keyed hashes the account's current backup
+    /// codes are (set by [`AccountStore::enable_two_factor`] and
+    /// [`AccountStore::replace_backup_codes`], cleared by
+    /// [`AccountStore::disable_two_factor`]); `None` without backup codes, or for
+    /// codes made before 0.2 recorded it.
+    pub backup_codes_key_id: Option<u32>,
     /// When the account was made (Unix seconds).
     pub created_at: u64,
 }
@@ -239,12 +252,19 @@ pub struct DeviceRecord {
 /// A logged-in session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {
+    /// The session's id, for lists (not its token).
+    pub id: SessionId,
     /// Whose session.
     pub user_id: UserId,
     /// The account's password epoch at login; a password change ends the session.
     pub password_epoch: u64,
+    /// How the login that made it was passed.
+    pub method: AuthMethod,
     /// When it started (Unix seconds).
     pub created_at: u64,
+    /// When the owner last proved who they are in it: the login, or the latest
+    /// re-authentication (Unix seconds). Credential changes need this to be recent.
+    pub authenticated_at: u64,
     /// When it ends (Unix seconds).
     pub expires_at: u64,
 }
@@ -269,13 +289,23 @@ pub trait AccountStore: Send + Sync + 'static {
         user_id: &UserId,
     ) -> impl Future<Output = Result<Option<AccountRecord>>> + Send;
 
-    /// Replaces the password hash and sets the password epoch. Returns `false` when
-    /// the account does not exist.
+    /// Replaces the password hash and sets the password epoch to `new_epoch`, if and
+    /// only if the account's epoch is still `expected_epoch`. Returns whether it
+    /// wrote; `false` when the account does not exist or its epoch moved on.
+    ///
+    /// The core uses it two ways: a rehash on login writes the same epoch it read
+    /// (`expected_epoch == new_epoch`), a password change writes the next one. So a
+    /// login that read the account before a concurrent password change can never
+    /// write the old password back.
+    ///
+    /// Atomicity: a compare-and-set on the epoch. Of N concurrent calls with the same
+    /// `expected_epoch` and a `new_epoch` greater than it, exactly one returns `true`.
     fn set_password(
         &self,
         user_id: &UserId,
         hash: &PasswordHash,
-        password_epoch: u64,
+        expected_epoch: u64,
+        new_epoch: u64,
     ) -> impl Future<Output = Result<bool>> + Send;
 
     /// The account's authenticators, oldest first (by `created_at`; ties in any order).
@@ -285,7 +315,9 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<AuthenticatorRecord>>> + Send;
 
     /// Turns two-factor authentication on: stores the first authenticator, replaces
-    /// the backup-code hashes with `backup_codes` and sets the enabled flag.
+    /// the backup-code hashes with `backup_codes` (keyed hashes made with key-ring key
+    /// `backup_key_id`, recorded as the account's `backup_codes_key_id`) and sets the
+    /// enabled flag.
     ///
     /// Atomicity: all or nothing; when 2FA is already on (a concurrent confirm won),
     /// nothing changes and [`Error::TwoFactorAlreadyEnabled`](crate::Error::TwoFactorAlreadyEnabled)
@@ -294,15 +326,21 @@ pub trait AccountStore: Send + Sync + 'static {
         &self,
         authenticator: &AuthenticatorRecord,
         backup_codes: &[KeyedHash],
+        backup_key_id: u32,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Adds another authenticator to an account that has 2FA on.
+    /// Adds another authenticator to an account that has 2FA on and fewer than
+    /// `max_authenticators` of them.
     ///
     /// Atomicity: fails with [`Error::TwoFactorNotEnabled`](crate::Error::TwoFactorNotEnabled)
-    /// when 2FA is off at the moment of the write (a concurrent disable won).
+    /// when 2FA is off at the moment of the write (a concurrent disable won), and with
+    /// [`Error::TooManyAuthenticators`](crate::Error::TooManyAuthenticators) when the
+    /// account already has `max_authenticators`: N concurrent adds never take an
+    /// account past the cap.
     fn add_authenticator(
         &self,
         authenticator: &AuthenticatorRecord,
+        max_authenticators: u32,
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Removes one authenticator unless it is the account's last one.
@@ -325,18 +363,20 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Turns two-factor authentication off: removes every authenticator and backup
-    /// code and clears the flag. Returns whether it was on.
+    /// code, clears the flag and `backup_codes_key_id`. Returns whether it was on.
     ///
     /// Atomicity: all or nothing.
     fn disable_two_factor(&self, user_id: &UserId) -> impl Future<Output = Result<bool>> + Send;
 
-    /// Replaces the account's backup-code hashes with a new set.
+    /// Replaces the account's backup-code hashes with a new set, made with key-ring
+    /// key `key_id` (recorded as the account's `backup_codes_key_id`).
     ///
     /// Atomicity: after it returns, no code of the old set can be consumed.
     fn replace_backup_codes(
         &self,
         user_id: &UserId,
         hashes: &[KeyedHash],
+        key_id: u32,
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Consumes one backup code by its keyed hash: returns `true` and deletes it when
@@ -352,6 +392,26 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// How many unspent backup codes the account has.
     fn backup_codes_remaining(&self, user_id: &UserId) -> impl Future<Output = Result<u32>> + Send;
+
+    /// Appends an entry to the account's security log, then forgets the account's
+    /// entries beyond the newest `max_entries` and those with `at < forget_before`.
+    /// Appending for an account that does not exist is not an error (nothing is
+    /// kept). `client` and `detail` are at most 200 bytes (the core bounds them).
+    fn append_security_event(
+        &self,
+        user_id: &UserId,
+        event: &SecurityEvent,
+        max_entries: u32,
+        forget_before: u64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The account's security log, newest first (entries with the same `at` newest
+    /// appended first), at most `limit` entries.
+    fn security_log(
+        &self,
+        user_id: &UserId,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<SecurityEvent>>> + Send;
 }
 
 /// Short-lived state: pending logins and enrollments, replay marks, throttles,
@@ -494,6 +554,40 @@ pub trait EphemeralStore: Send + Sync + 'static {
 
     /// Deletes a session. Deleting a missing one is not an error.
     fn delete_session(&self, token: &KeyedHash) -> impl Future<Output = Result<()>> + Send;
+
+    /// The account's unexpired sessions, oldest first (by `created_at`; ties in any
+    /// order).
+    fn sessions(
+        &self,
+        user_id: &UserId,
+        now: u64,
+    ) -> impl Future<Output = Result<Vec<SessionRecord>>> + Send;
+
+    /// Sets `authenticated_at` of the session with this token (a re-authentication);
+    /// returns whether the session exists and is unexpired at `at`.
+    fn reauthenticate_session(
+        &self,
+        token: &KeyedHash,
+        at: u64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Deletes the account's session with this id; returns whether it existed.
+    fn delete_session_by_id(
+        &self,
+        user_id: &UserId,
+        id: &SessionId,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Deletes every session of the account except the one with id `keep` (all of
+    /// them when `keep` is `None`); returns how many it deleted.
+    ///
+    /// Atomicity: a session created before the call started is gone when it returns
+    /// (unless it is `keep`).
+    fn delete_sessions(
+        &self,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
+    ) -> impl Future<Output = Result<u32>> + Send;
 }
 
 /// A complete store: both halves. Implemented for every type that has them.
