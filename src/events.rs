@@ -23,6 +23,7 @@
 use std::time::Duration;
 
 use crate::auth::AuthMethod;
+use crate::security_log::{SecurityEvent, SecurityEventKind};
 use crate::store::{AuthenticatorId, DeviceId, UserId};
 
 /// Something a flow did.
@@ -136,6 +137,90 @@ pub enum Event {
         /// Whose.
         user_id: UserId,
     },
+    /// A session proved again who its owner is (step-up).
+    Reauthenticated {
+        /// Whose.
+        user_id: UserId,
+        /// How: the password alone (2FA off), or with a TOTP or backup code.
+        method: AuthMethod,
+    },
+    /// Sessions of the account were ended from another session, by a credential
+    /// change, or by an operator.
+    SessionsRevoked {
+        /// Whose.
+        user_id: UserId,
+        /// How many.
+        count: u32,
+    },
+    /// An operator reset the account's second factors
+    /// ([`Service::reset_two_factor`](crate::Service::reset_two_factor)).
+    TwoFactorReset {
+        /// Whose.
+        user_id: UserId,
+        /// Who did it, as the operator's tool named them.
+        operator: String,
+        /// Why, as recorded by the operator.
+        reason: String,
+    },
+    /// An authenticator's secret could not be opened (its key left the key ring, or
+    /// the blob is damaged) and was skipped; the account can still use its other
+    /// authenticators and its backup codes.
+    AuthenticatorUnreadable {
+        /// Whose.
+        user_id: UserId,
+        /// Which.
+        authenticator_id: AuthenticatorId,
+    },
+}
+
+impl Event {
+    /// The security-log entry this event makes for its account, if any: what the
+    /// owner sees in [`Service::security_log`](crate::Service::security_log).
+    pub(crate) fn security_entry(&self, at: u64) -> Option<(&UserId, SecurityEvent)> {
+        use SecurityEventKind as K;
+        let entry = |kind| SecurityEvent::new(at, kind);
+        Some(match self {
+            Event::LoginSucceeded { user_id, method } => {
+                (user_id, entry(K::Login).with_method(*method))
+            }
+            Event::PasswordRejected {
+                user_id: Some(user_id),
+            } => (user_id, entry(K::LoginFailed)),
+            Event::SecondFactorRejected { user_id, .. } => (user_id, entry(K::SecondFactorFailed)),
+            Event::CodeReplayed { user_id, .. } => (user_id, entry(K::CodeReplayed)),
+            Event::LockedOut { user_id, .. } => (user_id, entry(K::LockedOut)),
+            Event::Reauthenticated { user_id, method } => {
+                (user_id, entry(K::Reauthenticated).with_method(*method))
+            }
+            Event::TwoFactorEnabled { user_id, .. } => (user_id, entry(K::TwoFactorEnabled)),
+            Event::TwoFactorDisabled { user_id } => (user_id, entry(K::TwoFactorDisabled)),
+            Event::AuthenticatorAdded { user_id, .. } => (user_id, entry(K::AuthenticatorAdded)),
+            Event::AuthenticatorRemoved { user_id, .. } => {
+                (user_id, entry(K::AuthenticatorRemoved))
+            }
+            Event::BackupCodesRegenerated { user_id } => {
+                (user_id, entry(K::BackupCodesRegenerated))
+            }
+            Event::BackupCodeUsed { user_id, .. } => (user_id, entry(K::BackupCodeUsed)),
+            Event::PasswordChanged { user_id } => (user_id, entry(K::PasswordChanged)),
+            Event::SessionsRevoked { user_id, .. } => (user_id, entry(K::SessionRevoked)),
+            Event::DevicesRevoked { user_id, .. } => (user_id, entry(K::DeviceRevoked)),
+            Event::TwoFactorReset {
+                user_id,
+                operator,
+                reason,
+            } => (
+                user_id,
+                entry(K::TwoFactorReset).with_detail(&format!("by {operator}: {reason}")),
+            ),
+            Event::Registered { .. }
+            | Event::PasswordRejected { user_id: None }
+            | Event::ClientThrottled { .. }
+            | Event::EnrollmentStarted { .. }
+            | Event::DeviceTrusted { .. }
+            | Event::AuthenticatorUnreadable { .. } => return None,
+        })
+    }
 }
 
 /// Receives [`Event`]s. Must be cheap and must not block: it runs inside the flows.
@@ -163,7 +248,9 @@ impl EventSink for TracingEvents {
         match event {
             Event::CodeReplayed { .. }
             | Event::LockedOut { .. }
-            | Event::ClientThrottled { .. } => {
+            | Event::ClientThrottled { .. }
+            | Event::AuthenticatorUnreadable { .. }
+            | Event::TwoFactorReset { .. } => {
                 tracing::warn!(target: "secondfactor::audit", ?event)
             }
             _ => tracing::info!(target: "secondfactor::audit", ?event),

@@ -107,5 +107,6 @@ pub use error::{Error, Result};
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 pub use flow::{
-    AuthMethod, Authenticated, LoginOutcome, LoginRequest, SecondFactor, Service, ServiceBuilder,
+    AuthMethod, Authenticated, LoginOutcome, LoginRequest, ReauthRequest, RecentAuth, SecondFactor,
+    Service, ServiceBuilder,
 };

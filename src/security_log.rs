@@ -74,9 +74,6 @@ kinds! {
     AuthenticatorAdded => "authenticator_added",
     /// An authenticator was removed.
     AuthenticatorRemoved => "authenticator_removed",
-    /// An authenticator's secret could not be opened (its sealing key left the key
-    /// ring, or the stored blob is damaged); it was skipped.
-    AuthenticatorUnreadable => "authenticator_unreadable",
     /// A new set of backup codes replaced the old one.
     BackupCodesRegenerated => "backup_codes_regenerated",
     /// A backup code was spent.

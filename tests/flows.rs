@@ -1,6 +1,7 @@
 //! The flows end to end on the memory store: one test (at least) per invariant of the
 //! design brief, each of which fails if its protection is removed.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +13,9 @@ use secondfactor::password::PasswordHasher;
 use secondfactor::secret::{KeyRing, SealingKey};
 use secondfactor::store::{AccountStore, MemoryStore, UserId};
 use secondfactor::totp::TotpKey;
-use secondfactor::{AuthMethod, Error, LoginOutcome, LoginRequest, SecondFactor, Service};
+use secondfactor::{
+    AuthMethod, Error, LoginOutcome, LoginRequest, RecentAuth, SecondFactor, Service,
+};
 
 const T0: u64 = 1_700_000_010; // 10 s into a 30 s period
 const PW: &str = "correct horse battery";
@@ -36,6 +39,8 @@ struct Harness {
     clock: ManualClock,
     events: Arc<Mutex<Vec<Event>>>,
     blocking: CountingBlocking,
+    /// A session per user, made by `proof` while 2FA was still off.
+    sessions: Mutex<HashMap<UserId, String>>,
 }
 
 fn harness() -> Harness {
@@ -49,6 +54,7 @@ fn harness() -> Harness {
         .events(move |e: &Event| sink.lock().unwrap().push(e.clone()))
         .blocking(blocking.clone())
         .issuer("Test Co")
+        .reauth_ttl(Duration::from_secs(3600))
         .build()
         .unwrap();
     Harness {
@@ -56,6 +62,7 @@ fn harness() -> Harness {
         clock,
         events,
         blocking,
+        sessions: Mutex::new(HashMap::new()),
     }
 }
 
@@ -68,14 +75,58 @@ impl Harness {
         self.clock.advance(Duration::from_secs(secs));
     }
 
+    /// The harness's session of `user`: made by a password-only login the first time
+    /// it is asked for (so before 2FA is turned on), kept afterwards.
+    async fn session_of(&self, user: &UserId) -> String {
+        if let Some(t) = self.sessions.lock().unwrap().get(user).cloned() {
+            return t;
+        }
+        let name = self.service.status(user).await.unwrap().username;
+        let LoginOutcome::Authenticated(auth) = self
+            .service
+            .login(LoginRequest::new(&name, PW))
+            .await
+            .unwrap()
+        else {
+            panic!("proof() needs a session made while 2FA was off");
+        };
+        let token = self.service.issue_session(auth).await.unwrap();
+        let token = token.expose().to_owned();
+        self.sessions
+            .lock()
+            .unwrap()
+            .insert(user.clone(), token.clone());
+        token
+    }
+
+    /// A recent-authentication proof for `user`, from the harness's session (the
+    /// harness's re-authentication window is an hour).
+    async fn proof(&self, user: &UserId) -> RecentAuth {
+        let token = self.session_of(user).await;
+        self.service.recent_auth(&token).await.unwrap()
+    }
+
+    /// Changes the password with the harness's session and keeps the session the
+    /// change hands back.
+    async fn change_password(&self, user: &UserId, current: &str, new: &str) -> Result<(), Error> {
+        let proof = self.proof(user).await;
+        let token = self.service.change_password(&proof, current, new).await?;
+        self.sessions
+            .lock()
+            .unwrap()
+            .insert(user.clone(), token.expose().to_owned());
+        Ok(())
+    }
+
     /// Registers `name` and turns 2FA on; returns the user, the phone and the backup codes.
     async fn enrolled(&self, name: &str) -> (UserId, TotpKey, Vec<String>) {
         let user = self.service.register(name, PW).await.unwrap();
-        let setup = self.service.setup_two_factor(&user).await.unwrap();
+        let proof = self.proof(&user).await;
+        let setup = self.service.setup_two_factor(&proof).await.unwrap();
         let phone = TotpKey::new(self.service.totp_policy(), setup.secret().expose_bytes());
         let done = self
             .service
-            .confirm_enrollment(&user, &phone.generate(self.now()))
+            .confirm_enrollment(&proof, &phone.generate(self.now()))
             .await
             .unwrap();
         let codes = done
@@ -130,7 +181,11 @@ fn code_of(e: &Error) -> &'static str {
 async fn enrollment_is_two_step_and_confirm_marks_the_step_used() {
     let h = harness();
     let user = h.service.register("alice", PW).await.unwrap();
-    let setup = h.service.setup_two_factor(&user).await.unwrap();
+    let setup = h
+        .service
+        .setup_two_factor(&h.proof(&user).await)
+        .await
+        .unwrap();
     assert!(setup.uri().starts_with("otpauth://totp/Test%20Co:alice?"));
     assert_eq!(setup.expires_in(), Duration::from_secs(600));
     // Setup alone does not enable 2FA: the password still logs in directly.
@@ -147,14 +202,18 @@ async fn enrollment_is_two_step_and_confirm_marks_the_step_used() {
     let wrong = h.wrong_code(&phone);
     let err = h
         .service
-        .confirm_enrollment(&user, &wrong)
+        .confirm_enrollment(&h.proof(&user).await, &wrong)
         .await
         .unwrap_err();
     assert_eq!(code_of(&err), "invalid_code");
     assert!(!h.service.status(&user).await.unwrap().enabled);
     // A valid code does, once, and yields 10 backup codes.
     let code = phone.generate(h.now());
-    let done = h.service.confirm_enrollment(&user, &code).await.unwrap();
+    let done = h
+        .service
+        .confirm_enrollment(&h.proof(&user).await, &code)
+        .await
+        .unwrap();
     assert_eq!(done.backup_codes.as_ref().map(Vec::len), Some(10));
     let status = h.service.status(&user).await.unwrap();
     assert!(status.enabled);
@@ -169,7 +228,12 @@ async fn enrollment_is_two_step_and_confirm_marks_the_step_used() {
     assert_eq!(code_of(&err), "code_already_used");
     // A second setup is refused while 2FA is on.
     assert_eq!(
-        code_of(&h.service.setup_two_factor(&user).await.unwrap_err()),
+        code_of(
+            &h.service
+                .setup_two_factor(&h.proof(&user).await)
+                .await
+                .unwrap_err()
+        ),
         "two_factor_already_enabled"
     );
 }
@@ -178,13 +242,21 @@ async fn enrollment_is_two_step_and_confirm_marks_the_step_used() {
 async fn setup_expires_and_a_new_setup_replaces_the_old() {
     let h = harness();
     let user = h.service.register("bob", PW).await.unwrap();
-    let first = h.service.setup_two_factor(&user).await.unwrap();
-    let second = h.service.setup_two_factor(&user).await.unwrap();
+    let first = h
+        .service
+        .setup_two_factor(&h.proof(&user).await)
+        .await
+        .unwrap();
+    let second = h
+        .service
+        .setup_two_factor(&h.proof(&user).await)
+        .await
+        .unwrap();
     let old = TotpKey::new(h.service.totp_policy(), first.secret().expose_bytes());
     let new = TotpKey::new(h.service.totp_policy(), second.secret().expose_bytes());
     let err = h
         .service
-        .confirm_enrollment(&user, &old.generate(h.now()))
+        .confirm_enrollment(&h.proof(&user).await, &old.generate(h.now()))
         .await
         .unwrap_err();
     assert_eq!(
@@ -195,7 +267,7 @@ async fn setup_expires_and_a_new_setup_replaces_the_old() {
     h.advance(601);
     let err = h
         .service
-        .confirm_enrollment(&user, &new.generate(h.now()))
+        .confirm_enrollment(&h.proof(&user).await, &new.generate(h.now()))
         .await
         .unwrap_err();
     assert_eq!(code_of(&err), "setup_expired");
@@ -206,24 +278,54 @@ async fn setup_expires_and_a_new_setup_replaces_the_old() {
 async fn the_pending_enrollment_can_be_shown_again_until_confirmed_or_expired() {
     let h = harness();
     let user = h.service.register("carol", PW).await.unwrap();
-    assert!(h.service.pending_enrollment(&user).await.unwrap().is_none());
-    let setup = h.service.setup_two_factor(&user).await.unwrap();
+    assert!(
+        h.service
+            .pending_enrollment(&h.proof(&user).await)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let setup = h
+        .service
+        .setup_two_factor(&h.proof(&user).await)
+        .await
+        .unwrap();
     h.advance(100);
-    let again = h.service.pending_enrollment(&user).await.unwrap().unwrap();
+    let again = h
+        .service
+        .pending_enrollment(&h.proof(&user).await)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again.secret(), setup.secret());
     assert_eq!(*again.uri(), *setup.uri());
     assert_eq!(again.expires_in(), Duration::from_secs(500));
     let phone = TotpKey::new(h.service.totp_policy(), again.secret().expose_bytes());
     h.service
-        .confirm_enrollment(&user, &phone.generate(h.now()))
+        .confirm_enrollment(&h.proof(&user).await, &phone.generate(h.now()))
         .await
         .unwrap();
-    assert!(h.service.pending_enrollment(&user).await.unwrap().is_none());
+    assert!(
+        h.service
+            .pending_enrollment(&h.proof(&user).await)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let dave = h.service.register("dave", PW).await.unwrap();
-    h.service.setup_two_factor(&dave).await.unwrap();
+    h.service
+        .setup_two_factor(&h.proof(&dave).await)
+        .await
+        .unwrap();
     h.advance(601);
-    assert!(h.service.pending_enrollment(&dave).await.unwrap().is_none());
+    assert!(
+        h.service
+            .pending_enrollment(&h.proof(&dave).await)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -500,7 +602,6 @@ async fn a_pending_login_is_burnt_after_its_attempts_and_void_after_a_password_c
     // A password change voids pending logins made before it.
     let t = h.pending("kim").await;
     let _ = h
-        .service
         .change_password(&user, PW, "a whole new password")
         .await
         .unwrap();
@@ -657,13 +758,17 @@ async fn attacker_simulation_30_days_success_probability_below_1e_4() {
 async fn the_store_sees_only_sealed_secrets_and_hashed_backup_codes() {
     let h = harness();
     let user = h.service.register("olga", PW).await.unwrap();
-    let setup = h.service.setup_two_factor(&user).await.unwrap();
+    let setup = h
+        .service
+        .setup_two_factor(&h.proof(&user).await)
+        .await
+        .unwrap();
     let secret_bytes = setup.secret().expose_bytes().to_vec();
     let b32 = setup.secret().to_base32().to_string();
     let phone = TotpKey::new(h.service.totp_policy(), &secret_bytes);
     let done = h
         .service
-        .confirm_enrollment(&user, &phone.generate(h.now()))
+        .confirm_enrollment(&h.proof(&user).await, &phone.generate(h.now()))
         .await
         .unwrap();
     let auths = h.service.store().authenticators(&user).await.unwrap();
@@ -788,13 +893,13 @@ async fn a_second_authenticator_has_its_own_last_step() {
     let (user, phone, _) = h.enrolled("rae").await;
     let setup = h
         .service
-        .add_authenticator(&user, "backup phone")
+        .add_authenticator(&h.proof(&user).await, "backup phone")
         .await
         .unwrap();
     let phone2 = TotpKey::new(h.service.totp_policy(), setup.secret().expose_bytes());
     let done = h
         .service
-        .confirm_enrollment(&user, &phone2.generate(h.now()))
+        .confirm_enrollment(&h.proof(&user).await, &phone2.generate(h.now()))
         .await
         .unwrap();
     assert!(done.backup_codes.is_none());
@@ -817,15 +922,18 @@ async fn a_second_authenticator_has_its_own_last_step() {
         .unwrap();
     // Remove the first; the last one cannot be removed.
     let first = status.authenticators[0].id.clone();
-    h.service.remove_authenticator(&user, &first).await.unwrap();
+    h.service
+        .remove_authenticator(&h.proof(&user).await, &first)
+        .await
+        .unwrap();
     let last = status.authenticators[1].id.clone();
     assert_eq!(
         h.service
-            .remove_authenticator(&user, &last)
+            .remove_authenticator(&h.proof(&user).await, &last)
             .await
             .unwrap_err()
             .code(),
-        "invalid_input"
+        "last_authenticator"
     );
     h.advance(30);
     let t = h.pending("rae").await;
@@ -848,7 +956,7 @@ async fn disable_and_regenerate_need_a_valid_factor() {
     let wrong = h.wrong_code(&phone);
     assert_eq!(
         h.service
-            .regenerate_backup_codes(&user, &wrong)
+            .regenerate_backup_codes(&h.proof(&user).await, &wrong)
             .await
             .unwrap_err()
             .code(),
@@ -856,19 +964,22 @@ async fn disable_and_regenerate_need_a_valid_factor() {
     );
     let fresh = h
         .service
-        .regenerate_backup_codes(&user, &phone.generate(h.now()))
+        .regenerate_backup_codes(&h.proof(&user).await, &phone.generate(h.now()))
         .await
         .unwrap();
     assert_eq!(fresh.len(), 10);
     // The old set stops working.
     let err = h
         .service
-        .disable_two_factor(&user, SecondFactor::BackupCode(&codes[0]))
+        .disable_two_factor(&h.proof(&user).await, SecondFactor::BackupCode(&codes[0]))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "invalid_code");
     h.service
-        .disable_two_factor(&user, SecondFactor::BackupCode(fresh[0].expose()))
+        .disable_two_factor(
+            &h.proof(&user).await,
+            SecondFactor::BackupCode(fresh[0].expose()),
+        )
         .await
         .unwrap();
     let status = h.service.status(&user).await.unwrap();
@@ -876,7 +987,7 @@ async fn disable_and_regenerate_need_a_valid_factor() {
     assert_eq!(status.backup_codes_remaining, 0);
     assert_eq!(
         h.service
-            .disable_two_factor(&user, SecondFactor::Totp("123456"))
+            .disable_two_factor(&h.proof(&user).await, SecondFactor::Totp("123456"))
             .await
             .unwrap_err()
             .code(),
@@ -892,7 +1003,7 @@ async fn disable_is_throttled_per_account() {
     for _ in 0..6 {
         assert_eq!(
             h.service
-                .disable_two_factor(&user, SecondFactor::Totp(&wrong))
+                .disable_two_factor(&h.proof(&user).await, SecondFactor::Totp(&wrong))
                 .await
                 .unwrap_err()
                 .code(),
@@ -901,7 +1012,10 @@ async fn disable_is_throttled_per_account() {
     }
     assert_eq!(
         h.service
-            .disable_two_factor(&user, SecondFactor::Totp(&phone.generate(h.now())))
+            .disable_two_factor(
+                &h.proof(&user).await,
+                SecondFactor::Totp(&phone.generate(h.now()))
+            )
             .await
             .unwrap_err()
             .code(),
@@ -1001,9 +1115,7 @@ async fn devices_are_revoked_on_disable_and_on_password_change_and_expire() {
             .unwrap();
         h.service.issue_session(a).await.unwrap()
     };
-    let new_auth = h
-        .service
-        .change_password(&user, PW, "another good password")
+    h.change_password(&user, PW, "another good password")
         .await
         .unwrap();
     assert!(h.service.trusted_devices(&user).await.unwrap().is_empty());
@@ -1015,17 +1127,17 @@ async fn devices_are_revoked_on_disable_and_on_password_change_and_expire() {
     assert!(matches!(r, LoginOutcome::SecondFactorRequired(_)));
     // The old session ended with the password change; the new one works.
     assert!(h.service.session(session.expose()).await.is_err());
-    let fresh = h.service.issue_session(new_auth).await.unwrap();
-    assert!(h.service.session(fresh.expose()).await.is_ok());
+    // The session that made the change got a fresh one in place of its own.
+    let fresh = h.session_of(&user).await;
+    assert!(h.service.session(&fresh).await.is_ok());
     assert_eq!(
-        h.service
-            .change_password(&user, "wrong password", "yet another password")
+        h.change_password(&user, "wrong password", "yet another password")
             .await
             .unwrap_err()
             .code(),
         "invalid_credentials"
     );
-    let _ = h.service.end_session(fresh.expose()).await;
+    let _ = h.service.end_session(&fresh).await;
     let _ = user;
     let _ = h.events();
 }
@@ -1099,14 +1211,13 @@ async fn wrong_current_passwords_are_throttled_on_password_change() {
     let user = h.service.register("pia", PW).await.unwrap();
     for i in 0..6 {
         let err = h
-            .service
             .change_password(&user, "not the password", "a new password")
             .await
             .unwrap_err();
         assert_eq!(err.code(), "invalid_credentials", "guess {i}");
     }
     // Even the right password waits now: guessing from a stolen session is slowed down.
-    match h.service.change_password(&user, PW, "a new password").await {
+    match h.change_password(&user, PW, "a new password").await {
         Err(Error::TooManyAttempts { retry_after }) => assert_eq!(retry_after.as_secs(), 60),
         other => panic!("{other:?}"),
     }
@@ -1117,7 +1228,6 @@ async fn wrong_current_passwords_are_throttled_on_password_change() {
     );
     h.advance(60);
     let _ = h
-        .service
         .change_password(&user, PW, "a new password")
         .await
         .unwrap();

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use super::Service;
-use super::login::{Factor, SecondFactor, check_name};
+use super::login::{SecondFactor, check_name};
+use super::{RecentAuth, Service};
 use crate::backup::{self, BackupCode};
 use crate::events::Event;
 use crate::provisioning::{OtpAuthUri, QrCode};
@@ -13,7 +13,6 @@ use crate::secret::{KeyedHash, Secret};
 use crate::store::{
     AuthenticatorId, AuthenticatorRecord, PendingEnrollment, RemoveOutcome, Store, UserId,
 };
-use crate::throttle;
 use crate::totp::TotpKey;
 use crate::{Error, Result};
 
@@ -86,6 +85,10 @@ pub struct AuthenticatorInfo {
     pub name: String,
     /// When it was confirmed (Unix seconds).
     pub created_at: u64,
+    /// `false` when its secret cannot be opened with the service's key ring (its
+    /// sealing key was removed, or the stored blob is damaged): codes from it are
+    /// refused. Remove it and add the phone again.
+    pub readable: bool,
 }
 
 /// An account's two-factor status.
@@ -99,6 +102,12 @@ pub struct TwoFactorStatus {
     pub backup_codes_remaining: u32,
     /// The authenticators, oldest first.
     pub authenticators: Vec<AuthenticatorInfo>,
+    /// `true` when the backup codes were made with a key that is no longer the key
+    /// ring's active key (or before 0.2 recorded which key made them, on a ring with
+    /// several keys): they work while that key stays in the ring, so ask the user to
+    /// make new ones before the key is removed. See
+    /// [`KeyRing`](crate::secret::KeyRing) on rotation.
+    pub backup_codes_need_regeneration: bool,
 }
 
 const FIRST_AUTHENTICATOR_NAME: &str = "authenticator";
@@ -114,6 +123,7 @@ impl<S: Store> Service<S> {
             .account(user_id)
             .await?
             .ok_or(Error::NotFound { what: "account" })?;
+        let keys = &self.inner.keys;
         let (backup_codes_remaining, authenticators) = if account.two_factor_enabled {
             let auths = store.authenticators(user_id).await?;
             (
@@ -121,6 +131,7 @@ impl<S: Store> Service<S> {
                 auths
                     .into_iter()
                     .map(|a| AuthenticatorInfo {
+                        readable: keys.open(user_id.as_str(), &a.sealed_secret).is_ok(),
                         id: a.id,
                         name: a.name,
                         created_at: a.created_at,
@@ -130,11 +141,17 @@ impl<S: Store> Service<S> {
         } else {
             (0, Vec::new())
         };
+        let backup_codes_need_regeneration = backup_codes_remaining > 0
+            && match account.backup_codes_key_id {
+                Some(id) => id != keys.active_id(),
+                None => keys.key_ids().len() > 1,
+            };
         Ok(TwoFactorStatus {
             username: account.username,
             enabled: account.two_factor_enabled,
             backup_codes_remaining,
             authenticators,
+            backup_codes_need_regeneration,
         })
     }
 
@@ -143,29 +160,58 @@ impl<S: Store> Service<S> {
     /// authenticator app needs. Nothing is enabled until
     /// [`confirm_enrollment`](Self::confirm_enrollment).
     ///
-    /// Errors: `two_factor_already_enabled`, `not_found`, `unavailable`.
+    /// Needs a recent authentication ([`RecentAuth`]): a stolen session alone must not
+    /// turn 2FA on with the thief's phone.
+    ///
+    /// Errors: `reauthentication_required`, `two_factor_already_enabled`,
+    /// `not_found`, `unavailable`.
     #[tracing::instrument(skip_all)]
-    pub async fn setup_two_factor(&self, user_id: &UserId) -> Result<EnrollmentSetup> {
-        self.begin_enrollment(user_id, FIRST_AUTHENTICATOR_NAME, false)
+    pub async fn setup_two_factor(&self, proof: &RecentAuth) -> Result<EnrollmentSetup> {
+        self.begin_enrollment(proof, FIRST_AUTHENTICATOR_NAME, false)
             .await
+    }
+
+    /// The pending setup if there is one, else a new one: what a setup page shows,
+    /// so that a reload shows the QR code the user may already have scanned instead
+    /// of replacing it. A pending *added* authenticator is not resumed here.
+    ///
+    /// Errors: as [`setup_two_factor`](Self::setup_two_factor), plus
+    /// `sealed_secret_invalid` and `unknown_key`.
+    #[tracing::instrument(skip_all)]
+    pub async fn resume_or_setup_two_factor(&self, proof: &RecentAuth) -> Result<EnrollmentSetup> {
+        self.check_recent(proof)?;
+        if let Some((setup, false)) = self.pending(proof).await? {
+            return Ok(setup);
+        }
+        self.setup_two_factor(proof).await
     }
 
     /// Starts adding another authenticator (a second phone) to an account with 2FA
     /// on; confirm it like the first with [`confirm_enrollment`](Self::confirm_enrollment).
     ///
-    /// Errors: `two_factor_not_enabled`, `invalid_input` (name), `not_found`, `unavailable`.
+    /// Needs a recent authentication; at most
+    /// [`max_authenticators`](super::ServiceBuilder::max_authenticators) per account.
+    ///
+    /// Errors: `reauthentication_required`, `two_factor_not_enabled`,
+    /// `too_many_authenticators`, `invalid_input` (name), `not_found`, `unavailable`.
     #[tracing::instrument(skip_all)]
-    pub async fn add_authenticator(&self, user_id: &UserId, name: &str) -> Result<EnrollmentSetup> {
+    pub async fn add_authenticator(
+        &self,
+        proof: &RecentAuth,
+        name: &str,
+    ) -> Result<EnrollmentSetup> {
         let name = check_name(name)?;
-        self.begin_enrollment(user_id, &name, true).await
+        self.begin_enrollment(proof, &name, true).await
     }
 
     async fn begin_enrollment(
         &self,
-        user_id: &UserId,
+        proof: &RecentAuth,
         name: &str,
         adding: bool,
     ) -> Result<EnrollmentSetup> {
+        self.check_recent(proof)?;
+        let user_id = &proof.user_id;
         let now = self.now();
         let account = self
             .inner
@@ -178,7 +224,13 @@ impl<S: Store> Service<S> {
             (true, false) => return Err(Error::TwoFactorNotEnabled),
             _ => {}
         }
-        let secret = Secret::generate();
+        if adding {
+            let count = self.inner.store.authenticators(user_id).await?.len();
+            if count >= self.inner.config.max_authenticators as usize {
+                return Err(Error::TooManyAuthenticators);
+            }
+        }
+        let secret = Secret::generate_bits(Secret::DEFAULT_BITS)?;
         let sealed = self.inner.keys.seal(user_id.as_str(), &secret)?;
         let ttl = self.inner.config.enrollment_ttl;
         let enrollment = PendingEnrollment {
@@ -209,14 +261,19 @@ impl<S: Store> Service<S> {
 
     /// The user's pending enrollment, as [`setup_two_factor`](Self::setup_two_factor)
     /// or [`add_authenticator`](Self::add_authenticator) returned it (with the time
-    /// left), or `None` when there is none or it expired.
+    /// left), or `None` when there is none or it expired. It shows the secret: it
+    /// needs a recent authentication like the setup itself.
     ///
-    /// A web page uses this to show the same QR code again (after a reload or a
-    /// mistyped confirmation code) instead of replacing the secret the user may
-    /// already have scanned. Show it only to the logged-in owner.
-    ///
-    /// Errors: `not_found`, `sealed_secret_invalid`, `unknown_key`, `unavailable`.
-    pub async fn pending_enrollment(&self, user_id: &UserId) -> Result<Option<EnrollmentSetup>> {
+    /// Errors: `reauthentication_required`, `not_found`, `sealed_secret_invalid`,
+    /// `unknown_key`, `unavailable`.
+    pub async fn pending_enrollment(&self, proof: &RecentAuth) -> Result<Option<EnrollmentSetup>> {
+        self.check_recent(proof)?;
+        Ok(self.pending(proof).await?.map(|(setup, _)| setup))
+    }
+
+    /// The pending enrollment and whether it adds an authenticator.
+    async fn pending(&self, proof: &RecentAuth) -> Result<Option<(EnrollmentSetup, bool)>> {
+        let user_id = &proof.user_id;
         let now = self.now();
         let store = &self.inner.store;
         let Some(enrollment) = store.enrollment(user_id, now).await? else {
@@ -236,26 +293,33 @@ impl<S: Store> Service<S> {
             secret,
             self.inner.totp,
         )?;
-        Ok(Some(EnrollmentSetup {
+        let setup = EnrollmentSetup {
             uri,
             expires_in: Duration::from_secs(enrollment.expires_at.saturating_sub(now)),
-        }))
+        };
+        Ok(Some((setup, enrollment.adding)))
     }
 
     /// Confirms the pending enrollment with a code from the new authenticator. The
     /// code's time step is marked used. When this turns 2FA on, the result carries
     /// the backup codes, shown this once.
     ///
-    /// Errors: `invalid_input`, `invalid_code`, `setup_expired`,
-    /// `two_factor_already_enabled` (a first setup confirmed after 2FA was turned on
-    /// elsewhere), `two_factor_not_enabled` (an added authenticator after 2FA was
-    /// turned off), `unavailable`.
+    /// Like every factor change, a confirmation revokes the account's trusted devices
+    /// and ends its other sessions.
+    ///
+    /// Errors: `reauthentication_required`, `invalid_input`, `invalid_code`,
+    /// `setup_expired`, `two_factor_already_enabled` (a first setup confirmed after
+    /// 2FA was turned on elsewhere), `two_factor_not_enabled` (an added
+    /// authenticator after 2FA was turned off), `too_many_authenticators`,
+    /// `unavailable`.
     #[tracing::instrument(skip_all)]
     pub async fn confirm_enrollment(
         &self,
-        user_id: &UserId,
+        proof: &RecentAuth,
         code: &str,
     ) -> Result<EnrollmentConfirmed> {
+        self.check_recent(proof)?;
+        let user_id = &proof.user_id;
         let now = self.now();
         let code = self.inner.totp.normalize_code(code)?;
         let store = &self.inner.store;
@@ -299,10 +363,12 @@ impl<S: Store> Service<S> {
             store
                 .add_authenticator(&authenticator, self.inner.config.max_authenticators)
                 .await?;
-            self.emit(Event::AuthenticatorAdded {
+            self.record(Event::AuthenticatorAdded {
                 user_id: user_id.clone(),
                 authenticator_id: authenticator.id.clone(),
-            });
+            })
+            .await;
+            self.after_factor_change(proof).await?;
             return Ok(EnrollmentConfirmed {
                 authenticator_id: authenticator.id,
                 backup_codes: None,
@@ -313,10 +379,12 @@ impl<S: Store> Service<S> {
         store
             .enable_two_factor(&authenticator, &hashes, self.inner.keys.active_id())
             .await?;
-        self.emit(Event::TwoFactorEnabled {
+        self.record(Event::TwoFactorEnabled {
             user_id: user_id.clone(),
             authenticator_id: authenticator.id.clone(),
-        });
+        })
+        .await;
+        self.after_factor_change(proof).await?;
         Ok(EnrollmentConfirmed {
             authenticator_id: authenticator.id,
             backup_codes: Some(codes),
@@ -330,104 +398,102 @@ impl<S: Store> Service<S> {
             .collect()
     }
 
-    /// Removes one authenticator. The last one cannot be removed: disable 2FA instead.
+    /// Removes one authenticator, with a recent authentication. The last one cannot
+    /// be removed: turn 2FA off instead. Revokes the account's trusted devices and
+    /// ends its other sessions.
     ///
-    /// Errors: `not_found`, `invalid_input` (the last authenticator), `unavailable`.
+    /// Errors: `reauthentication_required`, `not_found`, `last_authenticator`,
+    /// `unavailable`.
     #[tracing::instrument(skip_all)]
-    pub async fn remove_authenticator(&self, user_id: &UserId, id: &AuthenticatorId) -> Result<()> {
+    pub async fn remove_authenticator(
+        &self,
+        proof: &RecentAuth,
+        id: &AuthenticatorId,
+    ) -> Result<()> {
+        self.check_recent(proof)?;
+        let user_id = &proof.user_id;
         match self.inner.store.remove_authenticator(user_id, id).await? {
             RemoveOutcome::Removed => {
-                self.emit(Event::AuthenticatorRemoved {
+                self.record(Event::AuthenticatorRemoved {
                     user_id: user_id.clone(),
                     authenticator_id: id.clone(),
-                });
-                Ok(())
+                })
+                .await;
+                self.after_factor_change(proof).await
             }
             RemoveOutcome::NotFound => Err(Error::NotFound {
                 what: "authenticator",
             }),
-            RemoveOutcome::LastOne => Err(Error::input(
-                "authenticator",
-                "the last authenticator cannot be removed; disable two-factor authentication instead",
-            )),
+            RemoveOutcome::LastOne => Err(Error::LastAuthenticator),
         }
     }
 
-    /// Checks a second factor for an account-level action (disable, regenerate),
-    /// counting the attempt on the account's throttle and spending the code.
-    async fn verify_for_action(&self, user_id: &UserId, factor: Factor) -> Result<()> {
-        let now = self.now();
-        let store = &self.inner.store;
-        let account = store
-            .account(user_id)
+    /// Checks the factor for disable and regeneration: 2FA must be on; the attempt
+    /// counts on the account's throttle and the code is spent.
+    async fn verify_for_action(&self, proof: &RecentAuth, factor: SecondFactor<'_>) -> Result<()> {
+        self.check_recent(proof)?;
+        let factor = self.normalize_factor(factor)?;
+        let account = self
+            .inner
+            .store
+            .account(&proof.user_id)
             .await?
             .ok_or(Error::NotFound { what: "account" })?;
         if !account.two_factor_enabled {
             return Err(Error::TwoFactorNotEnabled);
         }
-        let key = throttle::account_key(user_id);
-        let reservation = self.reserve(&key, now).await?;
-        let passed = match &factor {
-            Factor::Totp(code) => {
-                let auths = store.authenticators(user_id).await?;
-                let matches = self.match_totp(user_id, &auths, code, now)?;
-                if !matches.is_empty() && !self.spend_totp(user_id, &matches, now).await? {
-                    return Err(Error::CodeAlreadyUsed);
-                }
-                !matches.is_empty()
-            }
-            Factor::Backup(code) => self.spend_backup_code(user_id, code).await?,
-        };
-        if !passed {
-            return Err(self.failure(user_id, reservation, u32::MAX));
-        }
-        self.forget_failures(&key, reservation).await;
+        self.check_factor(&account.id, factor, self.now()).await?;
         Ok(())
     }
 
-    /// Turns 2FA off after a valid TOTP or backup code: removes the authenticators and
-    /// backup codes and revokes every trusted device.
+    /// Turns 2FA off, with a recent authentication and a valid TOTP or backup code:
+    /// removes the authenticators and backup codes, revokes every trusted device and
+    /// ends the account's other sessions.
     ///
-    /// Errors: `invalid_input`, `invalid_code`, `code_already_used`,
-    /// `two_factor_not_enabled`, `too_many_attempts`, `unavailable`.
+    /// Errors: `reauthentication_required`, `invalid_input`, `invalid_code`,
+    /// `code_already_used`, `two_factor_not_enabled`, `too_many_attempts`,
+    /// `unavailable`.
     #[tracing::instrument(skip_all)]
     pub async fn disable_two_factor(
         &self,
-        user_id: &UserId,
+        proof: &RecentAuth,
         factor: SecondFactor<'_>,
     ) -> Result<()> {
-        let factor = self.normalize_factor(factor)?;
-        self.verify_for_action(user_id, factor).await?;
-        self.inner.store.disable_two_factor(user_id).await?;
-        self.revoke_all_devices(user_id).await?;
-        self.emit(Event::TwoFactorDisabled {
-            user_id: user_id.clone(),
-        });
-        Ok(())
+        self.verify_for_action(proof, factor).await?;
+        self.inner.store.disable_two_factor(&proof.user_id).await?;
+        self.record(Event::TwoFactorDisabled {
+            user_id: proof.user_id.clone(),
+        })
+        .await;
+        self.after_factor_change(proof).await
     }
 
-    /// Replaces the backup codes with a new set after a valid TOTP code; the old set
-    /// stops working. Show the new codes once.
+    /// Replaces the backup codes with a new set, with a recent authentication and a
+    /// valid TOTP code; the old set stops working. Show the new codes once. Revokes
+    /// the account's trusted devices and ends its other sessions.
     ///
-    /// Errors: `invalid_input`, `invalid_code`, `code_already_used`,
-    /// `two_factor_not_enabled`, `too_many_attempts`, `unavailable`.
+    /// Errors: `reauthentication_required`, `invalid_input`, `invalid_code`,
+    /// `code_already_used`, `two_factor_not_enabled`, `too_many_attempts`,
+    /// `unavailable`.
     #[tracing::instrument(skip_all)]
     pub async fn regenerate_backup_codes(
         &self,
-        user_id: &UserId,
+        proof: &RecentAuth,
         totp_code: &str,
     ) -> Result<Vec<BackupCode>> {
-        let factor = self.normalize_factor(SecondFactor::Totp(totp_code))?;
-        self.verify_for_action(user_id, factor).await?;
+        self.verify_for_action(proof, SecondFactor::Totp(totp_code))
+            .await?;
         let codes = self.new_backup_codes()?;
         let hashes = self.hash_backup_codes(&codes);
         self.inner
             .store
-            .replace_backup_codes(user_id, &hashes, self.inner.keys.active_id())
+            .replace_backup_codes(&proof.user_id, &hashes, self.inner.keys.active_id())
             .await?;
-        self.emit(Event::BackupCodesRegenerated {
-            user_id: user_id.clone(),
-        });
+        self.record(Event::BackupCodesRegenerated {
+            user_id: proof.user_id.clone(),
+        })
+        .await;
+        self.after_factor_change(proof).await?;
         Ok(codes)
     }
 }

@@ -119,10 +119,20 @@ pub(crate) enum Factor {
 /// A live session, as looked up by [`Service::session`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
+    /// The session's id (for lists; not its token).
+    pub id: SessionId,
     /// Whose.
     pub user_id: UserId,
     /// Their login name.
     pub username: String,
+    /// How the login that made it was passed.
+    pub method: AuthMethod,
+    /// When it started (Unix seconds).
+    pub created_at: u64,
+    /// Until when it counts as recently authenticated (Unix seconds): its login or
+    /// last re-authentication plus the service's re-authentication window. Credential
+    /// changes need `now < reauthenticated_until`; in the past when none is open.
+    pub reauthenticated_until: u64,
     /// When the session ends (Unix seconds).
     pub expires_at: u64,
 }
@@ -158,7 +168,7 @@ pub(crate) fn normalize_username(username: &str) -> Result<String> {
     Ok(username.to_ascii_lowercase())
 }
 
-fn check_new_password(password: &str) -> Result<()> {
+pub(crate) fn check_new_password(password: &str) -> Result<()> {
     if password.len() < MIN_PASSWORD_BYTES {
         return Err(Error::input("password", "must be at least 8 bytes"));
     }
@@ -235,16 +245,8 @@ impl<S: Store> Service<S> {
         if request.password.len() > MAX_PASSWORD_BYTES {
             return Err(Error::input("password", "must be at most 1024 bytes"));
         }
-        if let Some(client) = request.client_key
-            && let Err(e) =
-                throttle::hit_client(&self.inner.store, &self.inner.throttle, client, now).await
-        {
-            if matches!(e, Error::TooManyAttempts { .. }) {
-                self.emit(Event::ClientThrottled {
-                    client_key: client.to_owned(),
-                });
-            }
-            return Err(e);
+        if let Some(client) = request.client_key {
+            self.hit_client(client, now).await?;
         }
         let account = match normalize_username(request.username) {
             Ok(name) => self.inner.store.account_by_username(&name).await?,
@@ -271,13 +273,19 @@ impl<S: Store> Service<S> {
             })
             .await??;
         if !valid {
-            self.emit(Event::PasswordRejected {
-                user_id: Some(account.id.clone()),
-            });
+            self.record_from(
+                Event::PasswordRejected {
+                    user_id: Some(account.id.clone()),
+                },
+                request.client_key,
+            )
+            .await;
             return Err(Error::InvalidCredentials);
         }
         if let Some(new_hash) = rehash {
-            // Best effort: a failed upgrade must not fail the login.
+            // Best effort: a failed upgrade must not fail the login. It is a
+            // compare-and-set on the epoch read above, so a password change that
+            // happened meanwhile wins and this write is dropped.
             if let Err(e) = self
                 .inner
                 .store
@@ -295,14 +303,16 @@ impl<S: Store> Service<S> {
 
         if !account.two_factor_enabled {
             return Ok(LoginOutcome::Authenticated(
-                self.authenticated(&account, AuthMethod::Password),
+                self.authenticated(&account, AuthMethod::Password, request.client_key)
+                    .await,
             ));
         }
         if let Some(device) = request.device_token
             && self.device_trusted(&account, device, now).await?
         {
             return Ok(LoginOutcome::Authenticated(
-                self.authenticated(&account, AuthMethod::TrustedDevice),
+                self.authenticated(&account, AuthMethod::TrustedDevice, request.client_key)
+                    .await,
             ));
         }
 
@@ -327,6 +337,18 @@ impl<S: Store> Service<S> {
         }))
     }
 
+    /// Counts one password attempt on the per-client limiter, or refuses it.
+    pub(crate) async fn hit_client(&self, client: &str, now: u64) -> Result<()> {
+        let result =
+            throttle::hit_client(&self.inner.store, &self.inner.throttle, client, now).await;
+        if let Err(Error::TooManyAttempts { .. }) = result {
+            self.emit(Event::ClientThrottled {
+                client_key: client.to_owned(),
+            });
+        }
+        result
+    }
+
     async fn device_trusted(
         &self,
         account: &AccountRecord,
@@ -346,15 +368,20 @@ impl<S: Store> Service<S> {
         Ok(false)
     }
 
-    pub(crate) fn authenticated(
+    pub(crate) async fn authenticated(
         &self,
         account: &AccountRecord,
         method: AuthMethod,
+        client: Option<&str>,
     ) -> Authenticated {
-        self.emit(Event::LoginSucceeded {
-            user_id: account.id.clone(),
-            method,
-        });
+        self.record_from(
+            Event::LoginSucceeded {
+                user_id: account.id.clone(),
+                method,
+            },
+            client,
+        )
+        .await;
         Authenticated {
             user_id: account.id.clone(),
             username: account.username.clone(),
@@ -457,13 +484,13 @@ impl<S: Store> Service<S> {
             Some(method) => {
                 self.forget_failures(&key, reservation).await;
                 self.reseal_if_needed(&account.id, known_auths).await;
-                Ok(self.authenticated(&account, method))
+                Ok(self.authenticated(&account, method, None).await)
             }
             None => {
                 if pending_left == 0 {
                     store.delete_pending_login(&hash).await?;
                 }
-                Err(self.failure(&account.id, reservation, pending_left))
+                Err(self.failure(&account.id, reservation, pending_left).await)
             }
         }
     }
@@ -475,7 +502,7 @@ impl<S: Store> Service<S> {
     }
 
     /// The error for a wrong code, with the attempts left, and its audit event.
-    pub(crate) fn failure(
+    pub(crate) async fn failure(
         &self,
         user_id: &UserId,
         reservation: Reservation,
@@ -485,11 +512,12 @@ impl<S: Store> Service<S> {
         let remaining = policy
             .account_attempts_left(reservation.state.count)
             .min(pending_left);
-        self.emit(Event::SecondFactorRejected {
+        self.record(Event::SecondFactorRejected {
             user_id: user_id.clone(),
             remaining_attempts: remaining,
-        });
-        self.report_lockout(user_id, reservation);
+        })
+        .await;
+        self.report_lockout(user_id, reservation).await;
         Error::InvalidCode {
             remaining_attempts: Some(remaining),
         }
@@ -506,13 +534,14 @@ impl<S: Store> Service<S> {
 
     /// Emits [`Event::LockedOut`] when the failure counted by `reservation` starts a
     /// lockout.
-    fn report_lockout(&self, user_id: &UserId, reservation: Reservation) {
+    pub(crate) async fn report_lockout(&self, user_id: &UserId, reservation: Reservation) {
         let lockout = self.inner.throttle.lockout_after(reservation.state.count);
         if !lockout.is_zero() {
-            self.emit(Event::LockedOut {
+            self.record(Event::LockedOut {
                 user_id: user_id.clone(),
                 retry_after: lockout,
-            });
+            })
+            .await;
         }
     }
 
@@ -537,7 +566,12 @@ impl<S: Store> Service<S> {
     }
 
     /// Every authenticator of the account whose code `code` is at `now`, with the
-    /// newest matching step, newest first. Pure computation: nothing is spent.
+    /// newest matching step, newest first. Nothing is spent.
+    ///
+    /// An authenticator whose secret cannot be opened (its key left the key ring, or
+    /// the blob is damaged) is skipped and reported
+    /// ([`Event::AuthenticatorUnreadable`]): the account's other authenticators and
+    /// its backup codes keep working, and the status says which one to replace.
     pub(crate) fn match_totp(
         &self,
         user_id: &UserId,
@@ -547,7 +581,18 @@ impl<S: Store> Service<S> {
     ) -> Result<Vec<(AuthenticatorId, u64)>> {
         let mut matches = Vec::new();
         for a in auths {
-            let secret = self.inner.keys.open(user_id.as_str(), &a.sealed_secret)?;
+            let secret = match self.inner.keys.open(user_id.as_str(), &a.sealed_secret) {
+                Ok(secret) => secret,
+                Err(e @ (Error::UnknownKey { .. } | Error::SealedSecretInvalid)) => {
+                    tracing::warn!(error = %e, authenticator = %a.id, "authenticator skipped");
+                    self.emit(Event::AuthenticatorUnreadable {
+                        user_id: user_id.clone(),
+                        authenticator_id: a.id.clone(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let key = TotpKey::new(&self.inner.totp, secret.expose_bytes());
             if let Some(step) = key.verify(code, now) {
                 matches.push((a.id.clone(), step));
@@ -576,10 +621,11 @@ impl<S: Store> Service<S> {
             }
         }
         if let Some((id, _)) = matches.first() {
-            self.emit(Event::CodeReplayed {
+            self.record(Event::CodeReplayed {
                 user_id: user_id.clone(),
                 authenticator_id: id.clone(),
-            });
+            })
+            .await;
         }
         Ok(false)
     }
@@ -606,10 +652,13 @@ impl<S: Store> Service<S> {
                 // The code is spent: from here on nothing may fail the login. The
                 // count is for the audit event only.
                 match store.backup_codes_remaining(user_id).await {
-                    Ok(remaining) => self.emit(Event::BackupCodeUsed {
-                        user_id: user_id.clone(),
-                        remaining,
-                    }),
+                    Ok(remaining) => {
+                        self.record(Event::BackupCodeUsed {
+                            user_id: user_id.clone(),
+                            remaining,
+                        })
+                        .await
+                    }
                     Err(e) => tracing::warn!(error = %e, "backup codes left could not be counted"),
                 }
                 return Ok(true);
@@ -657,15 +706,26 @@ impl<S: Store> Service<S> {
     /// Errors: `unavailable`.
     #[tracing::instrument(skip_all)]
     pub async fn issue_session(&self, auth: Authenticated) -> Result<SessionToken> {
+        self.new_session(auth.user_id, auth.password_epoch, auth.method)
+            .await
+    }
+
+    /// Stores a fresh session, recently authenticated as of now.
+    pub(crate) async fn new_session(
+        &self,
+        user_id: UserId,
+        password_epoch: u64,
+        method: AuthMethod,
+    ) -> Result<SessionToken> {
         let now = self.now();
         let token = SessionToken::generate();
         let hash = token::storage_hash(&self.inner.keys, SessionToken::purpose(), token.expose())
             .ok_or(Error::Internal("fresh session token did not decode"))?;
         let record = SessionRecord {
             id: SessionId::random(),
-            user_id: auth.user_id,
-            password_epoch: auth.password_epoch,
-            method: auth.method,
+            user_id,
+            password_epoch,
+            method,
             created_at: now,
             authenticated_at: now,
             expires_at: now.saturating_add(self.inner.config.session_ttl),
@@ -680,20 +740,36 @@ impl<S: Store> Service<S> {
     /// Errors: `unauthenticated`, `unavailable`.
     #[tracing::instrument(skip_all)]
     pub async fn session(&self, session_token: &str) -> Result<Session> {
+        let (_, s, a) = self.find_session(session_token).await?;
+        Ok(Session {
+            id: s.id,
+            user_id: a.id,
+            username: a.username,
+            method: s.method,
+            created_at: s.created_at,
+            reauthenticated_until: s
+                .authenticated_at
+                .saturating_add(self.inner.config.reauth_ttl),
+            expires_at: s.expires_at,
+        })
+    }
+
+    /// The live session named by `session_token`, with the keyed hash it is stored
+    /// under and its account. A session of an older password epoch is deleted.
+    pub(crate) async fn find_session(
+        &self,
+        session_token: &str,
+    ) -> Result<(KeyedHash, SessionRecord, AccountRecord)> {
         let now = self.now();
         let store = &self.inner.store;
         let hashes = token::lookup_hashes(&self.inner.keys, SessionToken::purpose(), session_token)
             .ok_or(Error::Unauthenticated)?;
-        for h in &hashes {
-            if let Some(s) = store.session(h, now).await? {
+        for h in hashes {
+            if let Some(s) = store.session(&h, now).await? {
                 return match store.account(&s.user_id).await? {
-                    Some(a) if a.password_epoch == s.password_epoch => Ok(Session {
-                        user_id: a.id,
-                        username: a.username,
-                        expires_at: s.expires_at,
-                    }),
+                    Some(a) if a.password_epoch == s.password_epoch => Ok((h, s, a)),
                     _ => {
-                        store.delete_session(h).await?;
+                        store.delete_session(&h).await?;
                         Err(Error::Unauthenticated)
                     }
                 };
@@ -779,94 +855,25 @@ impl<S: Store> Service<S> {
                 what: "trusted device",
             });
         }
-        self.emit(Event::DevicesRevoked {
+        self.record(Event::DevicesRevoked {
             user_id: user_id.clone(),
             device_id: Some(device_id.clone()),
             count: 1,
-        });
+        })
+        .await;
         Ok(())
     }
 
     pub(crate) async fn revoke_all_devices(&self, user_id: &UserId) -> Result<()> {
         let count = self.inner.store.revoke_all_devices(user_id).await?;
         if count > 0 {
-            self.emit(Event::DevicesRevoked {
+            self.record(Event::DevicesRevoked {
                 user_id: user_id.clone(),
                 device_id: None,
                 count,
-            });
+            })
+            .await;
         }
         Ok(())
-    }
-
-    /// Changes the password after checking the current one. Every pending login,
-    /// session and trusted device of the account becomes void; the returned
-    /// [`Authenticated`] can start a fresh session for the caller.
-    ///
-    /// Wrong current passwords are throttled per account like second factors (5 free,
-    /// then a doubling lockout).
-    ///
-    /// Errors: `invalid_input` (new password not 8–1024 bytes),
-    /// `invalid_credentials` (current password wrong), `too_many_attempts`,
-    /// `not_found`, `unavailable`.
-    #[tracing::instrument(skip_all)]
-    pub async fn change_password(
-        &self,
-        user_id: &UserId,
-        current: &str,
-        new: &str,
-    ) -> Result<Authenticated> {
-        check_new_password(new)?;
-        if current.len() > MAX_PASSWORD_BYTES {
-            return Err(Error::InvalidCredentials);
-        }
-        let store = &self.inner.store;
-        let account = store
-            .account(user_id)
-            .await?
-            .ok_or(Error::NotFound { what: "account" })?;
-        // Guesses of the current password (from a stolen session, say) are throttled
-        // like second factors, on a counter of their own.
-        let key = throttle::password_change_key(user_id);
-        let reservation = self.reserve(&key, self.now()).await?;
-        let hasher = self.inner.hasher.clone();
-        let stored = account.password_hash.clone();
-        let current = Zeroizing::new(current.to_owned());
-        let new = Zeroizing::new(new.to_owned());
-        let new_hash = self
-            .blocking(move || -> Result<Option<_>> {
-                if !hasher.verify(&current, &stored)? {
-                    return Ok(None);
-                }
-                hasher.hash(&new).map(Some)
-            })
-            .await??;
-        let Some(new_hash) = new_hash else {
-            self.emit(Event::PasswordRejected {
-                user_id: Some(account.id.clone()),
-            });
-            self.report_lockout(&account.id, reservation);
-            return Err(Error::InvalidCredentials);
-        };
-        self.forget_failures(&key, reservation).await;
-        let epoch = account.password_epoch.saturating_add(1);
-        if !store
-            .set_password(user_id, &new_hash, account.password_epoch, epoch)
-            .await?
-        {
-            return Err(Error::NotFound { what: "account" });
-        }
-        self.revoke_all_devices(user_id).await?;
-        self.emit(Event::PasswordChanged {
-            user_id: user_id.clone(),
-        });
-        // Not a login: no LoginSucceeded event, but the caller may start a fresh
-        // session under the new password epoch.
-        Ok(Authenticated {
-            user_id: account.id,
-            username: account.username,
-            method: AuthMethod::Password,
-            password_epoch: epoch,
-        })
     }
 }

@@ -70,9 +70,11 @@ use crate::throttle::ThrottlePolicy;
 use crate::totp::TotpPolicy;
 use crate::{Error, Result};
 
+mod account;
 mod enroll;
 mod login;
 
+pub use account::{ReauthRequest, SessionInfo};
 pub use enroll::{AuthenticatorInfo, EnrollmentConfirmed, EnrollmentSetup, TwoFactorStatus};
 pub use login::{
     LoginOutcome, LoginRequest, PendingLoginTicket, SecondFactor, Session, TrustedDevice,
@@ -108,6 +110,51 @@ impl Authenticated {
     /// How the last step was passed.
     pub fn method(&self) -> AuthMethod {
         self.method
+    }
+}
+
+/// Proof that a session's owner authenticated recently: at login, or with
+/// [`Service::reauthenticate`], within the service's
+/// [`reauth_ttl`](ServiceBuilder::reauth_ttl) (default 5 minutes).
+///
+/// Every change to how an account is protected (turning 2FA on or off, adding or
+/// removing an authenticator, new backup codes, a new password) takes one, so a
+/// stolen session cookie alone cannot take the account over. Only the core makes one
+/// ([`Service::recent_auth`]); its fields are private:
+///
+/// ```compile_fail
+/// use secondfactor::RecentAuth;
+/// use secondfactor::store::{SessionId, UserId};
+/// let forged = RecentAuth {
+///     user_id: UserId::new("victim"),
+///     session_id: SessionId::new("s"),
+///     until: u64::MAX,
+/// };
+/// ```
+///
+/// Get one per request and drop it: the credential changes check again that its
+/// window is still open.
+#[derive(Debug)]
+pub struct RecentAuth {
+    user_id: UserId,
+    session_id: crate::store::SessionId,
+    until: u64,
+}
+
+impl RecentAuth {
+    /// Whose session.
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
+    }
+
+    /// Which session (it stays when a credential change ends the others).
+    pub fn session_id(&self) -> &crate::store::SessionId {
+        &self.session_id
+    }
+
+    /// When the window closes (Unix seconds).
+    pub fn until(&self) -> u64 {
+        self.until
     }
 }
 
@@ -271,6 +318,8 @@ impl<S> std::fmt::Debug for Service<S> {
 /// | [`session_ttl`](Self::session_ttl) | 12 hours |
 /// | [`device_ttl`](Self::device_ttl) | 30 days |
 /// | [`backup_code_count`](Self::backup_code_count) | 10 |
+/// | [`reauth_ttl`](Self::reauth_ttl) | 5 minutes |
+/// | [`max_authenticators`](Self::max_authenticators) | 5 |
 pub struct ServiceBuilder<S> {
     store: S,
     keys: KeyRing,
@@ -329,6 +378,37 @@ impl<S: Store> Service<S> {
         self.inner.clock.now()
     }
 
+    /// Sends `event` to the event sink and, when it concerns an account, appends it
+    /// to that account's security log. The log write is best effort: by the time an
+    /// event is recorded its change is made, and a log that cannot be written must not
+    /// turn it into an error (it is reported through `tracing`).
+    pub(crate) async fn record(&self, event: Event) {
+        self.record_from(event, None).await
+    }
+
+    /// [`record`](Self::record), with the client key the request came from.
+    pub(crate) async fn record_from(&self, event: Event, client: Option<&str>) {
+        self.inner.events.record(&event);
+        if let Some((user_id, entry)) = event.security_entry(self.now()) {
+            let entry = entry.with_client(client);
+            let forget_before = entry.at.saturating_sub(crate::security_log::RETENTION_SECS);
+            if let Err(e) = self
+                .inner
+                .store
+                .append_security_event(
+                    user_id,
+                    &entry,
+                    crate::security_log::MAX_ENTRIES,
+                    forget_before,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, kind = entry.kind.as_str(), "security log entry could not be written");
+            }
+        }
+    }
+
+    /// Sends `event` to the event sink only (no security-log entry).
     pub(crate) fn emit(&self, event: Event) {
         self.inner.events.record(&event);
     }
@@ -430,6 +510,19 @@ impl<S: Store> ServiceBuilder<S> {
         self
     }
 
+    /// How long a login or a re-authentication counts as recent for credential
+    /// changes (10 s – 1 hour).
+    pub fn reauth_ttl(mut self, ttl: Duration) -> Self {
+        self.config.reauth_ttl = ttl.as_secs();
+        self
+    }
+
+    /// How many authenticators an account may have (1–20).
+    pub fn max_authenticators(mut self, max: u32) -> Self {
+        self.config.max_authenticators = max;
+        self
+    }
+
     /// Validates the settings and makes the service.
     pub fn build(self) -> Result<Service<S>> {
         let c = &self.config;
@@ -456,6 +549,12 @@ impl<S: Store> ServiceBuilder<S> {
         }
         if !(1..=100).contains(&c.backup_code_count) {
             return Err(Error::InvalidConfig("backup_code_count must be 1 to 100"));
+        }
+        if !(10..=3600).contains(&c.reauth_ttl) {
+            return Err(Error::InvalidConfig("reauth_ttl must be 10 s to 1 hour"));
+        }
+        if !(1..=20).contains(&c.max_authenticators) {
+            return Err(Error::InvalidConfig("max_authenticators must be 1 to 20"));
         }
         Ok(Service {
             inner: Arc::new(Inner {
