@@ -119,6 +119,7 @@ fn world(users: usize) -> World {
                 password_hash: hash.clone(),
                 password_epoch: 0,
                 two_factor_enabled: false,
+                backup_codes_key_id: None,
                 created_at: START,
             };
             store.create_account(&account).await.unwrap();
@@ -130,7 +131,10 @@ fn world(users: usize) -> World {
                 sealed_secret: keys.seal(id.as_str(), &secret).unwrap(),
                 created_at: START,
             };
-            store.enable_two_factor(&authenticator, &[]).await.unwrap();
+            store
+                .enable_two_factor(&authenticator, &[], 1)
+                .await
+                .unwrap();
         }
     });
     eprintln!("{users} users set up in {:.1?}", started.elapsed());
@@ -242,7 +246,7 @@ impl World {
             hashes.push(KeyedHash(h));
         }
         hashes.rotate_left(i % 10);
-        block_on(self.store.replace_backup_codes(&user_id(i), &hashes)).unwrap();
+        block_on(self.store.replace_backup_codes(&user_id(i), &hashes, 1)).unwrap();
         code.expose().to_lowercase()
     }
 
