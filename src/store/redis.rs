@@ -761,17 +761,28 @@ fn decode_session(f: &Fields) -> Result<SessionRecord> {
 
 /// Whether an `HMGET` of [`SESSION_FIELDS`] found a session written by 0.1: `u p c x`
 /// only, without the id, method and authentication time that this version needs.
-fn is_v01_session(value: &Value) -> bool {
+/// Such a record with a malformed field is corrupt, as it was for 0.1.
+fn is_v01_session(value: &Value) -> Result<bool> {
     let Value::Array(items) = value else {
-        return false;
+        return Ok(false);
     };
-    items.len() == SESSION_FIELDS.len()
-        && items.iter().zip(SESSION_FIELDS).all(|(v, name)| {
-            matches!(
-                (name, v),
-                ("i" | "m" | "a", Value::Nil) | ("u" | "p" | "c" | "x", Value::BulkString(_))
-            )
-        })
+    if items.len() != SESSION_FIELDS.len() {
+        return Ok(false);
+    }
+    let mut v01 = Vec::with_capacity(4);
+    for (v, name) in items.iter().zip(SESSION_FIELDS) {
+        match (name, v) {
+            ("i" | "m" | "a", Value::Nil) => {}
+            ("u" | "p" | "c" | "x", Value::BulkString(b)) => v01.push(b.clone()),
+            _ => return Ok(false),
+        }
+    }
+    let f = Fields(v01);
+    f.string(0)?;
+    f.num::<u64>(1)?;
+    f.num::<u64>(2)?;
+    f.num::<u64>(3)?;
+    Ok(true)
 }
 
 /// A script's answer of `n` fields per record, flattened: one [`Fields`] per record.
@@ -1103,7 +1114,7 @@ impl EphemeralStore for RedisStore {
     async fn session(&self, token: &KeyedHash, now: u64) -> Result<Option<SessionRecord>> {
         let key = self.token_key("se", token);
         let value = self.hmget("redis session", &key, &SESSION_FIELDS).await?;
-        if is_v01_session(&value) {
+        if is_v01_session(&value)? {
             return Ok(None);
         }
         match Fields::decode(value, SESSION_FIELDS.len())? {
@@ -1323,12 +1334,20 @@ mod tests {
             Value::Nil,
             bulk("30"),
         ]);
-        assert!(is_v01_session(&v01));
-        assert!(!is_v01_session(&Value::Nil));
-        assert!(!is_v01_session(&Value::Array(vec![Value::Nil; 7])));
+        assert!(is_v01_session(&v01).unwrap());
+        assert!(!is_v01_session(&Value::Nil).unwrap());
+        assert!(!is_v01_session(&Value::Array(vec![Value::Nil; 7])).unwrap());
         let mut partial = vec![bulk("s1"); 7];
         partial[3] = Value::Nil;
-        assert!(!is_v01_session(&Value::Array(partial)));
+        assert!(!is_v01_session(&Value::Array(partial)).unwrap());
+        let Value::Array(mut bad) = v01 else {
+            unreachable!()
+        };
+        bad[2] = bulk("x");
+        assert!(matches!(
+            is_v01_session(&Value::Array(bad)),
+            Err(Error::Internal(_))
+        ));
         assert!(records(Value::Array(vec![bulk("x"); 8]), 7).is_err());
         assert!(records(Value::Array(vec![Value::Nil; 7]), 7).is_err());
         assert_eq!(records(Value::Array(vec![]), 7).unwrap().len(), 0);
