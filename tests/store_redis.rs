@@ -12,12 +12,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use secondfactor::auth::AuthMethod;
 use secondfactor::clock::{Clock, ManualClock};
 use secondfactor::password::PasswordHasher;
 use secondfactor::secret::{KeyRing, KeyedHash, SealingKey, Secret};
 use secondfactor::store::{
     Combined, DeviceId, DeviceRecord, EphemeralStore, MemoryStore, PendingEnrollment, PendingLogin,
-    RedisStore, SessionRecord, ThrottleState, UserId,
+    RedisStore, SessionId, SessionRecord, ThrottleState, UserId,
 };
 use secondfactor::totp::TotpKey;
 use secondfactor::{Error, LoginOutcome, LoginRequest, SecondFactor, Service};
@@ -113,6 +114,17 @@ impl Fixture {
         let _: redis::Value = cmd.query_async(&mut self.raw().await).await.unwrap();
     }
 
+    /// The members of a set, sorted.
+    async fn members(&self, key: &str) -> Vec<String> {
+        let mut m: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.key(key))
+            .query_async(&mut self.raw().await)
+            .await
+            .unwrap();
+        m.sort();
+        m
+    }
+
     /// Deletes every key under the prefix (they would expire anyway).
     async fn cleanup(self) {
         delete_prefix(&self.url, &self.prefix).await;
@@ -181,6 +193,18 @@ fn device(id: &str, user: &str, created_at: u64, expires_at: u64) -> DeviceRecor
         label: format!("Firefox {id}"),
         password_epoch: 2,
         created_at,
+        expires_at,
+    }
+}
+
+fn session(id: &str, user: &str, created_at: u64, expires_at: u64) -> SessionRecord {
+    SessionRecord {
+        id: SessionId::new(id),
+        user_id: UserId::new(user),
+        password_epoch: 7,
+        method: AuthMethod::Totp,
+        created_at,
+        authenticated_at: created_at,
         expires_at,
     }
 }
@@ -303,17 +327,9 @@ async fn ttls_follow_the_wall_clock_or_keep_a_day() {
     let ttl = fx.ttl(&format!("pl:{}", tok(2).to_hex())).await;
     assert!((86_390..=86_400).contains(&ttl), "{ttl}");
     // Far future: capped, and Redis accepts it.
-    s.create_session(
-        &tok(3),
-        &SessionRecord {
-            user_id: UserId::new("a"),
-            password_epoch: 0,
-            created_at: 0,
-            expires_at: u64::MAX,
-        },
-    )
-    .await
-    .unwrap();
+    s.create_session(&tok(3), &session("s3", "a", 0, u64::MAX))
+        .await
+        .unwrap();
     let ttl = fx.ttl(&format!("se:{}", tok(3).to_hex())).await;
     assert!(ttl > 300 * 86_400 * 9, "{ttl}");
     assert!(s.session(&tok(3), u64::MAX - 1).await.unwrap().is_some());
@@ -517,19 +533,323 @@ async fn devices_list_by_created_at_and_revoked_or_expired_are_gone() {
 async fn sessions_expire_by_the_callers_clock_and_delete() {
     let fx = fixture!();
     let s = &fx.store;
-    let rec = SessionRecord {
-        user_id: UserId::new("alice"),
-        password_epoch: 7,
-        created_at: 1_000,
-        expires_at: 2_000,
-    };
+    let mut rec = session("s1", "alice", 1_000, 2_000);
+    rec.method = AuthMethod::TrustedDevice;
+    rec.authenticated_at = 1_200;
     s.create_session(&tok(1), &rec).await.unwrap();
     assert_eq!(s.session(&tok(1), 1_999).await.unwrap(), Some(rec));
     assert!(s.session(&tok(1), 2_000).await.unwrap().is_none());
     assert!(s.session(&tok(2), 1_000).await.unwrap().is_none());
+    assert_eq!(fx.members("su:alice").await, [tok(1).to_hex()]);
     s.delete_session(&tok(1)).await.unwrap();
     s.delete_session(&tok(1)).await.unwrap();
     assert!(s.session(&tok(1), 1_500).await.unwrap().is_none());
+    assert!(!fx.exists(&format!("se:{}", tok(1).to_hex())).await);
+    assert!(!fx.exists("su:alice").await);
+    // Every method round-trips.
+    for (n, method) in [
+        AuthMethod::Password,
+        AuthMethod::Totp,
+        AuthMethod::BackupCode,
+        AuthMethod::TrustedDevice,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rec = session(&format!("m{n}"), "bob", 1, 2_000);
+        rec.method = method;
+        s.create_session(&tok(10 + n as u64), &rec).await.unwrap();
+        assert_eq!(
+            s.session(&tok(10 + n as u64), 1)
+                .await
+                .unwrap()
+                .unwrap()
+                .method,
+            method
+        );
+    }
+    fx.cleanup().await;
+}
+
+fn ids(v: &[SessionRecord]) -> Vec<&str> {
+    v.iter().map(|s| s.id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn sessions_list_oldest_first_omit_expired_and_prune_the_index() {
+    let fx = fixture!();
+    let s = &fx.store;
+    let alice = UserId::new("alice");
+    assert!(s.sessions(&alice, 10).await.unwrap().is_empty());
+    s.create_session(&tok(1), &session("s1", "alice", 300, 5_000))
+        .await
+        .unwrap();
+    s.create_session(&tok(2), &session("s2", "alice", 100, 1_000))
+        .await
+        .unwrap();
+    s.create_session(&tok(3), &session("s3", "alice", 200, 5_000))
+        .await
+        .unwrap();
+    s.create_session(&tok(4), &session("s4", "bob", 50, 5_000))
+        .await
+        .unwrap();
+    // Written late with an earlier time (another server's clock): listed by time.
+    s.create_session(&tok(5), &session("s0", "alice", 10, 5_000))
+        .await
+        .unwrap();
+    let all = s.sessions(&alice, 999).await.unwrap();
+    assert_eq!(ids(&all), ["s0", "s2", "s3", "s1"]);
+    assert_eq!(all[1], session("s2", "alice", 100, 1_000));
+    assert_eq!(
+        ids(&s.sessions(&UserId::new("bob"), 999).await.unwrap()),
+        ["s4"]
+    );
+    // Expired at `now == expires_at`: not listed, and cleaned out of Redis.
+    assert_eq!(
+        ids(&s.sessions(&alice, 1_000).await.unwrap()),
+        ["s0", "s3", "s1"]
+    );
+    assert!(!fx.exists(&format!("se:{}", tok(2).to_hex())).await);
+    assert!(!fx.members("su:alice").await.contains(&tok(2).to_hex()));
+    // A session whose key Redis dropped is pruned from the set.
+    let _: i64 = redis::cmd("DEL")
+        .arg(fx.key(&format!("se:{}", tok(3).to_hex())))
+        .query_async(&mut fx.raw().await)
+        .await
+        .unwrap();
+    assert_eq!(ids(&s.sessions(&alice, 999).await.unwrap()), ["s0", "s1"]);
+    let mut want = vec![tok(1).to_hex(), tok(5).to_hex()];
+    want.sort();
+    assert_eq!(fx.members("su:alice").await, want);
+    // A token written again for another account leaves alice's list, and her
+    // deletes leave it alone.
+    s.create_session(&tok(5), &session("s5", "bob", 60, 5_000))
+        .await
+        .unwrap();
+    assert_eq!(ids(&s.sessions(&alice, 999).await.unwrap()), ["s1"]);
+    assert_eq!(s.delete_sessions(&alice, None).await.unwrap(), 1);
+    assert_eq!(
+        ids(&s.sessions(&UserId::new("bob"), 999).await.unwrap()),
+        ["s4", "s5"]
+    );
+    // The set lives as long as its longest-lived session.
+    s.create_session(&tok(6), &session("s6", "alice", 400, wall_now() + 40_000))
+        .await
+        .unwrap();
+    s.create_session(&tok(7), &session("s7", "alice", 500, wall_now() + 100))
+        .await
+        .unwrap();
+    assert!(fx.ttl("su:alice").await > 40_000);
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn reauthenticate_session_sets_the_time_keeps_the_ttl_and_never_resurrects() {
+    let fx = fixture!();
+    let s = &fx.store;
+    let key = format!("se:{}", tok(1).to_hex());
+    let rec = session("s1", "alice", 1_000, wall_now() + 40_000);
+    s.create_session(&tok(1), &rec).await.unwrap();
+    let ttl = fx.ttl(&key).await;
+    assert!(s.reauthenticate_session(&tok(1), 1_500).await.unwrap());
+    let got = s.session(&tok(1), 1_600).await.unwrap().unwrap();
+    assert_eq!(got.authenticated_at, 1_500);
+    assert_eq!(
+        (got.id.as_str(), got.created_at, got.method),
+        ("s1", 1_000, AuthMethod::Totp)
+    );
+    let after = fx.ttl(&key).await;
+    assert!(after <= ttl && after > ttl - 5, "{ttl} then {after}");
+    // Expired at `at`: refused, unchanged.
+    assert!(
+        !s.reauthenticate_session(&tok(1), rec.expires_at)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.session(&tok(1), 1_600)
+            .await
+            .unwrap()
+            .unwrap()
+            .authenticated_at,
+        1_500
+    );
+    // Deleted: refused, and not recreated (not even as a partial hash).
+    s.delete_session(&tok(1)).await.unwrap();
+    assert!(!s.reauthenticate_session(&tok(1), 1_700).await.unwrap());
+    assert!(!fx.exists(&key).await);
+    assert!(s.session(&tok(1), 1_700).await.unwrap().is_none());
+    // Deleted by id or all at once: the same.
+    s.create_session(&tok(2), &session("s2", "alice", 1_000, 2_000))
+        .await
+        .unwrap();
+    assert!(
+        s.delete_session_by_id(&UserId::new("alice"), &SessionId::new("s2"))
+            .await
+            .unwrap()
+    );
+    assert!(!s.reauthenticate_session(&tok(2), 1_700).await.unwrap());
+    assert!(!fx.exists(&format!("se:{}", tok(2).to_hex())).await);
+    assert!(!s.reauthenticate_session(&tok(99), 1).await.unwrap());
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn sessions_written_by_0_1_read_as_absent() {
+    let fx = fixture!();
+    let s = &fx.store;
+    let key = fx.key(&format!("se:{}", tok(1).to_hex()));
+    // 0.1's encoding: `u p c x` only, in no per-user set.
+    fx.set_raw(&[
+        b"HSET",
+        key.as_bytes(),
+        b"u",
+        b"alice",
+        b"p",
+        b"0",
+        b"c",
+        b"10",
+        b"x",
+        b"00000000000000002000",
+    ])
+    .await;
+    assert!(s.session(&tok(1), 100).await.unwrap().is_none());
+    assert!(!s.reauthenticate_session(&tok(1), 100).await.unwrap());
+    let a: Option<String> = redis::cmd("HGET")
+        .arg(&key)
+        .arg("a")
+        .query_async(&mut fx.raw().await)
+        .await
+        .unwrap();
+    assert_eq!(a, None);
+    s.delete_session(&tok(1)).await.unwrap();
+    assert!(!fx.exists(&format!("se:{}", tok(1).to_hex())).await);
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn delete_session_by_id_and_delete_sessions_keep_only_what_they_should() {
+    let fx = fixture!();
+    let s = &fx.store;
+    let alice = UserId::new("alice");
+    let bob = UserId::new("bob");
+    for (n, (id, user)) in [
+        ("s1", "alice"),
+        ("s2", "alice"),
+        ("s3", "alice"),
+        ("s4", "alice"),
+        ("s1", "bob"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.create_session(&tok(n as u64 + 1), &session(id, user, n as u64, 5_000))
+            .await
+            .unwrap();
+    }
+    // By id: once, and only the owner's.
+    assert!(
+        s.delete_session_by_id(&alice, &SessionId::new("s2"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.delete_session_by_id(&alice, &SessionId::new("s2"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.delete_session_by_id(&bob, &SessionId::new("s3"))
+            .await
+            .unwrap()
+    );
+    assert!(s.session(&tok(2), 10).await.unwrap().is_none());
+    assert!(s.session(&tok(3), 10).await.unwrap().is_some());
+    assert_eq!(
+        ids(&s.sessions(&alice, 10).await.unwrap()),
+        ["s1", "s3", "s4"]
+    );
+    // All but `keep`.
+    assert_eq!(
+        s.delete_sessions(&alice, Some(&SessionId::new("s3")))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(ids(&s.sessions(&alice, 10).await.unwrap()), ["s3"]);
+    assert!(s.session(&tok(1), 10).await.unwrap().is_none());
+    assert!(s.session(&tok(4), 10).await.unwrap().is_none());
+    assert_eq!(fx.members("su:alice").await, [tok(3).to_hex()]);
+    assert_eq!(
+        s.delete_sessions(&alice, Some(&SessionId::new("s3")))
+            .await
+            .unwrap(),
+        0
+    );
+    // A `keep` that is not there keeps nothing; then there is nothing left.
+    assert_eq!(
+        s.delete_sessions(&alice, Some(&SessionId::new("s9")))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.delete_sessions(&alice, None).await.unwrap(), 0);
+    assert!(s.sessions(&alice, 10).await.unwrap().is_empty());
+    assert!(!fx.exists("su:alice").await);
+    // Bob's session with the same id as one of alice's is untouched.
+    assert_eq!(ids(&s.sessions(&bob, 10).await.unwrap()), ["s1"]);
+    assert!(s.session(&tok(5), 10).await.unwrap().is_some());
+    // `keep: None` deletes every one, expired ones included in the count.
+    s.create_session(&tok(6), &session("s6", "bob", 9, 20))
+        .await
+        .unwrap();
+    assert_eq!(s.delete_sessions(&bob, None).await.unwrap(), 2);
+    assert!(s.sessions(&bob, 10).await.unwrap().is_empty());
+    assert!(s.session(&tok(5), 10).await.unwrap().is_none());
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn corrupt_sessions_and_session_sets_are_internal_and_half_writes_never_happen() {
+    let fx = fixture!();
+    let s = &fx.store;
+    let alice = UserId::new("alice");
+    s.create_session(&tok(1), &session("s1", "alice", 1, 1_000))
+        .await
+        .unwrap();
+    let se = fx.key(&format!("se:{}", tok(1).to_hex()));
+    // A method this version does not know.
+    fx.set_raw(&[b"HSET", se.as_bytes(), b"m", b"sms"]).await;
+    assert!(is_internal(&s.session(&tok(1), 10).await));
+    assert!(is_internal(&s.sessions(&alice, 10).await));
+    fx.set_raw(&[b"HSET", se.as_bytes(), b"m", b"totp", b"a", b"-1"])
+        .await;
+    assert!(is_internal(&s.session(&tok(1), 10).await));
+    fx.set_raw(&[b"HSET", se.as_bytes(), b"a", b"5", b"x", b"soon"])
+        .await;
+    assert!(is_internal(&s.reauthenticate_session(&tok(1), 10).await));
+    // A hash that lost its id.
+    fx.set_raw(&[b"HDEL", se.as_bytes(), b"i"]).await;
+    assert!(is_internal(&s.session(&tok(1), 10).await));
+    // A per-user set of the wrong type: creating a session writes nothing.
+    fx.set_raw(&[b"SET", fx.key("su:bob").as_bytes(), b"x"])
+        .await;
+    assert!(is_internal(
+        &s.create_session(&tok(2), &session("s2", "bob", 1, 1_000))
+            .await
+    ));
+    assert!(!fx.exists(&format!("se:{}", tok(2).to_hex())).await);
+    let bob = UserId::new("bob");
+    assert!(is_internal(&s.sessions(&bob, 10).await));
+    assert!(is_internal(&s.delete_sessions(&bob, None).await));
+    assert!(is_internal(
+        &s.delete_session_by_id(&bob, &SessionId::new("s2")).await
+    ));
+    // Deleting a session key of the wrong type still deletes it.
+    let se3 = fx.key(&format!("se:{}", tok(3).to_hex()));
+    fx.set_raw(&[b"SET", se3.as_bytes(), b"junk"]).await;
+    s.delete_session(&tok(3)).await.unwrap();
+    assert!(!fx.exists(&format!("se:{}", tok(3).to_hex())).await);
     fx.cleanup().await;
 }
 
@@ -826,6 +1146,155 @@ async fn race_take_enrollment_has_one_winner() {
     fx.cleanup().await;
 }
 
+/// What one task of the `delete_sessions` race did.
+#[derive(Default)]
+struct SessionRaceTask {
+    /// The deleter: when its call started and returned, and the count.
+    deleted: Option<(Instant, Instant, u32)>,
+    /// A creator: each session's token number and when its call started and returned.
+    created: Vec<(u64, Instant, Instant)>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn race_delete_sessions_removes_every_session_created_before_it() {
+    let Some((fx, stores)) = racing_pair().await else {
+        return;
+    };
+    const BEFORE: u64 = 20; // sessions made before the race, the first one kept
+    const EACH: u64 = 4; // sessions each creator makes during it
+    let mut raw = fx.raw().await;
+    let mut overlapped = 0;
+    for round in 0..ROUNDS {
+        let user = UserId::new(format!("u{round}"));
+        let base = round * 1_000;
+        for n in 0..BEFORE {
+            stores[(n % 2) as usize]
+                .create_session(
+                    &tok(base + n),
+                    &session(&format!("pre{n}"), user.as_str(), n, 5_000),
+                )
+                .await
+                .unwrap();
+        }
+        let kept = SessionId::new("pre0");
+        let got = race(&stores, |s, i| {
+            let user = user.clone();
+            let kept = kept.clone();
+            async move {
+                let mut task = SessionRaceTask::default();
+                if i == 0 {
+                    let started = Instant::now();
+                    let n = s.delete_sessions(&user, Some(&kept)).await.unwrap();
+                    task.deleted = Some((started, Instant::now(), n));
+                } else {
+                    for j in 0..EACH {
+                        let t = base + 100 + i as u64 * 10 + j;
+                        let started = Instant::now();
+                        s.create_session(
+                            &tok(t),
+                            &session(&format!("c{t}"), user.as_str(), 100 + t, 5_000),
+                        )
+                        .await
+                        .unwrap();
+                        task.created.push((t, started, Instant::now()));
+                    }
+                }
+                task
+            }
+        })
+        .await;
+        let (del_start, del_end, deleted) = got[0].deleted.unwrap();
+        let survivors: BTreeSet<String> = stores[1]
+            .sessions(&user, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id.as_str().to_owned())
+            .collect();
+        assert!(
+            survivors.contains("pre0"),
+            "round {round}: keep was deleted"
+        );
+        assert!(
+            survivors
+                .iter()
+                .all(|id| !id.starts_with("pre") || id == "pre0"),
+            "round {round}: {survivors:?}"
+        );
+        let created: Vec<_> = got.iter().flat_map(|t| t.created.iter()).collect();
+        for (t, started, returned) in &created {
+            let id = format!("c{t}");
+            if *returned < del_start {
+                assert!(
+                    !survivors.contains(&id),
+                    "round {round}: {id} was created before the delete and survived"
+                );
+            }
+            if *started > del_end {
+                assert!(
+                    survivors.contains(&id),
+                    "round {round}: {id} was created after the delete and is gone"
+                );
+            }
+            if *started < del_end && *returned > del_start {
+                overlapped += 1;
+            }
+        }
+        // Every session is either counted as deleted or still there, and the set
+        // holds exactly the survivors.
+        let total = BEFORE as usize + created.len();
+        assert_eq!(
+            deleted as usize + survivors.len(),
+            total,
+            "round {round}: {deleted} deleted, {} left",
+            survivors.len()
+        );
+        let members: i64 = redis::cmd("SCARD")
+            .arg(fx.key(&format!("su:{user}")))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(members as usize, survivors.len(), "round {round}");
+    }
+    eprintln!("creates that overlapped a delete_sessions: {overlapped}");
+    fx.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn race_reauthenticate_never_resurrects_a_deleted_session() {
+    let Some((fx, stores)) = racing_pair().await else {
+        return;
+    };
+    for round in 0..ROUNDS {
+        stores[0]
+            .create_session(&tok(round), &session("s", "alice", 1, 5_000))
+            .await
+            .unwrap();
+        race(&stores, |s, i| async move {
+            if i % 2 == 0 {
+                s.delete_session(&tok(round)).await.unwrap();
+            } else {
+                s.reauthenticate_session(&tok(round), 10 + i as u64)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        assert!(
+            !fx.exists(&format!("se:{}", tok(round).to_hex())).await,
+            "round {round}"
+        );
+        assert!(
+            !stores[1]
+                .reauthenticate_session(&tok(round), 100)
+                .await
+                .unwrap()
+        );
+    }
+    assert!(!fx.exists("su:alice").await);
+    fx.cleanup().await;
+}
+
 // ---------------------------------------------------------------------------------
 // Faults
 
@@ -931,15 +1400,7 @@ async fn a_store_whose_redis_went_away_is_unavailable_then_recovers() {
         .await
         .unwrap();
     store
-        .create_session(
-            &tok(1),
-            &SessionRecord {
-                user_id: UserId::new("a"),
-                password_epoch: 0,
-                created_at: 0,
-                expires_at: 1_000,
-            },
-        )
+        .create_session(&tok(1), &session("s1", "a", 0, 1_000))
         .await
         .unwrap();
     proxy.stop().await;

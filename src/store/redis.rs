@@ -170,6 +170,113 @@ redis.call('DEL', KEYS[1])
 return n
 "#;
 
+/// KEYS[1] session, KEYS[2] user's session set; ARGV[1] token hash, ARGV[2] TTL,
+/// ARGV[3..9] fields `i u p m c a x`. The set is written first: a set of the wrong
+/// type fails the script before anything was written.
+const CREATE_SESSION: &str = r#"
+local ttl = tonumber(ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+extend(KEYS[2], ttl)
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'i', ARGV[3], 'u', ARGV[4], 'p', ARGV[5], 'm', ARGV[6], 'c', ARGV[7], 'a', ARGV[8], 'x', ARGV[9])
+redis.call('EXPIRE', KEYS[1], ttl)
+return 1
+"#;
+
+/// KEYS[1] session; ARGV[1] session set key prefix, ARGV[2] token hash. Deletes the
+/// session and its entry in its user's set.
+const DELETE_SESSION: &str = r#"
+if redis.call('TYPE', KEYS[1]).ok == 'hash' then
+  local u = redis.call('HGET', KEYS[1], 'u')
+  if u then redis.call('SREM', ARGV[1] .. u, ARGV[2]) end
+end
+redis.call('DEL', KEYS[1])
+return 1
+"#;
+
+/// KEYS[1] session; ARGV[1] at (padded), ARGV[2] at. Sets `a` of a session unexpired
+/// at `at`, keeping its TTL. Returns 1 when set; 0 for a missing, expired or 0.1
+/// session (no `i`, `m`, `a`).
+const REAUTHENTICATE_SESSION: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local v = redis.call('HMGET', KEYS[1], 'i', 'm', 'a', 'x')
+if not v[1] and not v[2] and not v[3] then return 0 end
+local c = cmp(v[4], ARGV[1])
+if not v[1] or not v[2] or not v[3] or not c then return 'corrupt' end
+if c <= 0 then return 0 end
+redis.call('HSET', KEYS[1], 'a', ARGV[2])
+return 1
+"#;
+
+/// KEYS[1] user's session set; ARGV[1] session key prefix, ARGV[2] user id, ARGV[3]
+/// now (padded). Returns the fields `i u p m c a x` of the user's sessions unexpired at
+/// `now`, flattened, in no order. Deletes the expired ones and prunes set entries
+/// whose session is gone or belongs to someone else; a hash without `u` is returned
+/// as it is, for the caller to reject.
+const LIST_SESSIONS: &str = r#"
+local out = {}
+for _, t in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local k = ARGV[1] .. t
+  local v = redis.call('HMGET', k, 'i', 'u', 'p', 'm', 'c', 'a', 'x')
+  local keep = true
+  if v[2] == ARGV[2] then
+    local c = cmp(v[7], ARGV[3])
+    if c and c <= 0 then
+      redis.call('DEL', k)
+      keep = false
+    end
+  elseif v[2] or redis.call('EXISTS', k) == 0 then
+    keep = false
+  end
+  if keep then
+    for j = 1, 7 do out[#out + 1] = v[j] end
+  else
+    redis.call('SREM', KEYS[1], t)
+  end
+end
+return out
+"#;
+
+/// KEYS[1] user's session set; ARGV[1] session key prefix, ARGV[2] user id, ARGV[3]
+/// session id. Returns 1 when the session was there.
+const DELETE_SESSION_BY_ID: &str = r#"
+local found = 0
+for _, t in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local k = ARGV[1] .. t
+  local v = redis.call('HMGET', k, 'i', 'u')
+  if v[2] == ARGV[2] then
+    if v[1] == ARGV[3] then
+      redis.call('DEL', k)
+      redis.call('SREM', KEYS[1], t)
+      found = 1
+    end
+  elseif v[2] or redis.call('EXISTS', k) == 0 then
+    redis.call('SREM', KEYS[1], t)
+  end
+end
+return found
+"#;
+
+/// KEYS[1] user's session set; ARGV[1] session key prefix, ARGV[2] user id, ARGV[3]
+/// `1` to keep the session with id ARGV[4], `0` to keep none. Returns how many
+/// sessions were deleted.
+const DELETE_SESSIONS: &str = r#"
+local n = 0
+for _, t in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local k = ARGV[1] .. t
+  local v = redis.call('HMGET', k, 'i', 'u')
+  if v[2] == ARGV[2] then
+    if not (ARGV[3] == '1' and v[1] == ARGV[4]) then
+      n = n + redis.call('DEL', k)
+      redis.call('SREM', KEYS[1], t)
+    end
+  elseif v[2] or redis.call('EXISTS', k) == 0 then
+    redis.call('SREM', KEYS[1], t)
+  end
+end
+return n
+"#;
+
 /// The scripts, compiled (hashed) once per process.
 struct Scripts {
     begin_attempt: Script,
@@ -181,10 +288,16 @@ struct Scripts {
     list_devices: Script,
     revoke_device: Script,
     revoke_all_devices: Script,
+    create_session: Script,
+    delete_session: Script,
+    reauthenticate_session: Script,
+    list_sessions: Script,
+    delete_session_by_id: Script,
+    delete_sessions: Script,
 }
 
 impl Scripts {
-    fn all(&self) -> [&Script; 9] {
+    fn all(&self) -> [&Script; 15] {
         [
             &self.begin_attempt,
             &self.take_pending,
@@ -195,6 +308,12 @@ impl Scripts {
             &self.list_devices,
             &self.revoke_device,
             &self.revoke_all_devices,
+            &self.create_session,
+            &self.delete_session,
+            &self.reauthenticate_session,
+            &self.list_sessions,
+            &self.delete_session_by_id,
+            &self.delete_sessions,
         ]
     }
 }
@@ -211,6 +330,12 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
         list_devices: s(LIST_DEVICES),
         revoke_device: s(REVOKE_DEVICE),
         revoke_all_devices: s(REVOKE_ALL_DEVICES),
+        create_session: s(CREATE_SESSION),
+        delete_session: s(DELETE_SESSION),
+        reauthenticate_session: s(REAUTHENTICATE_SESSION),
+        list_sessions: s(LIST_SESSIONS),
+        delete_session_by_id: s(DELETE_SESSION_BY_ID),
+        delete_sessions: s(DELETE_SESSIONS),
     }
 });
 
@@ -234,7 +359,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 /// | `{p}th:{throttle key}` | string | `{count}:{until}`; a missing key is the zero state |
 /// | `{p}dv:{token hash}` | hash | trusted device: `i` id, `u` user id, `l` label, `p` epoch, `c` created at, `x` expires at |
 /// | `{p}du:{user id}` | list | the user's device token hashes, in insertion order (listed by `created_at`) |
-/// | `{p}se:{token hash}` | hash | session: `u` user id, `p` epoch, `c` created at, `x` expires at |
+/// | `{p}se:{token hash}` | hash | session: `i` id, `u` user id, `p` epoch, `m` method ([`AuthMethod::as_str`]), `c` created at, `a` authenticated at, `x` expires at |
+/// | `{p}su:{user id}` | set | the user's session token hashes (listed by `created_at`) |
 ///
 /// Times and steps that a script compares (`x`, the step) are written as 20-digit
 /// zero-padded decimals, so that the Lua scripts compare them exactly over the whole
@@ -254,9 +380,25 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 /// [`take_enrollment`](EphemeralStore::take_enrollment)) hold against any number of
 /// processes sharing the server.
 ///
-/// The device scripts touch the per-user list and the device hashes in one script,
-/// so all keys of one prefix must live on one server: this store is for a single
-/// Redis (or a primary with replicas), not Redis Cluster.
+/// Sessions and their per-user set are written, deleted and listed together by one
+/// script each, so [`delete_sessions`](EphemeralStore::delete_sessions) deletes every
+/// session whose [`create_session`](EphemeralStore::create_session) returned before
+/// it started, and [`reauthenticate_session`](EphemeralStore::reauthenticate_session)
+/// never recreates a deleted session nor changes a session's TTL. The scripts that
+/// walk a user's set drop entries whose session is gone, and
+/// [`sessions`](EphemeralStore::sessions) also deletes the sessions expired at the
+/// `now` it is given.
+///
+/// The device and session scripts touch the per-user list or set and the records in
+/// one script, so all keys of one prefix must live on one server: this store is for a
+/// single Redis (or a primary with replicas), not Redis Cluster.
+///
+/// # Sessions written by 0.1
+///
+/// A session written by 0.1 has no id, method or authentication time and is in no
+/// per-user set, so it could be neither listed nor ended by
+/// [`delete_sessions`](EphemeralStore::delete_sessions). This version treats it as
+/// absent: its owner logs in again once after the upgrade.
 ///
 /// # Expiry: the caller's clock decides, TTLs only collect garbage
 ///
@@ -278,8 +420,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 ///   and short enough not to pile up.
 ///
 /// TTLs are only ever extended by the scripts that share a key (a replay mark keeps
-/// the later of its expiries; a user's device list lives as long as its longest-lived
-/// device). The one case where a TTL can drop a live record is a caller clock that
+/// the later of its expiries; a user's device list and session set live as long as
+/// their longest-lived device or session). The one case where a TTL can drop a live record is a caller clock that
 /// runs behind the wall clock by less than the record's lifetime and more than the
 /// 5-minute slack: keep production clocks close to the real time.
 ///
@@ -599,15 +741,68 @@ fn decode_device(f: &Fields) -> Result<DeviceRecord> {
     })
 }
 
-const SESSION_FIELDS: [&str; 4] = ["u", "p", "c", "x"];
+const SESSION_FIELDS: [&str; 7] = ["i", "u", "p", "m", "c", "a", "x"];
 
 fn decode_session(f: &Fields) -> Result<SessionRecord> {
+    let method = AuthMethod::parse(&f.string(3)?).ok_or_else(|| {
+        tracing::error!("unknown authentication method in a redis session");
+        Error::Internal("unknown authentication method in a redis session")
+    })?;
     Ok(SessionRecord {
-        user_id: UserId::new(f.string(0)?),
-        password_epoch: f.num(1)?,
-        created_at: f.num(2)?,
-        expires_at: f.num(3)?,
+        id: SessionId::new(f.string(0)?),
+        user_id: UserId::new(f.string(1)?),
+        password_epoch: f.num(2)?,
+        method,
+        created_at: f.num(4)?,
+        authenticated_at: f.num(5)?,
+        expires_at: f.num(6)?,
     })
+}
+
+/// Whether an `HMGET` of [`SESSION_FIELDS`] found a session written by 0.1: `u p c x`
+/// only, without the id, method and authentication time that this version needs.
+/// Such a record with a malformed field is corrupt, as it was for 0.1.
+fn is_v01_session(value: &Value) -> Result<bool> {
+    let Value::Array(items) = value else {
+        return Ok(false);
+    };
+    if items.len() != SESSION_FIELDS.len() {
+        return Ok(false);
+    }
+    let mut v01 = Vec::with_capacity(4);
+    for (v, name) in items.iter().zip(SESSION_FIELDS) {
+        match (name, v) {
+            ("i" | "m" | "a", Value::Nil) => {}
+            ("u" | "p" | "c" | "x", Value::BulkString(b)) => v01.push(b.clone()),
+            _ => return Ok(false),
+        }
+    }
+    let f = Fields(v01);
+    f.string(0)?;
+    f.num::<u64>(1)?;
+    f.num::<u64>(2)?;
+    f.num::<u64>(3)?;
+    Ok(true)
+}
+
+/// A script's answer of `n` fields per record, flattened: one [`Fields`] per record.
+fn records(value: Value, n: usize) -> Result<Vec<Fields>> {
+    let Value::Array(items) = value else {
+        return Err(corrupt());
+    };
+    if n == 0 || items.len() % n != 0 {
+        return Err(corrupt());
+    }
+    let mut out = Vec::with_capacity(items.len() / n);
+    let mut items = items.into_iter();
+    loop {
+        let record: Vec<Value> = items.by_ref().take(n).collect();
+        if record.is_empty() {
+            break;
+        }
+        out.push(Fields::decode(Value::Array(record), n)?.ok_or_else(corrupt)?);
+    }
+    Ok(out)
 }
 
 /// A script's integer answer: 0 or 1 (or a count); `'corrupt'` or anything else is
@@ -844,21 +1039,8 @@ impl EphemeralStore for RedisStore {
                 &[prefix.as_bytes()],
             )
             .await?;
-        let Value::Array(items) = value else {
-            return Err(corrupt());
-        };
-        let n = DEVICE_FIELDS.len();
-        if items.len() % n != 0 {
-            return Err(corrupt());
-        }
-        let mut out = Vec::with_capacity(items.len() / n);
-        let mut items = items.into_iter();
-        loop {
-            let record: Vec<Value> = items.by_ref().take(n).collect();
-            if record.is_empty() {
-                break;
-            }
-            let f = Fields::decode(Value::Array(record), n)?.ok_or_else(corrupt)?;
+        let mut out = Vec::new();
+        for f in records(value, DEVICE_FIELDS.len())? {
             let device = decode_device(&f)?;
             if device.expires_at > now {
                 out.push(device);
@@ -900,28 +1082,41 @@ impl EphemeralStore for RedisStore {
     }
 
     async fn create_session(&self, token: &KeyedHash, session: &SessionRecord) -> Result<()> {
-        let key = self.token_key("se", token);
+        let hex = token.to_hex();
+        let key = self.key("se", &hex);
+        let index = self.key("su", session.user_id.as_str());
+        let ttl = gc_ttl(session.expires_at).to_string();
         let epoch = session.password_epoch.to_string();
         let created = session.created_at.to_string();
+        let authenticated = session.authenticated_at.to_string();
         let expires = pad(session.expires_at);
-        let fields: [(&str, &[u8]); 4] = [
-            ("u", session.user_id.as_str().as_bytes()),
-            ("p", epoch.as_bytes()),
-            ("c", created.as_bytes()),
-            ("x", expires.as_bytes()),
-        ];
-        self.put_hash(
-            "redis create_session",
-            &key,
-            &fields,
-            gc_ttl(session.expires_at),
-        )
-        .await
+        let value = self
+            .run(
+                "redis create_session",
+                &SCRIPTS.create_session,
+                &[&key, &index],
+                &[
+                    hex.as_bytes(),
+                    ttl.as_bytes(),
+                    session.id.as_str().as_bytes(),
+                    session.user_id.as_str().as_bytes(),
+                    epoch.as_bytes(),
+                    session.method.as_str().as_bytes(),
+                    created.as_bytes(),
+                    authenticated.as_bytes(),
+                    expires.as_bytes(),
+                ],
+            )
+            .await?;
+        flag(value).map(drop)
     }
 
     async fn session(&self, token: &KeyedHash, now: u64) -> Result<Option<SessionRecord>> {
         let key = self.token_key("se", token);
         let value = self.hmget("redis session", &key, &SESSION_FIELDS).await?;
+        if is_v01_session(&value)? {
+            return Ok(None);
+        }
         match Fields::decode(value, SESSION_FIELDS.len())? {
             Some(f) => Ok(Some(decode_session(&f)?).filter(|s| s.expires_at > now)),
             None => Ok(None),
@@ -929,8 +1124,103 @@ impl EphemeralStore for RedisStore {
     }
 
     async fn delete_session(&self, token: &KeyedHash) -> Result<()> {
-        self.del("redis delete_session", &self.token_key("se", token))
-            .await
+        let hex = token.to_hex();
+        let key = self.key("se", &hex);
+        let index_prefix = self.key("su", "");
+        let value = self
+            .run(
+                "redis delete_session",
+                &SCRIPTS.delete_session,
+                &[&key],
+                &[index_prefix.as_bytes(), hex.as_bytes()],
+            )
+            .await?;
+        flag(value).map(drop)
+    }
+
+    async fn sessions(&self, user_id: &UserId, now: u64) -> Result<Vec<SessionRecord>> {
+        let index = self.key("su", user_id.as_str());
+        let prefix = self.key("se", "");
+        let padded_now = pad(now);
+        let value = self
+            .run(
+                "redis sessions",
+                &SCRIPTS.list_sessions,
+                &[&index],
+                &[
+                    prefix.as_bytes(),
+                    user_id.as_str().as_bytes(),
+                    padded_now.as_bytes(),
+                ],
+            )
+            .await?;
+        let mut out = Vec::new();
+        for f in records(value, SESSION_FIELDS.len())? {
+            let session = decode_session(&f)?;
+            if session.expires_at > now {
+                out.push(session);
+            }
+        }
+        // A set has no order; oldest first means by `created_at`.
+        out.sort_by_key(|s| s.created_at);
+        Ok(out)
+    }
+
+    async fn reauthenticate_session(&self, token: &KeyedHash, at: u64) -> Result<bool> {
+        let key = self.token_key("se", token);
+        let padded = pad(at);
+        let at = at.to_string();
+        let value = self
+            .run(
+                "redis reauthenticate_session",
+                &SCRIPTS.reauthenticate_session,
+                &[&key],
+                &[padded.as_bytes(), at.as_bytes()],
+            )
+            .await?;
+        flag(value)
+    }
+
+    async fn delete_session_by_id(&self, user_id: &UserId, id: &SessionId) -> Result<bool> {
+        let index = self.key("su", user_id.as_str());
+        let prefix = self.key("se", "");
+        let value = self
+            .run(
+                "redis delete_session_by_id",
+                &SCRIPTS.delete_session_by_id,
+                &[&index],
+                &[
+                    prefix.as_bytes(),
+                    user_id.as_str().as_bytes(),
+                    id.as_str().as_bytes(),
+                ],
+            )
+            .await?;
+        flag(value)
+    }
+
+    async fn delete_sessions(&self, user_id: &UserId, keep: Option<&SessionId>) -> Result<u32> {
+        let index = self.key("su", user_id.as_str());
+        let prefix = self.key("se", "");
+        let (keeping, kept): (&[u8], &[u8]) = match keep {
+            Some(id) => (b"1", id.as_str().as_bytes()),
+            None => (b"0", b""),
+        };
+        let value = self
+            .run(
+                "redis delete_sessions",
+                &SCRIPTS.delete_sessions,
+                &[&index],
+                &[
+                    prefix.as_bytes(),
+                    user_id.as_str().as_bytes(),
+                    keeping,
+                    kept,
+                ],
+            )
+            .await?;
+        let n = int(value)?;
+        u32::try_from(n).map_err(|_| corrupt())
     }
 }
 
@@ -1007,6 +1297,60 @@ mod tests {
         let f = Fields(vec![b"\xff".to_vec(), b"1".to_vec(), b"2".to_vec()]);
         assert!(f.string(0).is_err());
         assert!(f.num::<u32>(3).is_err());
+    }
+
+    #[test]
+    fn sessions_decode_strictly_and_0_1_sessions_are_recognised() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let row = |m: &str| {
+            Fields(
+                ["s1", "alice", "3", m, "10", "20", "30"]
+                    .iter()
+                    .map(|f| f.as_bytes().to_vec())
+                    .collect(),
+            )
+        };
+        let s = decode_session(&row("backup_code")).unwrap();
+        assert_eq!(s.id, SessionId::new("s1"));
+        assert_eq!(s.method, AuthMethod::BackupCode);
+        assert_eq!(
+            (
+                s.password_epoch,
+                s.created_at,
+                s.authenticated_at,
+                s.expires_at
+            ),
+            (3, 10, 20, 30)
+        );
+        for bad in ["sms", "", "TOTP"] {
+            assert!(matches!(decode_session(&row(bad)), Err(Error::Internal(_))));
+        }
+        let v01 = Value::Array(vec![
+            Value::Nil,
+            bulk("alice"),
+            bulk("3"),
+            Value::Nil,
+            bulk("10"),
+            Value::Nil,
+            bulk("30"),
+        ]);
+        assert!(is_v01_session(&v01).unwrap());
+        assert!(!is_v01_session(&Value::Nil).unwrap());
+        assert!(!is_v01_session(&Value::Array(vec![Value::Nil; 7])).unwrap());
+        let mut partial = vec![bulk("s1"); 7];
+        partial[3] = Value::Nil;
+        assert!(!is_v01_session(&Value::Array(partial)).unwrap());
+        let Value::Array(mut bad) = v01 else {
+            unreachable!()
+        };
+        bad[2] = bulk("x");
+        assert!(matches!(
+            is_v01_session(&Value::Array(bad)),
+            Err(Error::Internal(_))
+        ));
+        assert!(records(Value::Array(vec![bulk("x"); 8]), 7).is_err());
+        assert!(records(Value::Array(vec![Value::Nil; 7]), 7).is_err());
+        assert_eq!(records(Value::Array(vec![]), 7).unwrap().len(), 0);
     }
 
     #[test]
