@@ -1456,6 +1456,17 @@ fn service(ephemeral: RedisStore, keys: &KeyRing, clock: &ManualClock) -> RedisS
         .unwrap()
 }
 
+/// A recent-authentication proof from a fresh password-only login (2FA still off).
+async fn fresh_proof(service: &RedisService, name: &str) -> secondfactor::RecentAuth {
+    let LoginOutcome::Authenticated(auth) =
+        service.login(LoginRequest::new(name, PW)).await.unwrap()
+    else {
+        panic!("expected a password-only login");
+    };
+    let session = service.issue_session(auth).await.unwrap();
+    service.recent_auth(session.expose()).await.unwrap()
+}
+
 async fn pending_token(service: &RedisService, name: &str) -> String {
     match service.login(LoginRequest::new(name, PW)).await.unwrap() {
         LoginOutcome::SecondFactorRequired(t) => t.token.expose().to_owned(),
@@ -1470,11 +1481,12 @@ async fn flows_log_in_with_totp_and_refuse_replay_on_redis() {
     let keys = KeyRing::new(1, SealingKey::generate());
     let service = service(fx.store.clone(), &keys, &clock);
     let user = service.register("alice", PW).await.unwrap();
-    let setup = service.setup_two_factor(&user).await.unwrap();
+    let proof = fresh_proof(&service, "alice").await;
+    let setup = service.setup_two_factor(&proof).await.unwrap();
     assert!(fx.exists(&format!("en:{user}")).await);
     let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
     service
-        .confirm_enrollment(&user, &phone.generate(clock.now()))
+        .confirm_enrollment(&proof, &phone.generate(clock.now()))
         .await
         .unwrap();
     clock.advance(Duration::from_secs(30));
@@ -1562,11 +1574,12 @@ async fn flows_on_a_vanished_redis_are_unavailable() {
         .unwrap();
     let clock = ManualClock::new(T0);
     let service = service(store, &KeyRing::new(1, SealingKey::generate()), &clock);
-    let user = service.register("bob", PW).await.unwrap();
-    let setup = service.setup_two_factor(&user).await.unwrap();
+    service.register("bob", PW).await.unwrap();
+    let proof = fresh_proof(&service, "bob").await;
+    let setup = service.setup_two_factor(&proof).await.unwrap();
     let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
     service
-        .confirm_enrollment(&user, &phone.generate(clock.now()))
+        .confirm_enrollment(&proof, &phone.generate(clock.now()))
         .await
         .unwrap();
     clock.advance(Duration::from_secs(30));
