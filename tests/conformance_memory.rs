@@ -75,7 +75,7 @@ mod flawed {
     use secondfactor::secret::KeyedHash;
     use secondfactor::store::{
         AuthenticatorId, DeviceId, DeviceRecord, EphemeralStore, MemoryStore, PendingEnrollment,
-        PendingLogin, SessionRecord, ThrottleState, UserId,
+        PendingLogin, SessionId, SessionRecord, ThrottleState, UserId,
     };
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +92,9 @@ mod flawed {
         Attempt,
         /// `take_enrollment` compares the id, then deletes whatever is there.
         Enrollment,
+        /// `delete_sessions` lists the sessions, then deletes them one by one and
+        /// counts every one it listed.
+        DeleteSessions,
     }
 
     #[derive(Default)]
@@ -106,7 +109,7 @@ mod flawed {
     pub struct Flawed {
         flaw: Flaw,
         state: Arc<Mutex<State>>,
-        // Devices and sessions.
+        // Devices and sessions (`delete_sessions` may be flawed on top).
         inner: MemoryStore,
     }
 
@@ -326,6 +329,33 @@ mod flawed {
         async fn delete_session(&self, token: &KeyedHash) -> Result<()> {
             self.inner.delete_session(token).await
         }
+
+        async fn sessions(&self, user_id: &UserId, now: u64) -> Result<Vec<SessionRecord>> {
+            self.inner.sessions(user_id, now).await
+        }
+
+        async fn reauthenticate_session(&self, token: &KeyedHash, at: u64) -> Result<bool> {
+            self.inner.reauthenticate_session(token, at).await
+        }
+
+        async fn delete_session_by_id(&self, user_id: &UserId, id: &SessionId) -> Result<bool> {
+            self.inner.delete_session_by_id(user_id, id).await
+        }
+
+        async fn delete_sessions(&self, user_id: &UserId, keep: Option<&SessionId>) -> Result<u32> {
+            if self.flaw == Flaw::DeleteSessions {
+                // Lists, then deletes one by one, counting what it listed.
+                let listed = self.inner.sessions(user_id, 0).await?;
+                let mut deleted = 0;
+                for s in listed.iter().filter(|s| Some(&s.id) != keep) {
+                    self.gap(Flaw::DeleteSessions).await;
+                    self.inner.delete_session_by_id(user_id, &s.id).await?;
+                    deleted += 1;
+                }
+                return Ok(deleted);
+            }
+            self.inner.delete_sessions(user_id, keep).await
+        }
     }
 }
 
@@ -411,4 +441,10 @@ fn races_catch_a_non_atomic_enrollment_take() {
         msg.contains("take_enrollment") && msg.contains("race (round"),
         "{msg}"
     );
+}
+
+#[test]
+fn races_catch_a_non_atomic_delete_sessions() {
+    let msg = caught(flawed::Flaw::DeleteSessions);
+    assert!(msg.contains("delete_sessions race (round"), "{msg}");
 }
