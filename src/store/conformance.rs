@@ -82,7 +82,7 @@ use crate::security_log::{MAX_ENTRIES, MAX_TEXT_BYTES, RETENTION_SECS, SecurityE
 /// How hard the race checks push: how many rounds of each race, and how many tasks
 /// race in each round.
 ///
-/// One round of every race makes about 700 store calls with 16 tasks (most of them
+/// One round of every race makes about 800 store calls with 16 tasks (most of them
 /// in the compare-and-set counter race, which grows with the square of `tasks`).
 /// The default, 200 rounds of 16 tasks, takes a few seconds on [`MemoryStore`] in a
 /// debug build. A store that talks to a server costs a round trip or more per call:
@@ -184,8 +184,10 @@ pub async fn ephemeral_all<E: EphemeralStore + Clone>(stores: &[E], config: Race
 }
 
 /// Checks the behaviour of every [`AccountStore`] method, one call at a time:
-/// accounts and user-name uniqueness, passwords, turning 2FA on and off,
-/// authenticators (order, adding, removing, resealing) and backup codes.
+/// accounts and user-name uniqueness, passwords (the compare-and-set on the epoch,
+/// rehashes), turning 2FA on and off, authenticators (order, adding, the cap,
+/// removing, resealing), backup codes and their `backup_codes_key_id`, and the
+/// security log (order, limit, `max_entries`, `forget_before`, every field and kind).
 ///
 /// # Panics
 ///
@@ -204,7 +206,8 @@ pub async fn account_store<A: AccountStore>(store: &A) {
 
 /// Checks the behaviour of every [`EphemeralStore`] method, one call at a time:
 /// pending logins (attempt counting, burning, expiry, take, delete), enrollments,
-/// replay marks, throttles, trusted devices and sessions.
+/// replay marks, throttles, trusted devices and sessions (every field, expiry, the
+/// account's list, re-authentication, deleting one, all, or all but one).
 ///
 /// # Panics
 ///
@@ -250,8 +253,14 @@ pub async fn races<S: Store + Clone>(stores: &[S], config: RaceConfig) {
 ///   authenticator;
 /// - `replace_backup_codes` against consuming old codes: exactly the new set is
 ///   left;
-/// - `set_password` against `enable_two_factor`: neither update is lost, and the
-///   password hash and epoch come from the same call.
+/// - `set_password` against `enable_two_factor`: neither update is lost, exactly one
+///   of the password changes from one epoch wins, and the password hash and epoch
+///   are the winner's;
+/// - `set_password` with one expected epoch: exactly one `true`, whose hash stays;
+/// - a password change (epoch `e` to `e + 1`) against rehashes (`e` to `e`): the
+///   change is written and stays (a login can never undo a password change);
+/// - `add_authenticator` with a cap of three to an account with one: exactly two
+///   succeed, the rest get `TooManyAuthenticators`, three are left.
 ///
 /// # Panics
 ///
@@ -296,7 +305,9 @@ pub async fn account_races<A: AccountStore + Clone>(stores: &[A], config: RaceCo
 ///   stays;
 /// - `update_throttle` as a counter (read, compare-and-set, retry): no increment is
 ///   lost;
-/// - `create_device` for one account: no device is lost.
+/// - `create_device` for one account: no device is lost;
+/// - `delete_sessions` keeping one session, from every task: only the kept session
+///   is left, and the counts returned add up to the number deleted.
 ///
 /// # Panics
 ///
