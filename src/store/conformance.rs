@@ -695,15 +695,16 @@ async fn accounts_set_password<A: AccountStore>(store: &A) {
                 store.set_password(id, &stale, expected, new).await,
                 "set_password"
             ),
-            "set_password: {what} with a stale expected_epoch ({expected}) wrote although the \
-             account's epoch is {}; it must return false (compare-and-set on the epoch)",
+            "set_password: {what} with expected_epoch {expected} wrote although the account's \
+             epoch is {}; with a stale (or any other) expected_epoch it must return false \
+             (compare-and-set on the epoch)",
             e + 1
         );
         let got = account_of(store, id, "account after a refused set_password").await;
         assert_same_account(
             &got,
             &want,
-            &format!("set_password: {what} with a stale expected_epoch changed the account"),
+            &format!("set_password: {what} with a wrong expected_epoch changed the account"),
         );
     }
 
