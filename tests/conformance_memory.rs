@@ -75,7 +75,7 @@ mod flawed {
     use secondfactor::secret::KeyedHash;
     use secondfactor::store::{
         AuthenticatorId, DeviceId, DeviceRecord, EphemeralStore, MemoryStore, PendingEnrollment,
-        PendingLogin, SessionRecord, ThrottleState, UserId,
+        PendingLogin, SessionId, SessionRecord, ThrottleState, UserId,
     };
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +92,9 @@ mod flawed {
         Attempt,
         /// `take_enrollment` compares the id, then deletes whatever is there.
         Enrollment,
+        /// `delete_sessions` lists the sessions, then deletes them one by one and
+        /// counts every one it listed.
+        DeleteSessions,
     }
 
     #[derive(Default)]
@@ -106,7 +109,7 @@ mod flawed {
     pub struct Flawed {
         flaw: Flaw,
         state: Arc<Mutex<State>>,
-        // Devices and sessions.
+        // Devices and sessions (`delete_sessions` may be flawed on top).
         inner: MemoryStore,
     }
 
@@ -326,6 +329,33 @@ mod flawed {
         async fn delete_session(&self, token: &KeyedHash) -> Result<()> {
             self.inner.delete_session(token).await
         }
+
+        async fn sessions(&self, user_id: &UserId, now: u64) -> Result<Vec<SessionRecord>> {
+            self.inner.sessions(user_id, now).await
+        }
+
+        async fn reauthenticate_session(&self, token: &KeyedHash, at: u64) -> Result<bool> {
+            self.inner.reauthenticate_session(token, at).await
+        }
+
+        async fn delete_session_by_id(&self, user_id: &UserId, id: &SessionId) -> Result<bool> {
+            self.inner.delete_session_by_id(user_id, id).await
+        }
+
+        async fn delete_sessions(&self, user_id: &UserId, keep: Option<&SessionId>) -> Result<u32> {
+            if self.flaw == Flaw::DeleteSessions {
+                // Lists, then deletes one by one, counting what it listed.
+                let listed = self.inner.sessions(user_id, 0).await?;
+                let mut deleted = 0;
+                for s in listed.iter().filter(|s| Some(&s.id) != keep) {
+                    self.gap(Flaw::DeleteSessions).await;
+                    self.inner.delete_session_by_id(user_id, &s.id).await?;
+                    deleted += 1;
+                }
+                return Ok(deleted);
+            }
+            self.inner.delete_sessions(user_id, keep).await
+        }
     }
 }
 
@@ -409,6 +439,308 @@ fn races_catch_a_non_atomic_enrollment_take() {
     let msg = caught(flawed::Flaw::Enrollment);
     assert!(
         msg.contains("take_enrollment") && msg.contains("race (round"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn races_catch_a_non_atomic_delete_sessions() {
+    let msg = caught(flawed::Flaw::DeleteSessions);
+    assert!(msg.contains("delete_sessions race (round"), "{msg}");
+}
+
+// ---------------------------------------------------------------------------------------
+// ... and broken account stores
+// ---------------------------------------------------------------------------------------
+
+/// An account store: [`MemoryStore`] with one deliberate bug in `set_password` or
+/// `add_authenticator`. The "ignores" flaws break the contract one call at a time;
+/// the "check, then write" flaws read, yield to the scheduler, then write, so only
+/// the races can catch them.
+mod flawed_accounts {
+    use secondfactor::Error;
+    use secondfactor::Result;
+    use secondfactor::password::PasswordHash;
+    use secondfactor::secret::{KeyedHash, SealedSecret};
+    use secondfactor::security_log::SecurityEvent;
+    use secondfactor::store::{
+        AccountRecord, AccountStore, AuthenticatorId, AuthenticatorRecord, MemoryStore,
+        RemoveOutcome, UserId,
+    };
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Flaw {
+        /// None: every method keeps the contract.
+        None,
+        /// `set_password` writes whatever the account's epoch (no compare-and-set).
+        PasswordIgnoresEpoch,
+        /// `set_password` compares the epoch, then writes (a read and an UPDATE
+        /// without `WHERE epoch = ?`).
+        PasswordCheckThenWrite,
+        /// `set_password` compares, then writes, for a rehash (`expected_epoch ==
+        /// new_epoch`) only; a password change is a compare-and-set.
+        RehashCheckThenWrite,
+        /// `add_authenticator` ignores `max_authenticators`.
+        CapIgnored,
+        /// `add_authenticator` counts the authenticators, then inserts.
+        CapCheckThenAdd,
+    }
+
+    #[derive(Clone)]
+    pub struct FlawedAccounts {
+        flaw: Flaw,
+        inner: MemoryStore,
+    }
+
+    impl FlawedAccounts {
+        pub fn new(flaw: Flaw) -> Self {
+            FlawedAccounts {
+                flaw,
+                inner: MemoryStore::new(),
+            }
+        }
+
+        /// Writes the hash and epoch whatever the account's epoch is now.
+        async fn force_password(
+            &self,
+            user_id: &UserId,
+            hash: &PasswordHash,
+            new_epoch: u64,
+        ) -> Result<bool> {
+            loop {
+                let Some(a) = self.inner.account(user_id).await? else {
+                    return Ok(false);
+                };
+                if self
+                    .inner
+                    .set_password(user_id, hash, a.password_epoch, new_epoch)
+                    .await?
+                {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
+    impl AccountStore for FlawedAccounts {
+        async fn create_account(&self, account: &AccountRecord) -> Result<()> {
+            self.inner.create_account(account).await
+        }
+
+        async fn account_by_username(&self, username: &str) -> Result<Option<AccountRecord>> {
+            self.inner.account_by_username(username).await
+        }
+
+        async fn account(&self, user_id: &UserId) -> Result<Option<AccountRecord>> {
+            self.inner.account(user_id).await
+        }
+
+        async fn set_password(
+            &self,
+            user_id: &UserId,
+            hash: &PasswordHash,
+            expected_epoch: u64,
+            new_epoch: u64,
+        ) -> Result<bool> {
+            let check_then_write = self.flaw == Flaw::PasswordCheckThenWrite
+                || (self.flaw == Flaw::RehashCheckThenWrite && expected_epoch == new_epoch);
+            if self.flaw == Flaw::PasswordIgnoresEpoch {
+                return self.force_password(user_id, hash, new_epoch).await;
+            }
+            if check_then_write {
+                let read = self.inner.account(user_id).await?;
+                if read.is_none_or(|a| a.password_epoch != expected_epoch) {
+                    return Ok(false);
+                }
+                tokio::task::yield_now().await;
+                return self.force_password(user_id, hash, new_epoch).await;
+            }
+            self.inner
+                .set_password(user_id, hash, expected_epoch, new_epoch)
+                .await
+        }
+
+        async fn authenticators(&self, user_id: &UserId) -> Result<Vec<AuthenticatorRecord>> {
+            self.inner.authenticators(user_id).await
+        }
+
+        async fn enable_two_factor(
+            &self,
+            authenticator: &AuthenticatorRecord,
+            backup_codes: &[KeyedHash],
+            backup_key_id: u32,
+        ) -> Result<()> {
+            self.inner
+                .enable_two_factor(authenticator, backup_codes, backup_key_id)
+                .await
+        }
+
+        async fn add_authenticator(
+            &self,
+            authenticator: &AuthenticatorRecord,
+            max_authenticators: u32,
+        ) -> Result<()> {
+            match self.flaw {
+                Flaw::CapIgnored => self.inner.add_authenticator(authenticator, u32::MAX).await,
+                Flaw::CapCheckThenAdd => {
+                    let n = self
+                        .inner
+                        .authenticators(&authenticator.user_id)
+                        .await?
+                        .len();
+                    if n >= max_authenticators as usize {
+                        return Err(Error::TooManyAuthenticators);
+                    }
+                    tokio::task::yield_now().await;
+                    self.inner.add_authenticator(authenticator, u32::MAX).await
+                }
+                _ => {
+                    self.inner
+                        .add_authenticator(authenticator, max_authenticators)
+                        .await
+                }
+            }
+        }
+
+        async fn remove_authenticator(
+            &self,
+            user_id: &UserId,
+            id: &AuthenticatorId,
+        ) -> Result<RemoveOutcome> {
+            self.inner.remove_authenticator(user_id, id).await
+        }
+
+        async fn reseal_authenticator(
+            &self,
+            user_id: &UserId,
+            id: &AuthenticatorId,
+            sealed_secret: &SealedSecret,
+        ) -> Result<bool> {
+            self.inner
+                .reseal_authenticator(user_id, id, sealed_secret)
+                .await
+        }
+
+        async fn disable_two_factor(&self, user_id: &UserId) -> Result<bool> {
+            self.inner.disable_two_factor(user_id).await
+        }
+
+        async fn replace_backup_codes(
+            &self,
+            user_id: &UserId,
+            hashes: &[KeyedHash],
+            key_id: u32,
+        ) -> Result<()> {
+            self.inner
+                .replace_backup_codes(user_id, hashes, key_id)
+                .await
+        }
+
+        async fn consume_backup_code(&self, user_id: &UserId, hash: &KeyedHash) -> Result<bool> {
+            self.inner.consume_backup_code(user_id, hash).await
+        }
+
+        async fn backup_codes_remaining(&self, user_id: &UserId) -> Result<u32> {
+            self.inner.backup_codes_remaining(user_id).await
+        }
+
+        async fn append_security_event(
+            &self,
+            user_id: &UserId,
+            event: &SecurityEvent,
+            max_entries: u32,
+            forget_before: u64,
+        ) -> Result<()> {
+            self.inner
+                .append_security_event(user_id, event, max_entries, forget_before)
+                .await
+        }
+
+        async fn security_log(&self, user_id: &UserId, limit: u32) -> Result<Vec<SecurityEvent>> {
+            self.inner.security_log(user_id, limit).await
+        }
+    }
+}
+
+/// Runs the account suite on a store with `flaw`; `None` when it passed, else the
+/// panic message.
+fn run_accounts(flaw: flawed_accounts::Flaw) -> Option<String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = flawed_accounts::FlawedAccounts::new(flaw);
+    let handles = [store.clone(), store];
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(conformance::accounts_all(
+            &handles,
+            RaceConfig::new(100, 16),
+        ))
+    }));
+    let payload = outcome.err()?;
+    Some(
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default(),
+    )
+}
+
+fn caught_accounts(flaw: flawed_accounts::Flaw) -> String {
+    match run_accounts(flaw) {
+        Some(msg) => msg,
+        None => panic!("the suite passed an account store with the flaw {flaw:?}"),
+    }
+}
+
+#[test]
+fn the_account_wrapper_without_a_flaw_passes() {
+    // So the failures below come from the flaws alone.
+    if let Some(msg) = run_accounts(flawed_accounts::Flaw::None) {
+        panic!("the account wrapper without a flaw failed: {msg}");
+    }
+}
+
+#[test]
+fn checks_catch_a_password_write_that_ignores_the_epoch() {
+    let msg = caught_accounts(flawed_accounts::Flaw::PasswordIgnoresEpoch);
+    assert!(
+        msg.starts_with("set_password: ") && msg.contains("stale"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn races_catch_a_non_atomic_password_compare_and_set() {
+    let msg = caught_accounts(flawed_accounts::Flaw::PasswordCheckThenWrite);
+    assert!(msg.contains("set_password race (round"), "{msg}");
+}
+
+#[test]
+fn checks_catch_an_ignored_authenticator_cap() {
+    let msg = caught_accounts(flawed_accounts::Flaw::CapIgnored);
+    assert!(
+        msg.starts_with("add_authenticator: ") && msg.contains("TooManyAuthenticators"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn races_catch_a_non_atomic_authenticator_cap() {
+    let msg = caught_accounts(flawed_accounts::Flaw::CapCheckThenAdd);
+    assert!(
+        msg.contains("add_authenticator race (round") && msg.contains("max_authenticators"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn races_catch_a_rehash_that_undoes_a_password_change() {
+    let msg = caught_accounts(flawed_accounts::Flaw::RehashCheckThenWrite);
+    assert!(
+        msg.contains("set_password race (round") && msg.contains("never undo a password change"),
         "{msg}"
     );
 }

@@ -77,11 +77,12 @@ use tokio::sync::Barrier;
 use super::*;
 use crate::Error;
 use crate::clock::{Clock, SystemClock};
+use crate::security_log::{MAX_ENTRIES, MAX_TEXT_BYTES, RETENTION_SECS, SecurityEventKind};
 
 /// How hard the race checks push: how many rounds of each race, and how many tasks
 /// race in each round.
 ///
-/// One round of every race makes about 700 store calls with 16 tasks (most of them
+/// One round of every race makes about 800 store calls with 16 tasks (most of them
 /// in the compare-and-set counter race, which grows with the square of `tasks`).
 /// The default, 200 rounds of 16 tasks, takes a few seconds on [`MemoryStore`] in a
 /// debug build. A store that talks to a server costs a round trip or more per call:
@@ -183,8 +184,10 @@ pub async fn ephemeral_all<E: EphemeralStore + Clone>(stores: &[E], config: Race
 }
 
 /// Checks the behaviour of every [`AccountStore`] method, one call at a time:
-/// accounts and user-name uniqueness, passwords, turning 2FA on and off,
-/// authenticators (order, adding, removing, resealing) and backup codes.
+/// accounts and user-name uniqueness, passwords (the compare-and-set on the epoch,
+/// rehashes), turning 2FA on and off, authenticators (order, adding, the cap,
+/// removing, resealing), backup codes and their `backup_codes_key_id`, and the
+/// security log (order, limit, `max_entries`, `forget_before`, every field and kind).
 ///
 /// # Panics
 ///
@@ -195,12 +198,16 @@ pub async fn account_store<A: AccountStore>(store: &A) {
     two_factor_lifecycle(store).await;
     two_factor_without_backup_codes(store).await;
     authenticators_order_remove_reseal(store).await;
+    authenticator_cap(store).await;
     backup_codes(store).await;
+    security_log_order_and_bounds(store).await;
+    security_log_fields(store).await;
 }
 
 /// Checks the behaviour of every [`EphemeralStore`] method, one call at a time:
 /// pending logins (attempt counting, burning, expiry, take, delete), enrollments,
-/// replay marks, throttles, trusted devices and sessions.
+/// replay marks, throttles, trusted devices and sessions (every field, expiry, the
+/// account's list, re-authentication, deleting one, all, or all but one).
 ///
 /// # Panics
 ///
@@ -214,6 +221,8 @@ pub async fn ephemeral_store<E: EphemeralStore>(store: &E) {
     devices(store).await;
     device_expiry(store).await;
     sessions(store).await;
+    session_lists(store).await;
+    session_expiry(store).await;
 }
 
 /// Races every atomicity contract of both halves; see [`account_races`] and
@@ -244,8 +253,14 @@ pub async fn races<S: Store + Clone>(stores: &[S], config: RaceConfig) {
 ///   authenticator;
 /// - `replace_backup_codes` against consuming old codes: exactly the new set is
 ///   left;
-/// - `set_password` against `enable_two_factor`: neither update is lost, and the
-///   password hash and epoch come from the same call.
+/// - `set_password` against `enable_two_factor`: neither update is lost, exactly one
+///   of the password changes from one epoch wins, and the password hash and epoch
+///   are the winner's;
+/// - `set_password` with one expected epoch: exactly one `true`, whose hash stays;
+/// - a password change (epoch `e` to `e + 1`) against rehashes (`e` to `e`): the
+///   change is written and stays (a login can never undo a password change);
+/// - `add_authenticator` with a cap of three to an account with one: exactly two
+///   succeed, the rest get `TooManyAuthenticators`, three are left.
 ///
 /// # Panics
 ///
@@ -262,6 +277,9 @@ pub async fn account_races<A: AccountStore + Clone>(stores: &[A], config: RaceCo
         race_disable_vs_add(stores, config.tasks, round).await;
         race_replace_vs_consume(stores, config.tasks, round).await;
         race_password_vs_enable(stores, config.tasks, round).await;
+        race_set_password(stores, config.tasks, round).await;
+        race_password_change_vs_rehash(stores, config.tasks, round).await;
+        race_authenticator_cap(stores, config.tasks, round).await;
     }
 }
 
@@ -287,7 +305,9 @@ pub async fn account_races<A: AccountStore + Clone>(stores: &[A], config: RaceCo
 ///   stays;
 /// - `update_throttle` as a counter (read, compare-and-set, retry): no increment is
 ///   lost;
-/// - `create_device` for one account: no device is lost.
+/// - `create_device` for one account: no device is lost;
+/// - `delete_sessions` keeping one session, from every task: only the kept session
+///   is left, and the counts returned add up to the number deleted.
 ///
 /// # Panics
 ///
@@ -306,6 +326,7 @@ pub async fn ephemeral_races<E: EphemeralStore + Clone>(stores: &[E], config: Ra
         race_update_throttle(stores, config.tasks, round).await;
         race_throttle_counter(stores, config.tasks, round).await;
         race_create_devices(stores, config.tasks, round).await;
+        race_delete_sessions(stores, config.tasks, round).await;
     }
 }
 
@@ -315,6 +336,9 @@ pub async fn ephemeral_races<E: EphemeralStore + Clone>(stores: &[E], config: Ra
 
 /// How long the suite's ephemeral records live, in seconds.
 const TTL: u64 = 600;
+
+/// A cap on authenticators that the checks of something else never reach.
+const ROOMY: u32 = 100;
 
 fn now() -> u64 {
     SystemClock.now()
@@ -376,6 +400,10 @@ fn authenticator_id() -> AuthenticatorId {
     AuthenticatorId::new(hex_id())
 }
 
+fn key_id() -> u32 {
+    u32::from_be_bytes(random_bytes())
+}
+
 fn username() -> String {
     format!("conformance-{}", hex_id())
 }
@@ -413,6 +441,7 @@ fn account_record(created_at: u64) -> AccountRecord {
         password_hash: password_hash(),
         password_epoch: 3,
         two_factor_enabled: false,
+        backup_codes_key_id: None,
         created_at,
     }
 }
@@ -443,7 +472,7 @@ async fn new_2fa_account<A: AccountStore>(
     let auth = authenticator(&account.id, "phone", now());
     let codes = hashes(codes);
     ok(
-        store.enable_two_factor(&auth, &codes).await,
+        store.enable_two_factor(&auth, &codes, key_id()).await,
         "enable_two_factor on a fresh account",
     );
     (account, auth, codes)
@@ -457,6 +486,7 @@ fn assert_same_account(got: &AccountRecord, want: &AccountRecord, what: &str) {
             && got.password_hash.as_str() == want.password_hash.as_str()
             && got.password_epoch == want.password_epoch
             && got.two_factor_enabled == want.two_factor_enabled
+            && got.backup_codes_key_id == want.backup_codes_key_id
             && got.created_at == want.created_at,
         "{what}: the account read back differs from the one written\n got: {got:?}\nwant: {want:?}"
     );
@@ -546,6 +576,11 @@ async fn accounts_create_and_lookup<A: AccountStore>(store: &A) {
     }
     let by_id = account_of(store, &account.id, "account").await;
     assert_same_account(&by_id, &account, "account");
+    assert!(
+        by_id.backup_codes_key_id.is_none(),
+        "account: a new account's backup_codes_key_id must be None, got {:?}",
+        by_id.backup_codes_key_id
+    );
 
     assert!(
         ok(
@@ -622,18 +657,22 @@ async fn accounts_create_and_lookup<A: AccountStore>(store: &A) {
 
 async fn accounts_set_password<A: AccountStore>(store: &A) {
     let account = new_account(store).await;
+    let id = &account.id;
+    let e = account.password_epoch;
+
+    // A password change: the current epoch expected, the next one written.
     let hash = password_hash();
     assert!(
         ok(
-            store.set_password(&account.id, &hash, 4).await,
+            store.set_password(id, &hash, e, e + 1).await,
             "set_password"
         ),
-        "set_password: returned false for an existing account"
+        "set_password: returned false for an existing account whose epoch is expected_epoch"
     );
     let mut want = account.clone();
     want.password_hash = hash.clone();
-    want.password_epoch = 4;
-    let got = account_of(store, &account.id, "account after set_password").await;
+    want.password_epoch = e + 1;
+    let got = account_of(store, id, "account after set_password").await;
     assert_same_account(&got, &want, "set_password (read by id)");
     match ok(
         store.account_by_username(&account.username).await,
@@ -643,9 +682,56 @@ async fn accounts_set_password<A: AccountStore>(store: &A) {
         None => panic!("account_by_username: lost the account after set_password"),
     }
 
+    // A stale expected epoch (the epoch moved on): refused, nothing written. Also an
+    // expected epoch ahead of the account's: the compare is for equality.
+    let stale = password_hash();
+    for (expected, new, what) in [
+        (e, e + 2, "a password change"),
+        (e, e, "a rehash"),
+        (e + 2, e + 3, "a password change expecting a newer epoch"),
+    ] {
+        assert!(
+            !ok(
+                store.set_password(id, &stale, expected, new).await,
+                "set_password"
+            ),
+            "set_password: {what} with expected_epoch {expected} wrote although the account's \
+             epoch is {}; with a stale (or any other) expected_epoch it must return false \
+             (compare-and-set on the epoch)",
+            e + 1
+        );
+        let got = account_of(store, id, "account after a refused set_password").await;
+        assert_same_account(
+            &got,
+            &want,
+            &format!("set_password: {what} with a wrong expected_epoch changed the account"),
+        );
+    }
+
+    // A rehash: the epoch read is expected and written again.
+    let rehash = password_hash();
+    assert!(
+        ok(
+            store.set_password(id, &rehash, e + 1, e + 1).await,
+            "set_password"
+        ),
+        "set_password: a rehash (expected_epoch == new_epoch == the account's epoch) returned \
+         false"
+    );
+    want.password_hash = rehash;
+    let got = account_of(store, id, "account after a rehash").await;
+    assert_same_account(
+        &got,
+        &want,
+        "set_password: a rehash must write the hash and keep the epoch",
+    );
+
     let unknown = user_id();
     assert!(
-        !ok(store.set_password(&unknown, &hash, 1).await, "set_password"),
+        !ok(
+            store.set_password(&unknown, &hash, 3, 4).await,
+            "set_password"
+        ),
         "set_password: returned true for an unknown account"
     );
     assert!(
@@ -660,7 +746,7 @@ async fn two_factor_lifecycle<A: AccountStore>(store: &A) {
     // Missing account.
     let ghost = user_id();
     match store
-        .enable_two_factor(&authenticator(&ghost, "phone", t), &hashes(2))
+        .enable_two_factor(&authenticator(&ghost, "phone", t), &hashes(2), key_id())
         .await
     {
         Err(Error::NotFound { .. }) => {}
@@ -680,7 +766,7 @@ async fn two_factor_lifecycle<A: AccountStore>(store: &A) {
 
     // add_authenticator needs 2FA on.
     match store
-        .add_authenticator(&authenticator(id, "early", t))
+        .add_authenticator(&authenticator(id, "early", t), ROOMY)
         .await
     {
         Err(Error::TwoFactorNotEnabled) => {}
@@ -696,8 +782,9 @@ async fn two_factor_lifecycle<A: AccountStore>(store: &A) {
     // Enable.
     let first = authenticator(id, "Téléphone ☎ 📱", t);
     let codes = hashes(5);
+    let key = key_id();
     ok(
-        store.enable_two_factor(&first, &codes).await,
+        store.enable_two_factor(&first, &codes, key).await,
         "enable_two_factor",
     );
     let got = account_of(store, id, "account after enable_two_factor").await;
@@ -705,8 +792,14 @@ async fn two_factor_lifecycle<A: AccountStore>(store: &A) {
         got.two_factor_enabled,
         "enable_two_factor: the account's two_factor_enabled flag is still false"
     );
+    assert_eq!(
+        got.backup_codes_key_id,
+        Some(key),
+        "enable_two_factor: backup_codes_key_id must be the backup_key_id passed"
+    );
     let mut want = account.clone();
     want.two_factor_enabled = true;
+    want.backup_codes_key_id = Some(key);
     assert_same_account(
         &got,
         &want,
@@ -729,7 +822,10 @@ async fn two_factor_lifecycle<A: AccountStore>(store: &A) {
     // A second enable changes nothing.
     let second = authenticator(id, "other phone", t + 1);
     let other_codes = hashes(3);
-    match store.enable_two_factor(&second, &other_codes).await {
+    match store
+        .enable_two_factor(&second, &other_codes, key.wrapping_add(1))
+        .await
+    {
         Err(Error::TwoFactorAlreadyEnabled) => {}
         other => panic!(
             "enable_two_factor: a second enable must fail with TwoFactorAlreadyEnabled, \
@@ -740,6 +836,11 @@ async fn two_factor_lifecycle<A: AccountStore>(store: &A) {
         &ok(store.authenticators(id).await, "authenticators"),
         &[&first],
         "enable_two_factor: a refused second enable changed the authenticators",
+    );
+    assert_same_account(
+        &account_of(store, id, "account").await,
+        &want,
+        "enable_two_factor: a refused second enable changed the account (backup_codes_key_id?)",
     );
     assert_eq!(
         ok(
@@ -766,7 +867,10 @@ async fn two_factor_lifecycle<A: AccountStore>(store: &A) {
 
     // Add while on.
     let added = authenticator(id, "tablet", t + 2);
-    ok(store.add_authenticator(&added).await, "add_authenticator");
+    ok(
+        store.add_authenticator(&added, ROOMY).await,
+        "add_authenticator",
+    );
     assert_same_authenticators(
         &ok(store.authenticators(id).await, "authenticators"),
         &[&first, &added],
@@ -779,10 +883,15 @@ async fn two_factor_lifecycle<A: AccountStore>(store: &A) {
         "disable_two_factor: returned false although 2FA was on"
     );
     let got = account_of(store, id, "account after disable_two_factor").await;
+    assert!(
+        got.backup_codes_key_id.is_none(),
+        "disable_two_factor: backup_codes_key_id must be cleared (None), got {:?}",
+        got.backup_codes_key_id
+    );
     assert_same_account(
         &got,
         &account,
-        "disable_two_factor (flag off, other fields unchanged)",
+        "disable_two_factor (flag off, backup_codes_key_id cleared, other fields unchanged)",
     );
     assert!(
         ok(store.authenticators(id).await, "authenticators").is_empty(),
@@ -815,7 +924,7 @@ async fn two_factor_lifecycle<A: AccountStore>(store: &A) {
         "disable_two_factor: returned true for an unknown account"
     );
     match store
-        .add_authenticator(&authenticator(id, "late", t + 3))
+        .add_authenticator(&authenticator(id, "late", t + 3), ROOMY)
         .await
     {
         Err(Error::TwoFactorNotEnabled) => {}
@@ -828,9 +937,16 @@ async fn two_factor_lifecycle<A: AccountStore>(store: &A) {
     // Enable again: only the new authenticator and codes.
     let again = authenticator(id, "new phone", t + 4);
     let new_codes = hashes(2);
+    let new_key = key.wrapping_add(2);
     ok(
-        store.enable_two_factor(&again, &new_codes).await,
+        store.enable_two_factor(&again, &new_codes, new_key).await,
         "enable_two_factor after disable_two_factor",
+    );
+    assert_eq!(
+        account_of(store, id, "account").await.backup_codes_key_id,
+        Some(new_key),
+        "enable_two_factor after disable_two_factor: backup_codes_key_id must be the new \
+         backup_key_id"
     );
     assert_same_authenticators(
         &ok(store.authenticators(id).await, "authenticators"),
@@ -852,7 +968,7 @@ async fn two_factor_without_backup_codes<A: AccountStore>(store: &A) {
     let account = new_account(store).await;
     let auth = authenticator(&account.id, "phone", now());
     ok(
-        store.enable_two_factor(&auth, &[]).await,
+        store.enable_two_factor(&auth, &[], key_id()).await,
         "enable_two_factor with no backup codes",
     );
     assert!(
@@ -882,14 +998,20 @@ async fn authenticators_order_remove_reseal<A: AccountStore>(store: &A) {
     let id = &account.id;
     let a1 = authenticator(id, "one", t);
     ok(
-        store.enable_two_factor(&a1, &hashes(1)).await,
+        store.enable_two_factor(&a1, &hashes(1), key_id()).await,
         "enable_two_factor",
     );
     // Added out of `created_at` order: the list is ordered by `created_at`.
     let a3 = authenticator(id, "three", t + 20);
     let a2 = authenticator(id, "two", t + 10);
-    ok(store.add_authenticator(&a3).await, "add_authenticator");
-    ok(store.add_authenticator(&a2).await, "add_authenticator");
+    ok(
+        store.add_authenticator(&a3, ROOMY).await,
+        "add_authenticator",
+    );
+    ok(
+        store.add_authenticator(&a2, ROOMY).await,
+        "add_authenticator",
+    );
     assert_same_authenticators(
         &ok(store.authenticators(id).await, "authenticators"),
         &[&a1, &a2, &a3],
@@ -1024,6 +1146,62 @@ async fn authenticators_order_remove_reseal<A: AccountStore>(store: &A) {
     );
 }
 
+async fn authenticator_cap<A: AccountStore>(store: &A) {
+    const MAX: u32 = 3;
+    let t = now();
+    let (account, first, _) = new_2fa_account(store, 1).await;
+    let id = &account.id;
+    let a2 = authenticator(id, "two", t + 1);
+    let a3 = authenticator(id, "three", t + 2);
+    let a4 = authenticator(id, "four", t + 3);
+    ok(
+        store.add_authenticator(&a2, MAX).await,
+        "add_authenticator: the 2nd authenticator with max_authenticators = 3",
+    );
+    ok(
+        store.add_authenticator(&a3, MAX).await,
+        "add_authenticator: the 3rd authenticator with max_authenticators = 3 (reaching the \
+         cap is allowed)",
+    );
+    match store.add_authenticator(&a4, MAX).await {
+        Err(Error::TooManyAuthenticators) => {}
+        other => panic!(
+            "add_authenticator: the 4th authenticator with max_authenticators = 3 must fail \
+             with TooManyAuthenticators, got {other:?}"
+        ),
+    }
+    assert_same_authenticators(
+        &ok(store.authenticators(id).await, "authenticators"),
+        &[&first, &a2, &a3],
+        "add_authenticator: an add refused by the cap changed the authenticators",
+    );
+    match store.add_authenticator(&a4, 1).await {
+        Err(Error::TooManyAuthenticators) => {}
+        other => panic!(
+            "add_authenticator: an account with 3 authenticators and max_authenticators = 1 \
+             must fail with TooManyAuthenticators, got {other:?}"
+        ),
+    }
+    // The cap counts the account's authenticators now: after a removal there is room.
+    assert_eq!(
+        ok(
+            store.remove_authenticator(id, &a2.id).await,
+            "remove_authenticator"
+        ),
+        RemoveOutcome::Removed,
+        "remove_authenticator: 1 of 3"
+    );
+    ok(
+        store.add_authenticator(&a4, MAX).await,
+        "add_authenticator: after a removal, below max_authenticators again",
+    );
+    assert_same_authenticators(
+        &ok(store.authenticators(id).await, "authenticators"),
+        &[&first, &a3, &a4],
+        "add_authenticator (up to the cap after a removal)",
+    );
+}
+
 async fn backup_codes<A: AccountStore>(store: &A) {
     let (account, _, codes) = new_2fa_account(store, 8).await;
     let id = &account.id;
@@ -1089,9 +1267,34 @@ async fn backup_codes<A: AccountStore>(store: &A) {
 
     // Replace: the old set is gone at once.
     let fresh = hashes(10);
+    let other_key = account_of(store, &other.id, "account")
+        .await
+        .backup_codes_key_id;
+    let key = key_id();
     ok(
-        store.replace_backup_codes(id, &fresh).await,
+        store.replace_backup_codes(id, &fresh, key).await,
         "replace_backup_codes",
+    );
+    let got = account_of(store, id, "account").await;
+    assert_eq!(
+        got.backup_codes_key_id,
+        Some(key),
+        "replace_backup_codes: backup_codes_key_id must be the key_id passed"
+    );
+    let mut want = account.clone();
+    want.two_factor_enabled = true;
+    want.backup_codes_key_id = Some(key);
+    assert_same_account(
+        &got,
+        &want,
+        "replace_backup_codes (other fields must not change)",
+    );
+    assert_eq!(
+        account_of(store, &other.id, "account")
+            .await
+            .backup_codes_key_id,
+        other_key,
+        "replace_backup_codes: changed another account's backup_codes_key_id"
     );
     assert_eq!(
         ok(
@@ -1118,7 +1321,7 @@ async fn backup_codes<A: AccountStore>(store: &A) {
         "replace_backup_codes: a code of the new set cannot be consumed"
     );
     ok(
-        store.replace_backup_codes(id, &[]).await,
+        store.replace_backup_codes(id, &[], key_id()).await,
         "replace_backup_codes",
     );
     assert_eq!(
@@ -1142,6 +1345,202 @@ async fn backup_codes<A: AccountStore>(store: &A) {
             "consume_backup_code"
         ),
         "replace_backup_codes: changed another account's codes"
+    );
+}
+
+/// Appends `event` to the log of `user`, keeping the newest `max` entries and none
+/// older than `forget_before`.
+async fn append<A: AccountStore>(
+    store: &A,
+    user: &UserId,
+    event: &SecurityEvent,
+    max: u32,
+    forget_before: u64,
+) {
+    ok(
+        store
+            .append_security_event(user, event, max, forget_before)
+            .await,
+        "append_security_event",
+    );
+}
+
+async fn log_of<A: AccountStore>(store: &A, user: &UserId, limit: u32) -> Vec<SecurityEvent> {
+    ok(store.security_log(user, limit).await, "security_log")
+}
+
+async fn security_log_order_and_bounds<A: AccountStore>(store: &A) {
+    let t = now();
+    let forget = t - RETENTION_SECS;
+    let account = new_account(store).await;
+    let id = &account.id;
+    assert!(
+        log_of(store, id, MAX_ENTRIES).await.is_empty(),
+        "security_log: a new account has entries"
+    );
+
+    // Newest first, by `at`.
+    let e1 = SecurityEvent::new(t - 30, SecurityEventKind::Login).with_detail("first");
+    let e2 = SecurityEvent::new(t - 20, SecurityEventKind::LoginFailed).with_detail("second");
+    let e3 = SecurityEvent::new(t - 10, SecurityEventKind::Login).with_detail("third");
+    for e in [&e1, &e2, &e3] {
+        append(store, id, e, MAX_ENTRIES, forget).await;
+    }
+    assert_eq!(
+        log_of(store, id, MAX_ENTRIES).await,
+        vec![e3.clone(), e2.clone(), e1.clone()],
+        "security_log: the entries must come back newest first"
+    );
+    assert_eq!(
+        log_of(store, id, 2).await,
+        vec![e3.clone(), e2.clone()],
+        "security_log: limit 2 must return the newest 2 entries"
+    );
+    assert!(
+        log_of(store, id, 0).await.is_empty(),
+        "security_log: limit 0 must return no entry"
+    );
+
+    // The same `at`: the newest appended first. Logs are per account.
+    let other = new_account(store).await;
+    let same: Vec<SecurityEvent> = ["a", "b", "c"]
+        .iter()
+        .map(|d| SecurityEvent::new(t, SecurityEventKind::CodeReplayed).with_detail(d))
+        .collect();
+    for e in &same {
+        append(store, &other.id, e, MAX_ENTRIES, forget).await;
+    }
+    let want: Vec<SecurityEvent> = same.iter().rev().cloned().collect();
+    assert_eq!(
+        log_of(store, &other.id, MAX_ENTRIES).await,
+        want,
+        "security_log: entries with the same `at` must come newest appended first (and only \
+         the account's own)"
+    );
+    assert_eq!(
+        log_of(store, id, MAX_ENTRIES).await,
+        vec![e3, e2, e1],
+        "append_security_event: changed another account's log"
+    );
+
+    // Bounded: max + 5 appends keep the newest max.
+    const MAX: u32 = 10;
+    let bounded = new_account(store).await;
+    let all: Vec<SecurityEvent> = (0..MAX + 5)
+        .map(|i| {
+            SecurityEvent::new(t - 100 + u64::from(i), SecurityEventKind::Login)
+                .with_detail(&format!("entry {i}"))
+        })
+        .collect();
+    for e in &all {
+        append(store, &bounded.id, e, MAX, forget).await;
+    }
+    let want: Vec<SecurityEvent> = all.iter().rev().take(MAX as usize).cloned().collect();
+    assert_eq!(
+        log_of(store, &bounded.id, MAX_ENTRIES).await,
+        want,
+        "append_security_event: after {} appends with max_entries = {MAX}, exactly the newest \
+         {MAX} entries must be kept",
+        MAX + 5
+    );
+
+    // Entries older than `forget_before` are forgotten on the next append; an entry at
+    // exactly `forget_before` is kept.
+    let aging = new_account(store).await;
+    let old = SecurityEvent::new(t - 100, SecurityEventKind::Login).with_detail("old");
+    let edge = SecurityEvent::new(t - 60, SecurityEventKind::Login).with_detail("edge");
+    let mid = SecurityEvent::new(t - 50, SecurityEventKind::Login).with_detail("mid");
+    let last = SecurityEvent::new(t, SecurityEventKind::Login).with_detail("last");
+    for e in [&old, &edge, &mid] {
+        append(store, &aging.id, e, MAX_ENTRIES, forget).await;
+    }
+    append(store, &aging.id, &last, MAX_ENTRIES, t - 60).await;
+    assert_eq!(
+        log_of(store, &aging.id, MAX_ENTRIES).await,
+        vec![last, mid, edge],
+        "append_security_event: entries with at < forget_before must be forgotten on the next \
+         append (and one with at == forget_before kept)"
+    );
+
+    // A missing account: not an error, nothing kept.
+    let ghost = user_id();
+    let e = SecurityEvent::new(t, SecurityEventKind::LoginFailed);
+    match store
+        .append_security_event(&ghost, &e, MAX_ENTRIES, forget)
+        .await
+    {
+        Ok(()) => {}
+        Err(err) => panic!(
+            "append_security_event: for a missing account must return Ok (and keep nothing), \
+             got {err:?}"
+        ),
+    }
+    assert!(
+        log_of(store, &ghost, MAX_ENTRIES).await.is_empty(),
+        "append_security_event: kept an entry for a missing account"
+    );
+    assert!(
+        ok(store.account(&ghost).await, "account").is_none(),
+        "append_security_event: for a missing account it created one"
+    );
+}
+
+async fn security_log_fields<A: AccountStore>(store: &A) {
+    let t = now();
+    let forget = t - RETENTION_SECS;
+
+    // Method, client and detail round-trip, present or absent; text up to the bound,
+    // with characters of several bytes.
+    let account = new_account(store).await;
+    let id = &account.id;
+    let mut events = vec![
+        SecurityEvent::new(t, SecurityEventKind::Login),
+        SecurityEvent::new(t, SecurityEventKind::TwoFactorReset)
+            .with_client(Some("2001:db8::1"))
+            .with_detail("reset by «ops» — ticket #42 🔐"),
+        SecurityEvent::new(t, SecurityEventKind::Reauthenticated)
+            .with_client(Some(&"é".repeat(MAX_TEXT_BYTES / 2)))
+            .with_detail(&"🔐".repeat(MAX_TEXT_BYTES / 4)),
+    ];
+    for method in METHODS {
+        events.push(
+            SecurityEvent::new(t, SecurityEventKind::Login)
+                .with_method(method)
+                .with_client(Some("203.0.113.9")),
+        );
+    }
+    for e in &events {
+        append(store, id, e, MAX_ENTRIES, forget).await;
+    }
+    let got = log_of(store, id, MAX_ENTRIES).await;
+    let want: Vec<SecurityEvent> = events.iter().rev().cloned().collect();
+    assert_eq!(
+        got, want,
+        "security_log: method, client and detail must round-trip (present or absent, up to \
+         {MAX_TEXT_BYTES} bytes of text)"
+    );
+
+    // Every kind round-trips.
+    let kinds = new_account(store).await;
+    for kind in SecurityEventKind::ALL {
+        append(
+            store,
+            &kinds.id,
+            &SecurityEvent::new(t, *kind),
+            MAX_ENTRIES,
+            forget,
+        )
+        .await;
+    }
+    let got: Vec<SecurityEventKind> = log_of(store, &kinds.id, MAX_ENTRIES)
+        .await
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    let want: Vec<SecurityEventKind> = SecurityEventKind::ALL.iter().rev().copied().collect();
+    assert_eq!(
+        got, want,
+        "security_log: every SecurityEventKind must round-trip (newest appended first)"
     );
 }
 
@@ -1908,14 +2307,33 @@ async fn device_expiry<E: EphemeralStore>(store: &E) {
     );
 }
 
+fn session_record(user_id: &UserId, created_at: u64, expires_at: u64) -> SessionRecord {
+    SessionRecord {
+        id: SessionId::new(hex_id()),
+        user_id: user_id.clone(),
+        password_epoch: 9,
+        method: AuthMethod::Totp,
+        created_at,
+        authenticated_at: created_at,
+        expires_at,
+    }
+}
+
+/// Every [`AuthMethod`] (it is non-exhaustive: a new one is added here).
+const METHODS: [AuthMethod; 4] = [
+    AuthMethod::Password,
+    AuthMethod::Totp,
+    AuthMethod::BackupCode,
+    AuthMethod::TrustedDevice,
+];
+
 async fn sessions<E: EphemeralStore>(store: &E) {
     let t = now();
-    let session = SessionRecord {
-        user_id: user_id(),
-        password_epoch: 9,
-        created_at: t,
-        expires_at: t + TTL,
-    };
+    let user = user_id();
+    let mut session = session_record(&user, t - 60, t + TTL);
+    // Distinct from `created_at`, so that swapped columns show.
+    session.authenticated_at = t - 30;
+    session.method = AuthMethod::BackupCode;
     let token = hash();
     ok(
         store.create_session(&token, &session).await,
@@ -1924,7 +2342,8 @@ async fn sessions<E: EphemeralStore>(store: &E) {
     assert_eq!(
         ok(store.session(&token, t).await, "session"),
         Some(session.clone()),
-        "session: by its token hash"
+        "session: by its token hash (every field, id, method and authenticated_at included, \
+         must round-trip)"
     );
     assert_eq!(
         ok(store.session(&hash(), t).await, "session"),
@@ -1932,10 +2351,25 @@ async fn sessions<E: EphemeralStore>(store: &E) {
         "session: an unknown token hash"
     );
 
+    // Every method round-trips.
+    for method in METHODS {
+        let mut s = session_record(&user_id(), t, t + TTL);
+        s.method = method;
+        let h = hash();
+        ok(store.create_session(&h, &s).await, "create_session");
+        assert_eq!(
+            ok(store.session(&h, t).await, "session"),
+            Some(s),
+            "session: a session with method {method:?} did not round-trip"
+        );
+    }
+
     // Delete, and independence of tokens.
     let gone = hash();
+    let mut gone_session = session.clone();
+    gone_session.id = SessionId::new(hex_id());
     ok(
-        store.create_session(&gone, &session).await,
+        store.create_session(&gone, &gone_session).await,
         "create_session",
     );
     ok(store.delete_session(&gone).await, "delete_session");
@@ -1943,6 +2377,11 @@ async fn sessions<E: EphemeralStore>(store: &E) {
         ok(store.session(&gone, t).await, "session"),
         None,
         "delete_session: the session is still there"
+    );
+    assert_eq!(
+        ok(store.sessions(&user, t).await, "sessions"),
+        vec![session.clone()],
+        "delete_session: the deleted session is still listed by sessions(user)"
     );
     ok(
         store.delete_session(&gone).await,
@@ -1965,6 +2404,266 @@ async fn sessions<E: EphemeralStore>(store: &E) {
         ok(store.session(&token, expires).await, "session"),
         None,
         "session: a session at now == expires_at must be absent"
+    );
+}
+
+async fn session_lists<E: EphemeralStore>(store: &E) {
+    let t = now();
+    let user = user_id();
+    let other = user_id();
+    // Created out of `created_at` order: the list is ordered by `created_at`.
+    let s1 = session_record(&user, t - 20, t + TTL);
+    let s0 = session_record(&user, t - 30, t + TTL);
+    let s2 = session_record(&user, t - 10, t + TTL);
+    let sv = session_record(&other, t - 40, t + TTL);
+    let (h1, h0, h2, hv) = (hash(), hash(), hash(), hash());
+    for (h, s) in [(&h1, &s1), (&h0, &s0), (&h2, &s2), (&hv, &sv)] {
+        ok(store.create_session(h, s).await, "create_session");
+    }
+    assert_eq!(
+        ok(store.sessions(&user, t).await, "sessions"),
+        vec![s0.clone(), s1.clone(), s2.clone()],
+        "sessions: the account's sessions, oldest created_at first"
+    );
+    assert_eq!(
+        ok(store.sessions(&other, t).await, "sessions"),
+        vec![sv.clone()],
+        "sessions: only the account's own"
+    );
+    assert!(
+        ok(store.sessions(&user_id(), t).await, "sessions").is_empty(),
+        "sessions: an unknown account has sessions"
+    );
+
+    // Re-authentication.
+    let mut s1_new = s1.clone();
+    s1_new.authenticated_at = t + 5;
+    assert!(
+        ok(
+            store.reauthenticate_session(&h1, t + 5).await,
+            "reauthenticate_session"
+        ),
+        "reauthenticate_session: returned false for an existing, unexpired session"
+    );
+    assert_eq!(
+        ok(store.session(&h1, t).await, "session"),
+        Some(s1_new.clone()),
+        "reauthenticate_session: must set authenticated_at and nothing else"
+    );
+    assert_eq!(
+        ok(store.sessions(&user, t).await, "sessions"),
+        vec![s0.clone(), s1_new.clone(), s2.clone()],
+        "reauthenticate_session: must change only that session (as listed by sessions)"
+    );
+    let unknown = hash();
+    assert!(
+        !ok(
+            store.reauthenticate_session(&unknown, t).await,
+            "reauthenticate_session"
+        ),
+        "reauthenticate_session: returned true for an unknown token"
+    );
+    assert_eq!(
+        ok(store.session(&unknown, t).await, "session"),
+        None,
+        "reauthenticate_session: of an unknown token created a session"
+    );
+
+    // Delete one by id.
+    assert!(
+        !ok(
+            store.delete_session_by_id(&other, &s1.id).await,
+            "delete_session_by_id"
+        ),
+        "delete_session_by_id: deleted another account's session"
+    );
+    assert_eq!(
+        ok(store.session(&h1, t).await, "session"),
+        Some(s1_new.clone()),
+        "delete_session_by_id: a refused delete (another account) removed the session"
+    );
+    assert!(
+        ok(
+            store.delete_session_by_id(&user, &s1.id).await,
+            "delete_session_by_id"
+        ),
+        "delete_session_by_id: returned false for an existing session"
+    );
+    assert_eq!(
+        ok(store.session(&h1, t).await, "session"),
+        None,
+        "delete_session_by_id: the session is still found by its token"
+    );
+    assert_eq!(
+        ok(store.sessions(&user, t).await, "sessions"),
+        vec![s0.clone(), s2.clone()],
+        "delete_session_by_id: must delete that session only"
+    );
+    assert!(
+        !ok(
+            store.delete_session_by_id(&user, &s1.id).await,
+            "delete_session_by_id"
+        ),
+        "delete_session_by_id: returned true for a session already deleted"
+    );
+    assert!(
+        !ok(
+            store
+                .delete_session_by_id(&user, &SessionId::new(hex_id()))
+                .await,
+            "delete_session_by_id"
+        ),
+        "delete_session_by_id: returned true for an unknown id"
+    );
+    assert!(
+        !ok(
+            store.reauthenticate_session(&h1, t).await,
+            "reauthenticate_session"
+        ),
+        "reauthenticate_session: returned true for a deleted session"
+    );
+
+    // Delete all but one.
+    let s3 = session_record(&user, t - 5, t + TTL);
+    let s4 = session_record(&user, t, t + TTL);
+    let (h3, h4) = (hash(), hash());
+    ok(store.create_session(&h3, &s3).await, "create_session");
+    ok(store.create_session(&h4, &s4).await, "create_session");
+    assert_eq!(
+        ok(
+            store.delete_sessions(&user, Some(&s3.id)).await,
+            "delete_sessions"
+        ),
+        3,
+        "delete_sessions: with 4 sessions and one kept, must return 3 (how many it deleted)"
+    );
+    assert_eq!(
+        ok(store.sessions(&user, t).await, "sessions"),
+        vec![s3.clone()],
+        "delete_sessions: exactly the kept session must be left"
+    );
+    for h in [&h0, &h2, &h4] {
+        assert_eq!(
+            ok(store.session(h, t).await, "session"),
+            None,
+            "delete_sessions: a deleted session is still found by its token"
+        );
+    }
+    assert_eq!(
+        ok(store.session(&h3, t).await, "session"),
+        Some(s3.clone()),
+        "delete_sessions: the kept session is not found by its token"
+    );
+    assert_eq!(
+        ok(
+            store.delete_sessions(&user, Some(&s3.id)).await,
+            "delete_sessions"
+        ),
+        0,
+        "delete_sessions: a second call keeping the same session must delete none"
+    );
+
+    // Delete all.
+    assert_eq!(
+        ok(store.delete_sessions(&user, None).await, "delete_sessions"),
+        1,
+        "delete_sessions: with keep = None must delete every session (1 left)"
+    );
+    assert!(
+        ok(store.sessions(&user, t).await, "sessions").is_empty(),
+        "delete_sessions: with keep = None sessions are still listed"
+    );
+    assert_eq!(
+        ok(store.session(&h3, t).await, "session"),
+        None,
+        "delete_sessions: with keep = None a session is still found by its token"
+    );
+    assert_eq!(
+        ok(
+            store.delete_sessions(&user_id(), None).await,
+            "delete_sessions"
+        ),
+        0,
+        "delete_sessions: an unknown account"
+    );
+
+    // The other account was never touched; a keep id it does not have keeps nothing.
+    assert_eq!(
+        ok(store.sessions(&other, t).await, "sessions"),
+        vec![sv.clone()],
+        "delete_sessions/delete_session_by_id: changed another account's sessions"
+    );
+    assert_eq!(
+        ok(store.session(&hv, t).await, "session"),
+        Some(sv),
+        "delete_sessions/delete_session_by_id: deleted another account's session"
+    );
+    assert_eq!(
+        ok(
+            store
+                .delete_sessions(&other, Some(&SessionId::new(hex_id())))
+                .await,
+            "delete_sessions"
+        ),
+        1,
+        "delete_sessions: a keep id the account does not have must keep nothing"
+    );
+    assert!(
+        ok(store.sessions(&other, t).await, "sessions").is_empty(),
+        "delete_sessions: a keep id the account does not have must keep nothing"
+    );
+}
+
+async fn session_expiry<E: EphemeralStore>(store: &E) {
+    let t = now();
+    let user = user_id();
+    let short = session_record(&user, t - 5, t + 100);
+    let long = session_record(&user, t, t + TTL);
+    let (hs, hl) = (hash(), hash());
+    ok(store.create_session(&hs, &short).await, "create_session");
+    ok(store.create_session(&hl, &long).await, "create_session");
+
+    // Earlier `now` (or `at`) first.
+    assert_eq!(
+        ok(store.sessions(&user, t + 99).await, "sessions"),
+        vec![short.clone(), long.clone()],
+        "sessions: one second before a session's expires_at"
+    );
+    let mut reauthed = short.clone();
+    reauthed.authenticated_at = t + 99;
+    assert!(
+        ok(
+            store.reauthenticate_session(&hs, t + 99).await,
+            "reauthenticate_session"
+        ),
+        "reauthenticate_session: refused a session one second before its expires_at"
+    );
+    assert_eq!(
+        ok(store.session(&hs, t + 99).await, "session"),
+        Some(reauthed),
+        "reauthenticate_session: must set authenticated_at (one second before expires_at)"
+    );
+    assert_eq!(
+        ok(store.sessions(&user, t + 100).await, "sessions"),
+        vec![long.clone()],
+        "sessions: a session at now == expires_at must not be listed"
+    );
+    assert!(
+        !ok(
+            store.reauthenticate_session(&hs, t + 100).await,
+            "reauthenticate_session"
+        ),
+        "reauthenticate_session: returned true for a session at at == expires_at (expired)"
+    );
+    assert_eq!(
+        ok(store.session(&hs, t + 100).await, "session"),
+        None,
+        "reauthenticate_session: brought an expired session back"
+    );
+    assert_eq!(
+        ok(store.session(&hl, t + 100).await, "session"),
+        Some(long),
+        "session: an unexpired session next to an expired one"
     );
 }
 
@@ -2035,10 +2734,12 @@ async fn race_enable_two_factor<A: AccountStore + Clone>(stores: &[A], tasks: us
         .map(|i| authenticator(&account.id, &format!("phone {i}"), t))
         .collect();
     let codes: Vec<Vec<KeyedHash>> = (0..tasks).map(|_| hashes(2)).collect();
+    let keys: Vec<u32> = (0..tasks).map(|_| key_id()).collect();
     let results = race(stores, tasks, |i, s| {
         let auth = auths[i].clone();
         let codes = codes[i].clone();
-        async move { s.enable_two_factor(&auth, &codes).await }
+        let key = keys[i];
+        async move { s.enable_two_factor(&auth, &codes, key).await }
     })
     .await;
     let winners = count(&results, |r| r.is_ok());
@@ -2058,11 +2759,15 @@ async fn race_enable_two_factor<A: AccountStore + Clone>(stores: &[A], tasks: us
         return;
     };
     let check = checker(stores, round);
+    let got = account_of(check, &account.id, "account").await;
     assert!(
-        account_of(check, &account.id, "account")
-            .await
-            .two_factor_enabled,
+        got.two_factor_enabled,
         "enable_two_factor race (round {round}): the flag is off"
+    );
+    assert_eq!(
+        got.backup_codes_key_id,
+        Some(keys[w]),
+        "enable_two_factor race (round {round}): backup_codes_key_id is not the winner's"
     );
     assert_same_authenticators(
         &ok(check.authenticators(&account.id).await, "authenticators"),
@@ -2171,7 +2876,10 @@ async fn race_remove_authenticators<A: AccountStore + Clone>(
     let mut ids = vec![first.id.clone()];
     for j in 1..m {
         let extra = authenticator(&account.id, "extra", now() + j as u64);
-        ok(store.add_authenticator(&extra).await, "add_authenticator");
+        ok(
+            store.add_authenticator(&extra, ROOMY).await,
+            "add_authenticator",
+        );
         ids.push(extra.id);
     }
     let results = race(stores, tasks, |i, s| {
@@ -2215,13 +2923,18 @@ async fn race_add_authenticators<A: AccountStore + Clone>(
     let auths: Vec<AuthenticatorRecord> = (0..tasks)
         .map(|i| authenticator(&account.id, &format!("extra {i}"), t))
         .collect();
+    // The cap is exactly reached: every add fits.
+    let cap = tasks as u32 + 1;
     let results = race(stores, tasks, |i, s| {
         let auth = auths[i].clone();
-        async move { s.add_authenticator(&auth).await }
+        async move { s.add_authenticator(&auth, cap).await }
     })
     .await;
     for r in results {
-        ok(r, "add_authenticator race");
+        ok(
+            r,
+            "add_authenticator race (adds that reach max_authenticators exactly, none beyond)",
+        );
     }
     let listed = ok(
         checker(stores, round).authenticators(&account.id).await,
@@ -2262,7 +2975,7 @@ async fn race_disable_vs_add<A: AccountStore + Clone>(stores: &[A], tasks: usize
             if i == disabler {
                 s.disable_two_factor(&auth.user_id).await.map(Some)
             } else {
-                s.add_authenticator(&auth).await.map(|()| None)
+                s.add_authenticator(&auth, ROOMY).await.map(|()| None)
             }
         }
     })
@@ -2311,6 +3024,7 @@ async fn race_replace_vs_consume<A: AccountStore + Clone>(
 ) {
     let (account, _, old) = new_2fa_account(&stores[round % stores.len()], tasks).await;
     let fresh = hashes(4);
+    let key = key_id();
     let replacer = round % tasks;
     let results = race(stores, tasks, |i, s| {
         let id = account.id.clone();
@@ -2318,7 +3032,9 @@ async fn race_replace_vs_consume<A: AccountStore + Clone>(
         let fresh = fresh.clone();
         async move {
             if i == replacer {
-                s.replace_backup_codes(&id, &fresh).await.map(|()| true)
+                s.replace_backup_codes(&id, &fresh, key)
+                    .await
+                    .map(|()| true)
             } else {
                 s.consume_backup_code(&id, &code).await
             }
@@ -2337,6 +3053,13 @@ async fn race_replace_vs_consume<A: AccountStore + Clone>(
         4,
         "replace_backup_codes race (round {round}): exactly the new set must remain after \
          concurrent consumption of old codes"
+    );
+    assert_eq!(
+        account_of(check, &account.id, "account")
+            .await
+            .backup_codes_key_id,
+        Some(key),
+        "replace_backup_codes race (round {round}): backup_codes_key_id is not the new set's"
     );
     for code in &old {
         assert!(
@@ -2363,11 +3086,15 @@ async fn race_password_vs_enable<A: AccountStore + Clone>(
     tasks: usize,
     round: usize,
 ) {
+    // One task turns 2FA on while the others change the password from the same epoch:
+    // the enable and exactly one change land, and neither undoes the other.
     let account = new_account(&stores[round % stores.len()]).await;
+    let e = account.password_epoch;
     let auth = authenticator(&account.id, "phone", now());
     let codes = hashes(3);
+    let key = key_id();
     let passwords: Vec<(PasswordHash, u64)> = (0..tasks)
-        .map(|i| (password_hash(), 100 + i as u64))
+        .map(|i| (password_hash(), e + 1 + i as u64))
         .collect();
     let enabler = round % tasks;
     let results = race(stores, tasks, |i, s| {
@@ -2376,34 +3103,47 @@ async fn race_password_vs_enable<A: AccountStore + Clone>(
         let (hash, epoch) = passwords[i].clone();
         async move {
             if i == enabler {
-                s.enable_two_factor(&auth, &codes).await.map(|()| true)
+                s.enable_two_factor(&auth, &codes, key)
+                    .await
+                    .map(|()| false)
             } else {
-                s.set_password(&auth.user_id, &hash, epoch).await
+                s.set_password(&auth.user_id, &hash, e, epoch).await
             }
         }
     })
     .await;
-    for (i, r) in results.into_iter().enumerate() {
-        assert!(
-            ok(r, "set_password/enable_two_factor race"),
-            "set_password race (round {round}): returned false for an existing account (task {i})"
-        );
-    }
+    let results: Vec<bool> = results
+        .into_iter()
+        .map(|r| ok(r, "set_password/enable_two_factor race"))
+        .collect();
+    let winners = count(&results, |r| *r);
+    assert_eq!(
+        winners,
+        1,
+        "set_password race (round {round}): {winners} of {} concurrent password changes from \
+         one expected_epoch (racing enable_two_factor) returned true; exactly one must",
+        tasks - 1
+    );
     let check = checker(stores, round);
     let got = account_of(check, &account.id, "account").await;
     assert!(
         got.two_factor_enabled,
         "set_password/enable_two_factor race (round {round}): the enable was lost"
     );
-    let consistent = passwords.iter().enumerate().any(|(i, (hash, epoch))| {
-        i != enabler && got.password_hash.as_str() == hash.as_str() && got.password_epoch == *epoch
-    });
-    assert!(
-        consistent,
-        "set_password race (round {round}): the stored password hash and epoch do not come \
-         from one set_password call (epoch {})",
-        got.password_epoch
+    assert_eq!(
+        got.backup_codes_key_id,
+        Some(key),
+        "set_password/enable_two_factor race (round {round}): backup_codes_key_id was lost"
     );
+    if let Some(w) = results.iter().position(|r| *r) {
+        let (hash, epoch) = &passwords[w];
+        assert!(
+            got.password_hash.as_str() == hash.as_str() && got.password_epoch == *epoch,
+            "set_password race (round {round}): the stored password hash and epoch are not \
+             the winning call's (epoch {}, the winner wrote {epoch})",
+            got.password_epoch
+        );
+    }
     assert_same_authenticators(
         &ok(check.authenticators(&account.id).await, "authenticators"),
         &[&auth],
@@ -2416,6 +3156,140 @@ async fn race_password_vs_enable<A: AccountStore + Clone>(
         ),
         3,
         "set_password/enable_two_factor race (round {round}): backup codes lost"
+    );
+}
+
+async fn race_set_password<A: AccountStore + Clone>(stores: &[A], tasks: usize, round: usize) {
+    let account = new_account(&stores[round % stores.len()]).await;
+    let e = account.password_epoch;
+    let passwords: Vec<PasswordHash> = (0..tasks).map(|_| password_hash()).collect();
+    let results = race(stores, tasks, |i, s| {
+        let id = account.id.clone();
+        let hash = passwords[i].clone();
+        async move { s.set_password(&id, &hash, e, e + 1).await }
+    })
+    .await;
+    let results: Vec<bool> = results
+        .into_iter()
+        .map(|r| ok(r, "set_password race"))
+        .collect();
+    let winners = count(&results, |r| *r);
+    assert_eq!(
+        winners, 1,
+        "set_password race (round {round}): {winners} of {tasks} concurrent password changes \
+         from the same expected_epoch returned true; exactly one must (a compare-and-set on the \
+         epoch)"
+    );
+    let Some(w) = results.iter().position(|r| *r) else {
+        return;
+    };
+    let got = account_of(checker(stores, round), &account.id, "account").await;
+    assert!(
+        got.password_hash.as_str() == passwords[w].as_str() && got.password_epoch == e + 1,
+        "set_password race (round {round}): the stored password hash is not the winner's \
+         (epoch {}, want {})",
+        got.password_epoch,
+        e + 1
+    );
+}
+
+async fn race_password_change_vs_rehash<A: AccountStore + Clone>(
+    stores: &[A],
+    tasks: usize,
+    round: usize,
+) {
+    // One task changes the password (epoch e to e + 1), the others are logins that read
+    // the account before and rehash its password (epoch e to e).
+    let account = new_account(&stores[round % stores.len()]).await;
+    let e = account.password_epoch;
+    let changed = password_hash();
+    let rehashes: Vec<PasswordHash> = (0..tasks).map(|_| password_hash()).collect();
+    let changer = round % tasks;
+    let results = race(stores, tasks, |i, s| {
+        let id = account.id.clone();
+        let (hash, new) = if i == changer {
+            (changed.clone(), e + 1)
+        } else {
+            (rehashes[i].clone(), e)
+        };
+        async move { s.set_password(&id, &hash, e, new).await }
+    })
+    .await;
+    let results: Vec<bool> = results
+        .into_iter()
+        .map(|r| ok(r, "set_password race (a change against rehashes)"))
+        .collect();
+    assert!(
+        results[changer],
+        "set_password race (round {round}): a password change (expected_epoch {e}, new_epoch \
+         {}) racing rehashes returned false; a rehash keeps the epoch, so the change must be \
+         written",
+        e + 1
+    );
+    let got = account_of(checker(stores, round), &account.id, "account").await;
+    assert!(
+        got.password_epoch == e + 1 && got.password_hash.as_str() == changed.as_str(),
+        "set_password race (round {round}): after a password change raced rehashes, the \
+         account has epoch {} (want {}) and {} hash; a rehash of a login must never undo a \
+         password change",
+        got.password_epoch,
+        e + 1,
+        if got.password_hash.as_str() == changed.as_str() {
+            "the new"
+        } else {
+            "an old"
+        }
+    );
+}
+
+async fn race_authenticator_cap<A: AccountStore + Clone>(stores: &[A], tasks: usize, round: usize) {
+    // One authenticator, a cap of three: of any number of concurrent adds, two fit.
+    const CAP: u32 = 3;
+    let (account, first, _) = new_2fa_account(&stores[round % stores.len()], 1).await;
+    let t = now() + 1;
+    let auths: Vec<AuthenticatorRecord> = (0..tasks)
+        .map(|i| authenticator(&account.id, &format!("extra {i}"), t))
+        .collect();
+    let results = race(stores, tasks, |i, s| {
+        let auth = auths[i].clone();
+        async move { s.add_authenticator(&auth, CAP).await }
+    })
+    .await;
+    for r in &results {
+        assert!(
+            matches!(r, Ok(()) | Err(Error::TooManyAuthenticators)),
+            "add_authenticator race (round {round}): an add beyond max_authenticators must fail \
+             with TooManyAuthenticators, got {r:?}"
+        );
+    }
+    let added = count(&results, |r| r.is_ok());
+    let want = (CAP as usize - 1).min(tasks);
+    assert_eq!(
+        added, want,
+        "add_authenticator race (round {round}): {added} of {tasks} concurrent adds to an \
+         account with 1 authenticator and max_authenticators = {CAP} succeeded; exactly {want} \
+         must (N concurrent adds never pass the cap)"
+    );
+    let listed = ok(
+        checker(stores, round).authenticators(&account.id).await,
+        "authenticators",
+    );
+    let mut expected = vec![&first];
+    expected.extend(
+        results
+            .iter()
+            .zip(&auths)
+            .filter(|(r, _)| r.is_ok())
+            .map(|(_, a)| a),
+    );
+    assert!(
+        listed.len() == expected.len()
+            && expected
+                .iter()
+                .all(|w| listed.iter().any(|a| same_authenticator(a, w))),
+        "add_authenticator race (round {round}): the account must have exactly the first \
+         authenticator and the {want} that were added (max_authenticators = {CAP}), found \
+         {listed:?}"
     );
 }
 
@@ -2914,4 +3788,58 @@ async fn race_create_devices<E: EphemeralStore + Clone>(stores: &[E], tasks: usi
         tasks,
         "create_device race (round {round}): revoke_all_devices must count every device"
     );
+}
+
+async fn race_delete_sessions<E: EphemeralStore + Clone>(stores: &[E], tasks: usize, round: usize) {
+    // k sessions, then "log out everywhere else" from several handles at once.
+    let k = tasks.max(2);
+    let t = now();
+    let user = user_id();
+    let sessions: Vec<(KeyedHash, SessionRecord)> = (0..k)
+        .map(|i| (hash(), session_record(&user, t - (k - i) as u64, t + TTL)))
+        .collect();
+    let store = &stores[round % stores.len()];
+    for (token, session) in &sessions {
+        ok(store.create_session(token, session).await, "create_session");
+    }
+    let keep = round % k;
+    let keep_id = sessions[keep].1.id.clone();
+    let results = race(stores, tasks, |_, s| {
+        let user = user.clone();
+        let keep_id = keep_id.clone();
+        async move { s.delete_sessions(&user, Some(&keep_id)).await }
+    })
+    .await;
+    let counts: Vec<u32> = results
+        .into_iter()
+        .map(|r| ok(r, "delete_sessions race"))
+        .collect();
+    let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+    assert_eq!(
+        total,
+        k as u64 - 1,
+        "delete_sessions race (round {round}): {tasks} concurrent calls deleting {} of {k} \
+         sessions returned counts adding up to {total}; each deleted session must be counted \
+         once: {counts:?}",
+        k - 1
+    );
+    let check = checker(stores, round);
+    assert_eq!(
+        ok(check.sessions(&user, t).await, "sessions"),
+        vec![sessions[keep].1.clone()],
+        "delete_sessions race (round {round}): exactly the kept session must be left"
+    );
+    for (i, (token, session)) in sessions.iter().enumerate() {
+        let want = (i == keep).then(|| session.clone());
+        assert_eq!(
+            ok(check.session(token, t).await, "session"),
+            want,
+            "delete_sessions race (round {round}): {}",
+            if i == keep {
+                "the kept session is not found by its token"
+            } else {
+                "a deleted session is still found by its token"
+            }
+        );
+    }
 }
