@@ -148,6 +148,9 @@ pub struct TrustedDevice {
     pub created_at: u64,
     /// When the trust ends (Unix seconds).
     pub expires_at: u64,
+    /// Whether it is the device that asked (see
+    /// [`Service::trusted_devices_with_current`]).
+    pub current: bool,
 }
 
 /// Checks and normalizes a login name: 1–64 characters of `[A-Za-z0-9._@-]`, lowercased.
@@ -828,15 +831,42 @@ impl<S: Store> Service<S> {
         Ok(token)
     }
 
-    /// The account's trusted devices.
+    /// The account's trusted devices (none marked `current`).
     ///
     /// Errors: `unavailable`.
     #[tracing::instrument(skip_all)]
     pub async fn trusted_devices(&self, user_id: &UserId) -> Result<Vec<TrustedDevice>> {
-        let devices = self.inner.store.devices(user_id, self.now()).await?;
+        self.trusted_devices_with_current(user_id, None).await
+    }
+
+    /// The account's trusted devices, the one whose token the client presented (its
+    /// device cookie) marked `current`.
+    ///
+    /// Errors: `unavailable`.
+    #[tracing::instrument(skip_all)]
+    pub async fn trusted_devices_with_current(
+        &self,
+        user_id: &UserId,
+        device_token: Option<&str>,
+    ) -> Result<Vec<TrustedDevice>> {
+        let now = self.now();
+        let store = &self.inner.store;
+        let mut current = None;
+        if let Some(hashes) = device_token
+            .and_then(|t| token::lookup_hashes(&self.inner.keys, DeviceToken::purpose(), t))
+        {
+            for h in &hashes {
+                if let Some(d) = store.device(h, now).await? {
+                    current = Some(d.id);
+                    break;
+                }
+            }
+        }
+        let devices = store.devices(user_id, now).await?;
         Ok(devices
             .into_iter()
             .map(|d| TrustedDevice {
+                current: current.as_ref() == Some(&d.id),
                 id: d.id,
                 label: d.label,
                 created_at: d.created_at,
