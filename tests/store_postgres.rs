@@ -105,7 +105,7 @@ async fn schemas_isolate_and_migrate_is_idempotent() {
         .fetch_all(again.pool())
         .await
         .unwrap();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     // Plain `connect` uses the search_path it is given (here through the URL).
     let sep = if one.url.contains('?') { '&' } else { '?' };
     let plain = PgStore::connect(&format!(

@@ -5,9 +5,11 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use secondfactor::auth::AuthMethod;
 use secondfactor::clock::ManualClock;
 use secondfactor::password::{PasswordHash, PasswordHasher};
 use secondfactor::secret::{KeyRing, KeyedHash, SealedSecret, SealingKey, Secret};
+use secondfactor::security_log::{SecurityEvent, SecurityEventKind};
 use secondfactor::store::*;
 use secondfactor::totp::TotpKey;
 use secondfactor::{Error, LoginOutcome, LoginRequest, SecondFactor, Service};
@@ -15,6 +17,10 @@ use tokio::sync::Barrier;
 
 pub const T0: u64 = 1_700_000_010;
 pub const PW: &str = "correct horse battery";
+/// The authenticator cap the plain checks pass (high enough not to matter).
+pub const MAX: u32 = 10;
+/// The key id the checks record for backup codes.
+pub const KEY: u32 = 1;
 
 pub fn pw_hash() -> PasswordHash {
     static H: OnceLock<PasswordHash> = OnceLock::new();
@@ -63,7 +69,21 @@ pub fn account(name: &str) -> AccountRecord {
         password_hash: pw_hash(),
         password_epoch: 0,
         two_factor_enabled: false,
+        backup_codes_key_id: None,
         created_at: T0,
+    }
+}
+
+/// A session of `user`, by password, authenticated when it was made.
+pub fn session(user: &UserId, created_at: u64, expires_at: u64) -> SessionRecord {
+    SessionRecord {
+        id: SessionId::new(unique("s")),
+        user_id: user.clone(),
+        password_epoch: 0,
+        method: AuthMethod::Password,
+        created_at,
+        authenticated_at: created_at,
+        expires_at,
     }
 }
 
@@ -105,36 +125,51 @@ pub async fn accounts<S: Store>(s: &S) {
             .is_none()
     );
 
-    assert!(s.set_password(&a.id, &pw_hash(), 3).await.unwrap());
+    assert_eq!(got.backup_codes_key_id, None);
+
+    assert!(s.set_password(&a.id, &pw_hash(), 0, 3).await.unwrap());
     assert_eq!(s.account(&a.id).await.unwrap().unwrap().password_epoch, 3);
-    assert!(!s.set_password(&dup.id, &pw_hash(), 3).await.unwrap());
+    assert!(!s.set_password(&dup.id, &pw_hash(), 0, 3).await.unwrap());
 
     // 2FA on: first authenticator and the codes, all at once.
     let first = authenticator(&a.id, "phone", T0);
     let set = codes(10);
     assert!(matches!(
-        s.add_authenticator(&authenticator(&a.id, "x", T0)).await,
+        s.add_authenticator(&authenticator(&a.id, "x", T0), MAX)
+            .await,
         Err(Error::TwoFactorNotEnabled)
     ));
     assert!(matches!(
-        s.enable_two_factor(&authenticator(&dup.id, "x", T0), &set)
+        s.enable_two_factor(&authenticator(&dup.id, "x", T0), &set, KEY)
             .await,
         Err(Error::NotFound { .. })
     ));
-    s.enable_two_factor(&first, &set).await.unwrap();
+    s.enable_two_factor(&first, &set, KEY).await.unwrap();
     assert!(matches!(
-        s.enable_two_factor(&authenticator(&a.id, "again", T0), &codes(10))
+        s.enable_two_factor(&authenticator(&a.id, "again", T0), &codes(10), 7)
             .await,
         Err(Error::TwoFactorAlreadyEnabled)
     ));
-    assert!(s.account(&a.id).await.unwrap().unwrap().two_factor_enabled);
+    let got = s.account(&a.id).await.unwrap().unwrap();
+    assert!(got.two_factor_enabled);
+    assert_eq!(
+        got.backup_codes_key_id,
+        Some(KEY),
+        "the losing enable wrote nothing"
+    );
     assert_eq!(s.backup_codes_remaining(&a.id).await.unwrap(), 10);
 
     // Oldest first, even with equal timestamps.
     let second = authenticator(&a.id, "tablet", T0);
     let third = authenticator(&a.id, "old", T0 - 5);
-    s.add_authenticator(&second).await.unwrap();
-    s.add_authenticator(&third).await.unwrap();
+    s.add_authenticator(&second, MAX).await.unwrap();
+    s.add_authenticator(&third, 3).await.unwrap();
+    // The cap: three is as many as three allows.
+    assert!(matches!(
+        s.add_authenticator(&authenticator(&a.id, "fourth", T0), 3)
+            .await,
+        Err(Error::TooManyAuthenticators)
+    ));
     let names: Vec<String> = s
         .authenticators(&a.id)
         .await
@@ -193,12 +228,18 @@ pub async fn accounts<S: Store>(s: &S) {
     assert!(!s.consume_backup_code(&dup.id, &set[1]).await.unwrap());
     assert_eq!(s.backup_codes_remaining(&a.id).await.unwrap(), 9);
     let fresh = codes(10);
-    s.replace_backup_codes(&a.id, &fresh).await.unwrap();
+    s.replace_backup_codes(&a.id, &fresh, u32::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.account(&a.id).await.unwrap().unwrap().backup_codes_key_id,
+        Some(u32::MAX)
+    );
     assert!(!s.consume_backup_code(&a.id, &set[1]).await.unwrap());
     assert!(s.consume_backup_code(&a.id, &fresh[9]).await.unwrap());
     assert_eq!(s.backup_codes_remaining(&a.id).await.unwrap(), 9);
     assert!(matches!(
-        s.replace_backup_codes(&dup.id, &fresh).await,
+        s.replace_backup_codes(&dup.id, &fresh, KEY).await,
         Err(Error::NotFound { .. })
     ));
 
@@ -208,12 +249,18 @@ pub async fn accounts<S: Store>(s: &S) {
     assert!(!s.disable_two_factor(&dup.id).await.unwrap());
     assert!(s.authenticators(&a.id).await.unwrap().is_empty());
     assert_eq!(s.backup_codes_remaining(&a.id).await.unwrap(), 0);
-    assert!(!s.account(&a.id).await.unwrap().unwrap().two_factor_enabled);
+    let got = s.account(&a.id).await.unwrap().unwrap();
+    assert!(!got.two_factor_enabled);
+    assert_eq!(got.backup_codes_key_id, None);
     // And it can be turned on again.
-    s.enable_two_factor(&authenticator(&a.id, "new", T0), &codes(3))
+    s.enable_two_factor(&authenticator(&a.id, "new", T0), &codes(3), 2)
         .await
         .unwrap();
     assert_eq!(s.backup_codes_remaining(&a.id).await.unwrap(), 3);
+    assert_eq!(
+        s.account(&a.id).await.unwrap().unwrap().backup_codes_key_id,
+        Some(2)
+    );
 }
 
 /// Pending logins, enrollments, replay marks, throttles, devices, sessions.
@@ -404,10 +451,10 @@ pub async fn ephemeral<S: Store>(s: &S) {
     // Sessions.
     let st = hash(&unique("s"));
     let sess = SessionRecord {
-        user_id: user.clone(),
         password_epoch: 1,
-        created_at: T0,
-        expires_at: T0 + 10,
+        method: AuthMethod::BackupCode,
+        authenticated_at: T0 + 3,
+        ..session(&user, T0, T0 + 10)
     };
     s.create_session(&st, &sess).await.unwrap();
     assert_eq!(s.session(&st, T0 + 9).await.unwrap(), Some(sess.clone()));
@@ -572,7 +619,7 @@ pub async fn races<S: Store + Clone>(a: S, b: S, rounds: usize) {
     let acct = account(&unique("racer"));
     a.create_account(&acct).await.unwrap();
     let set = Arc::new(codes(rounds));
-    a.enable_two_factor(&authenticator(&acct.id, "phone", T0), &set)
+    a.enable_two_factor(&authenticator(&acct.id, "phone", T0), &set, KEY)
         .await
         .unwrap();
     let user = acct.id.clone();
@@ -698,8 +745,8 @@ pub async fn races<S: Store + Clone>(a: S, b: S, rounds: usize) {
         a.create_account(&acct).await.unwrap();
         let x = authenticator(&acct.id, "x", T0);
         let y = authenticator(&acct.id, "y", T0);
-        a.enable_two_factor(&x, &codes(1)).await.unwrap();
-        a.add_authenticator(&y).await.unwrap();
+        a.enable_two_factor(&x, &codes(1), KEY).await.unwrap();
+        a.add_authenticator(&y, MAX).await.unwrap();
         let (ra, rb) = tokio::join!(
             tokio::spawn({
                 let (a, u, id) = (a.clone(), acct.id.clone(), x.id.clone());
@@ -725,7 +772,7 @@ pub async fn races<S: Store + Clone>(a: S, b: S, rounds: usize) {
             let user = user.clone();
             async move {
                 match s
-                    .enable_two_factor(&authenticator(&user, "p", T0), &codes(10))
+                    .enable_two_factor(&authenticator(&user, "p", T0), &codes(10), KEY)
                     .await
                 {
                     Ok(()) => true,
@@ -744,13 +791,13 @@ pub async fn races<S: Store + Clone>(a: S, b: S, rounds: usize) {
     for _ in 0..rounds.min(50) {
         let acct = account(&unique("toggler"));
         a.create_account(&acct).await.unwrap();
-        a.enable_two_factor(&authenticator(&acct.id, "p", T0), &codes(2))
+        a.enable_two_factor(&authenticator(&acct.id, "p", T0), &codes(2), KEY)
             .await
             .unwrap();
         let (add, dis) = tokio::join!(
             tokio::spawn({
                 let (a, rec) = (a.clone(), authenticator(&acct.id, "q", T0));
-                async move { a.add_authenticator(&rec).await }
+                async move { a.add_authenticator(&rec, MAX).await }
             }),
             tokio::spawn({
                 let (b, u) = (b.clone(), acct.id.clone());
