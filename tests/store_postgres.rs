@@ -174,6 +174,22 @@ async fn purge_expired_deletes_only_expired_rows() {
     db.drop().await;
 }
 
+#[tokio::test]
+async fn stepup_operations() {
+    let Some(db) = Schema::new() else { return };
+    stepup(&db.store().await).await;
+    db.drop().await;
+}
+
+/// Two pools on one schema: 50 rounds of 8 concurrent adds against a cap of 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_authenticator_cap_holds_across_two_pools() {
+    let Some(db) = Schema::new() else { return };
+    let (a, b) = (db.store().await, db.store().await);
+    authenticator_cap_race(a, b, 50, 8, 3).await;
+    db.drop().await;
+}
+
 /// Two pools on one schema, 16 tasks per round on a multi-threaded runtime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn races_across_two_pools_have_one_winner() {

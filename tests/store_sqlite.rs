@@ -167,6 +167,22 @@ async fn purge_expired_deletes_only_expired_rows() {
     );
 }
 
+#[tokio::test]
+async fn stepup_operations() {
+    let d = db();
+    stepup(&SqliteStore::connect(&d.url).await.unwrap()).await;
+    stepup(&SqliteStore::memory().await.unwrap()).await;
+}
+
+/// Two pools on one file: 50 rounds of 8 concurrent adds against a cap of 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_authenticator_cap_holds_across_two_pools() {
+    let d = db();
+    let a = SqliteStore::connect(&d.url).await.unwrap();
+    let b = SqliteStore::connect(&d.url).await.unwrap();
+    authenticator_cap_race(a, b, 50, 8, 3).await;
+}
+
 /// Two pools on one file, 16 tasks per round on a multi-threaded runtime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn races_across_two_pools_have_one_winner() {

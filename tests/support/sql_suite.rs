@@ -464,6 +464,221 @@ pub async fn ephemeral<S: Store>(s: &S) {
     assert!(s.session(&st, T0).await.unwrap().is_none());
 }
 
+/// The step-up operations: the password compare-and-set, the security log, and
+/// sessions listed, re-authenticated and ended by account.
+pub async fn stepup<S: Store>(s: &S) {
+    // Password CAS: a stale expected epoch writes nothing.
+    let a = account(&unique("dave"));
+    s.create_account(&a).await.unwrap();
+    let other = PasswordHasher::new(256, 1, 1)
+        .unwrap()
+        .hash("another password")
+        .unwrap();
+    assert!(s.set_password(&a.id, &pw_hash(), 0, 1).await.unwrap());
+    assert!(
+        !s.set_password(&a.id, &other, 0, 1).await.unwrap(),
+        "a stale epoch"
+    );
+    assert!(
+        !s.set_password(&a.id, &other, 0, 0).await.unwrap(),
+        "a stale rehash"
+    );
+    assert!(
+        !s.set_password(&a.id, &other, 2, 3).await.unwrap(),
+        "a future epoch"
+    );
+    let got = s.account(&a.id).await.unwrap().unwrap();
+    assert_eq!(got.password_epoch, 1);
+    assert_eq!(got.password_hash.as_str(), pw_hash().as_str());
+    // A rehash keeps the epoch it read.
+    assert!(s.set_password(&a.id, &other, 1, 1).await.unwrap());
+    let got = s.account(&a.id).await.unwrap().unwrap();
+    assert_eq!(got.password_epoch, 1);
+    assert_eq!(got.password_hash.as_str(), other.as_str());
+
+    // Security log: newest first, bounded, forgetting old entries, per account.
+    let ghost = UserId::new(unique("u"));
+    let ev = |at, kind| SecurityEvent::new(at, kind);
+    s.append_security_event(&ghost, &ev(T0, SecurityEventKind::Login), 10, 0)
+        .await
+        .unwrap();
+    assert!(s.security_log(&ghost, 10).await.unwrap().is_empty());
+    let b = account(&unique("erin"));
+    s.create_account(&b).await.unwrap();
+    s.append_security_event(&b.id, &ev(T0, SecurityEventKind::Login), 10, 0)
+        .await
+        .unwrap();
+    let full = ev(T0 + 1, SecurityEventKind::Login)
+        .with_method(AuthMethod::Totp)
+        .with_client(Some("203.0.113.9"))
+        .with_detail("by the helpdesk: lost phone");
+    let kinds = [
+        SecurityEventKind::LoginFailed,
+        SecurityEventKind::TwoFactorEnabled,
+        SecurityEventKind::PasswordChanged,
+        SecurityEventKind::SessionRevoked,
+    ];
+    s.append_security_event(&a.id, &full, 3, 0).await.unwrap();
+    // Equal times: the order of appending decides.
+    for kind in kinds {
+        s.append_security_event(&a.id, &ev(T0 + 2, kind), 3, 0)
+            .await
+            .unwrap();
+    }
+    let log = s.security_log(&a.id, 10).await.unwrap();
+    assert_eq!(
+        log,
+        vec![
+            ev(T0 + 2, SecurityEventKind::SessionRevoked),
+            ev(T0 + 2, SecurityEventKind::PasswordChanged),
+            ev(T0 + 2, SecurityEventKind::TwoFactorEnabled),
+        ],
+        "the newest three"
+    );
+    assert_eq!(s.security_log(&a.id, 2).await.unwrap(), log[..2].to_vec());
+    assert!(s.security_log(&a.id, 0).await.unwrap().is_empty());
+    // Every field round-trips.
+    s.append_security_event(&a.id, &full, 3, 0).await.unwrap();
+    assert_eq!(s.security_log(&a.id, 1).await.unwrap(), vec![full.clone()]);
+    assert_eq!(s.security_log(&a.id, 10).await.unwrap().len(), 3);
+    // The horizon: older entries go, whatever the bound.
+    s.append_security_event(
+        &a.id,
+        &ev(T0 + 5, SecurityEventKind::Reauthenticated),
+        100,
+        T0 + 2,
+    )
+    .await
+    .unwrap();
+    let log = s.security_log(&a.id, 10).await.unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [
+            SecurityEventKind::Reauthenticated,
+            SecurityEventKind::SessionRevoked,
+            SecurityEventKind::PasswordChanged,
+        ],
+        "the entry at T0 + 1 is past the horizon"
+    );
+    // The other account's log was not touched.
+    assert_eq!(
+        s.security_log(&b.id, 10).await.unwrap(),
+        vec![ev(T0, SecurityEventKind::Login)]
+    );
+    // A bound of zero keeps nothing.
+    s.append_security_event(&a.id, &ev(T0 + 6, SecurityEventKind::Login), 0, 0)
+        .await
+        .unwrap();
+    assert!(s.security_log(&a.id, 10).await.unwrap().is_empty());
+
+    // Sessions by account.
+    let user = UserId::new(unique("u"));
+    let stranger = UserId::new(unique("u"));
+    let tokens: Vec<KeyedHash> = (0..5).map(|_| hash(&unique("st"))).collect();
+    let s1 = session(&user, T0, T0 + 100);
+    let s2 = SessionRecord {
+        method: AuthMethod::Totp,
+        ..session(&user, T0 - 5, T0 + 100)
+    };
+    let s3 = SessionRecord {
+        method: AuthMethod::TrustedDevice,
+        ..session(&user, T0, T0 + 50)
+    };
+    let gone = session(&user, T0 - 50, T0);
+    let theirs = session(&stranger, T0, T0 + 100);
+    for (t, rec) in tokens.iter().zip([&s1, &s2, &s3, &gone, &theirs]) {
+        s.create_session(t, rec).await.unwrap();
+    }
+    let listed = s.sessions(&user, T0).await.unwrap();
+    assert_eq!(listed.len(), 3, "the expired one is not listed");
+    assert_eq!(listed[0], s2, "oldest first");
+    let mut rest = listed[1..].to_vec();
+    rest.sort_by(|x, y| x.id.as_str().cmp(y.id.as_str()));
+    let mut want = vec![s1.clone(), s3.clone()];
+    want.sort_by(|x, y| x.id.as_str().cmp(y.id.as_str()));
+    assert_eq!(rest, want);
+    assert_eq!(
+        s.sessions(&user, T0 + 50).await.unwrap(),
+        vec![s2.clone(), s1.clone()]
+    );
+    assert!(
+        s.sessions(&UserId::new("nobody"), T0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Re-authentication: only an unexpired session.
+    assert!(s.reauthenticate_session(&tokens[0], T0 + 20).await.unwrap());
+    let got = s.session(&tokens[0], T0 + 20).await.unwrap().unwrap();
+    assert_eq!(got.authenticated_at, T0 + 20);
+    assert_eq!((got.created_at, &got.id), (T0, &s1.id));
+    assert!(!s.reauthenticate_session(&tokens[2], T0 + 50).await.unwrap());
+    assert!(!s.reauthenticate_session(&tokens[3], T0).await.unwrap());
+    assert!(
+        !s.reauthenticate_session(&hash("no such session"), T0)
+            .await
+            .unwrap()
+    );
+    // Ending one by id: only the owner's.
+    assert!(!s.delete_session_by_id(&stranger, &s2.id).await.unwrap());
+    assert!(s.delete_session_by_id(&user, &s2.id).await.unwrap());
+    assert!(!s.delete_session_by_id(&user, &s2.id).await.unwrap());
+    assert!(s.session(&tokens[1], T0).await.unwrap().is_none());
+    // Ending all but one: s3 and the expired one go, s1 stays.
+    assert_eq!(s.delete_sessions(&user, Some(&s1.id)).await.unwrap(), 2);
+    let left = s.sessions(&user, 0).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, s1.id);
+    assert!(s.session(&tokens[2], T0).await.unwrap().is_none());
+    // Keeping an id the account does not have ends them all; so does `None`.
+    assert_eq!(s.delete_sessions(&user, Some(&theirs.id)).await.unwrap(), 1);
+    assert!(s.sessions(&user, 0).await.unwrap().is_empty());
+    s.create_session(&tokens[0], &s1).await.unwrap();
+    assert_eq!(s.delete_sessions(&user, None).await.unwrap(), 1);
+    assert_eq!(s.delete_sessions(&user, None).await.unwrap(), 0);
+    // The stranger's session survived all of it.
+    assert_eq!(s.sessions(&stranger, T0).await.unwrap(), vec![theirs]);
+}
+
+/// `tasks` concurrent `add_authenticator` calls per round, alternating between two
+/// pools, against a cap of `cap` on an account that has one: exactly `cap - 1` win,
+/// the rest get `TooManyAuthenticators`, and the account never has more than `cap`.
+pub async fn authenticator_cap_race<S: Store + Clone>(
+    a: S,
+    b: S,
+    rounds: usize,
+    tasks: usize,
+    cap: u32,
+) {
+    let stores = [a.clone(), b];
+    for round in 0..rounds {
+        let acct = account(&unique("capped"));
+        a.create_account(&acct).await.unwrap();
+        a.enable_two_factor(&authenticator(&acct.id, "first", T0), &codes(1), KEY)
+            .await
+            .unwrap();
+        let user = acct.id.clone();
+        let w = race(&stores, tasks, 1, move |s, _| {
+            let user = user.clone();
+            async move {
+                match s
+                    .add_authenticator(&authenticator(&user, "more", T0), cap)
+                    .await
+                {
+                    Ok(()) => true,
+                    Err(Error::TooManyAuthenticators) => false,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+        })
+        .await;
+        let n = a.authenticators(&acct.id).await.unwrap().len();
+        assert!(n <= cap as usize, "round {round}: {n} authenticators");
+        assert_eq!(w, [cap as usize - 1], "round {round}: add winners");
+        assert_eq!(n, cap as usize, "round {round}");
+    }
+}
+
 /// The flows end to end: register, enroll, log in with TOTP and a backup code,
 /// replay refused, sessions, devices.
 pub async fn flows<S: Store>(store: S) {
@@ -813,6 +1028,26 @@ pub async fn races<S: Store + Clone>(a: S, b: S, rounds: usize) {
         assert!(!acc.two_factor_enabled);
         assert!(a.authenticators(&acct.id).await.unwrap().is_empty());
     }
+
+    // set_password: 16 password changes from the same epoch, one wins.
+    let acct = account(&unique("changer"));
+    a.create_account(&acct).await.unwrap();
+    let user = acct.id.clone();
+    let w = race(&stores, TASKS, rounds.min(50), move |s, round| {
+        let user = user.clone();
+        async move {
+            let epoch = round as u64;
+            s.set_password(&user, &pw_hash(), epoch, epoch + 1)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert!(w.iter().all(|&n| n == 1), "set_password winners: {w:?}");
+    assert_eq!(
+        a.account(&acct.id).await.unwrap().unwrap().password_epoch,
+        rounds.min(50) as u64
+    );
 
     // create_account: 16 registrations of one name, one wins.
     let prefix = unique("same-name-");
