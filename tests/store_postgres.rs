@@ -105,7 +105,7 @@ async fn schemas_isolate_and_migrate_is_idempotent() {
         .fetch_all(again.pool())
         .await
         .unwrap();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     // Plain `connect` uses the search_path it is given (here through the URL).
     let sep = if one.url.contains('?') { '&' } else { '?' };
     let plain = PgStore::connect(&format!(
@@ -171,6 +171,22 @@ async fn purge_expired_deletes_only_expired_rows() {
     assert_eq!(s.devices(&user, 0).await.unwrap().len(), 1);
     assert_eq!(s.throttle("gone").await.unwrap(), zero);
     assert_eq!(s.throttle("kept").await.unwrap(), one);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn stepup_operations() {
+    let Some(db) = Schema::new() else { return };
+    stepup(&db.store().await).await;
+    db.drop().await;
+}
+
+/// Two pools on one schema: 50 rounds of 8 concurrent adds against a cap of 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_authenticator_cap_holds_across_two_pools() {
+    let Some(db) = Schema::new() else { return };
+    let (a, b) = (db.store().await, db.store().await);
+    authenticator_cap_race(a, b, 50, 8, 3).await;
     db.drop().await;
 }
 

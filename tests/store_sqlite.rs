@@ -97,7 +97,7 @@ async fn the_migration_history_is_apart_from_the_applications_own() {
         .fetch_all(s.pool())
         .await
         .unwrap();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     let theirs: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = '_sqlx_migrations'")
             .fetch_one(s.pool())
@@ -132,12 +132,7 @@ async fn purge_expired_deletes_only_expired_rows() {
     };
     s.create_pending_login(&live, &p(T0 + 100)).await.unwrap();
     s.create_pending_login(&dead, &p(T0)).await.unwrap();
-    let sess = |expires_at| SessionRecord {
-        user_id: user.clone(),
-        password_epoch: 0,
-        created_at: T0 - 10,
-        expires_at,
-    };
+    let sess = |expires_at| session(&user, T0 - 10, expires_at);
     s.create_session(&live, &sess(T0 + 100)).await.unwrap();
     s.create_session(&dead, &sess(T0)).await.unwrap();
     s.advance_last_step(&AuthenticatorId::new("old"), 5, T0)
@@ -170,6 +165,22 @@ async fn purge_expired_deletes_only_expired_rows() {
             .await
             .unwrap()
     );
+}
+
+#[tokio::test]
+async fn stepup_operations() {
+    let d = db();
+    stepup(&SqliteStore::connect(&d.url).await.unwrap()).await;
+    stepup(&SqliteStore::memory().await.unwrap()).await;
+}
+
+/// Two pools on one file: 50 rounds of 8 concurrent adds against a cap of 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_authenticator_cap_holds_across_two_pools() {
+    let d = db();
+    let a = SqliteStore::connect(&d.url).await.unwrap();
+    let b = SqliteStore::connect(&d.url).await.unwrap();
+    authenticator_cap_race(a, b, 50, 8, 3).await;
 }
 
 /// Two pools on one file, 16 tasks per round on a multi-threaded runtime.

@@ -11,11 +11,18 @@ use super::*;
 use crate::Error;
 
 /// The migrations shipped with the crate, applied by [`PgStore::migrate`].
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "stepup",
+        include_str!("../../migrations/postgres/0002_stepup.sql"),
+    ),
+];
 
 /// How long [`PgStore::connect`] waits for a connection before `unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,7 +38,7 @@ type PgTx = sqlx::Transaction<'static, sqlx::Postgres>;
 /// waiting for a concurrent writer, or a transaction that first locks the account's
 /// row (`SELECT … FOR UPDATE`) when several statements must act as one
 /// (enabling and disabling 2FA, adding and removing authenticators, replacing backup
-/// codes). So races between connections, pools and processes have exactly one
+/// codes, appending to the security log). So races between connections, pools and processes have exactly one
 /// winner, at the default `READ COMMITTED` isolation level.
 ///
 /// Cloning is cheap and shares the connection pool. Expired ephemeral rows are
@@ -295,10 +302,11 @@ impl AccountStore for PgStore {
     }
 
     async fn account_by_username(&self, username: &str) -> Result<Option<AccountRecord>> {
-        sqlx::query_as::<_, AccountRow>(
-            "SELECT id, username, password_hash, password_epoch, two_factor_enabled, created_at \
-             FROM sf_accounts WHERE username = $1",
-        )
+        sqlx::query_as::<_, AccountRow>(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM sf_accounts WHERE username = $1"
+        ))
         .bind(username)
         .fetch_optional(&self.pool)
         .await
@@ -308,10 +316,11 @@ impl AccountStore for PgStore {
     }
 
     async fn account(&self, user_id: &UserId) -> Result<Option<AccountRecord>> {
-        sqlx::query_as::<_, AccountRow>(
-            "SELECT id, username, password_hash, password_epoch, two_factor_enabled, created_at \
-             FROM sf_accounts WHERE id = $1",
-        )
+        sqlx::query_as::<_, AccountRow>(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM sf_accounts WHERE id = $1"
+        ))
         .bind(user_id.as_str())
         .fetch_optional(&self.pool)
         .await
@@ -324,14 +333,19 @@ impl AccountStore for PgStore {
         &self,
         user_id: &UserId,
         hash: &PasswordHash,
-        password_epoch: u64,
+        expected_epoch: u64,
+        new_epoch: u64,
     ) -> Result<bool> {
+        // One statement: a compare-and-set on the epoch. A concurrent writer of the
+        // row makes this one wait and re-check the epoch against the new row version.
         let r = sqlx::query(
-            "UPDATE sf_accounts SET password_hash = $1, password_epoch = $2 WHERE id = $3",
+            "UPDATE sf_accounts SET password_hash = $1, password_epoch = $2 \
+             WHERE id = $3 AND password_epoch = $4",
         )
         .bind(hash.as_str())
-        .bind(u64_to_db(password_epoch)?)
+        .bind(u64_to_db(new_epoch)?)
         .bind(user_id.as_str())
+        .bind(u64_to_db(expected_epoch)?)
         .execute(&self.pool)
         .await
         .map_err(unavailable("set_password"))?;
@@ -356,6 +370,7 @@ impl AccountStore for PgStore {
         &self,
         authenticator: &AuthenticatorRecord,
         backup_codes: &[KeyedHash],
+        backup_key_id: u32,
     ) -> Result<()> {
         const CX: &str = "enable_two_factor";
         let user_id = authenticator.user_id.as_str();
@@ -372,21 +387,40 @@ impl AccountStore for PgStore {
             .map_err(unavailable(CX))?;
         insert_authenticator(&mut tx, authenticator, CX).await?;
         replace_codes(&mut tx, user_id, backup_codes, CX).await?;
-        sqlx::query("UPDATE sf_accounts SET two_factor_enabled = TRUE WHERE id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable(CX))?;
+        sqlx::query(
+            "UPDATE sf_accounts SET two_factor_enabled = TRUE, backup_codes_key_id = $1 \
+             WHERE id = $2",
+        )
+        .bind(i64::from(backup_key_id))
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable(CX))?;
         tx.commit().await.map_err(unavailable(CX))
     }
 
-    async fn add_authenticator(&self, authenticator: &AuthenticatorRecord) -> Result<()> {
+    async fn add_authenticator(
+        &self,
+        authenticator: &AuthenticatorRecord,
+        max_authenticators: u32,
+    ) -> Result<()> {
         const CX: &str = "add_authenticator";
         let mut tx = self.tx(CX).await?;
+        // The account's row lock makes the count below and the insert one step:
+        // concurrent adds (from any pool or process) count one after the other.
         match lock_account(&mut tx, authenticator.user_id.as_str(), CX).await? {
             None => return Err(Error::NotFound { what: "account" }),
             Some(false) => return Err(Error::TwoFactorNotEnabled),
             Some(true) => {}
+        }
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sf_authenticators WHERE user_id = $1")
+                .bind(authenticator.user_id.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(unavailable(CX))?;
+        if count >= i64::from(max_authenticators) {
+            return Err(Error::TooManyAuthenticators);
         }
         insert_authenticator(&mut tx, authenticator, CX).await?;
         tx.commit().await.map_err(unavailable(CX))
@@ -452,7 +486,8 @@ impl AccountStore for PgStore {
             return Ok(false);
         };
         for sql in [
-            "UPDATE sf_accounts SET two_factor_enabled = FALSE WHERE id = $1",
+            "UPDATE sf_accounts SET two_factor_enabled = FALSE, backup_codes_key_id = NULL \
+             WHERE id = $1",
             "DELETE FROM sf_authenticators WHERE user_id = $1",
             "DELETE FROM sf_backup_codes WHERE user_id = $1",
         ] {
@@ -466,13 +501,24 @@ impl AccountStore for PgStore {
         Ok(was)
     }
 
-    async fn replace_backup_codes(&self, user_id: &UserId, hashes: &[KeyedHash]) -> Result<()> {
+    async fn replace_backup_codes(
+        &self,
+        user_id: &UserId,
+        hashes: &[KeyedHash],
+        key_id: u32,
+    ) -> Result<()> {
         const CX: &str = "replace_backup_codes";
         let mut tx = self.tx(CX).await?;
         if lock_account(&mut tx, user_id.as_str(), CX).await?.is_none() {
             return Err(Error::NotFound { what: "account" });
         }
         replace_codes(&mut tx, user_id.as_str(), hashes, CX).await?;
+        sqlx::query("UPDATE sf_accounts SET backup_codes_key_id = $1 WHERE id = $2")
+            .bind(i64::from(key_id))
+            .bind(user_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable(CX))?;
         tx.commit().await.map_err(unavailable(CX))
     }
 
@@ -493,6 +539,71 @@ impl AccountStore for PgStore {
             .await
             .map_err(unavailable("backup_codes_remaining"))?;
         Ok(count_to_u32(u64::try_from(n).unwrap_or(0)))
+    }
+
+    async fn append_security_event(
+        &self,
+        user_id: &UserId,
+        event: &SecurityEvent,
+        max_entries: u32,
+        forget_before: u64,
+    ) -> Result<()> {
+        const CX: &str = "append_security_event";
+        let mut tx = self.tx(CX).await?;
+        // Appends to one account's log run one at a time (so the trim below keeps
+        // exactly the newest `max_entries` and ids grow in commit order). NO KEY
+        // UPDATE does not block the foreign-key checks of authenticator inserts.
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM sf_accounts WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(user_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable(CX))?;
+        if exists.is_none() {
+            // No such account: nothing is kept.
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO sf_security_log (user_id, at, kind, method, client, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(user_id.as_str())
+        .bind(time_to_db(event.at))
+        .bind(event.kind.as_str())
+        .bind(event.method.as_ref().map(|m| m.as_str()))
+        .bind(event.client.as_deref())
+        .bind(event.detail.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable(CX))?;
+        // Beyond the newest `max_entries`, or older than the horizon.
+        sqlx::query(
+            "DELETE FROM sf_security_log WHERE user_id = $1 AND (at < $2 OR id <= \
+             (SELECT id FROM sf_security_log WHERE user_id = $1 \
+              ORDER BY id DESC LIMIT 1 OFFSET $3))",
+        )
+        .bind(user_id.as_str())
+        .bind(time_to_db(forget_before))
+        .bind(i64::from(max_entries))
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable(CX))?;
+        tx.commit().await.map_err(unavailable(CX))
+    }
+
+    async fn security_log(&self, user_id: &UserId, limit: u32) -> Result<Vec<SecurityEvent>> {
+        sqlx::query_as::<_, SecurityEventRow>(
+            "SELECT at, kind, method, client, detail FROM sf_security_log \
+             WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(user_id.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable("security_log"))?
+        .into_iter()
+        .map(security_event_from_row)
+        .collect()
     }
 }
 
@@ -785,28 +896,39 @@ impl EphemeralStore for PgStore {
     async fn create_session(&self, token: &KeyedHash, session: &SessionRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO sf_sessions \
-             (token_hash, user_id, password_epoch, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (token_hash) DO UPDATE SET user_id = EXCLUDED.user_id, \
-             password_epoch = EXCLUDED.password_epoch, created_at = EXCLUDED.created_at, \
-             expires_at = EXCLUDED.expires_at",
+             (token_hash, id, user_id, password_epoch, method, created_at, authenticated_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (token_hash) DO UPDATE SET id = EXCLUDED.id, \
+             user_id = EXCLUDED.user_id, password_epoch = EXCLUDED.password_epoch, \
+             method = EXCLUDED.method, created_at = EXCLUDED.created_at, \
+             authenticated_at = EXCLUDED.authenticated_at, expires_at = EXCLUDED.expires_at",
         )
         .bind(token.as_bytes().as_slice())
+        .bind(session.id.as_str())
         .bind(session.user_id.as_str())
         .bind(u64_to_db(session.password_epoch)?)
+        .bind(session.method.as_str())
         .bind(time_to_db(session.created_at))
+        .bind(time_to_db(session.authenticated_at))
         .bind(time_to_db(session.expires_at))
         .execute(&self.pool)
         .await
-        .map_err(unavailable("create_session"))?;
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::Internal("session id already exists")
+            } else {
+                Error::unavailable("create_session", e)
+            }
+        })?;
         Ok(())
     }
 
     async fn session(&self, token: &KeyedHash, now: u64) -> Result<Option<SessionRecord>> {
-        sqlx::query_as::<_, SessionRow>(
-            "SELECT user_id, password_epoch, created_at, expires_at FROM sf_sessions \
-             WHERE token_hash = $1 AND expires_at > $2",
-        )
+        sqlx::query_as::<_, SessionRow>(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sf_sessions WHERE token_hash = $1 AND expires_at > $2"
+        ))
         .bind(token.as_bytes().as_slice())
         .bind(time_to_db(now))
         .fetch_optional(&self.pool)
@@ -823,5 +945,60 @@ impl EphemeralStore for PgStore {
             .await
             .map_err(unavailable("delete_session"))?;
         Ok(())
+    }
+
+    async fn sessions(&self, user_id: &UserId, now: u64) -> Result<Vec<SessionRecord>> {
+        sqlx::query_as::<_, SessionRow>(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sf_sessions WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, seq"
+        ))
+        .bind(user_id.as_str())
+        .bind(time_to_db(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable("sessions"))?
+        .into_iter()
+        .map(session_from_row)
+        .collect()
+    }
+
+    async fn reauthenticate_session(&self, token: &KeyedHash, at: u64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE sf_sessions SET authenticated_at = $1 \
+             WHERE token_hash = $2 AND expires_at > $1",
+        )
+        .bind(time_to_db(at))
+        .bind(token.as_bytes().as_slice())
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable("reauthenticate_session"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn delete_session_by_id(&self, user_id: &UserId, id: &SessionId) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM sf_sessions WHERE user_id = $1 AND id = $2")
+            .bind(user_id.as_str())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable("delete_session_by_id"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn delete_sessions(&self, user_id: &UserId, keep: Option<&SessionId>) -> Result<u32> {
+        // One statement: every session of the account committed when it starts.
+        let r = match keep {
+            Some(keep) => sqlx::query("DELETE FROM sf_sessions WHERE user_id = $1 AND id <> $2")
+                .bind(user_id.as_str())
+                .bind(keep.as_str()),
+            None => {
+                sqlx::query("DELETE FROM sf_sessions WHERE user_id = $1").bind(user_id.as_str())
+            }
+        }
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable("delete_sessions"))?;
+        Ok(count_to_u32(r.rows_affected()))
     }
 }

@@ -7,10 +7,12 @@
 
 use super::{
     AccountRecord, AuthenticatorId, AuthenticatorRecord, DeviceId, DeviceRecord, PendingEnrollment,
-    PendingLogin, SessionRecord, ThrottleState, UserId,
+    PendingLogin, SessionId, SessionRecord, ThrottleState, UserId,
 };
+use crate::auth::AuthMethod;
 use crate::password::PasswordHash;
 use crate::secret::SealedSecret;
+use crate::security_log::{SecurityEvent, SecurityEventKind};
 use crate::{Error, Result};
 
 /// A Unix time for the database, clamped to `i64::MAX`.
@@ -76,11 +78,21 @@ pub(crate) fn migrator(
     m
 }
 
-/// An account row: id, username, password hash, epoch, 2FA flag, created at.
-pub(crate) type AccountRow = (String, String, String, i64, bool, i64);
+/// The columns of an [`AccountRow`], for `concat!` into a `SELECT`.
+macro_rules! account_columns {
+    () => {
+        "id, username, password_hash, password_epoch, two_factor_enabled, created_at, \
+         backup_codes_key_id"
+    };
+}
+pub(crate) use account_columns;
+
+/// An account row: id, username, password hash, epoch, 2FA flag, created at, backup
+/// codes key id.
+pub(crate) type AccountRow = (String, String, String, i64, bool, i64, Option<i64>);
 
 pub(crate) fn account_from_row(r: AccountRow) -> Result<AccountRecord> {
-    let (id, username, hash, epoch, enabled, created_at) = r;
+    let (id, username, hash, epoch, enabled, created_at, key_id) = r;
     Ok(AccountRecord {
         id: UserId::new(id),
         username,
@@ -88,6 +100,13 @@ pub(crate) fn account_from_row(r: AccountRow) -> Result<AccountRecord> {
             .map_err(|_| Error::Internal("corrupt password hash in a SQL store row"))?,
         password_epoch: u64_from_db(epoch)?,
         two_factor_enabled: enabled,
+        backup_codes_key_id: key_id
+            .map(|k| {
+                u32::try_from(k).map_err(|_| {
+                    Error::Internal("backup codes key id out of range in a SQL store row")
+                })
+            })
+            .transpose()?,
         created_at: u64_from_db(created_at)?,
     })
 }
@@ -148,16 +167,47 @@ pub(crate) fn device_from_row(r: DeviceRow) -> Result<DeviceRecord> {
     })
 }
 
-/// A session row: user id, epoch, created at, expires at.
-pub(crate) type SessionRow = (String, i64, i64, i64);
+/// The columns of a [`SessionRow`], for `concat!` into a `SELECT` or `RETURNING`.
+macro_rules! session_columns {
+    () => {
+        "id, user_id, password_epoch, method, created_at, authenticated_at, expires_at"
+    };
+}
+pub(crate) use session_columns;
+
+/// A session row: id, user id, epoch, method, created at, authenticated at, expires at.
+pub(crate) type SessionRow = (String, String, i64, String, i64, i64, i64);
 
 pub(crate) fn session_from_row(r: SessionRow) -> Result<SessionRecord> {
-    let (user_id, epoch, created_at, expires_at) = r;
+    let (id, user_id, epoch, method, created_at, authenticated_at, expires_at) = r;
     Ok(SessionRecord {
+        id: SessionId::new(id),
         user_id: UserId::new(user_id),
         password_epoch: u64_from_db(epoch)?,
+        method: method_from_db(&method)?,
         created_at: u64_from_db(created_at)?,
+        authenticated_at: u64_from_db(authenticated_at)?,
         expires_at: u64_from_db(expires_at)?,
+    })
+}
+
+fn method_from_db(name: &str) -> Result<AuthMethod> {
+    AuthMethod::parse(name).ok_or(Error::Internal("unknown auth method in a SQL store row"))
+}
+
+/// A security-log row: at, kind, method, client, detail.
+pub(crate) type SecurityEventRow = (i64, String, Option<String>, Option<String>, Option<String>);
+
+pub(crate) fn security_event_from_row(r: SecurityEventRow) -> Result<SecurityEvent> {
+    let (at, kind, method, client, detail) = r;
+    Ok(SecurityEvent {
+        at: u64_from_db(at)?,
+        kind: SecurityEventKind::parse(&kind).ok_or(Error::Internal(
+            "unknown security event kind in a SQL store row",
+        ))?,
+        method: method.as_deref().map(method_from_db).transpose()?,
+        client,
+        detail,
     })
 }
 

@@ -12,11 +12,18 @@ use super::*;
 use crate::Error;
 
 /// The migrations shipped with the crate, applied by [`SqliteStore::migrate`].
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "stepup",
+        include_str!("../../migrations/sqlite/0002_stepup.sql"),
+    ),
+];
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -218,10 +225,11 @@ impl AccountStore for SqliteStore {
     }
 
     async fn account_by_username(&self, username: &str) -> Result<Option<AccountRecord>> {
-        sqlx::query_as::<_, AccountRow>(
-            "SELECT id, username, password_hash, password_epoch, two_factor_enabled, created_at \
-             FROM sf_accounts WHERE username = ?",
-        )
+        sqlx::query_as::<_, AccountRow>(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM sf_accounts WHERE username = ?"
+        ))
         .bind(username)
         .fetch_optional(&self.reader)
         .await
@@ -231,10 +239,11 @@ impl AccountStore for SqliteStore {
     }
 
     async fn account(&self, user_id: &UserId) -> Result<Option<AccountRecord>> {
-        sqlx::query_as::<_, AccountRow>(
-            "SELECT id, username, password_hash, password_epoch, two_factor_enabled, created_at \
-             FROM sf_accounts WHERE id = ?",
-        )
+        sqlx::query_as::<_, AccountRow>(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM sf_accounts WHERE id = ?"
+        ))
         .bind(user_id.as_str())
         .fetch_optional(&self.reader)
         .await
@@ -247,14 +256,18 @@ impl AccountStore for SqliteStore {
         &self,
         user_id: &UserId,
         hash: &PasswordHash,
-        password_epoch: u64,
+        expected_epoch: u64,
+        new_epoch: u64,
     ) -> Result<bool> {
+        // One statement: a compare-and-set on the epoch.
         let r = sqlx::query(
-            "UPDATE sf_accounts SET password_hash = ?, password_epoch = ? WHERE id = ?",
+            "UPDATE sf_accounts SET password_hash = ?, password_epoch = ? \
+             WHERE id = ? AND password_epoch = ?",
         )
         .bind(hash.as_str())
-        .bind(u64_to_db(password_epoch)?)
+        .bind(u64_to_db(new_epoch)?)
         .bind(user_id.as_str())
+        .bind(u64_to_db(expected_epoch)?)
         .execute(&self.writer)
         .await
         .map_err(unavailable("set_password"))?;
@@ -279,6 +292,7 @@ impl AccountStore for SqliteStore {
         &self,
         authenticator: &AuthenticatorRecord,
         backup_codes: &[KeyedHash],
+        backup_key_id: u32,
     ) -> Result<()> {
         const CX: &str = "enable_two_factor";
         let user_id = authenticator.user_id.as_str();
@@ -301,16 +315,25 @@ impl AccountStore for SqliteStore {
             .map_err(unavailable(CX))?;
         insert_authenticator(&mut tx, authenticator, CX).await?;
         replace_codes(&mut tx, user_id, backup_codes, CX).await?;
-        sqlx::query("UPDATE sf_accounts SET two_factor_enabled = 1 WHERE id = ?")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable(CX))?;
+        sqlx::query(
+            "UPDATE sf_accounts SET two_factor_enabled = 1, backup_codes_key_id = ? WHERE id = ?",
+        )
+        .bind(i64::from(backup_key_id))
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable(CX))?;
         tx.commit().await.map_err(unavailable(CX))
     }
 
-    async fn add_authenticator(&self, authenticator: &AuthenticatorRecord) -> Result<()> {
+    async fn add_authenticator(
+        &self,
+        authenticator: &AuthenticatorRecord,
+        max_authenticators: u32,
+    ) -> Result<()> {
         const CX: &str = "add_authenticator";
+        // BEGIN IMMEDIATE: the count below and the insert are one step for every
+        // connection and process, so concurrent adds cannot pass the cap together.
         let mut tx = self.write_tx(CX).await?;
         let enabled: Option<bool> =
             sqlx::query_scalar("SELECT two_factor_enabled FROM sf_accounts WHERE id = ?")
@@ -322,6 +345,15 @@ impl AccountStore for SqliteStore {
             None => return Err(Error::NotFound { what: "account" }),
             Some(false) => return Err(Error::TwoFactorNotEnabled),
             Some(true) => {}
+        }
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sf_authenticators WHERE user_id = ?")
+                .bind(authenticator.user_id.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(unavailable(CX))?;
+        if count >= i64::from(max_authenticators) {
+            return Err(Error::TooManyAuthenticators);
         }
         insert_authenticator(&mut tx, authenticator, CX).await?;
         tx.commit().await.map_err(unavailable(CX))
@@ -386,7 +418,8 @@ impl AccountStore for SqliteStore {
                 .await
                 .map_err(unavailable(CX))?;
         for sql in [
-            "UPDATE sf_accounts SET two_factor_enabled = 0 WHERE id = ?",
+            "UPDATE sf_accounts SET two_factor_enabled = 0, backup_codes_key_id = NULL \
+             WHERE id = ?",
             "DELETE FROM sf_authenticators WHERE user_id = ?",
             "DELETE FROM sf_backup_codes WHERE user_id = ?",
         ] {
@@ -400,15 +433,21 @@ impl AccountStore for SqliteStore {
         Ok(was.unwrap_or(false))
     }
 
-    async fn replace_backup_codes(&self, user_id: &UserId, hashes: &[KeyedHash]) -> Result<()> {
+    async fn replace_backup_codes(
+        &self,
+        user_id: &UserId,
+        hashes: &[KeyedHash],
+        key_id: u32,
+    ) -> Result<()> {
         const CX: &str = "replace_backup_codes";
         let mut tx = self.write_tx(CX).await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sf_accounts WHERE id = ?")
+        let r = sqlx::query("UPDATE sf_accounts SET backup_codes_key_id = ? WHERE id = ?")
+            .bind(i64::from(key_id))
             .bind(user_id.as_str())
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await
             .map_err(unavailable(CX))?;
-        if exists.is_none() {
+        if r.rows_affected() == 0 {
             return Err(Error::NotFound { what: "account" });
         }
         replace_codes(&mut tx, user_id.as_str(), hashes, CX).await?;
@@ -432,6 +471,65 @@ impl AccountStore for SqliteStore {
             .await
             .map_err(unavailable("backup_codes_remaining"))?;
         Ok(count_to_u32(u64::try_from(n).unwrap_or(0)))
+    }
+
+    async fn append_security_event(
+        &self,
+        user_id: &UserId,
+        event: &SecurityEvent,
+        max_entries: u32,
+        forget_before: u64,
+    ) -> Result<()> {
+        const CX: &str = "append_security_event";
+        // One write transaction: concurrent appends trim one after the other, so the
+        // log never keeps more than `max_entries`.
+        let mut tx = self.write_tx(CX).await?;
+        let r = sqlx::query(
+            "INSERT INTO sf_security_log (user_id, at, kind, method, client, detail) \
+             SELECT id, ?, ?, ?, ?, ? FROM sf_accounts WHERE id = ?",
+        )
+        .bind(time_to_db(event.at))
+        .bind(event.kind.as_str())
+        .bind(event.method.as_ref().map(|m| m.as_str()))
+        .bind(event.client.as_deref())
+        .bind(event.detail.as_deref())
+        .bind(user_id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable(CX))?;
+        if r.rows_affected() == 0 {
+            // No such account: nothing is kept.
+            return Ok(());
+        }
+        // Beyond the newest `max_entries` (ids only grow), or older than the horizon.
+        sqlx::query(
+            "DELETE FROM sf_security_log WHERE user_id = ? AND (at < ? OR id <= \
+             (SELECT id FROM sf_security_log WHERE user_id = ? \
+              ORDER BY id DESC LIMIT 1 OFFSET ?))",
+        )
+        .bind(user_id.as_str())
+        .bind(time_to_db(forget_before))
+        .bind(user_id.as_str())
+        .bind(i64::from(max_entries))
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable(CX))?;
+        tx.commit().await.map_err(unavailable(CX))
+    }
+
+    async fn security_log(&self, user_id: &UserId, limit: u32) -> Result<Vec<SecurityEvent>> {
+        sqlx::query_as::<_, SecurityEventRow>(
+            "SELECT at, kind, method, client, detail FROM sf_security_log \
+             WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(user_id.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable("security_log"))?
+        .into_iter()
+        .map(security_event_from_row)
+        .collect()
     }
 }
 
@@ -772,28 +870,39 @@ impl EphemeralStore for SqliteStore {
     async fn create_session(&self, token: &KeyedHash, session: &SessionRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO sf_sessions \
-             (token_hash, user_id, password_epoch, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (token_hash) DO UPDATE SET user_id = excluded.user_id, \
-             password_epoch = excluded.password_epoch, created_at = excluded.created_at, \
-             expires_at = excluded.expires_at",
+             (token_hash, id, user_id, password_epoch, method, created_at, authenticated_at, \
+             expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (token_hash) DO UPDATE SET id = excluded.id, \
+             user_id = excluded.user_id, password_epoch = excluded.password_epoch, \
+             method = excluded.method, created_at = excluded.created_at, \
+             authenticated_at = excluded.authenticated_at, expires_at = excluded.expires_at",
         )
         .bind(token.as_bytes().as_slice())
+        .bind(session.id.as_str())
         .bind(session.user_id.as_str())
         .bind(u64_to_db(session.password_epoch)?)
+        .bind(session.method.as_str())
         .bind(time_to_db(session.created_at))
+        .bind(time_to_db(session.authenticated_at))
         .bind(time_to_db(session.expires_at))
         .execute(&self.writer)
         .await
-        .map_err(unavailable("create_session"))?;
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::Internal("session id already exists")
+            } else {
+                Error::unavailable("create_session", e)
+            }
+        })?;
         Ok(())
     }
 
     async fn session(&self, token: &KeyedHash, now: u64) -> Result<Option<SessionRecord>> {
-        sqlx::query_as::<_, SessionRow>(
-            "SELECT user_id, password_epoch, created_at, expires_at FROM sf_sessions \
-             WHERE token_hash = ? AND expires_at > ?",
-        )
+        sqlx::query_as::<_, SessionRow>(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sf_sessions WHERE token_hash = ? AND expires_at > ?"
+        ))
         .bind(token.as_bytes().as_slice())
         .bind(time_to_db(now))
         .fetch_optional(&self.reader)
@@ -810,5 +919,59 @@ impl EphemeralStore for SqliteStore {
             .await
             .map_err(unavailable("delete_session"))?;
         Ok(())
+    }
+
+    async fn sessions(&self, user_id: &UserId, now: u64) -> Result<Vec<SessionRecord>> {
+        sqlx::query_as::<_, SessionRow>(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sf_sessions WHERE user_id = ? AND expires_at > ? ORDER BY created_at, seq"
+        ))
+        .bind(user_id.as_str())
+        .bind(time_to_db(now))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable("sessions"))?
+        .into_iter()
+        .map(session_from_row)
+        .collect()
+    }
+
+    async fn reauthenticate_session(&self, token: &KeyedHash, at: u64) -> Result<bool> {
+        let at = time_to_db(at);
+        let r = sqlx::query(
+            "UPDATE sf_sessions SET authenticated_at = ? WHERE token_hash = ? AND expires_at > ?",
+        )
+        .bind(at)
+        .bind(token.as_bytes().as_slice())
+        .bind(at)
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable("reauthenticate_session"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn delete_session_by_id(&self, user_id: &UserId, id: &SessionId) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM sf_sessions WHERE user_id = ? AND id = ?")
+            .bind(user_id.as_str())
+            .bind(id.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(unavailable("delete_session_by_id"))?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn delete_sessions(&self, user_id: &UserId, keep: Option<&SessionId>) -> Result<u32> {
+        // One statement: every session of the account that exists when it runs.
+        let r = match keep {
+            Some(keep) => sqlx::query("DELETE FROM sf_sessions WHERE user_id = ? AND id <> ?")
+                .bind(user_id.as_str())
+                .bind(keep.as_str()),
+            None => sqlx::query("DELETE FROM sf_sessions WHERE user_id = ?").bind(user_id.as_str()),
+        }
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable("delete_sessions"))?;
+        Ok(count_to_u32(r.rows_affected()))
     }
 }

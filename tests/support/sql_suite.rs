@@ -5,9 +5,11 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use secondfactor::auth::AuthMethod;
 use secondfactor::clock::ManualClock;
 use secondfactor::password::{PasswordHash, PasswordHasher};
 use secondfactor::secret::{KeyRing, KeyedHash, SealedSecret, SealingKey, Secret};
+use secondfactor::security_log::{SecurityEvent, SecurityEventKind};
 use secondfactor::store::*;
 use secondfactor::totp::TotpKey;
 use secondfactor::{Error, LoginOutcome, LoginRequest, SecondFactor, Service};
@@ -15,6 +17,10 @@ use tokio::sync::Barrier;
 
 pub const T0: u64 = 1_700_000_010;
 pub const PW: &str = "correct horse battery";
+/// The authenticator cap the plain checks pass (high enough not to matter).
+pub const MAX: u32 = 10;
+/// The key id the checks record for backup codes.
+pub const KEY: u32 = 1;
 
 pub fn pw_hash() -> PasswordHash {
     static H: OnceLock<PasswordHash> = OnceLock::new();
@@ -63,7 +69,21 @@ pub fn account(name: &str) -> AccountRecord {
         password_hash: pw_hash(),
         password_epoch: 0,
         two_factor_enabled: false,
+        backup_codes_key_id: None,
         created_at: T0,
+    }
+}
+
+/// A session of `user`, by password, authenticated when it was made.
+pub fn session(user: &UserId, created_at: u64, expires_at: u64) -> SessionRecord {
+    SessionRecord {
+        id: SessionId::new(unique("s")),
+        user_id: user.clone(),
+        password_epoch: 0,
+        method: AuthMethod::Password,
+        created_at,
+        authenticated_at: created_at,
+        expires_at,
     }
 }
 
@@ -105,36 +125,51 @@ pub async fn accounts<S: Store>(s: &S) {
             .is_none()
     );
 
-    assert!(s.set_password(&a.id, &pw_hash(), 3).await.unwrap());
+    assert_eq!(got.backup_codes_key_id, None);
+
+    assert!(s.set_password(&a.id, &pw_hash(), 0, 3).await.unwrap());
     assert_eq!(s.account(&a.id).await.unwrap().unwrap().password_epoch, 3);
-    assert!(!s.set_password(&dup.id, &pw_hash(), 3).await.unwrap());
+    assert!(!s.set_password(&dup.id, &pw_hash(), 0, 3).await.unwrap());
 
     // 2FA on: first authenticator and the codes, all at once.
     let first = authenticator(&a.id, "phone", T0);
     let set = codes(10);
     assert!(matches!(
-        s.add_authenticator(&authenticator(&a.id, "x", T0)).await,
+        s.add_authenticator(&authenticator(&a.id, "x", T0), MAX)
+            .await,
         Err(Error::TwoFactorNotEnabled)
     ));
     assert!(matches!(
-        s.enable_two_factor(&authenticator(&dup.id, "x", T0), &set)
+        s.enable_two_factor(&authenticator(&dup.id, "x", T0), &set, KEY)
             .await,
         Err(Error::NotFound { .. })
     ));
-    s.enable_two_factor(&first, &set).await.unwrap();
+    s.enable_two_factor(&first, &set, KEY).await.unwrap();
     assert!(matches!(
-        s.enable_two_factor(&authenticator(&a.id, "again", T0), &codes(10))
+        s.enable_two_factor(&authenticator(&a.id, "again", T0), &codes(10), 7)
             .await,
         Err(Error::TwoFactorAlreadyEnabled)
     ));
-    assert!(s.account(&a.id).await.unwrap().unwrap().two_factor_enabled);
+    let got = s.account(&a.id).await.unwrap().unwrap();
+    assert!(got.two_factor_enabled);
+    assert_eq!(
+        got.backup_codes_key_id,
+        Some(KEY),
+        "the losing enable wrote nothing"
+    );
     assert_eq!(s.backup_codes_remaining(&a.id).await.unwrap(), 10);
 
     // Oldest first, even with equal timestamps.
     let second = authenticator(&a.id, "tablet", T0);
     let third = authenticator(&a.id, "old", T0 - 5);
-    s.add_authenticator(&second).await.unwrap();
-    s.add_authenticator(&third).await.unwrap();
+    s.add_authenticator(&second, MAX).await.unwrap();
+    s.add_authenticator(&third, 3).await.unwrap();
+    // The cap: three is as many as three allows.
+    assert!(matches!(
+        s.add_authenticator(&authenticator(&a.id, "fourth", T0), 3)
+            .await,
+        Err(Error::TooManyAuthenticators)
+    ));
     let names: Vec<String> = s
         .authenticators(&a.id)
         .await
@@ -193,12 +228,18 @@ pub async fn accounts<S: Store>(s: &S) {
     assert!(!s.consume_backup_code(&dup.id, &set[1]).await.unwrap());
     assert_eq!(s.backup_codes_remaining(&a.id).await.unwrap(), 9);
     let fresh = codes(10);
-    s.replace_backup_codes(&a.id, &fresh).await.unwrap();
+    s.replace_backup_codes(&a.id, &fresh, u32::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.account(&a.id).await.unwrap().unwrap().backup_codes_key_id,
+        Some(u32::MAX)
+    );
     assert!(!s.consume_backup_code(&a.id, &set[1]).await.unwrap());
     assert!(s.consume_backup_code(&a.id, &fresh[9]).await.unwrap());
     assert_eq!(s.backup_codes_remaining(&a.id).await.unwrap(), 9);
     assert!(matches!(
-        s.replace_backup_codes(&dup.id, &fresh).await,
+        s.replace_backup_codes(&dup.id, &fresh, KEY).await,
         Err(Error::NotFound { .. })
     ));
 
@@ -208,12 +249,18 @@ pub async fn accounts<S: Store>(s: &S) {
     assert!(!s.disable_two_factor(&dup.id).await.unwrap());
     assert!(s.authenticators(&a.id).await.unwrap().is_empty());
     assert_eq!(s.backup_codes_remaining(&a.id).await.unwrap(), 0);
-    assert!(!s.account(&a.id).await.unwrap().unwrap().two_factor_enabled);
+    let got = s.account(&a.id).await.unwrap().unwrap();
+    assert!(!got.two_factor_enabled);
+    assert_eq!(got.backup_codes_key_id, None);
     // And it can be turned on again.
-    s.enable_two_factor(&authenticator(&a.id, "new", T0), &codes(3))
+    s.enable_two_factor(&authenticator(&a.id, "new", T0), &codes(3), 2)
         .await
         .unwrap();
     assert_eq!(s.backup_codes_remaining(&a.id).await.unwrap(), 3);
+    assert_eq!(
+        s.account(&a.id).await.unwrap().unwrap().backup_codes_key_id,
+        Some(2)
+    );
 }
 
 /// Pending logins, enrollments, replay marks, throttles, devices, sessions.
@@ -404,10 +451,10 @@ pub async fn ephemeral<S: Store>(s: &S) {
     // Sessions.
     let st = hash(&unique("s"));
     let sess = SessionRecord {
-        user_id: user.clone(),
         password_epoch: 1,
-        created_at: T0,
-        expires_at: T0 + 10,
+        method: AuthMethod::BackupCode,
+        authenticated_at: T0 + 3,
+        ..session(&user, T0, T0 + 10)
     };
     s.create_session(&st, &sess).await.unwrap();
     assert_eq!(s.session(&st, T0 + 9).await.unwrap(), Some(sess.clone()));
@@ -415,6 +462,221 @@ pub async fn ephemeral<S: Store>(s: &S) {
     s.delete_session(&st).await.unwrap();
     s.delete_session(&st).await.unwrap();
     assert!(s.session(&st, T0).await.unwrap().is_none());
+}
+
+/// The step-up operations: the password compare-and-set, the security log, and
+/// sessions listed, re-authenticated and ended by account.
+pub async fn stepup<S: Store>(s: &S) {
+    // Password CAS: a stale expected epoch writes nothing.
+    let a = account(&unique("dave"));
+    s.create_account(&a).await.unwrap();
+    let other = PasswordHasher::new(256, 1, 1)
+        .unwrap()
+        .hash("another password")
+        .unwrap();
+    assert!(s.set_password(&a.id, &pw_hash(), 0, 1).await.unwrap());
+    assert!(
+        !s.set_password(&a.id, &other, 0, 1).await.unwrap(),
+        "a stale epoch"
+    );
+    assert!(
+        !s.set_password(&a.id, &other, 0, 0).await.unwrap(),
+        "a stale rehash"
+    );
+    assert!(
+        !s.set_password(&a.id, &other, 2, 3).await.unwrap(),
+        "a future epoch"
+    );
+    let got = s.account(&a.id).await.unwrap().unwrap();
+    assert_eq!(got.password_epoch, 1);
+    assert_eq!(got.password_hash.as_str(), pw_hash().as_str());
+    // A rehash keeps the epoch it read.
+    assert!(s.set_password(&a.id, &other, 1, 1).await.unwrap());
+    let got = s.account(&a.id).await.unwrap().unwrap();
+    assert_eq!(got.password_epoch, 1);
+    assert_eq!(got.password_hash.as_str(), other.as_str());
+
+    // Security log: newest first, bounded, forgetting old entries, per account.
+    let ghost = UserId::new(unique("u"));
+    let ev = |at, kind| SecurityEvent::new(at, kind);
+    s.append_security_event(&ghost, &ev(T0, SecurityEventKind::Login), 10, 0)
+        .await
+        .unwrap();
+    assert!(s.security_log(&ghost, 10).await.unwrap().is_empty());
+    let b = account(&unique("erin"));
+    s.create_account(&b).await.unwrap();
+    s.append_security_event(&b.id, &ev(T0, SecurityEventKind::Login), 10, 0)
+        .await
+        .unwrap();
+    let full = ev(T0 + 1, SecurityEventKind::Login)
+        .with_method(AuthMethod::Totp)
+        .with_client(Some("203.0.113.9"))
+        .with_detail("by the helpdesk: lost phone");
+    let kinds = [
+        SecurityEventKind::LoginFailed,
+        SecurityEventKind::TwoFactorEnabled,
+        SecurityEventKind::PasswordChanged,
+        SecurityEventKind::SessionRevoked,
+    ];
+    s.append_security_event(&a.id, &full, 3, 0).await.unwrap();
+    // Equal times: the order of appending decides.
+    for kind in kinds {
+        s.append_security_event(&a.id, &ev(T0 + 2, kind), 3, 0)
+            .await
+            .unwrap();
+    }
+    let log = s.security_log(&a.id, 10).await.unwrap();
+    assert_eq!(
+        log,
+        vec![
+            ev(T0 + 2, SecurityEventKind::SessionRevoked),
+            ev(T0 + 2, SecurityEventKind::PasswordChanged),
+            ev(T0 + 2, SecurityEventKind::TwoFactorEnabled),
+        ],
+        "the newest three"
+    );
+    assert_eq!(s.security_log(&a.id, 2).await.unwrap(), log[..2].to_vec());
+    assert!(s.security_log(&a.id, 0).await.unwrap().is_empty());
+    // Every field round-trips.
+    s.append_security_event(&a.id, &full, 3, 0).await.unwrap();
+    assert_eq!(s.security_log(&a.id, 1).await.unwrap(), vec![full.clone()]);
+    assert_eq!(s.security_log(&a.id, 10).await.unwrap().len(), 3);
+    // The horizon: older entries go, whatever the bound.
+    s.append_security_event(
+        &a.id,
+        &ev(T0 + 5, SecurityEventKind::Reauthenticated),
+        100,
+        T0 + 2,
+    )
+    .await
+    .unwrap();
+    let log = s.security_log(&a.id, 10).await.unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [
+            SecurityEventKind::Reauthenticated,
+            SecurityEventKind::SessionRevoked,
+            SecurityEventKind::PasswordChanged,
+        ],
+        "the entry at T0 + 1 is past the horizon"
+    );
+    // The other account's log was not touched.
+    assert_eq!(
+        s.security_log(&b.id, 10).await.unwrap(),
+        vec![ev(T0, SecurityEventKind::Login)]
+    );
+    // A bound of zero keeps nothing.
+    s.append_security_event(&a.id, &ev(T0 + 6, SecurityEventKind::Login), 0, 0)
+        .await
+        .unwrap();
+    assert!(s.security_log(&a.id, 10).await.unwrap().is_empty());
+
+    // Sessions by account.
+    let user = UserId::new(unique("u"));
+    let stranger = UserId::new(unique("u"));
+    let tokens: Vec<KeyedHash> = (0..5).map(|_| hash(&unique("st"))).collect();
+    let s1 = session(&user, T0, T0 + 100);
+    let s2 = SessionRecord {
+        method: AuthMethod::Totp,
+        ..session(&user, T0 - 5, T0 + 100)
+    };
+    let s3 = SessionRecord {
+        method: AuthMethod::TrustedDevice,
+        ..session(&user, T0, T0 + 50)
+    };
+    let gone = session(&user, T0 - 50, T0);
+    let theirs = session(&stranger, T0, T0 + 100);
+    for (t, rec) in tokens.iter().zip([&s1, &s2, &s3, &gone, &theirs]) {
+        s.create_session(t, rec).await.unwrap();
+    }
+    let listed = s.sessions(&user, T0).await.unwrap();
+    assert_eq!(listed.len(), 3, "the expired one is not listed");
+    assert_eq!(listed[0], s2, "oldest first");
+    let mut rest = listed[1..].to_vec();
+    rest.sort_by(|x, y| x.id.as_str().cmp(y.id.as_str()));
+    let mut want = vec![s1.clone(), s3.clone()];
+    want.sort_by(|x, y| x.id.as_str().cmp(y.id.as_str()));
+    assert_eq!(rest, want);
+    assert_eq!(
+        s.sessions(&user, T0 + 50).await.unwrap(),
+        vec![s2.clone(), s1.clone()]
+    );
+    assert!(
+        s.sessions(&UserId::new("nobody"), T0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Re-authentication: only an unexpired session.
+    assert!(s.reauthenticate_session(&tokens[0], T0 + 20).await.unwrap());
+    let got = s.session(&tokens[0], T0 + 20).await.unwrap().unwrap();
+    assert_eq!(got.authenticated_at, T0 + 20);
+    assert_eq!((got.created_at, &got.id), (T0, &s1.id));
+    assert!(!s.reauthenticate_session(&tokens[2], T0 + 50).await.unwrap());
+    assert!(!s.reauthenticate_session(&tokens[3], T0).await.unwrap());
+    assert!(
+        !s.reauthenticate_session(&hash("no such session"), T0)
+            .await
+            .unwrap()
+    );
+    // Ending one by id: only the owner's.
+    assert!(!s.delete_session_by_id(&stranger, &s2.id).await.unwrap());
+    assert!(s.delete_session_by_id(&user, &s2.id).await.unwrap());
+    assert!(!s.delete_session_by_id(&user, &s2.id).await.unwrap());
+    assert!(s.session(&tokens[1], T0).await.unwrap().is_none());
+    // Ending all but one: s3 and the expired one go, s1 stays.
+    assert_eq!(s.delete_sessions(&user, Some(&s1.id)).await.unwrap(), 2);
+    let left = s.sessions(&user, 0).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, s1.id);
+    assert!(s.session(&tokens[2], T0).await.unwrap().is_none());
+    // Keeping an id the account does not have ends them all; so does `None`.
+    assert_eq!(s.delete_sessions(&user, Some(&theirs.id)).await.unwrap(), 1);
+    assert!(s.sessions(&user, 0).await.unwrap().is_empty());
+    s.create_session(&tokens[0], &s1).await.unwrap();
+    assert_eq!(s.delete_sessions(&user, None).await.unwrap(), 1);
+    assert_eq!(s.delete_sessions(&user, None).await.unwrap(), 0);
+    // The stranger's session survived all of it.
+    assert_eq!(s.sessions(&stranger, T0).await.unwrap(), vec![theirs]);
+}
+
+/// `tasks` concurrent `add_authenticator` calls per round, alternating between two
+/// pools, against a cap of `cap` on an account that has one: exactly `cap - 1` win,
+/// the rest get `TooManyAuthenticators`, and the account never has more than `cap`.
+pub async fn authenticator_cap_race<S: Store + Clone>(
+    a: S,
+    b: S,
+    rounds: usize,
+    tasks: usize,
+    cap: u32,
+) {
+    let stores = [a.clone(), b];
+    for round in 0..rounds {
+        let acct = account(&unique("capped"));
+        a.create_account(&acct).await.unwrap();
+        a.enable_two_factor(&authenticator(&acct.id, "first", T0), &codes(1), KEY)
+            .await
+            .unwrap();
+        let user = acct.id.clone();
+        let w = race(&stores, tasks, 1, move |s, _| {
+            let user = user.clone();
+            async move {
+                match s
+                    .add_authenticator(&authenticator(&user, "more", T0), cap)
+                    .await
+                {
+                    Ok(()) => true,
+                    Err(Error::TooManyAuthenticators) => false,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+        })
+        .await;
+        let n = a.authenticators(&acct.id).await.unwrap().len();
+        assert!(n <= cap as usize, "round {round}: {n} authenticators");
+        assert_eq!(w, [cap as usize - 1], "round {round}: add winners");
+        assert_eq!(n, cap as usize, "round {round}");
+    }
 }
 
 /// The flows end to end: register, enroll, log in with TOTP and a backup code,
@@ -572,7 +834,7 @@ pub async fn races<S: Store + Clone>(a: S, b: S, rounds: usize) {
     let acct = account(&unique("racer"));
     a.create_account(&acct).await.unwrap();
     let set = Arc::new(codes(rounds));
-    a.enable_two_factor(&authenticator(&acct.id, "phone", T0), &set)
+    a.enable_two_factor(&authenticator(&acct.id, "phone", T0), &set, KEY)
         .await
         .unwrap();
     let user = acct.id.clone();
@@ -698,8 +960,8 @@ pub async fn races<S: Store + Clone>(a: S, b: S, rounds: usize) {
         a.create_account(&acct).await.unwrap();
         let x = authenticator(&acct.id, "x", T0);
         let y = authenticator(&acct.id, "y", T0);
-        a.enable_two_factor(&x, &codes(1)).await.unwrap();
-        a.add_authenticator(&y).await.unwrap();
+        a.enable_two_factor(&x, &codes(1), KEY).await.unwrap();
+        a.add_authenticator(&y, MAX).await.unwrap();
         let (ra, rb) = tokio::join!(
             tokio::spawn({
                 let (a, u, id) = (a.clone(), acct.id.clone(), x.id.clone());
@@ -725,7 +987,7 @@ pub async fn races<S: Store + Clone>(a: S, b: S, rounds: usize) {
             let user = user.clone();
             async move {
                 match s
-                    .enable_two_factor(&authenticator(&user, "p", T0), &codes(10))
+                    .enable_two_factor(&authenticator(&user, "p", T0), &codes(10), KEY)
                     .await
                 {
                     Ok(()) => true,
@@ -744,13 +1006,13 @@ pub async fn races<S: Store + Clone>(a: S, b: S, rounds: usize) {
     for _ in 0..rounds.min(50) {
         let acct = account(&unique("toggler"));
         a.create_account(&acct).await.unwrap();
-        a.enable_two_factor(&authenticator(&acct.id, "p", T0), &codes(2))
+        a.enable_two_factor(&authenticator(&acct.id, "p", T0), &codes(2), KEY)
             .await
             .unwrap();
         let (add, dis) = tokio::join!(
             tokio::spawn({
                 let (a, rec) = (a.clone(), authenticator(&acct.id, "q", T0));
-                async move { a.add_authenticator(&rec).await }
+                async move { a.add_authenticator(&rec, MAX).await }
             }),
             tokio::spawn({
                 let (b, u) = (b.clone(), acct.id.clone());
@@ -766,6 +1028,26 @@ pub async fn races<S: Store + Clone>(a: S, b: S, rounds: usize) {
         assert!(!acc.two_factor_enabled);
         assert!(a.authenticators(&acct.id).await.unwrap().is_empty());
     }
+
+    // set_password: 16 password changes from the same epoch, one wins.
+    let acct = account(&unique("changer"));
+    a.create_account(&acct).await.unwrap();
+    let user = acct.id.clone();
+    let w = race(&stores, TASKS, rounds.min(50), move |s, round| {
+        let user = user.clone();
+        async move {
+            let epoch = round as u64;
+            s.set_password(&user, &pw_hash(), epoch, epoch + 1)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert!(w.iter().all(|&n| n == 1), "set_password winners: {w:?}");
+    assert_eq!(
+        a.account(&acct.id).await.unwrap().unwrap().password_epoch,
+        rounds.min(50) as u64
+    );
 
     // create_account: 16 registrations of one name, one wins.
     let prefix = unique("same-name-");
