@@ -25,6 +25,7 @@
 //! | `sealed_secret_invalid` | [`Error::SealedSecretInvalid`] | 500 | a sealed secret failed to open: tampered, copied to another user, or truncated |
 //! | `unknown_key` | [`Error::UnknownKey`] | 500 | a sealed blob names a key id that is not in the key ring |
 //! | `invalid_config` | [`Error::InvalidConfig`] | 500 | a builder or policy was given values that cannot work (4-digit codes, zero period, …) |
+//! | `busy` | [`Error::Busy`] | 503 | every password-hashing slot stayed taken for the service's wait (a burst of logins or registrations); retry after the given time |
 //! | `unavailable` | [`Error::Unavailable`] | 503 | the store could not be reached or failed mid-operation; nothing was changed |
 //! | `internal` | [`Error::Internal`] | 500 | a bug or an impossible state; details are logged, never returned |
 //!
@@ -162,6 +163,14 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),
 
+    /// The server is busy (`busy`): no password-hashing slot came free within the
+    /// service's wait. Nothing was checked or changed; retry after `retry_after`.
+    #[error("the server is busy; retry in {} s", retry_after.as_secs())]
+    Busy {
+        /// When to retry.
+        retry_after: Duration,
+    },
+
     /// The store could not be reached or failed mid-operation (`unavailable`).
     /// The operation had no effect.
     #[error("storage unavailable: {context}")]
@@ -205,6 +214,7 @@ impl Error {
             Error::SealedSecretInvalid => "sealed_secret_invalid",
             Error::UnknownKey { .. } => "unknown_key",
             Error::InvalidConfig(_) => "invalid_config",
+            Error::Busy { .. } => "busy",
             Error::Unavailable { .. } => "unavailable",
             Error::Internal(_) => "internal",
         }
@@ -228,7 +238,7 @@ impl Error {
             | Error::TooManyAuthenticators
             | Error::LastAuthenticator => 409,
             Error::TooManyAttempts { .. } => 429,
-            Error::Unavailable { .. } => 503,
+            Error::Busy { .. } | Error::Unavailable { .. } => 503,
             Error::SealedSecretInvalid
             | Error::UnknownKey { .. }
             | Error::InvalidConfig(_)
@@ -288,6 +298,9 @@ mod tests {
             Error::SealedSecretInvalid,
             Error::UnknownKey { key_id: 7 },
             Error::InvalidConfig("x"),
+            Error::Busy {
+                retry_after: Duration::from_secs(1),
+            },
             Error::Unavailable {
                 context: "x",
                 source: None,

@@ -68,6 +68,14 @@ pub enum Event {
         /// How long.
         retry_after: Duration,
     },
+    /// Password attempts for a login name were refused: it had too many wrong
+    /// passwords (from browsers that never logged in to it).
+    PasswordLimited {
+        /// The account, when the login name exists.
+        user_id: Option<UserId>,
+        /// How long the refusal lasts.
+        retry_after: Duration,
+    },
     /// A client key hit the password-step limit.
     ClientThrottled {
         /// The key the adapter passed (a peer address, say).
@@ -216,6 +224,7 @@ impl Event {
             Event::Registered { .. }
             | Event::PasswordRejected { user_id: None }
             | Event::ClientThrottled { .. }
+            | Event::PasswordLimited { .. }
             | Event::EnrollmentStarted { .. }
             | Event::DeviceTrusted { .. }
             | Event::AuthenticatorUnreadable { .. } => return None,
@@ -249,6 +258,7 @@ impl EventSink for TracingEvents {
             Event::CodeReplayed { .. }
             | Event::LockedOut { .. }
             | Event::ClientThrottled { .. }
+            | Event::PasswordLimited { .. }
             | Event::AuthenticatorUnreadable { .. }
             | Event::TwoFactorReset { .. } => {
                 tracing::warn!(target: "secondfactor::audit", ?event)

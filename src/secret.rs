@@ -371,16 +371,20 @@ pub enum HashPurpose {
     LoginToken,
     /// Pending-enrollment tokens.
     EnrollmentToken,
+    /// Known-browser tokens: the MAC that proves a browser logged in to an account
+    /// before (it exempts that browser from the account-wide password limit).
+    KnownBrowser,
 }
 
 impl HashPurpose {
     #[cfg(test)]
-    const ALL: [HashPurpose; 5] = [
+    const ALL: [HashPurpose; 6] = [
         HashPurpose::BackupCode,
         HashPurpose::DeviceToken,
         HashPurpose::SessionToken,
         HashPurpose::LoginToken,
         HashPurpose::EnrollmentToken,
+        HashPurpose::KnownBrowser,
     ];
 
     /// The stable label mixed into this purpose's subkey derivation.
@@ -391,6 +395,7 @@ impl HashPurpose {
             HashPurpose::SessionToken => "session-token",
             HashPurpose::LoginToken => "login-token",
             HashPurpose::EnrollmentToken => "enrollment-token",
+            HashPurpose::KnownBrowser => "known-browser",
         }
     }
 }
@@ -558,6 +563,7 @@ struct PurposeHashers {
     session_token: HmacSha256,
     login_token: HmacSha256,
     enrollment_token: HmacSha256,
+    known_browser: HmacSha256,
 }
 
 impl PurposeHashers {
@@ -581,6 +587,7 @@ impl PurposeHashers {
             session_token: derive(HashPurpose::SessionToken),
             login_token: derive(HashPurpose::LoginToken),
             enrollment_token: derive(HashPurpose::EnrollmentToken),
+            known_browser: derive(HashPurpose::KnownBrowser),
         }
     }
 
@@ -591,6 +598,7 @@ impl PurposeHashers {
             HashPurpose::SessionToken => &self.session_token,
             HashPurpose::LoginToken => &self.login_token,
             HashPurpose::EnrollmentToken => &self.enrollment_token,
+            HashPurpose::KnownBrowser => &self.known_browser,
         }
     }
 }

@@ -1,24 +1,49 @@
-//! Attempt limiting: per account for second factors, per client key for passwords.
+//! Attempt limiting: second factors per account, passwords per account and per
+//! client, registrations per client.
 //!
-//! **Per account.** Failed second factors (TOTP or backup codes, at login, disable or
-//! backup-code regeneration) are counted per account, not per pending login, so an
-//! attacker who knows the password gains nothing by restarting the login. The first
-//! [`free_failures`](ThrottlePolicyBuilder::free_failures) failures cost nothing; every
-//! failure after that locks the account's second factor for a time that doubles,
-//! from [`base_lockout`](ThrottlePolicyBuilder::base_lockout) up to
-//! [`max_lockout`](ThrottlePolicyBuilder::max_lockout). A success resets the count.
+//! **Second factors, per account.** Failed TOTP codes (at login, re-authentication,
+//! disable or backup-code regeneration) are counted per account, not per pending
+//! login, so an attacker who knows the password gains nothing by restarting the login.
+//! Two limits apply, both counted *before* the code is checked, with a
+//! compare-and-set in the store, so a burst of parallel guesses cannot slip past them:
 //!
-//! An attempt is counted *before* the code is checked, with a compare-and-set in the
-//! store, so a burst of parallel guesses cannot slip past the limit.
+//! - a short lockout: the first [`free_failures`](ThrottlePolicyBuilder::free_failures)
+//!   failures cost nothing; every failure after that locks TOTP for a time that
+//!   doubles, from [`base_lockout`](ThrottlePolicyBuilder::base_lockout) up to
+//!   [`max_lockout`](ThrottlePolicyBuilder::max_lockout). A success clears it, so the
+//!   owner's typos never pile up;
+//! - a long-term budget that successes do **not** refill: at most
+//!   [`budget`](ThrottlePolicyBuilder::budget) failures at once, restored one at a
+//!   time over the budget's period (a leaky bucket). The owner's own logins therefore
+//!   never hand an attacker fresh guesses.
 //!
-//! With the defaults (5 free failures, 60 s doubling to at most 30 days), an attacker
-//! who knows the password gets about 21 guesses in 30 days; each one has at most 3 in
-//! 10⁶ chances at ±1 step of skew, so under 10⁻⁴ in all (the `attacker_simulation`
-//! test plays this out on a manual clock). A user who mistypes 5 times waits 0 s.
+//! With the defaults (5 free failures, 60 s doubling; a budget of 10 failures per 30
+//! days) an attacker who knows the password gets at most 10 + 10 = 20 TOTP guesses in
+//! any 30 days, however often the owner logs in; each guess has at most 3 in 10⁶
+//! chances at ±1 step of skew, so under 10⁻⁴ in all (the `attacker_simulation` tests
+//! play this out on a manual clock, with the owner logging in 0, 1 and 2 times a day).
+//! A user who mistypes 5 times waits 0 s.
 //!
-//! **Per client.** The password step is limited per client key (adapters pass the
-//! peer address): at most [`client_limit`](ThrottlePolicyBuilder::client_limit)
-//! attempts per [`client_window`](ThrottlePolicyBuilder::client_window).
+//! Backup codes are not refused by either limit: the owner always has a way in while
+//! TOTP is locked. A backup code has at least 60 bits of entropy, so guessing one is
+//! hopeless even without a lockout; wrong ones still use up the pending login's
+//! attempts and show in the security log.
+//!
+//! **Passwords, per account.** Wrong passwords count on the login name (known or not,
+//! so an unknown name behaves the same) across every client address. Past
+//! [`password_free_failures`](ThrottlePolicyBuilder::password_free_failures) within
+//! [`password_window`](ThrottlePolicyBuilder::password_window) (default 10 in 15
+//! minutes), password attempts for that name are refused for a time that starts at
+//! the window and doubles, *except* from browsers that logged in to that account
+//! before (a known-browser token, as in OWASP's "device cookies"): those keep only
+//! their per-client limit, so an attacker guessing a password cannot lock the owner
+//! out.
+//!
+//! **Per client.** Password attempts and registrations are limited per client key
+//! (adapters pass [`client_key`] of the peer address: IPv6 by /64): at most
+//! [`client_limit`](ThrottlePolicyBuilder::client_limit) per
+//! [`client_window`](ThrottlePolicyBuilder::client_window). A successful login gives
+//! its attempt back, so users behind one NAT are not limited by each other's logins.
 //!
 //! ```
 //! use secondfactor::throttle::ThrottlePolicy;
@@ -34,23 +59,47 @@
 //! assert_eq!(policy.lockout_after(7), Duration::from_secs(120));
 //! ```
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::store::{EphemeralStore, ThrottleState};
+use crate::store::{EphemeralStore, ThrottleState, UserId};
 use crate::{Error, Result};
 
-/// How long an account's failure count is remembered after its last failure.
+/// How long an account's second-factor failure count is remembered after its last
+/// failure.
 const FAILURE_MEMORY_SECS: u64 = 30 * 24 * 3600;
 /// Compare-and-set retries before a contended throttle answers "try again".
 const CAS_ROUNDS: usize = 16;
+
+/// A lockout schedule: free failures, then a doubling wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Lockout {
+    free: u32,
+    base: u64,
+    max: u64,
+    /// How long the count is remembered after the lockout of its last failure ends.
+    memory: u64,
+}
+
+impl Lockout {
+    fn secs(&self, failures: u32) -> u64 {
+        if failures <= self.free {
+            return 0;
+        }
+        let doublings = failures - self.free - 1;
+        let factor = 1u64.checked_shl(doublings.min(63)).unwrap_or(u64::MAX);
+        self.base.saturating_mul(factor).min(self.max)
+    }
+}
 
 /// The throttling policy. Build it with [`ThrottlePolicy::builder`]; the default is
 /// described in the [module docs](self).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ThrottlePolicy {
-    free_failures: u32,
-    base_lockout: u64,
-    max_lockout: u64,
+    second_factor: Lockout,
+    budget_failures: u32,
+    budget_period: u64,
+    password: Lockout,
     attempts_per_login: u32,
     client_limit: u32,
     client_window: u64,
@@ -59,9 +108,20 @@ pub struct ThrottlePolicy {
 impl Default for ThrottlePolicy {
     fn default() -> Self {
         ThrottlePolicy {
-            free_failures: 5,
-            base_lockout: 60,
-            max_lockout: 30 * 24 * 3600,
+            second_factor: Lockout {
+                free: 5,
+                base: 60,
+                max: 30 * 24 * 3600,
+                memory: FAILURE_MEMORY_SECS,
+            },
+            budget_failures: 10,
+            budget_period: 30 * 24 * 3600,
+            password: Lockout {
+                free: 10,
+                base: 15 * 60,
+                max: 24 * 3600,
+                memory: 15 * 60,
+            },
             attempts_per_login: 5,
             client_limit: 20,
             client_window: 60,
@@ -79,7 +139,7 @@ impl ThrottlePolicy {
 
     /// Second-factor failures allowed before any lockout.
     pub fn free_failures(&self) -> u32 {
-        self.free_failures
+        self.second_factor.free
     }
 
     /// Attempts allowed on one pending login before it is burnt.
@@ -97,25 +157,53 @@ impl ThrottlePolicy {
         Duration::from_secs(self.client_window)
     }
 
-    /// How long the account is locked after its `failures`-th failure in a row.
-    pub fn lockout_after(&self, failures: u32) -> Duration {
-        Duration::from_secs(self.lockout_secs(failures))
+    /// The long-term second-factor budget: how many failures at once, and the period
+    /// over which as many are restored.
+    pub fn budget(&self) -> (u32, Duration) {
+        (
+            self.budget_failures,
+            Duration::from_secs(self.budget_period),
+        )
     }
 
-    fn lockout_secs(&self, failures: u32) -> u64 {
-        if failures <= self.free_failures {
-            return 0;
-        }
-        let doublings = failures - self.free_failures - 1;
-        let factor = 1u64.checked_shl(doublings.min(63)).unwrap_or(u64::MAX);
-        self.base_lockout
-            .saturating_mul(factor)
-            .min(self.max_lockout)
+    /// Wrong passwords allowed per login name within the password window before
+    /// attempts from unknown browsers are refused.
+    pub fn password_free_failures(&self) -> u32 {
+        self.password.free
+    }
+
+    /// How long the account's TOTP is locked after its `failures`-th failure in a row.
+    pub fn lockout_after(&self, failures: u32) -> Duration {
+        Duration::from_secs(self.second_factor.secs(failures))
+    }
+
+    /// How long password attempts for a login name are refused (to unknown browsers)
+    /// after its `failures`-th wrong password.
+    pub fn password_lockout_after(&self, failures: u32) -> Duration {
+        Duration::from_secs(self.password.secs(failures))
+    }
+
+    pub(crate) fn second_factor_lockout(&self) -> &Lockout {
+        &self.second_factor
+    }
+
+    pub(crate) fn password_lockout(&self) -> &Lockout {
+        &self.password
+    }
+
+    /// How long a login name's wrong-password count is remembered.
+    pub(crate) fn password_lockout_memory(&self) -> u64 {
+        self.password.memory
     }
 
     /// Attempts left before the account locks, after `failures` failures.
     pub(crate) fn account_attempts_left(&self, failures: u32) -> u32 {
-        (self.free_failures + 1).saturating_sub(failures)
+        (self.second_factor.free + 1).saturating_sub(failures)
+    }
+
+    /// Seconds between two restored budget failures.
+    fn budget_interval(&self) -> u64 {
+        (self.budget_period / u64::from(self.budget_failures)).max(1)
     }
 }
 
@@ -126,21 +214,52 @@ pub struct ThrottlePolicyBuilder {
 }
 
 impl ThrottlePolicyBuilder {
-    /// Failures allowed before the first lockout (default 5; 1–100).
+    /// Second-factor failures allowed before the first lockout (default 5; 1–100).
     pub fn free_failures(mut self, n: u32) -> Self {
-        self.policy.free_failures = n;
+        self.policy.second_factor.free = n;
         self
     }
 
-    /// The first lockout (default 60 s; at least 1 s); each further failure doubles it.
+    /// The first second-factor lockout (default 60 s; at least 1 s); each further
+    /// failure doubles it.
     pub fn base_lockout(mut self, d: Duration) -> Self {
-        self.policy.base_lockout = d.as_secs();
+        self.policy.second_factor.base = d.as_secs();
         self
     }
 
-    /// The longest lockout (default 30 days; at least the base).
+    /// The longest second-factor lockout (default 30 days; at least the base).
     pub fn max_lockout(mut self, d: Duration) -> Self {
-        self.policy.max_lockout = d.as_secs();
+        self.policy.second_factor.max = d.as_secs();
+        self
+    }
+
+    /// The long-term second-factor budget (default 10 failures per 30 days): at most
+    /// `failures` at once, one restored every `period / failures`; successes restore
+    /// none. `failures` 1–1000, `period` 1 hour – 1 year.
+    pub fn budget(mut self, failures: u32, period: Duration) -> Self {
+        self.policy.budget_failures = failures;
+        self.policy.budget_period = period.as_secs();
+        self
+    }
+
+    /// Wrong passwords per login name allowed within the password window (default
+    /// 10; 1–1000).
+    pub fn password_free_failures(mut self, n: u32) -> Self {
+        self.policy.password.free = n;
+        self
+    }
+
+    /// The password window (default 15 minutes; 1 s – 1 day): it is also the first
+    /// password lockout, which doubles with each further wrong password.
+    pub fn password_window(mut self, d: Duration) -> Self {
+        self.policy.password.base = d.as_secs();
+        self.policy.password.memory = d.as_secs();
+        self
+    }
+
+    /// The longest password lockout (default 1 day; at least the window).
+    pub fn password_max_lockout(mut self, d: Duration) -> Self {
+        self.policy.password.max = d.as_secs();
         self
     }
 
@@ -150,7 +269,8 @@ impl ThrottlePolicyBuilder {
         self
     }
 
-    /// Password attempts per client key and window (default 20; at least 1).
+    /// Password attempts and registrations per client key and window (default 20;
+    /// at least 1).
     pub fn client_limit(mut self, n: u32) -> Self {
         self.policy.client_limit = n;
         self
@@ -165,15 +285,37 @@ impl ThrottlePolicyBuilder {
     /// Validates and returns the policy.
     pub fn build(self) -> Result<ThrottlePolicy> {
         let p = self.policy;
-        if !(1..=100).contains(&p.free_failures) {
+        let f = &p.second_factor;
+        if !(1..=100).contains(&f.free) {
             return Err(Error::InvalidConfig("free_failures must be 1 to 100"));
         }
-        if p.base_lockout == 0 {
+        if f.base == 0 {
             return Err(Error::InvalidConfig("base_lockout must be at least 1 s"));
         }
-        if p.max_lockout < p.base_lockout {
+        if f.max < f.base {
             return Err(Error::InvalidConfig(
                 "max_lockout must be at least base_lockout",
+            ));
+        }
+        if !(1..=1000).contains(&p.budget_failures)
+            || !(3600..=366 * 24 * 3600).contains(&p.budget_period)
+        {
+            return Err(Error::InvalidConfig(
+                "budget must be 1 to 1000 failures per 1 hour to 1 year",
+            ));
+        }
+        let pw = &p.password;
+        if !(1..=1000).contains(&pw.free) {
+            return Err(Error::InvalidConfig(
+                "password_free_failures must be 1 to 1000",
+            ));
+        }
+        if !(1..=86_400).contains(&pw.base) {
+            return Err(Error::InvalidConfig("password_window must be 1 s to 1 day"));
+        }
+        if pw.max < pw.base {
+            return Err(Error::InvalidConfig(
+                "password_max_lockout must be at least password_window",
             ));
         }
         if !(1..=100).contains(&p.attempts_per_login) {
@@ -188,23 +330,60 @@ impl ThrottlePolicyBuilder {
     }
 }
 
-/// A reserved second-factor attempt on an account.
+/// The limiter key of a client address: an IPv4 address as is, an IPv6 address by its
+/// /64 prefix (one customer's network, since a single host can use the whole /64), an
+/// IPv4-mapped IPv6 address as the IPv4 address.
+///
+/// ```
+/// use secondfactor::throttle::client_key;
+/// let a = client_key("2001:db8:1:2:aaaa::1".parse().unwrap());
+/// let b = client_key("2001:db8:1:2:bbbb::9".parse().unwrap());
+/// assert_eq!(a, b);
+/// assert_eq!(a, "2001:db8:1:2::/64");
+/// assert_eq!(client_key("::ffff:192.0.2.7".parse().unwrap()), "192.0.2.7");
+/// ```
+pub fn client_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{prefix}/64")
+            }
+        },
+    }
+}
+
+/// A reserved attempt on an account throttle.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Reservation {
     /// The throttle state written by the reservation.
     pub(crate) state: ThrottleState,
 }
 
-pub(crate) fn account_key(user_id: &crate::store::UserId) -> String {
+/// The short second-factor lockout of an account.
+pub(crate) fn account_key(user_id: &UserId) -> String {
     format!("acct:{}", user_id.as_str())
 }
 
+/// The long-term second-factor budget of an account.
+pub(crate) fn budget_key(user_id: &UserId) -> String {
+    format!("budget:{}", user_id.as_str())
+}
+
+/// The wrong-password counter of a (normalized or not) login name.
+pub(crate) fn password_key(username: &str) -> String {
+    format!("pw:{username}")
+}
+
 /// The counter of wrong current passwords given to a password change.
-pub(crate) fn password_change_key(user_id: &crate::store::UserId) -> String {
+pub(crate) fn password_change_key(user_id: &UserId) -> String {
     format!("pwchange:{}", user_id.as_str())
 }
 
-fn client_key(client: &str) -> String {
+fn client_limiter_key(client: &str) -> String {
     format!("client:{client}")
 }
 
@@ -214,11 +393,11 @@ fn retry_after(until: u64, now: u64) -> Error {
     }
 }
 
-/// Counts one second-factor attempt on the account before the code is checked, or
-/// refuses it with [`Error::TooManyAttempts`] while the account is locked.
+/// Counts one attempt on a lockout throttle before the secret is checked, or refuses
+/// it with [`Error::TooManyAttempts`] while it is locked.
 pub(crate) async fn reserve_account_attempt<S: EphemeralStore>(
     store: &S,
-    policy: &ThrottlePolicy,
+    lockout: &Lockout,
     key: &str,
     now: u64,
 ) -> Result<Reservation> {
@@ -230,9 +409,9 @@ pub(crate) async fn reserve_account_attempt<S: EphemeralStore>(
         let count = current.count.saturating_add(1);
         let new = ThrottleState {
             count,
-            until: now.saturating_add(policy.lockout_secs(count)),
+            until: now.saturating_add(lockout.secs(count)),
         };
-        let keep_until = new.until.saturating_add(FAILURE_MEMORY_SECS);
+        let keep_until = new.until.saturating_add(lockout.memory);
         if store.update_throttle(key, current, new, keep_until).await? {
             return Ok(Reservation { state: new });
         }
@@ -263,14 +442,106 @@ pub(crate) async fn reset_account<S: EphemeralStore>(
     Ok(())
 }
 
-/// Counts one password attempt for a client key, or refuses it.
+/// Gives back one attempt counted by a reservation that turned out to be a success:
+/// the count drops by one, a lockout already running is left alone.
+pub(crate) async fn refund<S: EphemeralStore>(store: &S, key: &str, keep_until: u64) -> Result<()> {
+    for _ in 0..CAS_ROUNDS {
+        let current = store.throttle(key).await?;
+        if current.count == 0 {
+            return Ok(());
+        }
+        let new = ThrottleState {
+            count: current.count - 1,
+            until: current.until,
+        };
+        let keep = keep_until.max(current.until);
+        if store.update_throttle(key, current, new, keep).await? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a second-factor attempt while the account's long-term budget is spent.
+pub(crate) async fn check_budget<S: EphemeralStore>(
+    store: &S,
+    policy: &ThrottlePolicy,
+    key: &str,
+    now: u64,
+) -> Result<()> {
+    let current = store.throttle(key).await?;
+    budget_after(policy, current, now).map(|_| ())
+}
+
+/// The budget state after one more failure, or the refusal while it is spent. The
+/// state's `until` is the bucket's "theoretical arrival time": every failure pushes it
+/// one interval further; it may run at most `budget_failures` intervals ahead of now.
+fn budget_after(
+    policy: &ThrottlePolicy,
+    current: ThrottleState,
+    now: u64,
+) -> Result<ThrottleState> {
+    let interval = policy.budget_interval();
+    let capacity = interval.saturating_mul(u64::from(policy.budget_failures));
+    let next = current.until.max(now).saturating_add(interval);
+    if next.saturating_sub(now) > capacity {
+        return Err(retry_after(next.saturating_sub(capacity), now));
+    }
+    Ok(ThrottleState {
+        count: current.count.saturating_add(1),
+        until: next,
+    })
+}
+
+/// Spends one failure of the account's long-term budget (before the code is
+/// checked), or refuses the attempt while the budget is spent.
+pub(crate) async fn spend_budget<S: EphemeralStore>(
+    store: &S,
+    policy: &ThrottlePolicy,
+    key: &str,
+    now: u64,
+) -> Result<()> {
+    for _ in 0..CAS_ROUNDS {
+        let current = store.throttle(key).await?;
+        let new = budget_after(policy, current, now)?;
+        if store.update_throttle(key, current, new, new.until).await? {
+            return Ok(());
+        }
+    }
+    Err(retry_after(now + 1, now))
+}
+
+/// Gives back the budget spent on an attempt that turned out to be a success.
+pub(crate) async fn refund_budget<S: EphemeralStore>(
+    store: &S,
+    policy: &ThrottlePolicy,
+    key: &str,
+) -> Result<()> {
+    let interval = policy.budget_interval();
+    for _ in 0..CAS_ROUNDS {
+        let current = store.throttle(key).await?;
+        if current.count == 0 {
+            return Ok(());
+        }
+        let new = ThrottleState {
+            count: current.count - 1,
+            until: current.until.saturating_sub(interval),
+        };
+        if store.update_throttle(key, current, new, new.until).await? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Counts one attempt for a client key, or refuses it.
 pub(crate) async fn hit_client<S: EphemeralStore>(
     store: &S,
     policy: &ThrottlePolicy,
     client: &str,
     now: u64,
 ) -> Result<()> {
-    let key = client_key(client);
+    let key = client_limiter_key(client);
     for _ in 0..CAS_ROUNDS {
         let current = store.throttle(&key).await?;
         let new = if current.until <= now {
@@ -291,6 +562,20 @@ pub(crate) async fn hit_client<S: EphemeralStore>(
         }
     }
     Err(retry_after(now + 1, now))
+}
+
+/// Gives a client its attempt back after a successful login.
+pub(crate) async fn refund_client<S: EphemeralStore>(
+    store: &S,
+    client: &str,
+    now: u64,
+) -> Result<()> {
+    let key = client_limiter_key(client);
+    let current = store.throttle(&key).await?;
+    if current.until <= now {
+        return Ok(());
+    }
+    refund(store, &key, current.until).await
 }
 
 #[cfg(test)]
@@ -346,12 +631,12 @@ mod tests {
         let p = ThrottlePolicy::default();
         let now = 1000;
         for i in 1..=6 {
-            let r = reserve_account_attempt(&store, &p, "acct:a", now)
+            let r = reserve_account_attempt(&store, p.second_factor_lockout(), "acct:a", now)
                 .await
                 .unwrap();
             assert_eq!(r.state.count, i);
         }
-        let err = reserve_account_attempt(&store, &p, "acct:a", now)
+        let err = reserve_account_attempt(&store, p.second_factor_lockout(), "acct:a", now)
             .await
             .unwrap_err();
         match err {
@@ -359,7 +644,7 @@ mod tests {
             e => panic!("{e:?}"),
         }
         // After the lockout the 7th attempt goes through and doubles the next wait.
-        let r = reserve_account_attempt(&store, &p, "acct:a", now + 60)
+        let r = reserve_account_attempt(&store, p.second_factor_lockout(), "acct:a", now + 60)
             .await
             .unwrap();
         assert_eq!(r.state.until, now + 60 + 120);
@@ -384,7 +669,7 @@ mod tests {
                 let barrier = barrier.clone();
                 tasks.push(tokio::spawn(async move {
                     barrier.wait().await;
-                    reserve_account_attempt(&store, &p, "acct:x", 10)
+                    reserve_account_attempt(&store, p.second_factor_lockout(), "acct:x", 10)
                         .await
                         .is_ok()
                 }));

@@ -216,8 +216,7 @@ impl<S: Store> Service<S> {
         factor: Factor,
         now: u64,
     ) -> Result<AuthMethod> {
-        let key = throttle::account_key(user_id);
-        let reservation = self.reserve(&key, now).await?;
+        let reservation = self.reserve_factor(user_id, &factor, now).await?;
         let method = match &factor {
             Factor::Totp(code) => {
                 let auths = self.inner.store.authenticators(user_id).await?;
@@ -234,7 +233,7 @@ impl<S: Store> Service<S> {
         };
         match method {
             Some(method) => {
-                self.forget_failures(&key, reservation).await;
+                self.factor_succeeded(user_id, reservation).await;
                 Ok(method)
             }
             None => Err(self.failure(user_id, reservation, u32::MAX).await),

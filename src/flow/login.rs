@@ -14,9 +14,13 @@ use crate::store::{
     SessionId, SessionRecord, Store, UserId,
 };
 use crate::throttle::{self, Reservation};
-use crate::token::{self, DeviceToken, LoginToken, SessionToken};
+use crate::token::{self, DeviceToken, KnownBrowserToken, LoginToken, SessionToken};
 use crate::totp::{Code, TotpKey};
 use crate::{Error, Result};
+
+/// How long a known-browser token ([`Service::remember_browser`]) is honoured: one
+/// year (the `sf_known` cookie's lifetime).
+pub const KNOWN_BROWSER_TTL_SECS: u64 = 365 * 24 * 3600;
 
 /// Shortest password accepted at registration and password change.
 pub const MIN_PASSWORD_BYTES: usize = 8;
@@ -35,6 +39,10 @@ pub struct LoginRequest<'a> {
     pub client_key: Option<&'a str>,
     /// A trusted-device token from an earlier login, if the client has one.
     pub device_token: Option<&'a str>,
+    /// A known-browser token from an earlier login to this account, if the client
+    /// has one ([`Service::remember_browser`]): it exempts the request from the
+    /// account-wide password limit (never from the second factor).
+    pub known_browser: Option<&'a str>,
 }
 
 impl std::fmt::Debug for LoginRequest<'_> {
@@ -44,6 +52,7 @@ impl std::fmt::Debug for LoginRequest<'_> {
             .field("password", &"<redacted>")
             .field("client_key", &self.client_key)
             .field("device_token", &self.device_token.map(|_| "<redacted>"))
+            .field("known_browser", &self.known_browser.map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -56,6 +65,7 @@ impl<'a> LoginRequest<'a> {
             password,
             client_key: None,
             device_token: None,
+            known_browser: None,
         }
     }
 
@@ -68,6 +78,12 @@ impl<'a> LoginRequest<'a> {
     /// Sets the trusted-device token the client presented.
     pub fn device_token(mut self, token: &'a str) -> Self {
         self.device_token = Some(token);
+        self
+    }
+
+    /// Sets the known-browser token the client presented.
+    pub fn known_browser(mut self, token: &'a str) -> Self {
+        self.known_browser = Some(token);
         self
     }
 }
@@ -232,6 +248,24 @@ impl<S: Store> Service<S> {
         Ok(account.id)
     }
 
+    /// Registers like [`register`](Self::register), counting the attempt on the
+    /// per-client limiter first (pass the peer's [`client_key`](crate::throttle::client_key)):
+    /// a burst of registrations from one client is refused with `too_many_attempts`.
+    ///
+    /// Errors: as [`register`](Self::register), plus `too_many_attempts`.
+    #[tracing::instrument(skip_all)]
+    pub async fn register_from(
+        &self,
+        client_key: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<UserId> {
+        normalize_username(username)?;
+        check_new_password(password)?;
+        self.hit_client(client_key, self.now()).await?;
+        self.register(username, password).await
+    }
+
     /// The password step.
     ///
     /// Returns [`LoginOutcome::Authenticated`] when the account has no second factor
@@ -251,9 +285,22 @@ impl<S: Store> Service<S> {
         if let Some(client) = request.client_key {
             self.hit_client(client, now).await?;
         }
-        let account = match normalize_username(request.username) {
-            Ok(name) => self.inner.store.account_by_username(&name).await?,
-            Err(_) => None,
+        let name = normalize_username(request.username).ok();
+        let account = match &name {
+            Some(name) => self.inner.store.account_by_username(name).await?,
+            None => None,
+        };
+        // Wrong passwords count on the login name, known or not, from every client,
+        // except from a browser that logged in to this account before.
+        let known = self.known_browser(account.as_ref(), request.known_browser, now);
+        let password_key = throttle::password_key(name.as_deref().unwrap_or("<invalid>"));
+        let reservation = if known {
+            None
+        } else {
+            Some(
+                self.reserve_password(&password_key, account.as_ref(), now)
+                    .await?,
+            )
         };
         let password = Zeroizing::new(request.password.to_owned());
         let hasher = self.inner.hasher.clone();
@@ -283,8 +330,26 @@ impl<S: Store> Service<S> {
                 request.client_key,
             )
             .await;
+            if let Some(r) = reservation {
+                let lockout = self.inner.throttle.password_lockout_after(r.state.count);
+                if !lockout.is_zero() {
+                    self.record(Event::LockedOut {
+                        user_id: account.id.clone(),
+                        retry_after: lockout,
+                    })
+                    .await;
+                }
+            }
             return Err(Error::InvalidCredentials);
         }
+        // The right password gives its attempts back: neither the login name's
+        // count nor the client's budget is spent by the owner's own logins.
+        self.password_accepted(
+            reservation.map(|_| password_key.as_str()),
+            request.client_key,
+            now,
+        )
+        .await;
         if let Some(new_hash) = rehash {
             // Best effort: a failed upgrade must not fail the login. It is a
             // compare-and-set on the epoch read above, so a password change that
@@ -338,6 +403,65 @@ impl<S: Store> Service<S> {
             expires_in: Duration::from_secs(ttl),
             methods: vec![AuthMethod::Totp, AuthMethod::BackupCode],
         }))
+    }
+
+    /// Whether `presented` is a known-browser token of `account` (the same MAC work is
+    /// done for an unknown account).
+    fn known_browser(
+        &self,
+        account: Option<&AccountRecord>,
+        presented: Option<&str>,
+        now: u64,
+    ) -> bool {
+        let Some(presented) = presented else {
+            return false;
+        };
+        let (id, epoch) = account.map_or(("", 0), |a| (a.id.as_str(), a.password_epoch));
+        let ok = KnownBrowserToken::verify(
+            &self.inner.keys,
+            presented,
+            id,
+            epoch,
+            now,
+            KNOWN_BROWSER_TTL_SECS,
+        );
+        ok && account.is_some()
+    }
+
+    /// Counts a password attempt on the login name before the password is checked,
+    /// or refuses it while the name is locked for unknown browsers.
+    async fn reserve_password(
+        &self,
+        key: &str,
+        account: Option<&AccountRecord>,
+        now: u64,
+    ) -> Result<Reservation> {
+        let lockout = self.inner.throttle.password_lockout();
+        let result = throttle::reserve_account_attempt(&self.inner.store, lockout, key, now).await;
+        if let Err(Error::TooManyAttempts { retry_after }) = &result {
+            self.emit(Event::PasswordLimited {
+                user_id: account.map(|a| a.id.clone()),
+                retry_after: *retry_after,
+            });
+        }
+        result
+    }
+
+    /// Gives back the attempts a right password counted: on the login name (when it
+    /// was counted) and on the client. Best effort.
+    async fn password_accepted(&self, password_key: Option<&str>, client: Option<&str>, now: u64) {
+        let store = &self.inner.store;
+        if let Some(key) = password_key {
+            let keep = now.saturating_add(self.inner.throttle.password_lockout_memory());
+            if let Err(e) = throttle::refund(store, key, keep).await {
+                tracing::warn!(error = %e, "password attempt could not be given back");
+            }
+        }
+        if let Some(client) = client
+            && let Err(e) = throttle::refund_client(store, client, now).await
+        {
+            tracing::warn!(error = %e, "client attempt could not be given back");
+        }
     }
 
     /// Counts one password attempt on the per-client limiter, or refuses it.
@@ -442,8 +566,7 @@ impl<S: Store> Service<S> {
                 return Err(Error::LoginExpired);
             }
         };
-        let key = throttle::account_key(&account.id);
-        let reservation = self.reserve(&key, now).await?;
+        let reservation = self.reserve_factor(&account.id, &factor, now).await?;
 
         let pending_left = max.saturating_sub(pending.attempts);
         let mut known_auths = None;
@@ -485,7 +608,7 @@ impl<S: Store> Service<S> {
         };
         match method {
             Some(method) => {
-                self.forget_failures(&key, reservation).await;
+                self.factor_succeeded(&account.id, reservation).await;
                 self.reseal_if_needed(&account.id, known_auths).await;
                 Ok(self.authenticated(&account, method, None).await)
             }
@@ -498,31 +621,96 @@ impl<S: Store> Service<S> {
         }
     }
 
-    /// Reserves one second-factor attempt on the account (refused while it is
-    /// locked; the lockout itself was reported when it began, by [`Self::failure`]).
+    /// Counts one attempt on a lockout throttle (the second-factor schedule) before
+    /// the secret is checked; refused while it is locked (the lockout itself was
+    /// reported when it began, by [`Self::failure`]).
     pub(crate) async fn reserve(&self, key: &str, now: u64) -> Result<Reservation> {
-        throttle::reserve_account_attempt(&self.inner.store, &self.inner.throttle, key, now).await
+        throttle::reserve_account_attempt(
+            &self.inner.store,
+            self.inner.throttle.second_factor_lockout(),
+            key,
+            now,
+        )
+        .await
+    }
+
+    /// Counts a second-factor attempt on the account before it is checked: a TOTP
+    /// code on the short lockout and on the long-term budget (either refuses it while
+    /// locked or spent); a backup code on neither (see the [throttle
+    /// docs](crate::throttle)), so the owner keeps a way in while TOTP is locked.
+    pub(crate) async fn reserve_factor(
+        &self,
+        user_id: &UserId,
+        factor: &Factor,
+        now: u64,
+    ) -> Result<Option<Reservation>> {
+        if let Factor::Backup(_) = factor {
+            return Ok(None);
+        }
+        let store = &self.inner.store;
+        let policy = &self.inner.throttle;
+        let budget = throttle::budget_key(user_id);
+        throttle::check_budget(store, policy, &budget, now).await?;
+        let reservation = self.reserve(&throttle::account_key(user_id), now).await?;
+        if let Err(e) = throttle::spend_budget(store, policy, &budget, now).await {
+            if let Error::TooManyAttempts { retry_after } = e {
+                self.record(Event::LockedOut {
+                    user_id: user_id.clone(),
+                    retry_after,
+                })
+                .await;
+            }
+            return Err(e);
+        }
+        Ok(Some(reservation))
+    }
+
+    /// After a second factor passed: clears the short lockout and gives back the
+    /// budget the attempt took (the failures before it stay spent). Best effort.
+    pub(crate) async fn factor_succeeded(
+        &self,
+        user_id: &UserId,
+        reservation: Option<Reservation>,
+    ) {
+        let Some(reservation) = reservation else {
+            return;
+        };
+        self.forget_failures(&throttle::account_key(user_id), reservation)
+            .await;
+        let budget = throttle::budget_key(user_id);
+        if let Err(e) =
+            throttle::refund_budget(&self.inner.store, &self.inner.throttle, &budget).await
+        {
+            tracing::warn!(error = %e, "second-factor budget could not be refunded");
+        }
     }
 
     /// The error for a wrong code, with the attempts left, and its audit event.
+    /// `pending_left` is `u32::MAX` where no pending login applies.
     pub(crate) async fn failure(
         &self,
         user_id: &UserId,
-        reservation: Reservation,
+        reservation: Option<Reservation>,
         pending_left: u32,
     ) -> Error {
         let policy = &self.inner.throttle;
-        let remaining = policy
-            .account_attempts_left(reservation.state.count)
-            .min(pending_left);
+        let remaining = match reservation {
+            Some(r) => policy
+                .account_attempts_left(r.state.count)
+                .min(pending_left),
+            None => pending_left,
+        };
+        let known = (remaining != u32::MAX).then_some(remaining);
         self.record(Event::SecondFactorRejected {
             user_id: user_id.clone(),
-            remaining_attempts: remaining,
+            remaining_attempts: known.unwrap_or(u32::MAX),
         })
         .await;
-        self.report_lockout(user_id, reservation).await;
+        if let Some(r) = reservation {
+            self.report_lockout(user_id, r).await;
+        }
         Error::InvalidCode {
-            remaining_attempts: Some(remaining),
+            remaining_attempts: known,
         }
     }
 
@@ -711,6 +899,20 @@ impl<S: Store> Service<S> {
     pub async fn issue_session(&self, auth: Authenticated) -> Result<SessionToken> {
         self.new_session(auth.user_id, auth.password_epoch, auth.method)
             .await
+    }
+
+    /// A known-browser token for the browser that just completed this login (set it
+    /// as a long-lived cookie, [`KNOWN_BROWSER_TTL_SECS`]): later password steps from
+    /// it for this account are exempt from the account-wide password limit, so an
+    /// attacker guessing the password cannot lock this browser out. It never skips a
+    /// factor; a password change voids it. Pure computation: nothing is stored.
+    pub fn remember_browser(&self, auth: &Authenticated) -> KnownBrowserToken {
+        KnownBrowserToken::issue(
+            &self.inner.keys,
+            auth.user_id.as_str(),
+            auth.password_epoch,
+            self.now(),
+        )
     }
 
     /// Stores a fresh session, recently authenticated as of now.

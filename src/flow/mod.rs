@@ -77,10 +77,11 @@ mod login;
 pub use account::{ReauthRequest, SessionInfo};
 pub use enroll::{AuthenticatorInfo, EnrollmentConfirmed, EnrollmentSetup, TwoFactorStatus};
 pub use login::{
-    LoginOutcome, LoginRequest, PendingLoginTicket, SecondFactor, Session, TrustedDevice,
+    KNOWN_BROWSER_TTL_SECS, LoginOutcome, LoginRequest, PendingLoginTicket, SecondFactor, Session,
+    TrustedDevice,
 };
 
-pub use crate::token::{DeviceToken, LoginToken, SessionToken};
+pub use crate::token::{DeviceToken, KnownBrowserToken, LoginToken, SessionToken};
 
 pub use crate::auth::AuthMethod;
 
@@ -169,6 +170,16 @@ pub trait Blocking: Send + Sync + 'static {
         &self,
         job: Box<dyn FnOnce() + Send + 'static>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// Completes after `duration`: the timer with which the service stops waiting for
+    /// a free password-hashing slot ([`ServiceBuilder::hash_wait`]) and answers
+    /// [`Error::Busy`]. The default never completes, so without a timer a request
+    /// waits for a slot as long as it takes; [`TokioBlocking`] (feature `tokio`) uses
+    /// tokio's timer.
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let _ = duration;
+        Box::pin(std::future::pending())
+    }
 }
 
 /// Runs blocking work in place, on the calling task.
@@ -203,6 +214,15 @@ impl Blocking for TokioBlocking {
             let _ = tokio::task::spawn_blocking(job).await;
         })
     }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// Twice the number of CPUs (2 when it cannot be told).
+fn default_hash_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().saturating_mul(2))
 }
 
 /// Tunable lifetimes and counts. Every field has a default; see [`ServiceBuilder`].
@@ -216,6 +236,8 @@ pub(crate) struct Config {
     pub(crate) backup_code_count: usize,
     pub(crate) max_authenticators: u32,
     pub(crate) reauth_ttl: u64,
+    pub(crate) max_concurrent_hashes: usize,
+    pub(crate) hash_wait: Duration,
 }
 
 pub(crate) struct Inner<S> {
@@ -228,6 +250,8 @@ pub(crate) struct Inner<S> {
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) blocking: Arc<dyn Blocking>,
     pub(crate) config: Config,
+    /// One permit per password hash allowed to run at once.
+    pub(crate) hash_slots: async_lock::Semaphore,
 }
 
 /// The two-factor login service: every flow, over one store. Cheap to clone (an
@@ -320,6 +344,8 @@ impl<S> std::fmt::Debug for Service<S> {
 /// | [`backup_code_count`](Self::backup_code_count) | 10 |
 /// | [`reauth_ttl`](Self::reauth_ttl) | 5 minutes |
 /// | [`max_authenticators`](Self::max_authenticators) | 5 |
+/// | [`max_concurrent_hashes`](Self::max_concurrent_hashes) | 2 × CPUs |
+/// | [`hash_wait`](Self::hash_wait) | 5 s |
 pub struct ServiceBuilder<S> {
     store: S,
     keys: KeyRing,
@@ -354,6 +380,8 @@ impl<S: Store> Service<S> {
                 backup_code_count: crate::backup::DEFAULT_COUNT,
                 max_authenticators: 5,
                 reauth_ttl: 300,
+                max_concurrent_hashes: default_hash_slots(),
+                hash_wait: Duration::from_secs(5),
             },
         }
     }
@@ -371,6 +399,27 @@ impl<S: Store> Service<S> {
     /// The throttling policy.
     pub fn throttle_policy(&self) -> &ThrottlePolicy {
         &self.inner.throttle
+    }
+
+    /// How long a pending login lives (the `sf_pending` cookie's lifetime).
+    pub fn login_ttl(&self) -> Duration {
+        Duration::from_secs(self.inner.config.login_ttl)
+    }
+
+    /// How long a session lives.
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.inner.config.session_ttl)
+    }
+
+    /// How long a trusted device skips the second factor (the `sf_device` cookie's
+    /// lifetime).
+    pub fn device_ttl(&self) -> Duration {
+        Duration::from_secs(self.inner.config.device_ttl)
+    }
+
+    /// How long a login or re-authentication counts as recent.
+    pub fn reauth_ttl(&self) -> Duration {
+        Duration::from_secs(self.inner.config.reauth_ttl)
     }
 
     /// The current time, from the service's clock.
@@ -413,12 +462,18 @@ impl<S: Store> Service<S> {
         self.inner.events.record(&event);
     }
 
-    /// Runs `f` through the configured [`Blocking`] runner and returns its result.
+    /// Runs password-hashing work `f` through the configured [`Blocking`] runner and
+    /// returns its result, once one of the service's hashing slots is free: at most
+    /// [`max_concurrent_hashes`](ServiceBuilder::max_concurrent_hashes) run at once,
+    /// so memory stays bounded under a burst (argon2 takes its memory cost per job).
+    /// A request that finds no free slot within
+    /// [`hash_wait`](ServiceBuilder::hash_wait) gets [`Error::Busy`].
     pub(crate) async fn blocking<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        let _slot = self.hash_slot().await?;
         let slot = Arc::new(Mutex::new(None));
         let out = slot.clone();
         self.inner
@@ -430,6 +485,29 @@ impl<S: Store> Service<S> {
             .await;
         let value = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         value.ok_or(Error::Internal("blocking job did not complete"))
+    }
+
+    async fn hash_slot(&self) -> Result<async_lock::SemaphoreGuard<'_>> {
+        let slots = &self.inner.hash_slots;
+        if let Some(guard) = slots.try_acquire() {
+            return Ok(guard);
+        }
+        let wait = self.inner.config.hash_wait;
+        let mut acquire = std::pin::pin!(slots.acquire());
+        let mut timer = self.inner.blocking.sleep(wait);
+        let guard = std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(guard) = acquire.as_mut().poll(cx) {
+                return std::task::Poll::Ready(Some(guard));
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(None);
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+        guard.ok_or(Error::Busy {
+            retry_after: Duration::from_secs(1),
+        })
     }
 
     pub(crate) fn new_backup_codes(&self) -> Result<Vec<BackupCode>> {
@@ -517,6 +595,22 @@ impl<S: Store> ServiceBuilder<S> {
         self
     }
 
+    /// How many password hashes (argon2 jobs) may run at once (1–1024; default twice
+    /// the number of CPUs). Each takes the hasher's memory cost while it runs, so this
+    /// bounds the memory a burst of logins or registrations can take.
+    pub fn max_concurrent_hashes(mut self, n: usize) -> Self {
+        self.config.max_concurrent_hashes = n;
+        self
+    }
+
+    /// How long a request waits for a free hashing slot before it is answered
+    /// [`Error::Busy`] (default 5 s; 0 – 1 minute). Needs a [`Blocking`] runner with
+    /// a timer ([`Blocking::sleep`]).
+    pub fn hash_wait(mut self, wait: Duration) -> Self {
+        self.config.hash_wait = wait;
+        self
+    }
+
     /// How many authenticators an account may have (1–20).
     pub fn max_authenticators(mut self, max: u32) -> Self {
         self.config.max_authenticators = max;
@@ -556,6 +650,14 @@ impl<S: Store> ServiceBuilder<S> {
         if !(1..=20).contains(&c.max_authenticators) {
             return Err(Error::InvalidConfig("max_authenticators must be 1 to 20"));
         }
+        if !(1..=1024).contains(&c.max_concurrent_hashes) {
+            return Err(Error::InvalidConfig(
+                "max_concurrent_hashes must be 1 to 1024",
+            ));
+        }
+        if c.hash_wait > Duration::from_secs(60) {
+            return Err(Error::InvalidConfig("hash_wait must be at most 1 minute"));
+        }
         Ok(Service {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -566,6 +668,7 @@ impl<S: Store> ServiceBuilder<S> {
                 hasher: self.hasher,
                 events: self.events,
                 blocking: self.blocking,
+                hash_slots: async_lock::Semaphore::new(self.config.max_concurrent_hashes),
                 config: self.config,
             }),
         })
