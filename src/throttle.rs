@@ -116,8 +116,10 @@ impl Default for ThrottlePolicy {
             },
             budget_failures: 10,
             budget_period: 30 * 24 * 3600,
+            // The 10th wrong password starts the lockout (`free` counts the failures
+            // that start none).
             password: Lockout {
-                free: 10,
+                free: 9,
                 base: 15 * 60,
                 max: 24 * 3600,
                 memory: 15 * 60,
@@ -166,10 +168,10 @@ impl ThrottlePolicy {
         )
     }
 
-    /// Wrong passwords allowed per login name within the password window before
-    /// attempts from unknown browsers are refused.
+    /// Wrong passwords per login name answered within the password window; the
+    /// last of them starts the refusals (to unknown browsers).
     pub fn password_free_failures(&self) -> u32 {
-        self.password.free
+        self.password.free + 1
     }
 
     /// How long the account's TOTP is locked after its `failures`-th failure in a row.
@@ -178,7 +180,8 @@ impl ThrottlePolicy {
     }
 
     /// How long password attempts for a login name are refused (to unknown browsers)
-    /// after its `failures`-th wrong password.
+    /// after its `failures`-th wrong password in a row: zero before the
+    /// [`password_free_failures`](Self::password_free_failures)-th.
     pub fn password_lockout_after(&self, failures: u32) -> Duration {
         Duration::from_secs(self.password.secs(failures))
     }
@@ -242,10 +245,11 @@ impl ThrottlePolicyBuilder {
         self
     }
 
-    /// Wrong passwords per login name allowed within the password window (default
-    /// 10; 1–1000).
+    /// Wrong passwords per login name answered within the password window (default
+    /// 10; 1–1000): the `n`-th starts a lockout of one window, and each wrong password
+    /// after a lockout doubles it.
     pub fn password_free_failures(mut self, n: u32) -> Self {
-        self.policy.password.free = n;
+        self.policy.password.free = n.wrapping_sub(1);
         self
     }
 
@@ -305,7 +309,7 @@ impl ThrottlePolicyBuilder {
             ));
         }
         let pw = &p.password;
-        if !(1..=1000).contains(&pw.free) {
+        if !(0..1000).contains(&pw.free) {
             return Err(Error::InvalidConfig(
                 "password_free_failures must be 1 to 1000",
             ));
