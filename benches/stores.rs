@@ -154,7 +154,10 @@ impl Population<'_> {
             sealed_secret: self.keys.seal(id.as_str(), &secret).unwrap(),
             created_at: self.created_at,
         };
-        store.enable_two_factor(&authenticator, &[], 1).await.unwrap();
+        store
+            .enable_two_factor(&authenticator, &[], 1)
+            .await
+            .unwrap();
     }
 
     /// Checks that bulk-inserted user `i` reads back through the trait like a user
