@@ -142,6 +142,7 @@ impl Population<'_> {
             password_hash: self.hash.clone(),
             password_epoch: 0,
             two_factor_enabled: false,
+            backup_codes_key_id: None,
             created_at: self.created_at,
         };
         store.create_account(&account).await.unwrap();
@@ -153,7 +154,10 @@ impl Population<'_> {
             sealed_secret: self.keys.seal(id.as_str(), &secret).unwrap(),
             created_at: self.created_at,
         };
-        store.enable_two_factor(&authenticator, &[]).await.unwrap();
+        store
+            .enable_two_factor(&authenticator, &[], 1)
+            .await
+            .unwrap();
     }
 
     /// Checks that bulk-inserted user `i` reads back through the trait like a user

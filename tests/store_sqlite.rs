@@ -106,6 +106,83 @@ async fn the_migration_history_is_apart_from_the_applications_own() {
     assert_eq!(theirs, 0);
 }
 
+/// A database made by 0.1 (migration 1 only) upgrades in place on `connect`.
+#[tokio::test]
+async fn a_0_1_database_upgrades_in_place() {
+    use std::str::FromStr;
+    let d = db();
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&d.url)
+        .unwrap()
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    migrator_0_1(include_str!("../migrations/sqlite/0001_init.sql"))
+        .run(&pool)
+        .await
+        .unwrap();
+    let acct = account(&unique("old"));
+    sqlx::query(
+        "INSERT INTO sf_accounts (id, username, password_hash, password_epoch, \
+         two_factor_enabled, created_at) VALUES (?, ?, ?, 0, 0, ?)",
+    )
+    .bind(acct.id.as_str())
+    .bind(acct.username.as_str())
+    .bind(acct.password_hash.as_str())
+    .bind(T0 as i64)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let token = hash(&unique("old-session"));
+    sqlx::query(
+        "INSERT INTO sf_sessions (token_hash, user_id, password_epoch, created_at, expires_at) \
+         VALUES (?, ?, 0, ?, ?)",
+    )
+    .bind(token.as_bytes().as_slice())
+    .bind(acct.id.as_str())
+    .bind(T0 as i64)
+    .bind((T0 + 100) as i64)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let s = SqliteStore::connect(&d.url).await.unwrap();
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM sf_schema_migrations")
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(versions, [1, 2]);
+    upgraded(&s, &acct.id, &token).await;
+}
+
+/// A stored kind or method the crate does not know is an internal error, not a
+/// panic or a silent skip.
+#[tokio::test]
+async fn unknown_names_in_rows_are_internal_errors() {
+    let d = db();
+    let s = SqliteStore::connect(&d.url).await.unwrap();
+    let acct = account(&unique("odd"));
+    s.create_account(&acct).await.unwrap();
+    sqlx::query("INSERT INTO sf_security_log (user_id, at, kind) VALUES (?, ?, 'bogus')")
+        .bind(acct.id.as_str())
+        .bind(T0 as i64)
+        .execute(s.pool())
+        .await
+        .unwrap();
+    let e = s.security_log(&acct.id, 10).await.unwrap_err();
+    assert_eq!(e.code(), "internal", "{e:?}");
+    let token = hash(&unique("odd-session"));
+    s.create_session(&token, &session(&acct.id, T0, T0 + 100))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sf_sessions SET method = 'sms' WHERE user_id = ?")
+        .bind(acct.id.as_str())
+        .execute(s.pool())
+        .await
+        .unwrap();
+    let e = s.session(&token, T0).await.unwrap_err();
+    assert_eq!(e.code(), "internal", "{e:?}");
+}
+
 #[tokio::test]
 async fn bad_urls_are_config_errors() {
     let e = SqliteStore::connect("postgres://nope").await.unwrap_err();
@@ -148,12 +225,25 @@ async fn purge_expired_deletes_only_expired_rows() {
     };
     s.update_throttle("gone", zero, one, T0).await.unwrap();
     s.update_throttle("kept", zero, one, T0 + 1).await.unwrap();
-    assert_eq!(s.purge_expired(T0).await.unwrap(), 4);
+    // Security-log entries older than the retention go too.
+    let acct = account(&unique("logged"));
+    s.create_account(&acct).await.unwrap();
+    let horizon = T0 - secondfactor::security_log::RETENTION_SECS;
+    for at in [horizon, horizon + 1] {
+        let e = secondfactor::security_log::SecurityEvent::new(
+            at,
+            secondfactor::security_log::SecurityEventKind::Login,
+        );
+        s.append_security_event(&acct.id, &e, 10, 0).await.unwrap();
+    }
+    assert_eq!(s.purge_expired(T0).await.unwrap(), 5);
     assert_eq!(s.purge_expired(T0).await.unwrap(), 0);
     assert!(s.take_pending_login(&live, T0).await.unwrap().is_some());
     assert!(s.session(&live, T0).await.unwrap().is_some());
     assert_eq!(s.throttle("gone").await.unwrap(), zero);
     assert_eq!(s.throttle("kept").await.unwrap(), one);
+    let log = s.security_log(&acct.id, 10).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.at).collect::<Vec<_>>(), [horizon + 1]);
     // The purged mark is forgotten, the kept one still refuses its step.
     assert!(
         s.advance_last_step(&AuthenticatorId::new("old"), 5, T0)

@@ -38,8 +38,8 @@ type PgTx = sqlx::Transaction<'static, sqlx::Postgres>;
 /// waiting for a concurrent writer, or a transaction that first locks the account's
 /// row (`SELECT … FOR UPDATE`) when several statements must act as one
 /// (enabling and disabling 2FA, adding and removing authenticators, replacing backup
-/// codes, appending to the security log). So races between connections, pools and processes have exactly one
-/// winner, at the default `READ COMMITTED` isolation level.
+/// codes, appending to the security log). So races between connections, pools and
+/// processes have exactly one winner, at the default `READ COMMITTED` isolation level.
 ///
 /// Cloning is cheap and shares the connection pool. Expired ephemeral rows are
 /// treated as absent; call [`purge_expired`](PgStore::purge_expired) now and then to
@@ -134,11 +134,22 @@ impl PgStore {
     }
 
     /// Deletes every ephemeral row (pending logins and enrollments, replay marks,
-    /// throttles, trusted devices, sessions) that expired at or before `now`;
-    /// returns how many rows were deleted.
+    /// throttles, trusted devices, sessions) that expired at or before `now`, and
+    /// the security-log entries older than
+    /// [`RETENTION_SECS`](crate::security_log::RETENTION_SECS) (as the log's own
+    /// trimming does on the next append); returns how many rows were deleted.
     pub async fn purge_expired(&self, now: u64) -> Result<u64> {
+        let forget = now.checked_sub(crate::security_log::RETENTION_SECS);
         let now = time_to_db(now);
         let mut total = 0;
+        if let Some(forget) = forget {
+            total += sqlx::query("DELETE FROM sf_security_log WHERE at <= $1")
+                .bind(time_to_db(forget))
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable("purge_expired"))?
+                .rows_affected();
+        }
         for sql in [
             "DELETE FROM sf_pending_logins WHERE expires_at <= $1",
             "DELETE FROM sf_enrollments WHERE expires_at <= $1",

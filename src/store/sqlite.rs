@@ -159,9 +159,12 @@ impl SqliteStore {
     }
 
     /// Deletes every ephemeral row (pending logins and enrollments, replay marks,
-    /// throttles, trusted devices, sessions) that expired at or before `now`;
-    /// returns how many rows were deleted.
+    /// throttles, trusted devices, sessions) that expired at or before `now`, and
+    /// the security-log entries older than
+    /// [`RETENTION_SECS`](crate::security_log::RETENTION_SECS) (as the log's own
+    /// trimming does on the next append); returns how many rows were deleted.
     pub async fn purge_expired(&self, now: u64) -> Result<u64> {
+        let forget = now.checked_sub(crate::security_log::RETENTION_SECS);
         let now = time_to_db(now);
         let mut tx = self
             .writer
@@ -169,6 +172,14 @@ impl SqliteStore {
             .await
             .map_err(unavailable("purge_expired"))?;
         let mut total = 0;
+        if let Some(forget) = forget {
+            total += sqlx::query("DELETE FROM sf_security_log WHERE at <= ?")
+                .bind(time_to_db(forget))
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable("purge_expired"))?
+                .rows_affected();
+        }
         for sql in [
             "DELETE FROM sf_pending_logins WHERE expires_at <= ?",
             "DELETE FROM sf_enrollments WHERE expires_at <= ?",

@@ -101,6 +101,43 @@ pub fn codes(n: usize) -> Vec<KeyedHash> {
     (0..n).map(|_| hash(&unique("code"))).collect()
 }
 
+/// A migrator that applies only the crate's first migration (`sql`), with the
+/// crate's history table: a database as secondfactor 0.1 left it.
+pub fn migrator_0_1(sql: &'static str) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    let first = sqlx::migrate::Migration::new(
+        1,
+        "init".into(),
+        sqlx::migrate::MigrationType::Simple,
+        sql.into_sql_str(),
+        false,
+    );
+    let mut m = sqlx::migrate::Migrator::with_migrations(vec![first]);
+    m.dangerous_set_table_name("sf_schema_migrations");
+    m
+}
+
+/// After upgrading a 0.1 database that held `acct` (2FA off) and a session of it
+/// under `token`: the account reads back, the old session is gone, and the new
+/// operations work.
+pub async fn upgraded<S: Store>(s: &S, acct: &UserId, token: &KeyedHash) {
+    let got = s.account(acct).await.unwrap().unwrap();
+    assert_eq!(got.backup_codes_key_id, None);
+    assert_eq!(got.password_hash.as_str(), pw_hash().as_str());
+    assert!(
+        s.session(token, T0).await.unwrap().is_none(),
+        "0.1 sessions are ended"
+    );
+    assert!(s.sessions(acct, 0).await.unwrap().is_empty());
+    let fresh = session(acct, T0, T0 + 100);
+    s.create_session(token, &fresh).await.unwrap();
+    assert_eq!(s.sessions(acct, T0).await.unwrap(), vec![fresh]);
+    let event = SecurityEvent::new(T0, SecurityEventKind::Login).with_method(AuthMethod::Password);
+    s.append_security_event(acct, &event, 10, 0).await.unwrap();
+    assert_eq!(s.security_log(acct, 10).await.unwrap(), vec![event]);
+    assert!(s.set_password(acct, &pw_hash(), 0, 1).await.unwrap());
+}
+
 /// Accounts, authenticators and backup codes.
 pub async fn accounts<S: Store>(s: &S) {
     let name = unique("alice");
