@@ -38,14 +38,26 @@ struct Enrolled {
     backup: Vec<String>,
 }
 
+/// A recent-authentication proof from a fresh password-only login (2FA still off).
+async fn proof_for<S: Store>(service: &Service<S>, name: &str) -> secondfactor::RecentAuth {
+    let LoginOutcome::Authenticated(auth) =
+        service.login(LoginRequest::new(name, PW)).await.unwrap()
+    else {
+        panic!("2FA is still off")
+    };
+    let session = service.issue_session(auth).await.unwrap();
+    service.recent_auth(session.expose()).await.unwrap()
+}
+
 /// Registers and enrolls a user; the clock ends one period after the confirmation.
 async fn enroll<S: Store>(service: &Service<S>, clock: &ManualClock) -> Enrolled {
     let name = unique("f");
     let user = service.register(&name, PW).await.unwrap();
-    let setup = service.setup_two_factor(&user).await.unwrap();
+    let proof = proof_for(service, &name).await;
+    let setup = service.setup_two_factor(&proof).await.unwrap();
     let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
     let done = service
-        .confirm_enrollment(&user, &phone.generate(service.now()))
+        .confirm_enrollment(&proof, &phone.generate(service.now()))
         .await
         .unwrap();
     clock.advance(Duration::from_secs(30));
@@ -128,11 +140,12 @@ macro_rules! fault_scenarios {
         //    nothing, so 2FA stays off with no authenticator and no codes.
         let name = unique("g");
         let user = service.register(&name, PW).await.unwrap();
-        let setup = service.setup_two_factor(&user).await.unwrap();
+        let proof = proof_for(&service, &name).await;
+        let setup = service.setup_two_factor(&proof).await.unwrap();
         let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
         $fail("sf_backup_codes", "INSERT").await;
         let err = service
-            .confirm_enrollment(&user, &phone.generate(service.now()))
+            .confirm_enrollment(&proof, &phone.generate(service.now()))
             .await
             .unwrap_err();
         assert_eq!(err.code(), "unavailable");
@@ -153,7 +166,7 @@ macro_rules! fault_scenarios {
             service.login(LoginRequest::new(&name, PW)).await.unwrap(),
             LoginOutcome::Authenticated(_)
         ));
-        service.setup_two_factor(&user).await.unwrap();
+        service.setup_two_factor(&proof).await.unwrap();
     }};
 }
 

@@ -731,10 +731,17 @@ pub async fn flows<S: Store>(store: S) {
         service.register(&name, PW).await.unwrap_err().code(),
         "username_taken"
     );
-    let setup = service.setup_two_factor(&user).await.unwrap();
+    let LoginOutcome::Authenticated(first) =
+        service.login(LoginRequest::new(&name, PW)).await.unwrap()
+    else {
+        panic!("2FA is still off")
+    };
+    let session = service.issue_session(first).await.unwrap();
+    let proof = service.recent_auth(session.expose()).await.unwrap();
+    let setup = service.setup_two_factor(&proof).await.unwrap();
     let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
     let done = service
-        .confirm_enrollment(&user, &phone.generate(T0))
+        .confirm_enrollment(&proof, &phone.generate(T0))
         .await
         .unwrap();
     let backup: Vec<String> = done
