@@ -27,12 +27,22 @@
 //!     .password_hasher(PasswordHasher::new(1024, 1, 1)?) // cheap, for the example only
 //!     .build()?;
 //!
-//! // Registration and enrollment: setup shows a secret (QR), confirm turns 2FA on.
-//! let user = service.register("alice", "correct horse battery").await?;
-//! let setup = service.setup_two_factor(&user).await?;
+//! // Registration, then a first login: 2FA is off, the password is the whole login.
+//! service.register("alice", "correct horse battery").await?;
+//! let LoginOutcome::Authenticated(auth) =
+//!     service.login(LoginRequest::new("alice", "correct horse battery")).await?
+//! else {
+//!     unreachable!("2FA is off")
+//! };
+//! let session = service.issue_session(auth).await?; // the session cookie's value
+//!
+//! // Turning 2FA on changes how the account is protected: it takes proof that the
+//! // session authenticated recently (a login or `reauthenticate`, 5 minutes by default).
+//! let proof = service.recent_auth(session.expose()).await?;
+//! let setup = service.setup_two_factor(&proof).await?;
 //! let _png = setup.qr()?.png()?; // or .svg(), .terminal(), .png_data_uri()
 //! let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
-//! let confirmed = service.confirm_enrollment(&user, &phone.generate(clock.now())).await?;
+//! let confirmed = service.confirm_enrollment(&proof, &phone.generate(clock.now())).await?;
 //! let backup_codes = confirmed.backup_codes.expect("first enrollment"); // show once
 //! assert_eq!(backup_codes.len(), 10);
 //!
@@ -55,7 +65,9 @@
 //!
 //! | module | for |
 //! | --- | --- |
-//! | [`flow`] | [`Service`]: register, login, second factor, enrollment, disable, backup codes, trusted devices, sessions |
+//! | [`flow`] | [`Service`]: register, login, second factor, re-authentication ([`RecentAuth`]), enrollment, disable, backup codes, password changes, sessions, trusted devices, the operator's reset |
+//! | [`auth`] | [`AuthMethod`]: how a login or re-authentication was passed |
+//! | [`security_log`] | the account's security log, as its owner reads it |
 //! | [`store`] | the storage traits and their atomicity contract; [`store::MemoryStore`] |
 //! | [`totp`] | TOTP policy and constant-time verification that returns the matched step |
 //! | [`secret`] | secrets, sealing at rest (XChaCha20-Poly1305, key ring), keyed hashes |

@@ -275,12 +275,17 @@ pub(crate) struct Inner<S> {
 ///     .password_hasher(PasswordHasher::new(1024, 1, 1)?) // cheap, for the example only
 ///     .build()?;
 ///
-/// // Register, log in with the password alone, and turn on 2FA.
-/// let alice = service.register("alice", "correct horse battery").await?;
-/// let setup = service.setup_two_factor(&alice).await?;
+/// // Register, log in with the password alone, and turn on 2FA with the proof
+/// // that the fresh session authenticated recently.
+/// service.register("alice", "correct horse battery").await?;
+/// let LoginOutcome::Authenticated(first) =
+///     service.login(LoginRequest::new("alice", "correct horse battery")).await? else { unreachable!() };
+/// let session = service.issue_session(first).await?;
+/// let proof = service.recent_auth(session.expose()).await?;
+/// let setup = service.setup_two_factor(&proof).await?;
 /// let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
 /// let confirmed = service
-///     .confirm_enrollment(&alice, &phone.generate(clock.now()))
+///     .confirm_enrollment(&proof, &phone.generate(clock.now()))
 ///     .await?;
 /// assert_eq!(confirmed.backup_codes.map(|c| c.len()), Some(10));
 ///
