@@ -1218,17 +1218,23 @@ async fn html_pages_walk_through(example: &str) {
     let r = b
         .form(
             "/account/2fa/disable",
-            &[("code", &phone.code_at_step(step + 1))],
+            &[("code", &phone.code_at_step(step + 1)), ("confirm", "1")],
         )
         .await;
     assert_html(&r, 401);
     assert!(r.text.contains("already used"), "{}", r.text);
     let r = b
-        .form("/account/2fa/disable", &[("backup_code", &first_backup)])
+        .form(
+            "/account/2fa/disable",
+            &[("backup_code", &first_backup), ("confirm", "1")],
+        )
         .await;
     assert_html(&r, 401);
     let r = b
-        .form("/account/2fa/disable", &[("backup_code", &newest)])
+        .form(
+            "/account/2fa/disable",
+            &[("backup_code", &newest), ("confirm", "1")],
+        )
         .await;
     assert_eq!(
         (r.status, r.location()),
