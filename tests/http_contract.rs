@@ -2040,7 +2040,8 @@ async fn browser_register_enable_and_log_in(example: &str) {
     let Some(driver) = ChromeDriver::start() else {
         return;
     };
-    let server = Server::start(example, &[]);
+    // A short re-authentication window, so that the walk can outlive it.
+    let server = Server::start(example, &[("SF_REAUTH_TTL_SECS", "10")]);
     let mut caps = fantoccini::wd::Capabilities::new();
     caps.insert(
         "goog:chromeOptions".to_owned(),
@@ -2107,6 +2108,7 @@ async fn browser_register_enable_and_log_in(example: &str) {
         .await
         .unwrap();
     assert_eq!(codes.len(), 10);
+    let backup = codes[0].text().await.unwrap();
     b.screenshot("backup-codes").await;
 
     b.goto("/account").await;
@@ -2119,11 +2121,55 @@ async fn browser_register_enable_and_log_in(example: &str) {
     b.wait_for("/login/verify").await;
     b.screenshot("verify").await;
     b.fill("code", &phone.code_at_step(step + 1)).await;
+    b.click("form:first-of-type input[name=remember_device]")
+        .await;
     b.click("form:first-of-type button").await;
     b.wait_for("/account").await;
+    let logged_in = std::time::Instant::now();
     let status = b.text("#status").await;
     assert!(status.contains("on"), "{status}");
     assert_eq!(b.text("#username").await, "petra");
     b.screenshot("account-on").await;
+
+    // The account page lists this session, this browser and the security log.
+    let sessions = b.text("#sessions").await;
+    assert!(sessions.contains("(this session)"), "{sessions}");
+    let devices = b.text("#devices").await;
+    assert!(devices.contains("(this browser)"), "{devices}");
+    let log = b.text("#security-log").await;
+    for words in [
+        "Logged in",
+        "Two-factor authentication turned on",
+        "127.0.0.1",
+    ] {
+        assert!(log.contains(words), "{words:?} not in {log}");
+    }
+
+    // Once the window has passed, a credential change goes through /reauth and back.
+    tokio::time::sleep(Duration::from_secs(11).saturating_sub(logged_in.elapsed())).await;
+    b.fill("authenticator-name", "tablet").await;
+    b.click("form[action='/account/authenticators'] button")
+        .await;
+    b.wait_for("/reauth?next=%2Faccount").await;
+    b.screenshot("reauth").await;
+    b.fill("password", "not the password").await;
+    b.click("form[action='/reauth'] button").await;
+    b.wait_for("/reauth").await;
+    assert!(b.text("#error").await.contains("password is not right"));
+    b.fill("password", PW).await;
+    b.fill("backup_code", &backup).await;
+    b.click("form[action='/reauth'] button").await;
+    b.wait_for("/account").await;
+    b.fill("authenticator-name", "tablet").await;
+    b.click("form[action='/account/authenticators'] button")
+        .await;
+    b.wait_for("/account/2fa/setup").await;
+    assert_eq!(b.text("h1").await, "Add an authenticator");
+    b.screenshot("add-authenticator").await;
+    b.goto("/account").await;
+    let log = b.text("#security-log").await;
+    assert!(log.contains("Confirmed it was you"), "{log}");
+    assert!(log.contains("Backup code used"), "{log}");
+    b.screenshot("account-lists").await;
     b.client.close().await.unwrap();
 }
