@@ -2173,3 +2173,89 @@ async fn browser_register_enable_and_log_in(example: &str) {
     b.screenshot("account-lists").await;
     b.client.close().await.unwrap();
 }
+
+// --- the operator's reset tool -----------------------------------------------------
+
+/// Runs `examples/reset_2fa` in `dir` (the servers' working directory) with `args`.
+fn reset_2fa(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::example_binary("reset_2fa"))
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("SF_MASTER_KEY")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reset_2fa_lets_the_user_in_with_the_password_alone() {
+    let dir = common::work_dir("reset-2fa");
+    let mut server = Server::start_in("axum", &dir, &[]);
+    let user = enrolled(server.client(), "lost.phone").await;
+    assert_eq!(user.client.me().await.json["two_factor_enabled"], true);
+    assert!(server.terminate().success());
+
+    // Mistakes: one clear line, a non-zero exit, nothing changed.
+    let out = reset_2fa(&dir, &["--username", "lost.phone", "--operator", "ann"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("--reason is required"), "{err}");
+    let out = reset_2fa(
+        &dir,
+        &["--username", "nobody", "--operator", "ann", "--reason", "x"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error: no account named \"nobody\""), "{err}");
+
+    let out = reset_2fa(
+        &dir,
+        &[
+            "--username",
+            "Lost.Phone",
+            "--operator",
+            "ann (support)",
+            "--reason=ticket 42, ID checked on a video call",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("reset two-factor authentication of \"lost.phone\""),
+        "{stdout}"
+    );
+
+    let server = Server::start_in("axum", &dir, &[]);
+    let c = server.client();
+    let r = c.login("lost.phone").await;
+    assert_eq!(r.json["status"], "authenticated", "{}", r.text);
+    assert_eq!(c.me().await.json["two_factor_enabled"], false);
+    // The old session ended; the log says who reset it.
+    let sessions = c.get("/api/sessions").await;
+    assert_eq!(
+        sessions.json["sessions"].as_array().unwrap().len(),
+        1,
+        "{}",
+        sessions.text
+    );
+    let log = c.get("/api/security-log").await;
+    let reset = log.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "two_factor_reset")
+        .cloned()
+        .unwrap_or_else(|| panic!("no two_factor_reset in {}", log.text));
+    assert!(reset["at"].is_u64(), "{reset}");
+}
