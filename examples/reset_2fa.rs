@@ -28,7 +28,7 @@ use std::process::ExitCode;
 
 use secondfactor::Service;
 use secondfactor::flow::Inline;
-use secondfactor::store::{AccountStore, Store};
+use secondfactor::store::Store;
 
 use common::config::Config;
 use common::setup::{BoxError, Server};

@@ -156,7 +156,13 @@ impl Request {
             session: cookie(SESSION_COOKIE),
             pending: cookie(PENDING_COOKIE),
             device: cookie(DEVICE_COOKIE),
-            client: api::client_key(site, peer, headers.first("x-forwarded-for")),
+            // Every X-Forwarded-For line, joined in order: the proxy appends to the last.
+            client: api::client_key(
+                site,
+                peer,
+                Some(headers.all("x-forwarded-for").join(&b","[..]).as_slice())
+                    .filter(|v| !v.is_empty()),
+            ),
             device_label: api::device_label(headers.first("user-agent")),
             content_type: headers.first("content-type").map(<[u8]>::to_vec),
             body,
@@ -843,15 +849,21 @@ impl<S: Store> Cx<'_, S> {
         })
     }
 
-    /// Renders the pending enrollment (a new one when 2FA is off and none is pending).
-    async fn setup_view(&self, proof: &RecentAuth) -> Result<(EnrollmentSetup, bool), Error> {
+    /// The pending enrollment to show: the one being added when 2FA is on (none: the
+    /// page has nothing to show), else the first setup (resumed, or a new one).
+    async fn setup_view(
+        &self,
+        proof: &RecentAuth,
+    ) -> Result<Option<(EnrollmentSetup, bool)>, Error> {
         let status = self.service.status(proof.user_id()).await?;
-        if status.enabled {
-            let pending = self.service.pending_enrollment(proof).await?;
-            pending.map(|p| (p, true)).ok_or(Error::SetupExpired)
+        Ok(if status.enabled {
+            self.service
+                .pending_enrollment(proof)
+                .await?
+                .map(|p| (p, true))
         } else {
-            Ok((self.service.resume_or_setup_two_factor(proof).await?, false))
-        }
+            Some((self.service.resume_or_setup_two_factor(proof).await?, false))
+        })
     }
 
     /// The setup page (first authenticator, or one being added).
@@ -861,7 +873,8 @@ impl<S: Store> Cx<'_, S> {
             Err(e) => return Ok(self.error_page(&e, "/account/2fa/setup")),
         };
         let (pending, adding) = match self.setup_view(&proof).await {
-            Ok(v) => v,
+            Ok(Some(v)) => v,
+            Ok(None) => return Ok(Out::redirect("/account", &[])),
             Err(e) => return Ok(self.account_error(&e).await),
         };
         let qr = pending.qr().and_then(|qr| qr.png_data_uri())?;
