@@ -1393,6 +1393,22 @@ async fn step_up_is_required_once_the_window_has_passed(example: &str) {
     // The page that asked shows again (2FA is on and nothing is being added).
     let r = a.get("/account").await;
     assert_eq!(r.status, 200, "{}", r.text);
+    // /reauth returns only to a path on this site.
+    for (next, kept) in [
+        ("/account/2fa/setup", "/account/2fa/setup"),
+        ("//evil.example/x", "/account"),
+        ("https://evil.example/", "/account"),
+        ("/\\evil.example", "/account"),
+        ("\"><script>", "/account"),
+    ] {
+        let r = a.get(&format!("/reauth?next={}", common::enc(next))).await;
+        assert_html(&r, 200);
+        assert!(
+            r.text.contains(&format!("name=\"next\" value=\"{kept}\"")),
+            "{next}: {}",
+            r.text
+        );
+    }
 }
 
 async fn authenticators_sessions_and_devices(example: &str) {
