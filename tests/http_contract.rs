@@ -40,6 +40,9 @@ macro_rules! contract_suite {
                 store_outage_is_503_and_recovers,
                 a_restart_keeps_accounts_and_two_factor,
                 two_instances_on_one_postgres_are_one_service,
+                step_up_is_required_once_the_window_has_passed,
+                authenticators_sessions_and_devices,
+                password_change_and_security_log,
             );
         }
     };
@@ -60,6 +63,16 @@ fn cookie_flags_ok(set_cookie: &str) {
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set_cookie.contains(flag), "{flag} missing in {set_cookie}");
     }
+}
+
+/// `/api/me` without its time-dependent `reauthenticated_until` (checked to be a number).
+fn me_fields(me: &Resp) -> serde_json::Value {
+    let mut v = me.json.clone();
+    let until = v
+        .as_object_mut()
+        .and_then(|o| o.remove("reauthenticated_until"));
+    assert!(until.is_some_and(|u| u.is_u64()), "{}", me.text);
+    v
 }
 
 fn assert_error(r: &Resp, status: u16, code: &str) {
@@ -121,7 +134,7 @@ async fn register_login_me_logout(example: &str) {
     let me = c.me().await;
     assert_eq!(me.status, 200);
     assert_eq!(
-        me.json,
+        me_fields(&me),
         json!({ "username": "alice", "two_factor_enabled": false, "backup_codes_remaining": 0 })
     );
 
@@ -194,7 +207,7 @@ async fn enrollment_qr_and_two_phase_login(example: &str) {
     let codes = r.json["backup_codes"].as_array().unwrap();
     assert_eq!(codes.len(), 10);
     assert_eq!(
-        c.me().await.json,
+        me_fields(&c.me().await),
         json!({ "username": "carol", "two_factor_enabled": true, "backup_codes_remaining": 10 })
     );
     assert_error(
@@ -490,7 +503,7 @@ async fn disable_two_factor(example: &str) {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json, json!({ "two_factor_enabled": false }));
     assert_eq!(
-        c.me().await.json,
+        me_fields(&c.me().await),
         json!({ "username": "hank", "two_factor_enabled": false, "backup_codes_remaining": 0 })
     );
     let again = server.client();
@@ -1218,17 +1231,23 @@ async fn html_pages_walk_through(example: &str) {
     let r = b
         .form(
             "/account/2fa/disable",
-            &[("code", &phone.code_at_step(step + 1))],
+            &[("code", &phone.code_at_step(step + 1)), ("confirm", "1")],
         )
         .await;
     assert_html(&r, 401);
     assert!(r.text.contains("already used"), "{}", r.text);
     let r = b
-        .form("/account/2fa/disable", &[("backup_code", &first_backup)])
+        .form(
+            "/account/2fa/disable",
+            &[("backup_code", &first_backup), ("confirm", "1")],
+        )
         .await;
     assert_html(&r, 401);
     let r = b
-        .form("/account/2fa/disable", &[("backup_code", &newest)])
+        .form(
+            "/account/2fa/disable",
+            &[("backup_code", &newest), ("confirm", "1")],
+        )
         .await;
     assert_eq!(
         (r.status, r.location()),
@@ -1239,6 +1258,422 @@ async fn html_pages_walk_through(example: &str) {
     let r = b.get("/account?notice=disabled").await;
     assert!(r.text.contains("Two-factor authentication is off."));
     assert!(r.text.contains("is <strong>off</strong>"));
+}
+
+// --- step-up, authenticators, sessions, devices, security log ----------------------
+
+fn no_store(r: &Resp) {
+    assert_eq!(
+        r.headers.get("cache-control").map(|v| v.to_str().unwrap()),
+        Some("no-store"),
+        "{} {}",
+        r.status,
+        r.text
+    );
+}
+
+async fn delete(c: &Client, path: &str) -> Resp {
+    Client::send(c.request(reqwest::Method::DELETE, path)).await
+}
+
+/// Logs `username` in on a fresh client with the password and a backup code.
+async fn login_with_backup(
+    server: &Server,
+    username: &str,
+    password: &str,
+    code: &str,
+    remember: bool,
+) -> Client {
+    let c = server.client();
+    let r = c
+        .post(
+            "/api/login",
+            json!({ "username": username, "password": password }),
+        )
+        .await;
+    assert_eq!(r.json["status"], "second_factor_required", "{}", r.text);
+    let r = c
+        .post(
+            "/api/login/second-factor",
+            json!({ "backup_code": code, "remember_device": remember }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    c
+}
+
+async fn step_up_is_required_once_the_window_has_passed(example: &str) {
+    let server = Server::start(example, &[("SF_REAUTH_TTL_SECS", "10")]);
+    let user = enrolled(server.client(), "stepper").await;
+    let a = &user.client;
+    let me = a.me().await;
+    no_store(&me);
+    let until = me.json["reauthenticated_until"].as_u64().unwrap();
+    assert!(until >= common::now(), "{}", me.text);
+    // Wait for the window to close.
+    tokio::time::sleep(Duration::from_secs(until.saturating_sub(common::now()) + 1)).await;
+    let me = a.me().await;
+    assert!(me.json["reauthenticated_until"].as_u64().unwrap() <= common::now());
+
+    // Every † endpoint answers 403 before it looks at its body or its id.
+    let json_ct = Some("application/json");
+    let cases: Vec<(&str, Option<&str>, &[u8])> = vec![
+        ("/api/2fa/setup", None, b""),
+        ("/api/2fa/setup/confirm", json_ct, b"{not json"),
+        ("/api/2fa/disable", Some("text/plain"), b"code=1"),
+        ("/api/2fa/backup-codes", json_ct, b"{}"),
+        ("/api/password", json_ct, br#"{"x":1}"#),
+        ("/api/2fa/authenticators", json_ct, b"[1]"),
+        ("/api/2fa/authenticators/confirm", json_ct, b"null"),
+    ];
+    for (path, ct, body) in cases {
+        let r = a.post_raw(path, ct, body.to_vec()).await;
+        assert_error(&r, 403, "reauthentication_required");
+        no_store(&r);
+    }
+    let r = delete(a, "/api/2fa/authenticators/no-such-id").await;
+    assert_error(&r, 403, "reauthentication_required");
+    // The pages send the person to /reauth, and back.
+    let r = a.get("/account/2fa/setup").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.location(), Some("/reauth?next=%2Faccount%2F2fa%2Fsetup"));
+    let r = a.form("/account/authenticators", &[("name", "x")]).await;
+    assert_eq!(r.location(), Some("/reauth?next=%2Faccount"));
+    // Without a session: 401 first.
+    let anon = server.client();
+    assert_error(
+        &anon.post_empty("/api/2fa/setup").await,
+        401,
+        "unauthenticated",
+    );
+    assert_error(
+        &anon.post("/api/reauth", json!({ "password": PW })).await,
+        401,
+        "unauthenticated",
+    );
+
+    // Re-authentication: the password first, then a code from a factor the account has.
+    let r = a
+        .post(
+            "/api/reauth",
+            json!({ "password": "wrong password", "code": "000000" }),
+        )
+        .await;
+    assert_error(&r, 401, "invalid_credentials");
+    no_store(&r);
+    let r = a.post("/api/reauth", json!({ "password": PW })).await;
+    assert_error(&r, 400, "invalid_input");
+    let step = Phone::step_now();
+    let r = a
+        .post(
+            "/api/reauth",
+            json!({ "password": PW, "code": wrong_code(&user.phone, step) }),
+        )
+        .await;
+    assert_error(&r, 401, "invalid_code");
+    assert!(r.json["remaining_attempts"].is_u64(), "{}", r.text);
+    let r = a
+        .post(
+            "/api/reauth",
+            json!({ "password": PW, "backup_code": user.backup_codes[0] }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    no_store(&r);
+    let until = r.json["reauthenticated_until"].as_u64().unwrap();
+    assert!(until > common::now());
+    assert_eq!(a.me().await.json["reauthenticated_until"], until);
+    // Now the same requests reach their body checks.
+    let r = a
+        .post_raw("/api/2fa/setup/confirm", json_ct, b"{not json".to_vec())
+        .await;
+    assert_error(&r, 400, "invalid_input");
+    let r = delete(a, "/api/2fa/authenticators/no-such-id").await;
+    assert_error(&r, 404, "not_found");
+    // The page that asked shows again (2FA is on and nothing is being added).
+    let r = a.get("/account").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // /reauth returns only to a path on this site.
+    for (next, kept) in [
+        ("/account/2fa/setup", "/account/2fa/setup"),
+        ("//evil.example/x", "/account"),
+        ("https://evil.example/", "/account"),
+        ("/\\evil.example", "/account"),
+        ("\"><script>", "/account"),
+    ] {
+        let r = a.get(&format!("/reauth?next={}", common::enc(next))).await;
+        assert_html(&r, 200);
+        assert!(
+            r.text.contains(&format!("name=\"next\" value=\"{kept}\"")),
+            "{next}: {}",
+            r.text
+        );
+    }
+}
+
+async fn authenticators_sessions_and_devices(example: &str) {
+    let server = Server::start(example, &[]);
+    let user = enrolled(server.client(), "multi").await;
+    let a = &user.client;
+    let b = login_with_backup(&server, "multi", PW, &user.backup_codes[0], true).await;
+    // Sessions: two, this one marked, ids that are not cookie values.
+    let r = a.get("/api/sessions").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    no_store(&r);
+    let sessions = r.json["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 2, "{}", r.text);
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    for s in &sessions {
+        assert!(s["id"].is_string() && s["created_at"].is_u64(), "{s}");
+        assert!(s["method"].is_string(), "{s}");
+        assert!(!r.text.contains(&format!("\"{}\"", "sf_session")));
+    }
+    // Devices: b is remembered and sees itself as current.
+    let r = b.get("/api/devices").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let devices = r.json["devices"].as_array().unwrap().clone();
+    assert_eq!(devices.len(), 1, "{}", r.text);
+    assert_eq!(devices[0]["current"], true);
+    assert!(devices[0]["expires_at"].as_u64().unwrap() > common::now());
+    let r = a.get("/api/devices").await;
+    assert_eq!(r.json["devices"][0]["current"], false, "{}", r.text);
+
+    // Authenticators: the first is named "authenticator"; add a second phone.
+    let r = a.get("/api/2fa/authenticators").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    no_store(&r);
+    let list = r.json["authenticators"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["name"], "authenticator");
+    let first_id = list[0]["id"].as_str().unwrap().to_owned();
+    let r = a
+        .post("/api/2fa/authenticators", json!({ "name": "work phone" }))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json["otpauth_uri"].as_str().unwrap().contains("multi"));
+    let second = Phone::new(r.json["secret"].as_str().unwrap());
+    let step = Phone::step_now();
+    let r = a
+        .post(
+            "/api/2fa/authenticators/confirm",
+            json!({ "code": wrong_code(&second, step) }),
+        )
+        .await;
+    assert_error(&r, 401, "invalid_code");
+    let r = a
+        .post(
+            "/api/2fa/authenticators/confirm",
+            json!({ "code": second.code_at_step(step) }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["name"], "work phone");
+    let second_id = r.json["id"].as_str().unwrap().to_owned();
+    // A factor change ends the other session and every trusted device.
+    assert_error(&b.me().await, 401, "unauthenticated");
+    assert_eq!(a.me().await.status, 200);
+    let r = a.get("/api/devices").await;
+    assert_eq!(r.json["devices"].as_array().unwrap().len(), 0, "{}", r.text);
+    let r = a.get("/api/sessions").await;
+    assert_eq!(
+        r.json["sessions"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.text
+    );
+    let r = a.get("/api/2fa/authenticators").await;
+    assert_eq!(r.json["authenticators"].as_array().unwrap().len(), 2);
+
+    // Remove: unknown 404, the first 204, the last one 409.
+    assert_error(
+        &delete(a, "/api/2fa/authenticators/nope").await,
+        404,
+        "not_found",
+    );
+    let r = delete(a, &format!("/api/2fa/authenticators/{first_id}")).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    no_store(&r);
+    let r = delete(a, &format!("/api/2fa/authenticators/{second_id}")).await;
+    assert_error(&r, 409, "last_authenticator");
+    // The first setup goes through /api/2fa/setup.
+    let r = a
+        .post("/api/2fa/authenticators", json!({ "name": "x" }))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Sessions: end one by id, end all others, end this one (a logout).
+    let c = login_with_backup(&server, "multi", PW, &user.backup_codes[1], true).await;
+    let d = login_with_backup(&server, "multi", PW, &user.backup_codes[2], false).await;
+    let r = c.get("/api/sessions").await;
+    let sessions = r.json["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 3, "{}", r.text);
+    let d_id = d.get("/api/sessions").await.json["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_error(&delete(&c, "/api/sessions/nope").await, 404, "not_found");
+    let r = delete(&c, &format!("/api/sessions/{d_id}")).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_error(&d.me().await, 401, "unauthenticated");
+    let r = c.post_empty("/api/sessions/revoke-others").await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_error(&a.me().await, 401, "unauthenticated");
+    assert_error(
+        &a.post_empty("/api/sessions/revoke-others").await,
+        401,
+        "unauthenticated",
+    );
+
+    // Devices: forget one (c's own), then it is gone.
+    let r = c.get("/api/devices").await;
+    let devices = r.json["devices"].as_array().unwrap().clone();
+    assert_eq!(devices.len(), 1, "{}", r.text);
+    let dev_id = devices[0]["id"].as_str().unwrap();
+    let r = delete(&c, &format!("/api/devices/{dev_id}")).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_error(
+        &delete(&c, &format!("/api/devices/{dev_id}")).await,
+        404,
+        "not_found",
+    );
+    assert!(
+        c.get("/api/devices").await.json["devices"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let c_id = c.get("/api/sessions").await.json["sessions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = delete(&c, &format!("/api/sessions/{c_id}")).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(r.set_cookie("sf_session").unwrap().contains("Max-Age=0"));
+    assert_error(&c.me().await, 401, "unauthenticated");
+    for path in [
+        "/api/sessions",
+        "/api/devices",
+        "/api/security-log",
+        "/api/2fa/authenticators",
+    ] {
+        assert_error(&c.get(path).await, 401, "unauthenticated");
+    }
+}
+
+async fn password_change_and_security_log(example: &str) {
+    let server = Server::start(example, &[]);
+    let user = enrolled(server.client(), "pwchange").await;
+    let a = &user.client;
+    let b = login_with_backup(&server, "pwchange", PW, &user.backup_codes[0], true).await;
+    // A wrong password and a wrong code, for the log.
+    let c = server.client();
+    let r = c
+        .post(
+            "/api/login",
+            json!({ "username": "pwchange", "password": "not the password" }),
+        )
+        .await;
+    assert_error(&r, 401, "invalid_credentials");
+
+    let r = a
+        .post(
+            "/api/password",
+            json!({ "current_password": "wrong one", "new_password": "a new password" }),
+        )
+        .await;
+    assert_error(&r, 401, "invalid_credentials");
+    let r = a
+        .post(
+            "/api/password",
+            json!({ "current_password": PW, "new_password": "short" }),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_input");
+    let old_cookie = a.get("/api/sessions").await;
+    assert_eq!(old_cookie.status, 200);
+    let r = a
+        .post(
+            "/api/password",
+            json!({ "current_password": PW, "new_password": "a new password" }),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    no_store(&r);
+    let fresh = r.cookie_value("sf_session").expect("a new session cookie");
+    cookie_flags_ok(&r.set_cookie("sf_session").unwrap());
+    // This session goes on (with its new cookie); the other one and its device end.
+    assert_eq!(a.me().await.status, 200);
+    assert_error(&b.me().await, 401, "unauthenticated");
+    let r = a.get("/api/sessions").await;
+    let sessions = r.json["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 1, "{}", r.text);
+    assert_eq!(sessions[0]["current"], true);
+    assert_ne!(
+        sessions[0]["id"].as_str().unwrap(),
+        fresh,
+        "an id is not the cookie"
+    );
+    assert!(
+        a.get("/api/devices").await.json["devices"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let r = b.login("pwchange").await;
+    assert_error(&r, 401, "invalid_credentials");
+    login_with_backup(
+        &server,
+        "pwchange",
+        "a new password",
+        &user.backup_codes[1],
+        false,
+    )
+    .await;
+
+    // The security log: newest first, the expected kinds, no secrets.
+    let r = a.get("/api/security-log").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    no_store(&r);
+    let events = r.json["events"].as_array().unwrap().clone();
+    let ats: Vec<u64> = events.iter().map(|e| e["at"].as_u64().unwrap()).collect();
+    assert!(
+        ats.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {ats:?}"
+    );
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    for kind in [
+        "login",
+        "login_failed",
+        "two_factor_enabled",
+        "backup_code_used",
+        "password_changed",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing in {kinds:?}");
+    }
+    assert_eq!(kinds[0], "login", "{kinds:?}");
+    let login = events.iter().find(|e| e["kind"] == "login").unwrap();
+    assert!(login["method"].is_string(), "{login}");
+    let failed = events.iter().find(|e| e["kind"] == "login_failed").unwrap();
+    assert_eq!(failed["client"], "127.0.0.1", "{failed}");
+    for e in &events {
+        if e.get("method").is_some() {
+            assert!(e["method"].is_string(), "{e}");
+        }
+    }
+    for secret in [PW, "a new password", &user.backup_codes[0], &fresh] {
+        assert!(!r.text.contains(secret), "the log shows a secret");
+    }
+    let pos = |k: &str| kinds.iter().position(|x| *x == k).unwrap();
+    assert!(
+        pos("password_changed") < pos("two_factor_enabled"),
+        "{kinds:?}"
+    );
 }
 
 // --- process -----------------------------------------------------------------------
@@ -1333,7 +1768,7 @@ async fn a_restart_keeps_accounts_and_two_factor(example: &str) {
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
-        c.me().await.json,
+        me_fields(&c.me().await),
         json!({ "username": "rita", "two_factor_enabled": true, "backup_codes_remaining": 9 })
     );
 }
@@ -1621,7 +2056,8 @@ async fn browser_register_enable_and_log_in(example: &str) {
     let Some(driver) = ChromeDriver::start() else {
         return;
     };
-    let server = Server::start(example, &[]);
+    // A short re-authentication window, so that the walk can outlive it.
+    let server = Server::start(example, &[("SF_REAUTH_TTL_SECS", "10")]);
     let mut caps = fantoccini::wd::Capabilities::new();
     caps.insert(
         "goog:chromeOptions".to_owned(),
@@ -1688,6 +2124,7 @@ async fn browser_register_enable_and_log_in(example: &str) {
         .await
         .unwrap();
     assert_eq!(codes.len(), 10);
+    let backup = codes[0].text().await.unwrap();
     b.screenshot("backup-codes").await;
 
     b.goto("/account").await;
@@ -1700,11 +2137,141 @@ async fn browser_register_enable_and_log_in(example: &str) {
     b.wait_for("/login/verify").await;
     b.screenshot("verify").await;
     b.fill("code", &phone.code_at_step(step + 1)).await;
+    b.click("form:first-of-type input[name=remember_device]")
+        .await;
     b.click("form:first-of-type button").await;
     b.wait_for("/account").await;
+    let logged_in = std::time::Instant::now();
     let status = b.text("#status").await;
     assert!(status.contains("on"), "{status}");
     assert_eq!(b.text("#username").await, "petra");
     b.screenshot("account-on").await;
+
+    // The account page lists this session, this browser and the security log.
+    let sessions = b.text("#sessions").await;
+    assert!(sessions.contains("(this session)"), "{sessions}");
+    let devices = b.text("#devices").await;
+    assert!(devices.contains("(this browser)"), "{devices}");
+    let log = b.text("#security-log").await;
+    for words in [
+        "Logged in",
+        "Two-factor authentication turned on",
+        "127.0.0.1",
+    ] {
+        assert!(log.contains(words), "{words:?} not in {log}");
+    }
+
+    // Once the window has passed, a credential change goes through /reauth and back.
+    tokio::time::sleep(Duration::from_secs(11).saturating_sub(logged_in.elapsed())).await;
+    b.fill("authenticator-name", "tablet").await;
+    b.click("form[action='/account/authenticators'] button")
+        .await;
+    b.wait_for("/reauth?next=%2Faccount").await;
+    b.screenshot("reauth").await;
+    b.fill("password", "not the password").await;
+    b.click("form[action='/reauth'] button").await;
+    b.wait_for("/reauth").await;
+    assert!(b.text("#error").await.contains("password is not right"));
+    b.fill("password", PW).await;
+    b.fill("backup_code", &backup).await;
+    b.click("form[action='/reauth'] button").await;
+    b.wait_for("/account").await;
+    b.fill("authenticator-name", "tablet").await;
+    b.click("form[action='/account/authenticators'] button")
+        .await;
+    b.wait_for("/account/2fa/setup").await;
+    assert_eq!(b.text("h1").await, "Add an authenticator");
+    b.screenshot("add-authenticator").await;
+    b.goto("/account").await;
+    let log = b.text("#security-log").await;
+    assert!(log.contains("Confirmed it was you"), "{log}");
+    assert!(log.contains("Backup code used"), "{log}");
+    b.screenshot("account-lists").await;
     b.client.close().await.unwrap();
+}
+
+// --- the operator's reset tool -----------------------------------------------------
+
+/// Runs `examples/reset_2fa` in `dir` (the servers' working directory) with `args`.
+fn reset_2fa(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::example_binary("reset_2fa"))
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("SF_MASTER_KEY")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reset_2fa_lets_the_user_in_with_the_password_alone() {
+    let dir = common::work_dir("reset-2fa");
+    let mut server = Server::start_in("axum", &dir, &[]);
+    let user = enrolled(server.client(), "lost.phone").await;
+    assert_eq!(user.client.me().await.json["two_factor_enabled"], true);
+    assert!(server.terminate().success());
+
+    // Mistakes: one clear line, a non-zero exit, nothing changed.
+    let out = reset_2fa(&dir, &["--username", "lost.phone", "--operator", "ann"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("--reason is required"), "{err}");
+    let out = reset_2fa(
+        &dir,
+        &["--username", "nobody", "--operator", "ann", "--reason", "x"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error: no account named \"nobody\""), "{err}");
+
+    let out = reset_2fa(
+        &dir,
+        &[
+            "--username",
+            "Lost.Phone",
+            "--operator",
+            "ann (support)",
+            "--reason=ticket 42, ID checked on a video call",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("reset two-factor authentication of \"lost.phone\""),
+        "{stdout}"
+    );
+
+    let server = Server::start_in("axum", &dir, &[]);
+    let c = server.client();
+    let r = c.login("lost.phone").await;
+    assert_eq!(r.json["status"], "authenticated", "{}", r.text);
+    assert_eq!(c.me().await.json["two_factor_enabled"], false);
+    // The old session ended; the log says who reset it.
+    let sessions = c.get("/api/sessions").await;
+    assert_eq!(
+        sessions.json["sessions"].as_array().unwrap().len(),
+        1,
+        "{}",
+        sessions.text
+    );
+    let log = c.get("/api/security-log").await;
+    let reset = log.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "two_factor_reset")
+        .cloned()
+        .unwrap_or_else(|| panic!("no two_factor_reset in {}", log.text));
+    assert!(reset["at"].is_u64(), "{reset}");
 }

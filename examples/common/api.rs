@@ -9,7 +9,10 @@ use std::net::IpAddr;
 
 use base64::Engine as _;
 use secondfactor::backup::BackupCode;
-use secondfactor::flow::{EnrollmentSetup, PendingLoginTicket, TwoFactorStatus};
+use secondfactor::flow::{
+    EnrollmentSetup, PendingLoginTicket, Session, SessionInfo, TrustedDevice, TwoFactorStatus,
+};
+use secondfactor::security_log::SecurityEvent;
 use secondfactor::{Error, SecondFactor};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -55,6 +58,12 @@ pub fn error(e: &Error) -> Reply {
         _ => {}
     }
     Reply { status, body }
+}
+
+impl From<Error> for Reply {
+    fn from(e: Error) -> Self {
+        error(&e)
+    }
 }
 
 fn log_server_error(e: &Error) {
@@ -226,22 +235,73 @@ pub struct FactorBody {
 impl FactorBody {
     /// The one factor sent; `invalid_input` unless exactly one of the two is present.
     pub fn factor(&self) -> Result<SecondFactor<'_>, Error> {
-        fn present(v: &Option<String>) -> Option<&str> {
-            v.as_deref().filter(|s| !s.trim().is_empty())
-        }
-        match (present(&self.code), present(&self.backup_code)) {
-            (Some(code), None) => Ok(SecondFactor::Totp(code)),
-            (None, Some(code)) => Ok(SecondFactor::BackupCode(code)),
-            (None, None) => Err(Error::InvalidInput {
-                field: "code",
-                reason: "send a code or a backup_code",
-            }),
-            (Some(_), Some(_)) => Err(Error::InvalidInput {
-                field: "code",
-                reason: "send either a code or a backup_code, not both",
-            }),
-        }
+        optional_factor(&self.code, &self.backup_code)?.ok_or(Error::InvalidInput {
+            field: "code",
+            reason: "send a code or a backup_code",
+        })
     }
+}
+
+/// The factor among a `code` and a `backup_code`, if any; `invalid_input` for both.
+pub fn optional_factor<'a>(
+    code: &'a Option<String>,
+    backup_code: &'a Option<String>,
+) -> Result<Option<SecondFactor<'a>>, Error> {
+    fn present(v: &Option<String>) -> Option<&str> {
+        v.as_deref().filter(|s| !s.trim().is_empty())
+    }
+    match (present(code), present(backup_code)) {
+        (Some(code), None) => Ok(Some(SecondFactor::Totp(code))),
+        (None, Some(code)) => Ok(Some(SecondFactor::BackupCode(code))),
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(Error::InvalidInput {
+            field: "code",
+            reason: "send either a code or a backup_code, not both",
+        }),
+    }
+}
+
+/// `POST /api/reauth`: `{"password"}`, plus `"code"` or `"backup_code"` when 2FA is on.
+#[derive(Deserialize, Default)]
+pub struct ReauthBody {
+    /// The password.
+    #[serde(default)]
+    pub password: String,
+    /// A TOTP code.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// A backup code.
+    #[serde(default)]
+    pub backup_code: Option<String>,
+    /// Where a page goes back to (forms only; a same-site path).
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+impl ReauthBody {
+    /// The factor sent, if any (the library says whether one is needed).
+    pub fn factor(&self) -> Result<Option<SecondFactor<'_>>, Error> {
+        optional_factor(&self.code, &self.backup_code)
+    }
+}
+
+/// `POST /api/password`: `{"current_password","new_password"}`.
+#[derive(Deserialize)]
+pub struct PasswordBody {
+    /// The password now.
+    #[serde(default)]
+    pub current_password: String,
+    /// The new one.
+    #[serde(default)]
+    pub new_password: String,
+}
+
+/// `POST /api/2fa/authenticators`: `{"name"}`.
+#[derive(Deserialize)]
+pub struct NameBody {
+    /// The new authenticator's name.
+    #[serde(default)]
+    pub name: String,
 }
 
 /// `{"code"}`.
@@ -269,12 +329,85 @@ pub fn second_factor_required(ticket: &PendingLoginTicket) -> Value {
 }
 
 /// `GET /api/me`.
-pub fn me(status: &TwoFactorStatus) -> Value {
+pub fn me(status: &TwoFactorStatus, session: &Session) -> Value {
     json!({
         "username": status.username,
         "two_factor_enabled": status.enabled,
         "backup_codes_remaining": status.backup_codes_remaining,
+        "reauthenticated_until": session.reauthenticated_until,
     })
+}
+
+/// `GET /api/2fa/authenticators`.
+pub fn authenticators(status: &TwoFactorStatus) -> Value {
+    let list: Vec<Value> = status
+        .authenticators
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id.as_str(),
+                "name": a.name,
+                "created_at": a.created_at,
+                "readable": a.readable,
+            })
+        })
+        .collect();
+    json!({ "authenticators": list })
+}
+
+/// `GET /api/sessions`.
+pub fn sessions(sessions: &[SessionInfo]) -> Value {
+    let list: Vec<Value> = sessions
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id.as_str(),
+                "created_at": s.created_at,
+                "expires_at": s.expires_at,
+                "method": s.method.as_str(),
+                "current": s.current,
+            })
+        })
+        .collect();
+    json!({ "sessions": list })
+}
+
+/// `GET /api/devices`.
+pub fn devices(devices: &[TrustedDevice]) -> Value {
+    let list: Vec<Value> = devices
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id.as_str(),
+                "label": d.label,
+                "created_at": d.created_at,
+                "expires_at": d.expires_at,
+                "current": d.current,
+            })
+        })
+        .collect();
+    json!({ "devices": list })
+}
+
+/// `GET /api/security-log`: absent fields are left out.
+pub fn security_log(events: &[SecurityEvent]) -> Value {
+    let list: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let mut v = json!({ "at": e.at, "kind": e.kind.as_str() });
+            if let Some(m) = e.method {
+                v["method"] = json!(m.as_str());
+            }
+            if let Some(c) = &e.client {
+                v["client"] = json!(c);
+            }
+            if let Some(d) = &e.detail {
+                v["detail"] = json!(d);
+            }
+            v
+        })
+        .collect();
+    json!({ "events": list })
 }
 
 /// `POST /api/2fa/setup`: the secret, its URI and its QR code as base64 PNG.

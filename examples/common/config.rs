@@ -78,6 +78,8 @@ pub struct Config {
     pub login_ttl: Duration,
     /// `SF_SETUP_TTL_SECS`.
     pub setup_ttl: Duration,
+    /// `SF_REAUTH_TTL_SECS`: how long a login or a re-authentication counts as recent.
+    pub reauth_ttl: Duration,
     /// `SF_PUBLIC_URL`; `None` means `http://` + the listening address.
     pub public_url: Option<String>,
     /// `SF_TRUST_FORWARDED`: take the client address for the password limiter from
@@ -130,6 +132,7 @@ impl Config {
             issuer: var("SF_ISSUER")?.unwrap_or_else(|| "secondfactor demo".to_owned()),
             login_ttl: secs("SF_LOGIN_TTL_SECS", 300)?,
             setup_ttl: secs("SF_SETUP_TTL_SECS", 600)?,
+            reauth_ttl: secs("SF_REAUTH_TTL_SECS", 300)?,
             public_url,
             trust_forwarded,
         })

@@ -1,7 +1,8 @@
 //! The HTML pages: plain server-rendered forms, no JavaScript, every value escaped.
 
-use secondfactor::Error;
-use secondfactor::flow::TwoFactorStatus;
+use secondfactor::flow::{SessionInfo, TrustedDevice, TwoFactorStatus};
+use secondfactor::security_log::{SecurityEvent, SecurityEventKind};
+use secondfactor::{AuthMethod, Error};
 use serde::Deserialize;
 
 use super::api::FactorBody;
@@ -55,9 +56,22 @@ pub fn error_text(e: &Error) -> String {
         Error::InvalidCode { .. } => "That code is not right.".to_owned(),
         Error::TooManyAttempts { retry_after } => {
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            format!("Too many attempts. Try again in {} seconds.", secs.max(1))
+            format!(
+                "Too many attempts. Try again in {}.",
+                duration_text(secs.max(1))
+            )
         }
         Error::InvalidCredentials => "Wrong username or password.".to_owned(),
+        Error::ReauthenticationRequired => {
+            "Confirm it is you: enter your password again.".to_owned()
+        }
+        Error::TooManyAuthenticators => {
+            "You have as many authenticators as allowed. Remove one first.".to_owned()
+        }
+        Error::LastAuthenticator => {
+            "This is your only authenticator. Turn two-factor authentication off instead."
+                .to_owned()
+        }
         Error::Unavailable { .. } => {
             "The service is unavailable right now. Please try again shortly.".to_owned()
         }
@@ -73,6 +87,16 @@ pub fn error_text(e: &Error) -> String {
     }
 }
 
+/// `secs` in words: seconds below two minutes, else minutes (rounded up) or hours.
+pub fn duration_text(secs: u64) -> String {
+    match secs {
+        1 => "1 second".to_owned(),
+        s if s < 120 => format!("{s} seconds"),
+        s if s < 2 * 3600 => format!("{} minutes", s.div_ceil(60)),
+        s => format!("{} hours", s.div_ceil(3600)),
+    }
+}
+
 /// A fixed notice shown after a redirect (`?notice=…`); unknown keys show nothing.
 pub fn notice_text(key: &str) -> Option<&'static str> {
     Some(match key {
@@ -80,15 +104,89 @@ pub fn notice_text(key: &str) -> Option<&'static str> {
         "logged_out" => "You are logged out.",
         "disabled" => "Two-factor authentication is off.",
         "expired" => "The login expired. Start again with your password.",
+        "password_changed" => "Your password is changed. Every other session has ended.",
+        "authenticator_added" => "The new authenticator is added.",
+        "authenticator_removed" => "The authenticator is removed.",
+        "session_ended" => "The session has ended.",
+        "sessions_ended" => "Every other session has ended.",
+        "device_forgotten" => "The device is forgotten: it needs a code at the next login.",
         _ => return None,
     })
+}
+
+/// `next` if it is a path on this site (starts with one `/`, no backslash, no
+/// control character), else `/account`: a redirect never leaves the site.
+pub fn safe_next(next: &str) -> &str {
+    let same_site = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control);
+    if same_site { next } else { "/account" }
+}
+
+/// A security-log kind in words.
+pub fn kind_text(kind: SecurityEventKind) -> &'static str {
+    match kind {
+        SecurityEventKind::Login => "Logged in",
+        SecurityEventKind::LoginFailed => "Wrong password",
+        SecurityEventKind::SecondFactorFailed => "Wrong code",
+        SecurityEventKind::CodeReplayed => "A used code was sent again",
+        SecurityEventKind::LockedOut => "Locked after too many wrong codes",
+        SecurityEventKind::Reauthenticated => "Confirmed it was you",
+        SecurityEventKind::TwoFactorEnabled => "Two-factor authentication turned on",
+        SecurityEventKind::TwoFactorDisabled => "Two-factor authentication turned off",
+        SecurityEventKind::AuthenticatorAdded => "Authenticator added",
+        SecurityEventKind::AuthenticatorRemoved => "Authenticator removed",
+        SecurityEventKind::BackupCodesRegenerated => "New backup codes made",
+        SecurityEventKind::BackupCodeUsed => "Backup code used",
+        SecurityEventKind::PasswordChanged => "Password changed",
+        SecurityEventKind::SessionRevoked => "Session ended",
+        SecurityEventKind::DeviceRevoked => "Trusted device forgotten",
+        SecurityEventKind::TwoFactorReset => "Two-factor authentication reset by support",
+        _ => "Other",
+    }
+}
+
+/// An authentication method in words.
+pub fn method_text(method: AuthMethod) -> &'static str {
+    match method {
+        AuthMethod::Password => "password",
+        AuthMethod::Totp => "authenticator code",
+        AuthMethod::BackupCode => "backup code",
+        AuthMethod::TrustedDevice => "trusted device",
+        #[allow(unreachable_patterns)]
+        _ => "other",
+    }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;line-height:1.5}\
 label{display:block;margin:.75rem 0 .25rem}input[type=text],input[type=password]{width:100%;padding:.4rem;font-size:1rem;box-sizing:border-box}\
 button{margin-top:.75rem;padding:.4rem 1rem;font-size:1rem}.error{color:#a00;border:1px solid #a00;padding:.5rem}\
 .notice{color:#060;border:1px solid #060;padding:.5rem}code,.codes{font-family:ui-monospace,monospace;font-size:1.1rem}\
-section{border-top:1px solid #ccc;margin-top:1.5rem}nav{margin-bottom:1rem}";
+section{border-top:1px solid #ccc;margin-top:1.5rem}nav{margin-bottom:1rem}\
+table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.2rem .4rem;border-bottom:1px solid #eee;vertical-align:top}\
+li form{display:inline}li button{margin:0 0 0 .5rem;padding:.1rem .5rem;font-size:.9rem}";
 
 /// The page frame.
 pub fn layout(title: &str, body: &str) -> String {
@@ -181,25 +279,195 @@ pub fn verify(error: Option<&str>) -> String {
     layout("Two-factor verification", &body)
 }
 
+/// What the account page shows.
+pub struct AccountView {
+    /// The two-factor status and authenticators.
+    pub status: TwoFactorStatus,
+    /// The account's sessions.
+    pub sessions: Vec<SessionInfo>,
+    /// Its trusted devices.
+    pub devices: Vec<TrustedDevice>,
+    /// Its security log, newest first.
+    pub log: Vec<SecurityEvent>,
+    /// The time now (Unix seconds).
+    pub now: u64,
+}
+
+const CONFIRM_BOX: &str = "<label><input type=\"checkbox\" name=\"confirm\" value=\"1\" required> Yes, I am sure</label>\n";
+
+fn code_fields(prefix: &str, backup: bool) -> String {
+    let mut out = format!(
+        "<label for=\"{prefix}-code\">Current 6-digit code</label>\n\
+         <input type=\"text\" id=\"{prefix}-code\" name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" maxlength=\"16\"{req}>\n",
+        req = if backup { "" } else { " required" },
+    );
+    if backup {
+        out.push_str(&format!(
+            "<label for=\"{prefix}-backup\">or a backup code</label>\n\
+             <input type=\"text\" id=\"{prefix}-backup\" name=\"backup_code\" autocomplete=\"one-time-code\" spellcheck=\"false\" maxlength=\"64\">\n"
+        ));
+    }
+    out
+}
+
+fn authenticators_section(status: &TwoFactorStatus) -> String {
+    let only_one = status.authenticators.len() <= 1;
+    let items: String = status
+        .authenticators
+        .iter()
+        .map(|a| {
+            let unreadable = if a.readable {
+                ""
+            } else {
+                " <strong>(cannot be read: remove it and add the phone again)</strong>"
+            };
+            let remove = if only_one {
+                String::new()
+            } else {
+                format!(
+                    "<details><summary>Remove</summary>\
+                     <form method=\"post\" action=\"/account/authenticators/remove\">\
+                     <input type=\"hidden\" name=\"id\" value=\"{id}\">{CONFIRM_BOX}\
+                     <button type=\"submit\">Remove {name}</button></form></details>",
+                    id = escape(a.id.as_str()),
+                    name = escape(&a.name),
+                )
+            };
+            format!(
+                "<li class=\"authenticator\"><strong>{name}</strong>, added {at}{unreadable}{remove}</li>\n",
+                name = escape(&a.name),
+                at = escape(&utc(a.created_at)),
+            )
+        })
+        .collect();
+    format!(
+        "<section><h2>Authenticators</h2>\n<ul id=\"authenticators\">\n{items}</ul>\n\
+         <form method=\"post\" action=\"/account/authenticators\">\n\
+         <label for=\"authenticator-name\">Add another authenticator (a second phone), named</label>\n\
+         <input type=\"text\" id=\"authenticator-name\" name=\"name\" required maxlength=\"128\" placeholder=\"work phone\">\n\
+         <button type=\"submit\">Add authenticator</button>\n</form></section>\n"
+    )
+}
+
+fn sessions_section(view: &AccountView) -> String {
+    let items: String = view
+        .sessions
+        .iter()
+        .map(|s| {
+            let (marker, button) = if s.current {
+                (
+                    " <strong class=\"current\">(this session)</strong>",
+                    "Log out",
+                )
+            } else {
+                ("", "End")
+            };
+            format!(
+                "<li class=\"session\">Started {at} with {method}, ends {end}{marker}\
+                 <form method=\"post\" action=\"/account/sessions/end\">\
+                 <input type=\"hidden\" name=\"id\" value=\"{id}\">\
+                 <button type=\"submit\">{button}</button></form></li>\n",
+                at = escape(&utc(s.created_at)),
+                method = escape(method_text(s.method)),
+                end = escape(&utc(s.expires_at)),
+                id = escape(s.id.as_str()),
+            )
+        })
+        .collect();
+    format!(
+        "<section><h2>Sessions</h2>\n<ul id=\"sessions\">\n{items}</ul>\n\
+         <form method=\"post\" action=\"/account/sessions/revoke-others\">\n\
+         <button type=\"submit\">End all other sessions</button>\n</form></section>\n"
+    )
+}
+
+fn devices_section(view: &AccountView) -> String {
+    let items: String = view
+        .devices
+        .iter()
+        .map(|d| {
+            let marker = if d.current {
+                " <strong class=\"current\">(this browser)</strong>"
+            } else {
+                ""
+            };
+            format!(
+                "<li class=\"device\">{label}, trusted since {at} until {end}{marker}\
+                 <form method=\"post\" action=\"/account/devices/forget\">\
+                 <input type=\"hidden\" name=\"id\" value=\"{id}\">\
+                 <button type=\"submit\">Forget</button></form></li>\n",
+                label = escape(&d.label),
+                at = escape(&utc(d.created_at)),
+                end = escape(&utc(d.expires_at)),
+                id = escape(d.id.as_str()),
+            )
+        })
+        .collect();
+    let empty = if view.devices.is_empty() {
+        "<p>No trusted devices: every login asks for a code.</p>\n"
+    } else {
+        ""
+    };
+    format!(
+        "<section><h2>Trusted devices</h2>\n{empty}<ul id=\"devices\">\n{items}</ul></section>\n"
+    )
+}
+
+fn password_section() -> &'static str {
+    "<section><h2>Change password</h2>\n\
+     <form method=\"post\" action=\"/account/password\">\n\
+     <label for=\"current-password\">Current password</label>\n\
+     <input type=\"password\" id=\"current-password\" name=\"current_password\" autocomplete=\"current-password\" required>\n\
+     <label for=\"new-password\">New password (at least 8 characters)</label>\n\
+     <input type=\"password\" id=\"new-password\" name=\"new_password\" autocomplete=\"new-password\" required minlength=\"8\">\n\
+     <button type=\"submit\">Change password</button>\n</form>\n\
+     <p>Every other session and every trusted device ends.</p></section>\n"
+}
+
+fn log_section(view: &AccountView) -> String {
+    let rows: String = view
+        .log
+        .iter()
+        .map(|e| {
+            format!(
+                "<tr class=\"event\" data-kind=\"{kind}\"><td>{at}</td><td>{what}</td><td>{method}</td><td>{client}</td></tr>\n",
+                kind = escape(e.kind.as_str()),
+                at = escape(&utc(e.at)),
+                what = escape(kind_text(e.kind)),
+                method = escape(e.method.map(method_text).unwrap_or_default()),
+                client = escape(e.client.as_deref().unwrap_or_default()),
+            )
+        })
+        .collect();
+    format!(
+        "<section><h2>Security log</h2>\n<table id=\"security-log\">\n\
+         <tr><th>When</th><th>What</th><th>How</th><th>From</th></tr>\n{rows}</table></section>\n"
+    )
+}
+
 /// `/account`.
-pub fn account(status: &TwoFactorStatus, notice: Option<&str>, error: Option<&str>) -> String {
+pub fn account(view: &AccountView, notice: Option<&str>, error: Option<&str>) -> String {
+    let status = &view.status;
     let two_factor = if status.enabled {
+        let regenerate = if status.backup_codes_need_regeneration {
+            "<p class=\"notice\">Your backup codes were made with an old key: make new ones.</p>\n"
+        } else {
+            ""
+        };
         format!(
             "<p id=\"status\">Two-factor authentication is <strong>on</strong>. \
              Backup codes left: <strong id=\"backup-count\">{left}</strong>.</p>\n\
-             <section><h2>New backup codes</h2>\n<p>The old set stops working.</p>\n\
-             <form method=\"post\" action=\"/account/backup-codes\">\n\
-             <label for=\"regen-code\">Current 6-digit code</label>\n\
-             <input type=\"text\" id=\"regen-code\" name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" required maxlength=\"16\">\n\
+             {auths}\
+             <section><h2>New backup codes</h2>\n{regenerate}<p>The old set stops working.</p>\n\
+             <form method=\"post\" action=\"/account/backup-codes\">\n{regen_code}\
              <button type=\"submit\">Make new backup codes</button>\n</form></section>\n\
              <section><h2>Turn off two-factor authentication</h2>\n\
-             <form method=\"post\" action=\"/account/2fa/disable\">\n\
-             <label for=\"disable-code\">Current 6-digit code</label>\n\
-             <input type=\"text\" id=\"disable-code\" name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" maxlength=\"16\">\n\
-             <label for=\"disable-backup\">or a backup code</label>\n\
-             <input type=\"text\" id=\"disable-backup\" name=\"backup_code\" autocomplete=\"one-time-code\" spellcheck=\"false\" maxlength=\"64\">\n\
+             <form method=\"post\" action=\"/account/2fa/disable\">\n{disable_code}{CONFIRM_BOX}\
              <button type=\"submit\">Turn off</button>\n</form></section>\n",
             left = status.backup_codes_remaining,
+            auths = authenticators_section(status),
+            regen_code = code_fields("regen", false),
+            disable_code = code_fields("disable", true),
         )
     } else {
         "<p id=\"status\">Two-factor authentication is <strong>off</strong>.</p>\n\
@@ -209,12 +477,41 @@ pub fn account(status: &TwoFactorStatus, notice: Option<&str>, error: Option<&st
     };
     let body = format!(
         "{msgs}<p>Logged in as <strong id=\"username\">{user}</strong>.</p>\n{two_factor}\
+         {password}{sessions}{devices}{log}\
          <section><form method=\"post\" action=\"/logout\">\n\
          <button type=\"submit\">Log out</button>\n</form></section>",
         msgs = messages(notice, error),
         user = escape(&status.username),
+        password = password_section(),
+        sessions = sessions_section(view),
+        devices = devices_section(view),
+        log = log_section(view),
     );
     layout("Your account", &body)
+}
+
+/// `/reauth`: the password and, with 2FA on, a code or a backup code.
+pub fn reauth(next: &str, two_factor: bool, error: Option<&str>) -> String {
+    let factor = if two_factor {
+        "<label for=\"code\">6-digit code</label>\n\
+         <input type=\"text\" id=\"code\" name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" maxlength=\"16\">\n\
+         <label for=\"backup_code\">or a backup code</label>\n\
+         <input type=\"text\" id=\"backup_code\" name=\"backup_code\" autocomplete=\"one-time-code\" spellcheck=\"false\" maxlength=\"64\">\n"
+    } else {
+        ""
+    };
+    let body = format!(
+        "{msgs}<p>Changing how your account is protected needs a fresh confirmation.</p>\n\
+         <form method=\"post\" action=\"/reauth\">\n\
+         <input type=\"hidden\" name=\"next\" value=\"{next}\">\n\
+         <label for=\"password\">Password</label>\n\
+         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus>\n\
+         {factor}<button type=\"submit\">Confirm</button>\n</form>\n\
+         <p><a href=\"/account\">Cancel</a></p>",
+        msgs = messages(None, error),
+        next = escape(next),
+    );
+    layout("Confirm it is you", &body)
 }
 
 /// What the setup page shows.
@@ -227,6 +524,8 @@ pub struct SetupView<'a> {
     pub qr_data_uri: &'a str,
     /// Seconds left to confirm.
     pub expires_in: u64,
+    /// Whether this adds an authenticator to an account with 2FA on.
+    pub adding: bool,
 }
 
 /// `/account/2fa/setup`.
@@ -257,7 +556,12 @@ pub fn setup(view: &SetupView<'_>, error: Option<&str>) -> String {
         uri = escape(view.uri),
         s = if minutes == 1 { "" } else { "s" },
     );
-    layout("Set up two-factor authentication", &body)
+    let title = if view.adding {
+        "Add an authenticator"
+    } else {
+        "Set up two-factor authentication"
+    };
+    layout(title, &body)
 }
 
 /// The page that shows a new set of backup codes, once.
@@ -329,6 +633,32 @@ pub struct CodeForm {
     /// A TOTP code.
     #[serde(default)]
     pub code: String,
+}
+
+/// The account page's forms (each uses some of the fields).
+#[derive(Deserialize, Default)]
+pub struct AccountForm {
+    /// The id of a session, device or authenticator.
+    #[serde(default)]
+    pub id: String,
+    /// A new authenticator's name.
+    #[serde(default)]
+    pub name: String,
+    /// The confirmation box (present when ticked).
+    #[serde(default)]
+    pub confirm: Option<String>,
+    /// A TOTP code.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// A backup code.
+    #[serde(default)]
+    pub backup_code: Option<String>,
+    /// The password now.
+    #[serde(default)]
+    pub current_password: String,
+    /// The new password.
+    #[serde(default)]
+    pub new_password: String,
 }
 
 /// `?notice=…` after a redirect.

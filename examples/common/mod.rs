@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod html;
 pub mod setup;

@@ -140,6 +140,7 @@ pub fn build<S: Store>(
         .issuer(config.issuer.clone())
         .login_ttl(config.login_ttl)
         .enrollment_ttl(config.setup_ttl)
+        .reauth_ttl(config.reauth_ttl)
         .device_ttl(DEVICE_TTL)
         .blocking(blocking)
         // Audit events (never secrets) to stderr, where a demo's operator looks.

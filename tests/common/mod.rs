@@ -159,6 +159,7 @@ impl Server {
             .env_remove("SF_TRUST_FORWARDED")
             .env_remove("SF_LOGIN_TTL_SECS")
             .env_remove("SF_SETUP_TTL_SECS")
+            .env_remove("SF_REAUTH_TTL_SECS")
             .env("SF_ADDR", "127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
