@@ -310,7 +310,8 @@ async fn backup_codes_stay_usable_while_totp_is_locked() {
         "too_many_attempts"
     );
     // ...but a backup code lets them in.
-    h.service
+    let _auth = h
+        .service
         .second_factor(&t, SecondFactor::BackupCode(&codes[0]))
         .await
         .unwrap();
@@ -332,7 +333,8 @@ async fn the_owners_successes_do_not_spend_the_budget() {
     for i in 0..200 {
         h.advance(30);
         let t = h.pending("owner").await;
-        h.service
+        let _auth = h
+            .service
             .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
             .await
             .unwrap_or_else(|e| panic!("login {i}: {e:?}"));
