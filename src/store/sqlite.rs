@@ -39,8 +39,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// never block and writers queue instead of failing.
 ///
 /// Cloning is cheap and shares the connection pool. Expired ephemeral rows are
-/// treated as absent; call [`purge_expired`](SqliteStore::purge_expired) now and then
-/// to delete them.
+/// treated as absent; call [`purge_expired`](SqliteStore::purge_expired) (or
+/// [`EphemeralStore::purge_expired`], which calls it) now and then to delete them.
 ///
 /// ```
 /// # async fn demo() -> secondfactor::Result<()> {
@@ -751,13 +751,16 @@ impl EphemeralStore for SqliteStore {
         Ok(row.is_some())
     }
 
-    async fn throttle(&self, key: &str) -> Result<ThrottleState> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT count, until FROM sf_throttles WHERE key = ?")
-                .bind(key)
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(unavailable("throttle"))?;
+    async fn throttle(&self, key: &str, now: u64) -> Result<ThrottleState> {
+        // A state past its keep_until reads as zero; purge_expired deletes it.
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT count, until FROM sf_throttles WHERE key = ? AND keep_until > ?",
+        )
+        .bind(key)
+        .bind(time_to_db(now))
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(unavailable("throttle"))?;
         row.map(throttle_from_row)
             .transpose()
             .map(Option::unwrap_or_default)
@@ -769,39 +772,51 @@ impl EphemeralStore for SqliteStore {
         expected: ThrottleState,
         new: ThrottleState,
         keep_until: u64,
+        now: u64,
     ) -> Result<bool> {
         const CX: &str = "update_throttle";
         let zero = ThrottleState::default();
-        // The zero state is never stored: a missing row is zero.
+        let now_db = time_to_db(now);
+        // The zero state is never stored: a missing row, or a row past its
+        // keep_until, is zero. Every write below is one statement whose condition
+        // includes the row's keep_until, so the compare-and-set holds for expired
+        // rows too.
         let q = match (expected == zero, new == zero) {
             (true, true) => {
                 // Nothing to write; succeeds iff the state is zero right now.
-                return Ok(self.throttle(key).await? == zero);
+                return Ok(self.throttle(key, now).await? == zero);
             }
+            // Inserts, or replaces an expired row (the conflict update's WHERE).
             (true, false) => sqlx::query(
                 "INSERT INTO sf_throttles (count, until, keep_until, key) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (key) DO NOTHING",
+                 ON CONFLICT (key) DO UPDATE SET count = excluded.count, \
+                 until = excluded.until, keep_until = excluded.keep_until \
+                 WHERE sf_throttles.keep_until <= ?",
             )
             .bind(i64::from(new.count))
             .bind(time_to_db(new.until))
             .bind(time_to_db(keep_until))
-            .bind(key),
-            (false, true) => {
-                sqlx::query("DELETE FROM sf_throttles WHERE key = ? AND count = ? AND until = ?")
-                    .bind(key)
-                    .bind(i64::from(expected.count))
-                    .bind(time_to_db(expected.until))
-            }
+            .bind(key)
+            .bind(now_db),
+            (false, true) => sqlx::query(
+                "DELETE FROM sf_throttles \
+                 WHERE key = ? AND count = ? AND until = ? AND keep_until > ?",
+            )
+            .bind(key)
+            .bind(i64::from(expected.count))
+            .bind(time_to_db(expected.until))
+            .bind(now_db),
             (false, false) => sqlx::query(
                 "UPDATE sf_throttles SET count = ?, until = ?, keep_until = ? \
-                 WHERE key = ? AND count = ? AND until = ?",
+                 WHERE key = ? AND count = ? AND until = ? AND keep_until > ?",
             )
             .bind(i64::from(new.count))
             .bind(time_to_db(new.until))
             .bind(time_to_db(keep_until))
             .bind(key)
             .bind(i64::from(expected.count))
-            .bind(time_to_db(expected.until)),
+            .bind(time_to_db(expected.until))
+            .bind(now_db),
         };
         let r = q.execute(&self.writer).await.map_err(unavailable(CX))?;
         Ok(r.rows_affected() == 1)
@@ -984,5 +999,10 @@ impl EphemeralStore for SqliteStore {
         .await
         .map_err(unavailable("delete_sessions"))?;
         Ok(count_to_u32(r.rows_affected()))
+    }
+
+    /// [`SqliteStore::purge_expired`]: also counts the security-log rows it forgets.
+    async fn purge_expired(&self, now: u64) -> Result<u64> {
+        SqliteStore::purge_expired(self, now).await
     }
 }
