@@ -313,3 +313,19 @@ async fn in_memory_sqlite_store_conforms() {
     conformance::all(&[s.clone(), s], RaceConfig::default().with_rounds(50)).await;
 }
 
+/// `synchronous = FULL` on every connection: in WAL mode `NORMAL` lets a power cut
+/// roll back a spent backup code or a replay mark.
+#[tokio::test]
+async fn connections_run_with_synchronous_full() {
+    async fn synchronous(pool: &sqlx::SqlitePool) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+    let db = db();
+    let s = SqliteStore::connect(&db.url).await.unwrap();
+    assert_eq!(synchronous(s.pool()).await, 2, "file store: 2 is FULL");
+    let m = SqliteStore::memory().await.unwrap();
+    assert_eq!(synchronous(m.pool()).await, 2, "in-memory store: 2 is FULL");
+}

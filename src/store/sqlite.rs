@@ -38,6 +38,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// exactly one winner. The database runs in WAL mode with a busy timeout, so readers
 /// never block and writers queue instead of failing.
 ///
+/// # Durability
+///
+/// Connections run with `synchronous = FULL`. In WAL mode, `NORMAL` syncs the log
+/// only at checkpoints, so a power cut (not a crash of the process) can roll back the
+/// last commits — among them a spent backup code or a TOTP replay mark, which would
+/// make a used code valid again. With `FULL`, every commit is synced to the log
+/// before it returns, so a write the store reported is durable; the cost is one
+/// `fsync` per write transaction.
+///
 /// Cloning is cheap and shares the connection pool. Expired ephemeral rows are
 /// treated as absent; call [`purge_expired`](SqliteStore::purge_expired) (or
 /// [`EphemeralStore::purge_expired`], which calls it) now and then to delete them.
@@ -82,8 +91,8 @@ impl SqliteStore {
 
     /// Like [`connect`](Self::connect), with your own connection and pool options
     /// (for a file: use [`memory`](Self::memory) for an in-memory database).
-    /// The store still turns on `create_if_missing`, WAL mode, foreign keys and a
-    /// 10-second busy timeout (keep the journal in WAL mode: the rollback journal
+    /// The store still turns on `create_if_missing`, WAL mode, `synchronous = FULL`
+    /// (see [Durability](Self#durability)), foreign keys and a 10-second busy timeout (keep the journal in WAL mode: the rollback journal
     /// makes readers wait for writers).
     pub async fn connect_with(
         options: SqliteConnectOptions,
@@ -92,7 +101,7 @@ impl SqliteStore {
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let writer = pool_options
@@ -116,6 +125,7 @@ impl SqliteStore {
     pub async fn memory() -> Result<Self> {
         let options = SqliteConnectOptions::new()
             .in_memory(true)
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true);
         // An in-memory database belongs to its connection: keep exactly one, forever.
         let pool = SqlitePoolOptions::new()
@@ -134,7 +144,8 @@ impl SqliteStore {
     /// Wraps a pool you configured yourself. Call [`migrate`](Self::migrate) once
     /// before use. Use WAL mode, foreign keys and a busy timeout (as
     /// [`connect`](Self::connect) does), or concurrent writers will see
-    /// `unavailable` errors.
+    /// `unavailable` errors, and `synchronous = FULL`, or a power cut can undo
+    /// spent backup codes and replay marks.
     pub fn from_pool(pool: SqlitePool) -> Self {
         SqliteStore {
             reader: pool.clone(),
