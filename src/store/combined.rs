@@ -285,7 +285,9 @@ impl<A: Send + Sync + 'static, E: EphemeralStore> EphemeralStore for Combined<A,
     ) -> impl Future<Output = Result<u32>> + Send {
         self.ephemeral.delete_sessions(user_id, keep)
     }
-    /// Purges the ephemeral half only: the durable half has no expiring records.
+    /// Purges the ephemeral half only. The durable half keeps no expiring records
+    /// (its security log is trimmed on append; the SQL stores' inherent
+    /// `purge_expired` also drops old entries).
     fn purge_expired(&self, now: u64) -> impl Future<Output = Result<u64>> + Send {
         self.ephemeral.purge_expired(now)
     }

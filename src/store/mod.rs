@@ -21,8 +21,9 @@
 //! The conformance suite (feature `conformance`) checks every contract, with real
 //! races.
 //!
-//! Expiry: methods that take `now` treat a record whose `expires_at <= now` as
-//! absent. Stores may delete expired records lazily or with native TTLs.
+//! Expiry: methods that take `now` treat a record whose `expires_at <= now` (a
+//! throttle whose `keep_until <= now`) as absent. Stores may delete expired records
+//! lazily, with native TTLs, or in [`EphemeralStore::purge_expired`].
 //!
 //! Errors: a store that cannot be reached, or that fails mid-operation, returns
 //! [`Error::Unavailable`](crate::Error::Unavailable) (see
