@@ -366,6 +366,12 @@ impl PasswordHasher {
         let _ = self.verify(password, &self.dummy);
     }
 
+    /// A hash with this hasher's settings that no password matches: the password of
+    /// an account whose import is not complete yet.
+    pub(crate) fn unusable_hash(&self) -> &PasswordHash {
+        &self.dummy
+    }
+
     #[cfg(test)]
     fn dummy_hash(&self) -> &PasswordHash {
         &self.dummy
