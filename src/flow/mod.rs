@@ -72,10 +72,12 @@ use crate::{Error, Result};
 
 mod account;
 mod enroll;
+mod import;
 mod login;
 
 pub use account::{ReauthRequest, SessionInfo};
 pub use enroll::{AuthenticatorInfo, EnrollmentConfirmed, EnrollmentSetup, TwoFactorStatus};
+pub use import::{ImportOutcome, ImportedAccount, ImportedTotp, LegacyPassword};
 pub use login::{
     KNOWN_BROWSER_TTL_SECS, LoginOutcome, LoginRequest, PendingLoginTicket, SecondFactor, Session,
     TrustedDevice,
