@@ -101,6 +101,10 @@ pub struct AuthenticatorInfo {
     /// sealing key was removed, or the stored blob is damaged): codes from it are
     /// refused. Remove it and add the phone again.
     pub readable: bool,
+    /// `true` when its secret is shorter than the 128 bits the crate makes (an
+    /// imported secret, from 80 bits): it works, but invite the user to set the
+    /// phone up again (add a new authenticator, then remove this one).
+    pub weak: bool,
 }
 
 /// An account's two-factor status.
@@ -142,11 +146,15 @@ impl<S: Store> Service<S> {
                 store.backup_codes_remaining(user_id).await?,
                 auths
                     .into_iter()
-                    .map(|a| AuthenticatorInfo {
-                        readable: keys.open(user_id.as_str(), &a.sealed_secret).is_ok(),
-                        id: a.id,
-                        name: a.name,
-                        created_at: a.created_at,
+                    .map(|a| {
+                        let opened = keys.open(user_id.as_str(), &a.sealed_secret);
+                        AuthenticatorInfo {
+                            readable: opened.is_ok(),
+                            weak: opened.is_ok_and(|s| s.is_weak()),
+                            id: a.id,
+                            name: a.name,
+                            created_at: a.created_at,
+                        }
                     })
                     .collect(),
             )

@@ -311,22 +311,18 @@ impl<S: Store> Service<S> {
     }
 
     /// The account's authenticators whose secret is shorter than
-    /// [`Secret::MIN_BITS`] (only imported ones can be), oldest first. Pages should
-    /// invite their owner to enroll a new authenticator and remove the weak one.
-    /// Authenticators whose secret cannot be opened are not listed (the account
-    /// status reports them as unreadable).
+    /// [`Secret::MIN_BITS`] (only imported ones can be), oldest first: the ones
+    /// [`status`](Self::status) marks `weak`. Pages should invite their owner to
+    /// enroll a new authenticator and remove the weak one.
     ///
-    /// Errors: `unavailable`.
+    /// Errors: `not_found`, `unavailable`.
     pub async fn weak_authenticators(&self, user_id: &UserId) -> Result<Vec<AuthenticatorId>> {
-        let auths = self.inner.store.authenticators(user_id).await?;
-        Ok(auths
+        Ok(self
+            .status(user_id)
+            .await?
+            .authenticators
             .into_iter()
-            .filter(|a| {
-                self.inner
-                    .keys
-                    .open(user_id.as_str(), &a.sealed_secret)
-                    .is_ok_and(|s| s.is_weak())
-            })
+            .filter(|a| a.weak)
             .map(|a| a.id)
             .collect())
     }
