@@ -197,7 +197,7 @@ pub(crate) fn check_new_password(password: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_label(label: &str) -> Result<String> {
+pub(crate) fn check_label(label: &str) -> Result<String> {
     let label = label.trim();
     if label.is_empty() || label.chars().count() > MAX_LABEL_CHARS {
         return Err(Error::input("label", "must be 1 to 128 characters"));
@@ -225,6 +225,15 @@ impl<S: Store> Service<S> {
     /// Errors: `invalid_input`, `username_taken`, `unavailable`.
     #[tracing::instrument(skip_all)]
     pub async fn register(&self, username: &str, password: &str) -> Result<UserId> {
+        Ok(self.create_account(username, password).await?.id)
+    }
+
+    /// Registers an account and returns its record (the login name as stored).
+    pub(crate) async fn create_account(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<AccountRecord> {
         let username = normalize_username(username)?;
         check_new_password(password)?;
         let hash = {
@@ -245,7 +254,7 @@ impl<S: Store> Service<S> {
         self.emit(Event::Registered {
             user_id: account.id.clone(),
         });
-        Ok(account.id)
+        Ok(account)
     }
 
     /// Registers like [`register`](Self::register), counting the attempt on the

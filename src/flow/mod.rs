@@ -74,6 +74,7 @@ mod account;
 mod enroll;
 mod import;
 mod login;
+mod signin;
 
 pub use account::{ReauthRequest, SessionInfo};
 pub use enroll::{AuthenticatorInfo, EnrollmentConfirmed, EnrollmentSetup, TwoFactorStatus};
@@ -82,6 +83,7 @@ pub use login::{
     KNOWN_BROWSER_TTL_SECS, LoginOutcome, LoginRequest, PendingLoginTicket, SecondFactor, Session,
     TrustedDevice,
 };
+pub use signin::{LoggedIn, SecondFactorOptions, SignIn};
 
 pub use crate::token::{DeviceToken, KnownBrowserToken, LoginToken, SessionToken};
 
