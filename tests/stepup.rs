@@ -603,6 +603,36 @@ async fn an_account_has_at_most_five_authenticators() {
 // ---------------------------------------------------------------------------------
 // Key rotation keeps its promises.
 
+/// A pending-login token of `name` on `service` (2FA must be on).
+async fn pending_on(service: &Service<MemoryStore>, name: &str) -> String {
+    match service.login(LoginRequest::new(name, PW)).await.unwrap() {
+        LoginOutcome::SecondFactorRequired(t) => t.token.expose().to_owned(),
+        LoginOutcome::Authenticated(_) => panic!("2FA is on"),
+    }
+}
+
+/// Registers `name` on `service`, logs it in with the password and starts a 2FA
+/// setup: the user, the session, its proof and the setup.
+async fn enroll_on(
+    service: &Service<MemoryStore>,
+    name: &str,
+) -> (
+    UserId,
+    secondfactor::flow::SessionToken,
+    secondfactor::RecentAuth,
+    secondfactor::flow::EnrollmentSetup,
+) {
+    let user = service.register(name, PW).await.unwrap();
+    let LoginOutcome::Authenticated(a) = service.login(LoginRequest::new(name, PW)).await.unwrap()
+    else {
+        panic!("2FA is off")
+    };
+    let session = service.issue_session(a).await.unwrap();
+    let proof = service.recent_auth(session.expose()).await.unwrap();
+    let setup = service.setup_two_factor(&proof).await.unwrap();
+    (user, session, proof, setup)
+}
+
 #[tokio::test]
 async fn rotation_keeps_backup_codes_working_and_says_when_to_regenerate() {
     let store = MemoryStore::new();
@@ -617,15 +647,7 @@ async fn rotation_keeps_backup_codes_working_and_says_when_to_regenerate() {
             .unwrap()
     };
     let before = service(KeyRing::new(1, k1.clone()));
-    let user = before.register("owner", PW).await.unwrap();
-    let LoginOutcome::Authenticated(a) =
-        before.login(LoginRequest::new("owner", PW)).await.unwrap()
-    else {
-        panic!()
-    };
-    let session = before.issue_session(a).await.unwrap();
-    let proof = before.recent_auth(session.expose()).await.unwrap();
-    let setup = before.setup_two_factor(&proof).await.unwrap();
+    let (user, session, proof, setup) = enroll_on(&before, "owner").await;
     let phone = TotpKey::new(before.totp_policy(), setup.secret().expose_bytes());
     let codes = before
         .confirm_enrollment(&proof, &phone.generate(clock.now()))
@@ -646,16 +668,9 @@ async fn rotation_keeps_backup_codes_working_and_says_when_to_regenerate() {
     let status = during.status(&user).await.unwrap();
     assert!(status.backup_codes_need_regeneration);
     assert!(status.authenticators.iter().all(|a| a.readable));
-    let LoginOutcome::SecondFactorRequired(t) =
-        during.login(LoginRequest::new("owner", PW)).await.unwrap()
-    else {
-        panic!()
-    };
+    let t = pending_on(&during, "owner").await;
     let _ = during
-        .second_factor(
-            t.token.expose(),
-            SecondFactor::BackupCode(codes[0].expose()),
-        )
+        .second_factor(&t, SecondFactor::BackupCode(codes[0].expose()))
         .await
         .expect("codes made under the old key keep working while it is in the ring");
 
@@ -667,16 +682,9 @@ async fn rotation_keeps_backup_codes_working_and_says_when_to_regenerate() {
     assert!(status.backup_codes_need_regeneration);
     // Regenerating under the active key clears it.
     clock.advance(Duration::from_secs(30));
-    let LoginOutcome::SecondFactorRequired(t) =
-        after.login(LoginRequest::new("owner", PW)).await.unwrap()
-    else {
-        panic!()
-    };
+    let t = pending_on(&after, "owner").await;
     let auth = after
-        .second_factor(
-            t.token.expose(),
-            SecondFactor::Totp(&phone.generate(clock.now())),
-        )
+        .second_factor(&t, SecondFactor::Totp(&phone.generate(clock.now())))
         .await
         .unwrap();
     let session = after.issue_session(auth).await.unwrap();
@@ -693,16 +701,9 @@ async fn rotation_keeps_backup_codes_working_and_says_when_to_regenerate() {
             .unwrap()
             .backup_codes_need_regeneration
     );
-    let LoginOutcome::SecondFactorRequired(t) =
-        after.login(LoginRequest::new("owner", PW)).await.unwrap()
-    else {
-        panic!()
-    };
+    let t = pending_on(&after, "owner").await;
     let _ = after
-        .second_factor(
-            t.token.expose(),
-            SecondFactor::BackupCode(fresh[0].expose()),
-        )
+        .second_factor(&t, SecondFactor::BackupCode(fresh[0].expose()))
         .await
         .unwrap();
 }
@@ -724,14 +725,7 @@ async fn an_unreadable_authenticator_is_skipped_and_reported_not_a_500() {
     let k1 = SealingKey::from_bytes([1; 32]);
     let k2 = SealingKey::from_bytes([2; 32]);
     let old = service(KeyRing::new(1, k1.clone()));
-    let user = old.register("owner", PW).await.unwrap();
-    let LoginOutcome::Authenticated(a) = old.login(LoginRequest::new("owner", PW)).await.unwrap()
-    else {
-        panic!()
-    };
-    let session = old.issue_session(a).await.unwrap();
-    let proof = old.recent_auth(session.expose()).await.unwrap();
-    let setup = old.setup_two_factor(&proof).await.unwrap();
+    let (user, session, proof, setup) = enroll_on(&old, "owner").await;
     let phone = TotpKey::new(old.totp_policy(), setup.secret().expose_bytes());
     old.confirm_enrollment(&proof, &phone.generate(clock.now()))
         .await
@@ -748,26 +742,16 @@ async fn an_unreadable_authenticator_is_skipped_and_reported_not_a_500() {
     clock.advance(Duration::from_secs(30));
 
     let new = service(KeyRing::new(2, k2));
-    let LoginOutcome::SecondFactorRequired(t) =
-        new.login(LoginRequest::new("owner", PW)).await.unwrap()
-    else {
-        panic!()
-    };
+    let t = pending_on(&new, "owner").await;
     // A code from the unreadable phone is a wrong code, not an internal error.
     let err = new
-        .second_factor(
-            t.token.expose(),
-            SecondFactor::Totp(&phone.generate(clock.now())),
-        )
+        .second_factor(&t, SecondFactor::Totp(&phone.generate(clock.now())))
         .await
         .unwrap_err();
     assert_eq!(code_of(&err), "invalid_code");
     // The readable phone works.
     let _ = new
-        .second_factor(
-            t.token.expose(),
-            SecondFactor::Totp(&phone2.generate(clock.now())),
-        )
+        .second_factor(&t, SecondFactor::Totp(&phone2.generate(clock.now())))
         .await
         .unwrap();
     let status = new.status(&user).await.unwrap();
