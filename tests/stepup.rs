@@ -647,7 +647,7 @@ async fn rotation_keeps_backup_codes_working_and_says_when_to_regenerate() {
             .unwrap()
     };
     let before = service(KeyRing::new(1, k1.clone()));
-    let (user, session, proof, setup) = enroll_on(&before, "owner").await;
+    let (user, _session, proof, setup) = enroll_on(&before, "owner").await;
     let phone = TotpKey::new(before.totp_policy(), setup.secret().expose_bytes());
     let codes = before
         .confirm_enrollment(&proof, &phone.generate(clock.now()))
