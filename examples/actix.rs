@@ -34,6 +34,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -71,6 +72,12 @@ impl Blocking for ActixBlocking {
             // no result and reports Error::Internal.
             let _ = web::block(job).await;
         })
+    }
+
+    /// actix-web runs on tokio: its timer bounds the wait for a hashing slot
+    /// (`hash_wait`), after which the request gets `503 busy`.
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(actix_web::rt::time::sleep(duration))
     }
 }
 

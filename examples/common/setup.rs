@@ -16,7 +16,7 @@ use secondfactor::flow::Blocking;
 use secondfactor::secret::{KeyRing, SealingKey};
 use secondfactor::store::{MemoryStore, Store};
 
-use super::config::{Config, DEVICE_TTL, Database};
+use super::config::{Config, Database};
 
 /// A boxed error for start-up and serving failures.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -141,7 +141,6 @@ pub fn build<S: Store>(
         .login_ttl(config.login_ttl)
         .enrollment_ttl(config.setup_ttl)
         .reauth_ttl(config.reauth_ttl)
-        .device_ttl(DEVICE_TTL)
         .blocking(blocking)
         // Audit events (never secrets) to stderr, where a demo's operator looks.
         .events(|e: &Event| eprintln!("event: {e:?}"))
@@ -154,6 +153,14 @@ fn master_key(config: &Config) -> Result<SealingKey, BoxError> {
         return Ok(SealingKey::from_base64(b64).map_err(|e| {
             format!("SF_MASTER_KEY: {e} (make one with `openssl rand -base64 32`)")
         })?);
+    }
+    if let Database::Postgres(_) = config.database {
+        return Err(
+            "SF_MASTER_KEY is not set: a postgres:// DATABASE_URL needs it, because \
+                    instances with different keys cannot open each other's secrets (make one \
+                    with `openssl rand -base64 32`)"
+                .into(),
+        );
     }
     let path = config.database.key_dir().join(DEV_KEY_FILE);
     let key = dev_key(&path)?;
@@ -186,6 +193,7 @@ fn dev_key(path: &Path) -> Result<SealingKey, BoxError> {
             Ok(key)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            owner_only(path)?;
             // Another instance may have just created it: give it a moment to write.
             for _ in 0..20 {
                 let text = zeroize::Zeroizing::new(std::fs::read_to_string(path)?);
@@ -199,4 +207,30 @@ fn dev_key(path: &Path) -> Result<SealingKey, BoxError> {
         }
         Err(e) => Err(format!("cannot create {}: {e}", path.display()).into()),
     }
+}
+
+/// Refuses a key file that its group or others may read or write.
+#[cfg(unix)]
+fn owner_only(path: &Path) -> Result<(), BoxError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is open to group or others (mode {:o}): refusing to use it; \
+             make it owner-only with `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owner_only(_path: &Path) -> Result<(), BoxError> {
+    Ok(())
 }
