@@ -406,7 +406,7 @@ pub(crate) async fn reserve_account_attempt<S: EphemeralStore>(
     now: u64,
 ) -> Result<Reservation> {
     for _ in 0..CAS_ROUNDS {
-        let current = store.throttle(key).await?;
+        let current = store.throttle(key, now).await?;
         if current.until > now {
             return Err(retry_after(current.until, now));
         }
@@ -416,7 +416,10 @@ pub(crate) async fn reserve_account_attempt<S: EphemeralStore>(
             until: now.saturating_add(lockout.secs(count)),
         };
         let keep_until = new.until.saturating_add(lockout.memory);
-        if store.update_throttle(key, current, new, keep_until).await? {
+        if store
+            .update_throttle(key, current, new, keep_until, now)
+            .await?
+        {
             return Ok(Reservation { state: new });
         }
     }
@@ -428,17 +431,18 @@ pub(crate) async fn reset_account<S: EphemeralStore>(
     store: &S,
     key: &str,
     reservation: Reservation,
+    now: u64,
 ) -> Result<()> {
     let mut expected = reservation.state;
     for _ in 0..CAS_ROUNDS {
         if store
-            .update_throttle(key, expected, ThrottleState::default(), 0)
+            .update_throttle(key, expected, ThrottleState::default(), 0, now)
             .await?
         {
             return Ok(());
         }
         // Another attempt was counted meanwhile; reset whatever is there now.
-        expected = store.throttle(key).await?;
+        expected = store.throttle(key, now).await?;
         if expected == ThrottleState::default() {
             return Ok(());
         }
@@ -448,9 +452,14 @@ pub(crate) async fn reset_account<S: EphemeralStore>(
 
 /// Gives back one attempt counted by a reservation that turned out to be a success:
 /// the count drops by one, a lockout already running is left alone.
-pub(crate) async fn refund<S: EphemeralStore>(store: &S, key: &str, keep_until: u64) -> Result<()> {
+pub(crate) async fn refund<S: EphemeralStore>(
+    store: &S,
+    key: &str,
+    keep_until: u64,
+    now: u64,
+) -> Result<()> {
     for _ in 0..CAS_ROUNDS {
-        let current = store.throttle(key).await?;
+        let current = store.throttle(key, now).await?;
         if current.count == 0 {
             return Ok(());
         }
@@ -459,7 +468,7 @@ pub(crate) async fn refund<S: EphemeralStore>(store: &S, key: &str, keep_until: 
             until: current.until,
         };
         let keep = keep_until.max(current.until);
-        if store.update_throttle(key, current, new, keep).await? {
+        if store.update_throttle(key, current, new, keep, now).await? {
             return Ok(());
         }
     }
@@ -473,7 +482,7 @@ pub(crate) async fn check_budget<S: EphemeralStore>(
     key: &str,
     now: u64,
 ) -> Result<()> {
-    let current = store.throttle(key).await?;
+    let current = store.throttle(key, now).await?;
     budget_after(policy, current, now).map(|_| ())
 }
 
@@ -506,9 +515,12 @@ pub(crate) async fn spend_budget<S: EphemeralStore>(
     now: u64,
 ) -> Result<()> {
     for _ in 0..CAS_ROUNDS {
-        let current = store.throttle(key).await?;
+        let current = store.throttle(key, now).await?;
         let new = budget_after(policy, current, now)?;
-        if store.update_throttle(key, current, new, new.until).await? {
+        if store
+            .update_throttle(key, current, new, new.until, now)
+            .await?
+        {
             return Ok(());
         }
     }
@@ -520,10 +532,11 @@ pub(crate) async fn refund_budget<S: EphemeralStore>(
     store: &S,
     policy: &ThrottlePolicy,
     key: &str,
+    now: u64,
 ) -> Result<()> {
     let interval = policy.budget_interval();
     for _ in 0..CAS_ROUNDS {
-        let current = store.throttle(key).await?;
+        let current = store.throttle(key, now).await?;
         if current.count == 0 {
             return Ok(());
         }
@@ -531,7 +544,10 @@ pub(crate) async fn refund_budget<S: EphemeralStore>(
             count: current.count - 1,
             until: current.until.saturating_sub(interval),
         };
-        if store.update_throttle(key, current, new, new.until).await? {
+        if store
+            .update_throttle(key, current, new, new.until, now)
+            .await?
+        {
             return Ok(());
         }
     }
@@ -547,7 +563,7 @@ pub(crate) async fn hit_client<S: EphemeralStore>(
 ) -> Result<()> {
     let key = client_limiter_key(client);
     for _ in 0..CAS_ROUNDS {
-        let current = store.throttle(&key).await?;
+        let current = store.throttle(&key, now).await?;
         let new = if current.until <= now {
             ThrottleState {
                 count: 1,
@@ -561,7 +577,10 @@ pub(crate) async fn hit_client<S: EphemeralStore>(
                 until: current.until,
             }
         };
-        if store.update_throttle(&key, current, new, new.until).await? {
+        if store
+            .update_throttle(&key, current, new, new.until, now)
+            .await?
+        {
             return Ok(());
         }
     }
@@ -575,11 +594,11 @@ pub(crate) async fn refund_client<S: EphemeralStore>(
     now: u64,
 ) -> Result<()> {
     let key = client_limiter_key(client);
-    let current = store.throttle(&key).await?;
+    let current = store.throttle(&key, now).await?;
     if current.until <= now {
         return Ok(());
     }
-    refund(store, &key, current.until).await
+    refund(store, &key, current.until, now).await
 }
 
 #[cfg(test)]
@@ -652,9 +671,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.state.until, now + 60 + 120);
-        reset_account(&store, "acct:a", r).await.unwrap();
+        reset_account(&store, "acct:a", r, now + 60).await.unwrap();
         assert_eq!(
-            store.throttle("acct:a").await.unwrap(),
+            store.throttle("acct:a", now + 60).await.unwrap(),
             ThrottleState::default()
         );
     }

@@ -100,7 +100,8 @@ mod flawed {
     #[derive(Default)]
     struct State {
         steps: HashMap<AuthenticatorId, u64>,
-        throttles: HashMap<String, ThrottleState>,
+        /// The state and its keep_until.
+        throttles: HashMap<String, (ThrottleState, u64)>,
         pending: HashMap<[u8; 32], PendingLogin>,
         enrollments: HashMap<UserId, PendingEnrollment>,
     }
@@ -270,8 +271,14 @@ mod flawed {
             }
         }
 
-        async fn throttle(&self, key: &str) -> Result<ThrottleState> {
-            Ok(self.state().throttles.get(key).copied().unwrap_or_default())
+        async fn throttle(&self, key: &str, now: u64) -> Result<ThrottleState> {
+            Ok(self
+                .state()
+                .throttles
+                .get(key)
+                .filter(|(_, keep)| *keep > now)
+                .map(|(s, _)| *s)
+                .unwrap_or_default())
         }
 
         async fn update_throttle(
@@ -279,22 +286,31 @@ mod flawed {
             key: &str,
             expected: ThrottleState,
             new: ThrottleState,
-            _keep_until: u64,
+            keep_until: u64,
+            now: u64,
         ) -> Result<bool> {
-            let current = |s: &State| s.throttles.get(key).copied().unwrap_or_default();
+            let current = |s: &State| {
+                s.throttles
+                    .get(key)
+                    .filter(|(_, keep)| *keep > now)
+                    .map(|(s, _)| *s)
+                    .unwrap_or_default()
+            };
             if self.flaw == Flaw::Throttle {
                 if current(&self.state()) != expected {
                     return Ok(false);
                 }
                 self.gap(Flaw::Throttle).await;
-                self.state().throttles.insert(key.to_owned(), new);
+                self.state()
+                    .throttles
+                    .insert(key.to_owned(), (new, keep_until));
                 return Ok(true);
             }
             let mut state = self.state();
             if current(&state) != expected {
                 return Ok(false);
             }
-            state.throttles.insert(key.to_owned(), new);
+            state.throttles.insert(key.to_owned(), (new, keep_until));
             Ok(true)
         }
 
@@ -355,6 +371,20 @@ mod flawed {
                 return Ok(deleted);
             }
             self.inner.delete_sessions(user_id, keep).await
+        }
+
+        async fn purge_expired(&self, now: u64) -> Result<u64> {
+            let mut purged = 0;
+            {
+                let mut state = self.state();
+                let before = state.pending.len() + state.enrollments.len() + state.throttles.len();
+                state.pending.retain(|_, p| p.expires_at > now);
+                state.enrollments.retain(|_, e| e.expires_at > now);
+                state.throttles.retain(|_, (_, keep)| *keep > now);
+                let after = state.pending.len() + state.enrollments.len() + state.throttles.len();
+                purged += (before - after) as u64;
+            }
+            Ok(purged + self.inner.purge_expired(now).await?)
         }
     }
 }

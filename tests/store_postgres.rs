@@ -251,8 +251,12 @@ async fn purge_expired_deletes_only_expired_rows() {
         count: 1,
         until: T0,
     };
-    s.update_throttle("gone", zero, one, T0).await.unwrap();
-    s.update_throttle("kept", zero, one, T0 + 1).await.unwrap();
+    s.update_throttle("gone", zero, one, T0, T0 - 1)
+        .await
+        .unwrap();
+    s.update_throttle("kept", zero, one, T0 + 1, T0 - 1)
+        .await
+        .unwrap();
     // Security-log entries older than the retention go too.
     let acct = account(&unique("logged"));
     s.create_account(&acct).await.unwrap();
@@ -268,8 +272,8 @@ async fn purge_expired_deletes_only_expired_rows() {
     assert_eq!(s.purge_expired(T0).await.unwrap(), 0);
     assert!(s.take_pending_login(&live, T0).await.unwrap().is_some());
     assert_eq!(s.devices(&user, 0).await.unwrap().len(), 1);
-    assert_eq!(s.throttle("gone").await.unwrap(), zero);
-    assert_eq!(s.throttle("kept").await.unwrap(), one);
+    assert_eq!(s.throttle("gone", T0 - 1).await.unwrap(), zero);
+    assert_eq!(s.throttle("kept", T0 - 1).await.unwrap(), one);
     let log = s.security_log(&acct.id, 10).await.unwrap();
     assert_eq!(log.iter().map(|e| e.at).collect::<Vec<_>>(), [horizon + 1]);
     db.drop().await;

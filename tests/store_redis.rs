@@ -26,6 +26,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Barrier;
 use tokio::task::AbortHandle;
 
+/// A keep_until far past every `now` these tests pass.
+const FAR: u64 = 4_000_000_000;
+
 // ---------------------------------------------------------------------------------
 // Fixture
 
@@ -406,11 +409,19 @@ async fn throttles_compare_both_fields_and_the_zero_state_deletes() {
         count: 1,
         until: 1_700_000_060,
     };
-    assert_eq!(s.throttle("acct:alice").await.unwrap(), zero);
-    assert!(s.update_throttle("acct:alice", zero, one, 0).await.unwrap());
-    assert_eq!(s.throttle("acct:alice").await.unwrap(), one);
+    assert_eq!(s.throttle("acct:alice", 10).await.unwrap(), zero);
+    assert!(
+        s.update_throttle("acct:alice", zero, one, FAR, 10)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.throttle("acct:alice", 10).await.unwrap(), one);
     // Stale expectations, differing in either field, are refused.
-    assert!(!s.update_throttle("acct:alice", zero, one, 0).await.unwrap());
+    assert!(
+        !s.update_throttle("acct:alice", zero, one, FAR, 10)
+            .await
+            .unwrap()
+    );
     let same_count = ThrottleState {
         count: 1,
         until: 1_700_000_061,
@@ -420,12 +431,12 @@ async fn throttles_compare_both_fields_and_the_zero_state_deletes() {
         until: 1_700_000_060,
     };
     assert!(
-        !s.update_throttle("acct:alice", same_count, zero, 0)
+        !s.update_throttle("acct:alice", same_count, zero, FAR, 10)
             .await
             .unwrap()
     );
     assert!(
-        !s.update_throttle("acct:alice", same_until, zero, 0)
+        !s.update_throttle("acct:alice", same_until, zero, FAR, 10)
             .await
             .unwrap()
     );
@@ -433,15 +444,27 @@ async fn throttles_compare_both_fields_and_the_zero_state_deletes() {
         count: u32::MAX,
         until: u64::MAX,
     };
-    assert!(s.update_throttle("acct:alice", one, big, 0).await.unwrap());
-    assert_eq!(s.throttle("acct:alice").await.unwrap(), big);
+    assert!(
+        s.update_throttle("acct:alice", one, big, FAR, 10)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.throttle("acct:alice", 10).await.unwrap(), big);
     // Writing the zero state deletes the key.
-    assert!(s.update_throttle("acct:alice", big, zero, 0).await.unwrap());
+    assert!(
+        s.update_throttle("acct:alice", big, zero, FAR, 10)
+            .await
+            .unwrap()
+    );
     assert!(!fx.exists("th:acct:alice").await);
-    assert_eq!(s.throttle("acct:alice").await.unwrap(), zero);
+    assert_eq!(s.throttle("acct:alice", 10).await.unwrap(), zero);
     // Other keys are separate.
-    assert!(s.update_throttle("ip:1.2.3.4", zero, one, 0).await.unwrap());
-    assert_eq!(s.throttle("ip:1.2.3.5").await.unwrap(), zero);
+    assert!(
+        s.update_throttle("ip:1.2.3.4", zero, one, FAR, 10)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.throttle("ip:1.2.3.5", 10).await.unwrap(), zero);
     fx.cleanup().await;
 }
 
@@ -915,13 +938,19 @@ async fn corrupt_or_foreign_data_is_internal_never_a_panic() {
     assert!(is_internal(&s.advance_last_step(&a1, 13, 0).await));
     fx.set_raw(&[b"SET", fx.key("th:k").as_bytes(), b"07:5"])
         .await;
-    assert!(is_internal(&s.throttle("k").await));
+    assert!(is_internal(&s.throttle("k", 10).await));
     fx.set_raw(&[b"HSET", fx.key("th:h").as_bytes(), b"a", b"1"])
         .await;
-    assert!(is_internal(&s.throttle("h").await));
+    assert!(is_internal(&s.throttle("h", 10).await));
     assert!(is_internal(
-        &s.update_throttle("h", ThrottleState::default(), ThrottleState::default(), 0)
-            .await
+        &s.update_throttle(
+            "h",
+            ThrottleState::default(),
+            ThrottleState::default(),
+            FAR,
+            10
+        )
+        .await
     ));
     let user = UserId::new("u1");
     s.put_enrollment(&user, &enrollment("e", 1_000))
@@ -1102,7 +1131,9 @@ async fn race_update_throttle_has_one_winner() {
                     until: i as u64 + 1,
                 };
                 (
-                    s.update_throttle(&key, expected, new, 0).await.unwrap(),
+                    s.update_throttle(&key, expected, new, FAR, 10)
+                        .await
+                        .unwrap(),
                     new,
                 )
             }
@@ -1110,13 +1141,13 @@ async fn race_update_throttle_has_one_winner() {
         .await;
         let winners: Vec<_> = got.iter().filter(|(w, _)| *w).collect();
         assert_eq!(winners.len(), 1, "round {round}");
-        assert_eq!(stores[1].throttle(&key).await.unwrap(), winners[0].1);
+        assert_eq!(stores[1].throttle(&key, 10).await.unwrap(), winners[0].1);
         // Then a race to reset it: again exactly one.
         let current = winners[0].1;
         let got = race(&stores, |s, _| {
             let key = key.clone();
             async move {
-                s.update_throttle(&key, current, ThrottleState::default(), 0)
+                s.update_throttle(&key, current, ThrottleState::default(), FAR, 10)
                     .await
                     .unwrap()
             }
@@ -1413,7 +1444,7 @@ async fn a_store_whose_redis_went_away_is_unavailable_then_recovers() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "unavailable", "{err:?}");
-    let err = store.throttle("k").await.unwrap_err();
+    let err = store.throttle("k", 10).await.unwrap_err();
     assert_eq!(err.code(), "unavailable", "{err:?}");
     let took = started.elapsed();
     eprintln!("three operations against a vanished Redis failed in {took:?}");

@@ -223,8 +223,12 @@ async fn purge_expired_deletes_only_expired_rows() {
         count: 1,
         until: T0,
     };
-    s.update_throttle("gone", zero, one, T0).await.unwrap();
-    s.update_throttle("kept", zero, one, T0 + 1).await.unwrap();
+    s.update_throttle("gone", zero, one, T0, T0 - 1)
+        .await
+        .unwrap();
+    s.update_throttle("kept", zero, one, T0 + 1, T0 - 1)
+        .await
+        .unwrap();
     // Security-log entries older than the retention go too.
     let acct = account(&unique("logged"));
     s.create_account(&acct).await.unwrap();
@@ -240,8 +244,8 @@ async fn purge_expired_deletes_only_expired_rows() {
     assert_eq!(s.purge_expired(T0).await.unwrap(), 0);
     assert!(s.take_pending_login(&live, T0).await.unwrap().is_some());
     assert!(s.session(&live, T0).await.unwrap().is_some());
-    assert_eq!(s.throttle("gone").await.unwrap(), zero);
-    assert_eq!(s.throttle("kept").await.unwrap(), one);
+    assert_eq!(s.throttle("gone", T0 - 1).await.unwrap(), zero);
+    assert_eq!(s.throttle("kept", T0 - 1).await.unwrap(), one);
     let log = s.security_log(&acct.id, 10).await.unwrap();
     assert_eq!(log.iter().map(|e| e.at).collect::<Vec<_>>(), [horizon + 1]);
     // The purged mark is forgotten, the kept one still refuses its step.
@@ -307,4 +311,21 @@ async fn in_memory_sqlite_store_conforms() {
     use secondfactor::store::conformance::{self, RaceConfig};
     let s = SqliteStore::memory().await.unwrap();
     conformance::all(&[s.clone(), s], RaceConfig::default().with_rounds(50)).await;
+}
+
+/// `synchronous = FULL` on every connection: in WAL mode `NORMAL` lets a power cut
+/// roll back a spent backup code or a replay mark.
+#[tokio::test]
+async fn connections_run_with_synchronous_full() {
+    async fn synchronous(pool: &sqlx::SqlitePool) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+    let db = db();
+    let s = SqliteStore::connect(&db.url).await.unwrap();
+    assert_eq!(synchronous(s.pool()).await, 2, "file store: 2 is FULL");
+    let m = SqliteStore::memory().await.unwrap();
+    assert_eq!(synchronous(m.pool()).await, 2, "in-memory store: 2 is FULL");
 }

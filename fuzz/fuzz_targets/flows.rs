@@ -1,22 +1,43 @@
 //! The flows as a state machine: arbitrary sequences of registrations, logins,
 //! second factors (right, wrong, replayed and malformed TOTP codes; fresh, spent
 //! and revoked backup codes), enrollment, disabling, regeneration, trusted devices,
-//! password changes and clock moves, on `Service<MemoryStore>` with a manual clock.
+//! known browsers, sessions, step-up re-authentication, password changes and clock
+//! moves, on `Service<MemoryStore>` with a manual clock.
 //!
 //! A model of the accounts runs beside the service and checks, after every step:
 //! - no (authenticator, time step) is ever accepted twice, and a TOTP code is
 //!   accepted only when the model finds a fresh matching step (the model applies
 //!   the documented rule: newest matching step first, strictly after the last one
 //!   accepted for that authenticator);
-//! - a backup code is accepted only when it is unspent and from the current set;
+//! - a backup code is accepted only when it is unspent and from the current set,
+//!   and an unspent one is never refused where it applies (backup codes are not
+//!   throttled);
 //! - `Authenticated` comes only from a live pending login of that user with a
 //!   valid factor, from the right password with 2FA off, or from the right
 //!   password on a device trusted at the current password;
+//! - wrong passwords are limited per login name exactly as the throttle counts
+//!   them, and never for a browser with the account's known-browser token;
+//! - a right, fresh TOTP code is refused only with `too_many_attempts`, and only
+//!   once the account has had enough failures for the short lockout or the 30-day
+//!   budget (the model over-counts failures, so this is the documented bound, not
+//!   an exact prediction);
+//! - every credential change takes a `RecentAuth` from one of the model's sessions:
+//!   one whose window has closed gives `reauthentication_required` and changes
+//!   nothing; `recent_auth` and `reauthenticate` give the outcomes the model
+//!   predicts; a factor change ends the account's other sessions and revokes its
+//!   trusted devices; a password change ends every session and hands back the one
+//!   that replaces the caller's;
+//! - every session the model tracks is live in the service exactly when the model
+//!   says so;
 //! - the password step, enrollment and the account actions give the outcomes the
 //!   model predicts; and nothing panics.
 //!
 //! Input format (hand-writable seeds): a byte stream of operations, each an opcode
-//! byte followed by its argument bytes; a missing byte reads as 0.
+//! byte followed by its argument bytes; a missing byte reads as 0. Opcodes 0–13
+//! read the same bytes as before step-up: a credential change takes the proof the
+//! model holds for the user or, without one, a fresh proof from the user's newest
+//! live session (logging in with the password first when the user has none and
+//! 2FA is off), so the committed seeds still reach the same flows.
 #![no_main]
 
 use std::cmp::Reverse;
@@ -28,18 +49,26 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use secondfactor::backup;
 use secondfactor::clock::{Clock, ManualClock};
+use secondfactor::flow::KNOWN_BROWSER_TTL_SECS;
 use secondfactor::password::PasswordHasher;
 use secondfactor::secret::{KeyRing, SealingKey};
 use secondfactor::store::{AuthenticatorId, MemoryStore, UserId};
 use secondfactor::totp::{TotpKey, TotpPolicy};
 use secondfactor::{
-    AuthMethod, Authenticated, Error, LoginOutcome, LoginRequest, SecondFactor, Service,
+    AuthMethod, Authenticated, Error, LoginOutcome, LoginRequest, ReauthRequest, RecentAuth,
+    SecondFactor, Service,
 };
 
 const START: u64 = 1_700_000_000;
 const LOGIN_TTL: u64 = 300;
 const DEVICE_TTL: u64 = 30 * 24 * 3600;
 const ATTEMPTS_PER_LOGIN: u32 = 5;
+/// The service's default cap on authenticators per account.
+const MAX_AUTHENTICATORS: usize = 5;
+/// Sessions the model tracks per user (older ones live on untracked).
+const SESSIONS_PER_USER: usize = 3;
+/// Known-browser tokens the model keeps.
+const KNOWN_BROWSERS: usize = 6;
 const NAMES: [&str; 2] = ["alice", "bob"];
 
 /// Runs a future that never waits: `MemoryStore` and the default `Inline` blocking
@@ -103,6 +132,16 @@ struct User {
     last_accepted: Option<String>,
     /// Wrong current passwords given to a password change since the last success.
     pw_change_failures: u32,
+    /// TOTP attempts that reached the account's throttle and did not pass, ever
+    /// (at least the failures the 30-day budget holds: it only leaks them back).
+    totp_failures: u32,
+    /// The same since the last TOTP code the throttle let pass (at least the short
+    /// lockout's count, which a success clears).
+    totp_streak: u32,
+    /// The login name's wrong-password throttle, as the service keeps it: the count
+    /// and the end of the lockout. `MemoryStore` forgets neither without a purge.
+    name_count: u32,
+    name_until: u64,
 }
 
 struct Pending {
@@ -122,6 +161,36 @@ struct Device {
     revoked: bool,
 }
 
+/// A known-browser token (`Service::remember_browser`).
+struct Known {
+    token: String,
+    user: usize,
+    epoch: u64,
+    issued: u64,
+}
+
+/// A session the model issued.
+struct Sess {
+    token: String,
+    user: usize,
+    /// Its login or last re-authentication.
+    authenticated_at: u64,
+    expires_at: u64,
+    /// Ended by the service (logout, a credential change, or a re-authentication
+    /// that gave up on it).
+    ended: bool,
+    /// Wrong passwords given to `reauthenticate` on it since its last right one.
+    reauth_failures: u32,
+}
+
+/// A recent-authentication proof the model holds for a user, across steps.
+struct Held {
+    proof: RecentAuth,
+    /// The token of the session it came from.
+    session: String,
+    until: u64,
+}
+
 struct World {
     service: Service<MemoryStore>,
     clock: ManualClock,
@@ -129,7 +198,16 @@ struct World {
     users: [User; 2],
     pendings: Vec<Pending>,
     devices: Vec<Device>,
+    known: Vec<Known>,
+    sessions: Vec<Sess>,
+    held: [Option<Held>; 2],
     passwords_made: u32,
+    reauth_ttl: u64,
+    session_ttl: u64,
+    /// Second-factor failures that start no lockout.
+    free_failures: u32,
+    /// Failures the 30-day second-factor budget holds.
+    budget_failures: u32,
 }
 
 fn normalized_backup(code: &str) -> String {
@@ -148,6 +226,11 @@ impl World {
         .build()
         .unwrap();
         let policy = *service.totp_policy();
+        let throttle = service.throttle_policy();
+        let free_failures = throttle.free_failures();
+        let budget_failures = throttle.budget().0;
+        let reauth_ttl = service.reauth_ttl().as_secs();
+        let session_ttl = service.session_ttl().as_secs();
         World {
             service,
             clock,
@@ -155,7 +238,14 @@ impl World {
             users: Default::default(),
             pendings: Vec::new(),
             devices: Vec::new(),
+            known: Vec::new(),
+            sessions: Vec::new(),
+            held: [None, None],
             passwords_made: 0,
+            reauth_ttl,
+            session_ttl,
+            free_failures,
+            budget_failures,
         }
     }
 
@@ -246,6 +336,50 @@ impl World {
         self.users[u].last_accepted = Some(typed.to_owned());
     }
 
+    /// Whether the account's TOTP throttle may refuse a code: the short lockout
+    /// after more than the free failures in a row, or the 30-day budget once it
+    /// holds its failures. Successes clear the former and do not refill the latter.
+    fn totp_may_throttle(&self, u: usize) -> bool {
+        let user = &self.users[u];
+        user.totp_streak > self.free_failures || user.totp_failures >= self.budget_failures
+    }
+
+    /// Counts a TOTP attempt that reached the account's throttle.
+    fn totp_attempted(&mut self, u: usize, passed: bool) {
+        let user = &mut self.users[u];
+        if passed {
+            user.totp_streak = 0;
+        } else {
+            user.totp_failures += 1;
+            user.totp_streak += 1;
+        }
+    }
+
+    /// Checks a TOTP attempt that reached the account's throttle (2FA on, the
+    /// attempt counted) against the model and counts it. `predicted`: the model
+    /// finds a fresh matching step.
+    fn check_throttled_totp<T>(
+        &mut self,
+        u: usize,
+        predicted: bool,
+        r: &Result<T, Error>,
+        what: &str,
+    ) {
+        let may_throttle = self.totp_may_throttle(u);
+        match r {
+            Ok(_) => assert!(predicted, "{what}: accepted a TOTP code the model rejects"),
+            Err(Error::TooManyAttempts { .. }) => assert!(
+                may_throttle,
+                "{what}: TOTP refused before the lockout or the budget could start"
+            ),
+            Err(e) => assert!(!predicted, "{what}: a valid TOTP code was refused: {e:?}"),
+        }
+        if predicted && !may_throttle {
+            assert!(r.is_ok(), "{what}: a valid TOTP code was refused");
+        }
+        self.totp_attempted(u, r.is_ok());
+    }
+
     fn spend_backup(&mut self, u: usize, typed: &str) {
         let code = backup::normalize(typed)
             .map(|_| normalized_backup(&typed.replace(' ', "").to_uppercase()));
@@ -273,6 +407,15 @@ impl World {
             && self.now() < d.issued + DEVICE_TTL
     }
 
+    fn known_valid(&self, k: &Known, u: usize) -> bool {
+        let now = self.now();
+        k.user == u
+            && self.users[u].id.is_some()
+            && k.epoch == self.users[u].epoch
+            && k.issued <= now
+            && now - k.issued <= KNOWN_BROWSER_TTL_SECS
+    }
+
     fn revoke_devices(&mut self, u: usize) {
         for d in self.devices.iter_mut().filter(|d| d.user == u) {
             d.revoked = true;
@@ -293,6 +436,144 @@ impl World {
         });
     }
 
+    /// After a completed login: remembers the browser and opens a session.
+    fn logged_in(&mut self, u: usize, auth: Authenticated) {
+        let known = self.service.remember_browser(&auth);
+        let now = self.now();
+        if self.known.len() >= KNOWN_BROWSERS {
+            self.known.remove(0);
+        }
+        self.known.push(Known {
+            token: known.expose().to_owned(),
+            user: u,
+            epoch: self.users[u].epoch,
+            issued: now,
+        });
+        let token = run(self.service.issue_session(auth)).expect("issuing a session");
+        self.track_session(u, token.expose().to_owned());
+    }
+
+    fn track_session(&mut self, u: usize, token: String) {
+        let now = self.now();
+        if self.sessions.iter().filter(|s| s.user == u).count() >= SESSIONS_PER_USER {
+            let oldest = self.sessions.iter().position(|s| s.user == u);
+            self.sessions.remove(oldest.expect("counted"));
+        }
+        self.sessions.push(Sess {
+            token,
+            user: u,
+            authenticated_at: now,
+            expires_at: now + self.session_ttl,
+            ended: false,
+            reauth_failures: 0,
+        });
+    }
+
+    fn session_alive(&self, s: &Sess) -> bool {
+        !s.ended && self.now() < s.expires_at
+    }
+
+    /// The index of a tracked session of user `u` the fuzzer picks.
+    fn pick_session(&self, u: usize, b: &mut Bytes<'_>) -> Option<usize> {
+        let mine: Vec<usize> = (0..self.sessions.len())
+            .filter(|&i| self.sessions[i].user == u)
+            .collect();
+        if mine.is_empty() {
+            return None;
+        }
+        Some(mine[usize::from(b.u8()) % mine.len()])
+    }
+
+    /// `recent_auth` on tracked session `i`, checked against the model.
+    fn prove(&mut self, i: usize) -> Option<Held> {
+        let s = &self.sessions[i];
+        let u = s.user;
+        let alive = self.session_alive(s);
+        let until = s.authenticated_at + self.reauth_ttl;
+        let token = s.token.clone();
+        let r = run(self.service.recent_auth(&token));
+        match r {
+            Ok(proof) => {
+                assert!(alive, "a proof from an ended session");
+                assert!(self.now() < until, "a proof outside the window");
+                assert_eq!(proof.until(), until);
+                assert_eq!(Some(proof.user_id()), self.users[u].id.as_ref());
+                Some(Held {
+                    proof,
+                    session: token,
+                    until,
+                })
+            }
+            Err(Error::Unauthenticated) => {
+                assert!(!alive, "recent_auth: a live session is unauthenticated");
+                None
+            }
+            Err(Error::ReauthenticationRequired) => {
+                assert!(
+                    alive,
+                    "recent_auth: an ended session needs reauthentication"
+                );
+                assert!(until <= self.now(), "recent_auth: the window is open");
+                None
+            }
+            Err(e) => panic!("recent_auth: {e:?}"),
+        }
+    }
+
+    /// The proof a credential change of user `u` uses: the one the model holds, or a
+    /// fresh one from the user's newest live session (after a password login when
+    /// the user has none and 2FA is off). Reads no input bytes.
+    fn acquire(&mut self, u: usize) -> Option<Held> {
+        self.users[u].id.as_ref()?;
+        if let Some(held) = self.held[u].take() {
+            return Some(held);
+        }
+        let live = |w: &World| {
+            w.sessions
+                .iter()
+                .rposition(|s| s.user == u && w.session_alive(s))
+        };
+        if live(self).is_none() && !self.users[u].enabled {
+            self.login_as(u, true, None, None);
+        }
+        let i = live(self).or_else(|| self.sessions.iter().rposition(|s| s.user == u))?;
+        self.prove(i)
+    }
+
+    /// Checks the proof rule after a credential change with `held`: a closed window
+    /// is `reauthentication_required` (the change did nothing; the proof is dropped,
+    /// as a client would), an open one never is (the proof is kept). Returns whether
+    /// the window was closed.
+    fn settle<T>(&mut self, u: usize, held: Held, r: &Result<T, Error>, what: &str) -> bool {
+        let stale = held.until <= self.now();
+        let refused = matches!(r, Err(Error::ReauthenticationRequired));
+        assert_eq!(
+            refused,
+            stale,
+            "{what} with a proof until {} at {}: {:?}",
+            held.until,
+            self.now(),
+            r.as_ref().err()
+        );
+        if !stale {
+            self.held[u] = Some(held);
+        }
+        stale
+    }
+
+    /// After a factor change made with the proof of session `current`: the account's
+    /// trusted devices are revoked and its other sessions end.
+    fn factor_changed(&mut self, u: usize, current: &str) {
+        self.revoke_devices(u);
+        for s in self
+            .sessions
+            .iter_mut()
+            .filter(|s| s.user == u && s.token != current)
+        {
+            s.ended = true;
+        }
+    }
+
     fn set_codes(&mut self, u: usize, codes: &[backup::BackupCode]) {
         assert_eq!(codes.len(), backup::DEFAULT_COUNT);
         let user = &mut self.users[u];
@@ -304,8 +585,29 @@ impl World {
             .collect();
     }
 
+    /// Every tracked session is live in the service exactly when the model says so.
+    fn check_sessions(&self) {
+        for s in &self.sessions {
+            let r = run(self.service.session(&s.token));
+            let alive = self.session_alive(s);
+            match r {
+                Ok(session) => {
+                    assert!(alive, "an ended session is live");
+                    assert_eq!(Some(&session.user_id), self.users[s.user].id.as_ref());
+                    assert_eq!(
+                        session.reauthenticated_until,
+                        s.authenticated_at + self.reauth_ttl
+                    );
+                    assert_eq!(session.expires_at, s.expires_at);
+                }
+                Err(Error::Unauthenticated) => assert!(!alive, "a live session ended"),
+                Err(e) => panic!("session: {e:?}"),
+            }
+        }
+    }
+
     fn step(&mut self, b: &mut Bytes<'_>) {
-        let op = b.u8() % 14;
+        let op = b.u8() % 18;
         let u = usize::from(b.u8() % 2);
         let now = self.now();
         match op {
@@ -324,37 +626,50 @@ impl World {
             1 => self.login(u, b),
             2 | 3 => self.second_factor(op == 2, b),
             4 => {
-                let Some(id) = self.users[u].id.clone() else {
+                let Some(held) = self.acquire(u) else {
                     return;
                 };
-                let r = run(self.service.setup_two_factor(&id));
+                let r = run(self.service.setup_two_factor(&held.proof));
+                if self.settle(u, held, &r, "setup") {
+                    return;
+                }
                 match r {
                     Ok(setup) => {
                         assert!(!self.users[u].enabled);
                         self.users[u].enrollment =
                             Some((setup.secret().expose_bytes().to_vec(), false, now + 600));
                     }
-                    Err(e) => assert!(self.users[u].enabled, "setup failed: {e:?}"),
+                    Err(Error::TwoFactorAlreadyEnabled) => assert!(self.users[u].enabled),
+                    Err(e) => panic!("setup failed: {e:?}"),
                 }
             }
             5 => {
-                let Some(id) = self.users[u].id.clone() else {
+                let Some(held) = self.acquire(u) else {
                     return;
                 };
-                match run(self.service.add_authenticator(&id, "second phone")) {
+                let r = run(self.service.add_authenticator(&held.proof, "second phone"));
+                if self.settle(u, held, &r, "add_authenticator") {
+                    return;
+                }
+                let user = &self.users[u];
+                match r {
                     Ok(setup) => {
-                        assert!(self.users[u].enabled);
+                        assert!(user.enabled && user.auths.len() < MAX_AUTHENTICATORS);
                         self.users[u].enrollment =
                             Some((setup.secret().expose_bytes().to_vec(), true, now + 600));
                     }
-                    Err(e) => assert!(!self.users[u].enabled, "adding failed: {e:?}"),
+                    Err(Error::TwoFactorNotEnabled) => assert!(!user.enabled),
+                    Err(Error::TooManyAuthenticators) => {
+                        assert!(user.enabled && user.auths.len() >= MAX_AUTHENTICATORS)
+                    }
+                    Err(e) => panic!("adding failed: {e:?}"),
                 }
             }
             6 => self.confirm(u, b),
             7 => self.account_action(u, true, b),
             8 => self.account_action(u, false, b),
             9 => {
-                let Some(id) = self.users[u].id.clone() else {
+                let Some(held) = self.acquire(u) else {
                     return;
                 };
                 let n = self.users[u].auths.len();
@@ -362,73 +677,97 @@ impl World {
                     0 => AuthenticatorId::new("no-such-authenticator"),
                     _ => self.users[u].auths[usize::from(b.u8()) % n].id.clone(),
                 };
-                let r = run(self.service.remove_authenticator(&id, &target));
-                assert_eq!(r.is_ok(), n > 1, "remove with {n} authenticators: {r:?}");
-                if r.is_ok() {
-                    self.users[u].auths.retain(|a| a.id != target);
-                }
-            }
-            10 => {
-                let Some(id) = self.users[u].id.clone() else {
+                let r = run(self.service.remove_authenticator(&held.proof, &target));
+                let current = held.session.clone();
+                if self.settle(u, held, &r, "remove_authenticator") {
                     return;
-                };
-                let right = b.u8() % 2 == 0;
-                let current = if right {
-                    self.users[u].password.clone()
-                } else {
-                    "not the password".to_owned()
-                };
-                self.passwords_made += 1;
-                let new = format!("new-password-{}", self.passwords_made);
-                let r = run(self.service.change_password(&id, &current, &new));
-                match &r {
-                    // Wrong current passwords are throttled: a lockout only ever
-                    // follows more than the free failures.
-                    Err(Error::TooManyAttempts { .. }) => {
-                        assert!(
-                            self.users[u].pw_change_failures > 5,
-                            "change_password: {r:?}"
-                        );
-                        return;
-                    }
-                    Err(_) => self.users[u].pw_change_failures += 1,
-                    Ok(_) => self.users[u].pw_change_failures = 0,
                 }
-                assert_eq!(r.is_ok(), right, "change_password: {r:?}");
-                if let Ok(auth) = r {
-                    assert_eq!(auth.method(), AuthMethod::Password);
-                    assert!(run(self.service.trust_device(&auth, "x")).is_err());
-                    let user = &mut self.users[u];
-                    user.password = new;
-                    user.epoch += 1;
-                    self.revoke_devices(u);
+                match (n, &r) {
+                    (0, Err(Error::NotFound { .. })) => {}
+                    (1, Err(Error::LastAuthenticator)) => {}
+                    (2.., Ok(())) => {
+                        self.users[u].auths.retain(|a| a.id != target);
+                        self.factor_changed(u, &current);
+                    }
+                    _ => panic!("remove with {n} authenticators: {r:?}"),
                 }
             }
+            10 => self.change_password(u, b),
             11 => self.clock.advance(Duration::from_secs(u64::from(b.u16()))),
             12 => self.clock.advance(Duration::from_secs(30)),
-            _ => self.clock.advance(Duration::from_secs(u64::from(b.u8()))),
+            13 => self.clock.advance(Duration::from_secs(u64::from(b.u8()))),
+            14 => {
+                // Take a proof from a session of the fuzzer's choice and hold it.
+                let Some(i) = self.pick_session(u, b) else {
+                    return;
+                };
+                if let Some(held) = self.prove(i) {
+                    self.held[u] = Some(held);
+                }
+            }
+            // Past the re-authentication window of everything authenticated so far.
+            15 => self
+                .clock
+                .advance(Duration::from_secs(self.reauth_ttl + u64::from(b.u8()))),
+            16 => self.reauthenticate(u, b),
+            _ => self.session_action(u, b),
         }
     }
 
     fn login(&mut self, u: usize, b: &mut Bytes<'_>) {
         let right = b.u8() % 4 != 0;
+        let (mut device, mut known) = (None, None);
+        let choice = b.u8() % 6;
+        if matches!(choice, 0 | 4) && !self.devices.is_empty() {
+            device = Some(usize::from(b.u8()) % self.devices.len());
+        }
+        if matches!(choice, 3 | 4) && !self.known.is_empty() {
+            known = Some(usize::from(b.u8()) % self.known.len());
+        }
+        self.login_as(u, right, device, known);
+    }
+
+    fn login_as(&mut self, u: usize, right: bool, device: Option<usize>, known: Option<usize>) {
         let password = if right {
             self.users[u].password.clone()
         } else {
             "wrong password".to_owned()
         };
-        let device = match b.u8() % 3 {
-            0 if !self.devices.is_empty() => Some(usize::from(b.u8()) % self.devices.len()),
-            _ => None,
-        };
         let mut request = LoginRequest::new(NAMES[u], &password);
         if let Some(d) = device {
             request = request.device_token(&self.devices[d].token);
         }
+        if let Some(k) = known {
+            request = request.known_browser(&self.known[k].token);
+        }
         let r = run(self.service.login(request));
+        let now = self.now();
         let user = &self.users[u];
         let registered = user.id.is_some();
         let trusted = device.is_some_and(|d| self.device_trusted(&self.devices[d], u));
+        let known_ok = known.is_some_and(|k| self.known_valid(&self.known[k], u));
+        if !known_ok {
+            // The login name's throttle, as `reserve_password` and `refund` keep it.
+            // Note: the right password's own reservation can start a lockout (at the
+            // 10th counted attempt) that its refund leaves running, so 9 wrong
+            // passwords and the right one lock the name for unknown browsers, one
+            // failure earlier than the documented "10 wrong passwords".
+            let limits = self.service.throttle_policy();
+            let user = &mut self.users[u];
+            if now < user.name_until {
+                assert!(
+                    matches!(r, Err(Error::TooManyAttempts { .. })),
+                    "login while the name is locked: {r:?}"
+                );
+                return;
+            }
+            user.name_count += 1;
+            user.name_until = now + limits.password_lockout_after(user.name_count).as_secs();
+            if registered && right {
+                user.name_count -= 1;
+            }
+        }
+        let user = &self.users[u];
         match r {
             Err(Error::InvalidCredentials) => assert!(!registered || !right),
             Ok(LoginOutcome::Authenticated(auth)) => {
@@ -441,6 +780,7 @@ impl World {
                     assert_eq!(auth.method(), AuthMethod::Password);
                 }
                 assert!(run(self.service.trust_device(&auth, "x")).is_err());
+                self.logged_in(u, auth);
             }
             Ok(LoginOutcome::SecondFactorRequired(ticket)) => {
                 assert!(registered && right && user.enabled && !trusted);
@@ -454,7 +794,7 @@ impl World {
                     attempts: 0,
                 });
             }
-            Err(e) => panic!("login: {e:?}"),
+            Err(e) => panic!("login (known browser {known_ok}): {e:?}"),
         }
     }
 
@@ -503,6 +843,21 @@ impl World {
         if well_formed && !self.pendings[p].done {
             self.pendings[p].attempts += 1;
         }
+        if well_formed && !live {
+            // Expired, burnt, or voided (the service deletes it when it looks).
+            self.pendings[p].done = true;
+        }
+        if let Err(e) = &r {
+            if live && predicted && !totp {
+                panic!("an unspent backup code was refused: {e:?}");
+            }
+            if matches!(e, Error::TooManyAttempts { .. }) {
+                assert!(totp && live, "second factor throttled: {e:?}");
+            }
+        }
+        if totp && live && well_formed {
+            self.check_throttled_totp(u, predicted, &r, "second factor");
+        }
         match r {
             Ok(auth) => {
                 assert!(live, "a dead pending login completed");
@@ -522,6 +877,7 @@ impl World {
                 if trust {
                     self.trust(&auth, u);
                 }
+                self.logged_in(u, auth);
             }
             Err(e) => {
                 if live && predicted {
@@ -535,23 +891,27 @@ impl World {
     }
 
     fn confirm(&mut self, u: usize, b: &mut Bytes<'_>) {
-        let Some(id) = self.users[u].id.clone() else {
+        let Some(held) = self.acquire(u) else {
             return;
         };
         let typed = self.totp_choice(u, b);
         let now = self.now();
-        let step = match (
-            &self.users[u].enrollment,
-            self.policy.normalize_code(&typed),
-        ) {
+        let user = &self.users[u];
+        let step = match (&user.enrollment, self.policy.normalize_code(&typed)) {
             (Some((secret, adding, expires)), Ok(code))
-                if now < *expires && *adding == self.users[u].enabled =>
+                if now < *expires
+                    && *adding == user.enabled
+                    && !(*adding && user.auths.len() >= MAX_AUTHENTICATORS) =>
             {
                 TotpKey::new(&self.policy, secret).verify(&code, now)
             }
             _ => None,
         };
-        let r = run(self.service.confirm_enrollment(&id, &typed));
+        let r = run(self.service.confirm_enrollment(&held.proof, &typed));
+        let current = held.session.clone();
+        if self.settle(u, held, &r, "confirm") {
+            return;
+        }
         assert_eq!(r.is_ok(), step.is_some(), "confirm: {r:?}");
         let (Ok(confirmed), Some(step)) = (r, step) else {
             return;
@@ -571,11 +931,12 @@ impl World {
             }
             None => assert!(adding),
         }
+        self.factor_changed(u, &current);
     }
 
     /// Disable (`disable == true`, TOTP or backup code) or regenerate backup codes.
     fn account_action(&mut self, u: usize, disable: bool, b: &mut Bytes<'_>) {
-        let Some(id) = self.users[u].id.clone() else {
+        let Some(held) = self.acquire(u) else {
             return;
         };
         let totp = !disable || b.u8() % 2 == 0;
@@ -584,11 +945,19 @@ impl World {
         } else {
             self.backup_choice(u, b)
         };
-        let (fresh, predicted) = if totp {
+        let (fresh, predicted, well_formed) = if totp {
             let (_, fresh) = self.predict_totp(u, &typed);
-            (fresh, fresh.is_some())
+            (
+                fresh,
+                fresh.is_some(),
+                self.policy.normalize_code(&typed).is_ok(),
+            )
         } else {
-            (None, self.backup_unspent(u, &typed))
+            (
+                None,
+                self.backup_unspent(u, &typed),
+                backup::normalize(&typed).is_ok(),
+            )
         };
         let enabled = self.users[u].enabled;
         let factor = if totp {
@@ -597,41 +966,250 @@ impl World {
             SecondFactor::BackupCode(&typed)
         };
         let r = if disable {
-            run(self.service.disable_two_factor(&id, factor)).map(|()| None)
+            run(self.service.disable_two_factor(&held.proof, factor)).map(|()| None)
         } else {
-            run(self.service.regenerate_backup_codes(&id, &typed)).map(Some)
+            run(self.service.regenerate_backup_codes(&held.proof, &typed)).map(Some)
         };
-        match r {
-            Ok(codes) => {
+        let current = held.session.clone();
+        let what = if disable { "disable" } else { "regenerate" };
+        if self.settle(u, held, &r, what) {
+            return;
+        }
+        if !well_formed {
+            assert!(
+                matches!(r, Err(Error::InvalidInput { .. })),
+                "{what} with a malformed code: {:?}",
+                r.as_ref().err()
+            );
+            return;
+        }
+        if !enabled {
+            assert!(
+                matches!(r, Err(Error::TwoFactorNotEnabled)),
+                "{what} with 2FA off: {:?}",
+                r.as_ref().err()
+            );
+            return;
+        }
+        if totp {
+            self.check_throttled_totp(u, predicted, &r, what);
+        } else {
+            assert_eq!(
+                r.is_ok(),
+                predicted,
+                "{what} with a backup code: {:?}",
+                r.as_ref().err()
+            );
+        }
+        let Ok(codes) = r else {
+            return;
+        };
+        if totp {
+            self.accept_totp(u, &typed, fresh.expect("predicted"));
+        } else {
+            self.spend_backup(u, &typed);
+        }
+        match codes {
+            Some(codes) => self.set_codes(u, &codes),
+            None => {
+                let user = &mut self.users[u];
+                user.enabled = false;
+                user.auths.clear();
+                let old: Vec<String> = user.codes.drain(..).collect();
+                user.dead_codes.extend(old);
+            }
+        }
+        self.factor_changed(u, &current);
+    }
+
+    fn change_password(&mut self, u: usize, b: &mut Bytes<'_>) {
+        let Some(held) = self.acquire(u) else {
+            return;
+        };
+        let right = b.u8() % 2 == 0;
+        let current = if right {
+            self.users[u].password.clone()
+        } else {
+            "not the password".to_owned()
+        };
+        self.passwords_made += 1;
+        let new = format!("new-password-{}", self.passwords_made);
+        let r = run(self.service.change_password(&held.proof, &current, &new));
+        if self.settle(u, held, &r, "change_password") {
+            return;
+        }
+        match &r {
+            // Wrong current passwords are throttled: a lockout only ever
+            // follows more than the free failures.
+            Err(Error::TooManyAttempts { .. }) => {
                 assert!(
-                    enabled && predicted,
-                    "account action with an invalid factor"
+                    self.users[u].pw_change_failures > 5,
+                    "change_password: {:?}",
+                    r.as_ref().err()
                 );
-                if totp {
-                    self.accept_totp(u, &typed, fresh.expect("predicted"));
-                } else {
-                    self.spend_backup(u, &typed);
+                return;
+            }
+            Err(_) => self.users[u].pw_change_failures += 1,
+            Ok(_) => self.users[u].pw_change_failures = 0,
+        }
+        assert_eq!(r.is_ok(), right, "change_password: {:?}", r.as_ref().err());
+        let Ok(token) = r else {
+            return;
+        };
+        let session = run(self.service.session(token.expose())).expect("the new session");
+        assert_eq!(Some(&session.user_id), self.users[u].id.as_ref());
+        assert_eq!(session.method, AuthMethod::Password);
+        let user = &mut self.users[u];
+        user.password = new;
+        user.epoch += 1;
+        self.revoke_devices(u);
+        // Every session of the account ends; the caller's is replaced, recently
+        // authenticated. The held proof belonged to the old cookie: drop it.
+        for s in self.sessions.iter_mut().filter(|s| s.user == u) {
+            s.ended = true;
+        }
+        self.held[u] = None;
+        self.track_session(u, token.expose().to_owned());
+    }
+
+    fn reauthenticate(&mut self, u: usize, b: &mut Bytes<'_>) {
+        let Some(i) = self.pick_session(u, b) else {
+            return;
+        };
+        let right = b.u8() % 4 != 0;
+        let kind = b.u8() % 3;
+        let typed = match kind {
+            1 => self.totp_choice(u, b),
+            2 => self.backup_choice(u, b),
+            _ => String::new(),
+        };
+        let password = if right {
+            self.users[u].password.clone()
+        } else {
+            "wrong password".to_owned()
+        };
+        let mut request = ReauthRequest::new(&password);
+        request = match kind {
+            1 => request.factor(SecondFactor::Totp(&typed)),
+            2 => request.factor(SecondFactor::BackupCode(&typed)),
+            _ => request,
+        };
+        let (fresh, predicted, well_formed) = match kind {
+            1 => {
+                let (_, fresh) = self.predict_totp(u, &typed);
+                (
+                    fresh,
+                    fresh.is_some(),
+                    self.policy.normalize_code(&typed).is_ok(),
+                )
+            }
+            2 => (
+                None,
+                self.backup_unspent(u, &typed),
+                backup::normalize(&typed).is_ok(),
+            ),
+            _ => (None, false, true),
+        };
+        let token = self.sessions[i].token.clone();
+        let r = run(self.service.reauthenticate(&token, request));
+        let now = self.now();
+        let err = r.as_ref().err();
+        if !self.session_alive(&self.sessions[i]) {
+            assert!(
+                matches!(r, Err(Error::Unauthenticated)),
+                "reauthenticate on an ended session: {err:?}"
+            );
+            return;
+        }
+        if !well_formed {
+            assert!(
+                matches!(r, Err(Error::InvalidInput { .. })),
+                "reauthenticate with a malformed code: {err:?}"
+            );
+            return;
+        }
+        if !right {
+            assert!(
+                matches!(r, Err(Error::InvalidCredentials)),
+                "reauthenticate with a wrong password: {err:?}"
+            );
+            let s = &mut self.sessions[i];
+            s.reauth_failures += 1;
+            if s.reauth_failures > self.free_failures {
+                // Whoever holds the session does not know the password: it ends.
+                s.ended = true;
+            }
+            return;
+        }
+        self.sessions[i].reauth_failures = 0;
+        if self.users[u].enabled {
+            match kind {
+                0 => {
+                    assert!(
+                        matches!(r, Err(Error::InvalidInput { .. })),
+                        "reauthenticate without a code: {err:?}"
+                    );
+                    return;
                 }
-                match codes {
-                    Some(codes) => self.set_codes(u, &codes),
-                    None => {
-                        let user = &mut self.users[u];
-                        user.enabled = false;
-                        user.auths.clear();
-                        let old: Vec<String> = user.codes.drain(..).collect();
-                        user.dead_codes.extend(old);
-                        self.revoke_devices(u);
+                1 => {
+                    self.check_throttled_totp(u, predicted, &r, "reauthenticate");
+                    if r.is_ok() {
+                        self.accept_totp(u, &typed, fresh.expect("predicted"));
+                    }
+                }
+                _ => {
+                    assert_eq!(
+                        r.is_ok(),
+                        predicted,
+                        "reauthenticate with a backup code: {err:?}"
+                    );
+                    if r.is_ok() {
+                        self.spend_backup(u, &typed);
                     }
                 }
             }
-            Err(e) => {
-                if enabled && predicted {
-                    assert!(
-                        matches!(e, Error::TooManyAttempts { .. }),
-                        "a valid factor was refused: {e:?}"
-                    );
-                }
+        } else {
+            assert!(r.is_ok(), "reauthenticate with 2FA off: {err:?}");
+        }
+        if let Ok(until) = r {
+            assert_eq!(until, now + self.reauth_ttl);
+            self.sessions[i].authenticated_at = now;
+        }
+    }
+
+    /// Logout, or the account's session list, from a session of the fuzzer's choice.
+    fn session_action(&mut self, u: usize, b: &mut Bytes<'_>) {
+        let Some(i) = self.pick_session(u, b) else {
+            return;
+        };
+        let token = self.sessions[i].token.clone();
+        if b.u8() % 2 == 0 {
+            run(self.service.end_session(&token)).expect("logout");
+            self.sessions[i].ended = true;
+            return;
+        }
+        let r = run(self.service.sessions(&token));
+        let alive = self.session_alive(&self.sessions[i]);
+        let list = match r {
+            Ok(list) => list,
+            Err(Error::Unauthenticated) => {
+                assert!(!alive, "sessions: a live session is unauthenticated");
+                return;
             }
+            Err(e) => panic!("sessions: {e:?}"),
+        };
+        assert!(alive, "sessions listed from an ended session");
+        assert_eq!(list.iter().filter(|s| s.current).count(), 1);
+        for s in self.sessions.iter().filter(|s| s.user == u) {
+            if !self.session_alive(s) {
+                continue;
+            }
+            let id = run(self.service.session(&s.token))
+                .expect("a live session")
+                .id;
+            let info = list.iter().find(|l| l.id == id);
+            let info = info.expect("a live session is listed");
+            assert_eq!(info.current, s.token == token);
         }
     }
 }
@@ -642,6 +1220,7 @@ fuzz_target!(|data: &[u8]| {
     let mut steps = 0;
     while !bytes.done() && steps < 64 {
         world.step(&mut bytes);
+        world.check_sessions();
         steps += 1;
     }
 });

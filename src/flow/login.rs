@@ -453,7 +453,7 @@ impl<S: Store> Service<S> {
         let store = &self.inner.store;
         if let Some(key) = password_key {
             let keep = now.saturating_add(self.inner.throttle.password_lockout_memory());
-            if let Err(e) = throttle::refund(store, key, keep).await {
+            if let Err(e) = throttle::refund(store, key, keep, now).await {
                 tracing::warn!(error = %e, "password attempt could not be given back");
             }
         }
@@ -679,7 +679,8 @@ impl<S: Store> Service<S> {
             .await;
         let budget = throttle::budget_key(user_id);
         if let Err(e) =
-            throttle::refund_budget(&self.inner.store, &self.inner.throttle, &budget).await
+            throttle::refund_budget(&self.inner.store, &self.inner.throttle, &budget, self.now())
+                .await
         {
             tracing::warn!(error = %e, "second-factor budget could not be refunded");
         }
@@ -718,7 +719,9 @@ impl<S: Store> Service<S> {
     /// password was accepted (and possibly spent), so a failed reset only leaves the
     /// failures counted and must not turn the success into an error.
     pub(crate) async fn forget_failures(&self, key: &str, reservation: Reservation) {
-        if let Err(e) = throttle::reset_account(&self.inner.store, key, reservation).await {
+        if let Err(e) =
+            throttle::reset_account(&self.inner.store, key, reservation, self.now()).await
+        {
             tracing::warn!(error = %e, throttle = key, "throttle could not be reset");
         }
     }

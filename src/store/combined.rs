@@ -195,8 +195,8 @@ impl<A: Send + Sync + 'static, E: EphemeralStore> EphemeralStore for Combined<A,
     ) -> impl Future<Output = Result<bool>> + Send {
         self.ephemeral.advance_last_step(id, step, keep_until)
     }
-    fn throttle(&self, key: &str) -> impl Future<Output = Result<ThrottleState>> + Send {
-        self.ephemeral.throttle(key)
+    fn throttle(&self, key: &str, now: u64) -> impl Future<Output = Result<ThrottleState>> + Send {
+        self.ephemeral.throttle(key, now)
     }
     fn update_throttle(
         &self,
@@ -204,9 +204,10 @@ impl<A: Send + Sync + 'static, E: EphemeralStore> EphemeralStore for Combined<A,
         expected: ThrottleState,
         new: ThrottleState,
         keep_until: u64,
+        now: u64,
     ) -> impl Future<Output = Result<bool>> + Send {
         self.ephemeral
-            .update_throttle(key, expected, new, keep_until)
+            .update_throttle(key, expected, new, keep_until, now)
     }
     fn create_device(
         &self,
@@ -283,5 +284,11 @@ impl<A: Send + Sync + 'static, E: EphemeralStore> EphemeralStore for Combined<A,
         keep: Option<&SessionId>,
     ) -> impl Future<Output = Result<u32>> + Send {
         self.ephemeral.delete_sessions(user_id, keep)
+    }
+    /// Purges the ephemeral half only. The durable half keeps no expiring records
+    /// (its security log is trimmed on append; the SQL stores' inherent
+    /// `purge_expired` also drops old entries).
+    fn purge_expired(&self, now: u64) -> impl Future<Output = Result<u64>> + Send {
+        self.ephemeral.purge_expired(now)
     }
 }

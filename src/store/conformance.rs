@@ -206,8 +206,10 @@ pub async fn account_store<A: AccountStore>(store: &A) {
 
 /// Checks the behaviour of every [`EphemeralStore`] method, one call at a time:
 /// pending logins (attempt counting, burning, expiry, take, delete), enrollments,
-/// replay marks, throttles, trusted devices and sessions (every field, expiry, the
-/// account's list, re-authentication, deleting one, all, or all but one).
+/// replay marks, throttles (and their `keep_until`), trusted devices and sessions
+/// (every field, expiry, the account's list, re-authentication, deleting one, all,
+/// or all but one), and `purge_expired` (expired records of every kind go, live ones
+/// stay).
 ///
 /// # Panics
 ///
@@ -218,11 +220,13 @@ pub async fn ephemeral_store<E: EphemeralStore>(store: &E) {
     enrollments(store).await;
     replay_marks(store).await;
     throttles(store).await;
+    throttle_expiry(store).await;
     devices(store).await;
     device_expiry(store).await;
     sessions(store).await;
     session_lists(store).await;
     session_expiry(store).await;
+    purge(store).await;
 }
 
 /// Races every atomicity contract of both halves; see [`account_races`] and
@@ -305,6 +309,11 @@ pub async fn account_races<A: AccountStore + Clone>(stores: &[A], config: RaceCo
 ///   stays;
 /// - `update_throttle` as a counter (read, compare-and-set, retry): no increment is
 ///   lost;
+/// - `update_throttle` from the default state on a state past its `keep_until`:
+///   exactly one `true`, whose state stays;
+/// - `purge_expired` against the writes of a live login (sessions, devices) and
+///   with a live pending login and throttle: no live record is deleted (every
+///   eighth round, as a purge may walk the whole store);
 /// - `create_device` for one account: no device is lost;
 /// - `delete_sessions` keeping one session, from every task: only the kept session
 ///   is left, and the counts returned add up to the number deleted.
@@ -325,6 +334,10 @@ pub async fn ephemeral_races<E: EphemeralStore + Clone>(stores: &[E], config: Ra
         race_take_enrollment_vs_put(stores, config.tasks, round).await;
         race_update_throttle(stores, config.tasks, round).await;
         race_throttle_counter(stores, config.tasks, round).await;
+        race_update_expired_throttle(stores, config.tasks, round).await;
+        if round % 8 == 0 {
+            race_purge_vs_live_login(stores, config.tasks, round).await;
+        }
         race_create_devices(stores, config.tasks, round).await;
         race_delete_sessions(stores, config.tasks, round).await;
     }
@@ -2035,7 +2048,7 @@ async fn throttles<E: EphemeralStore>(store: &E) {
     let key = throttle_key();
     let zero = ThrottleState::default();
     assert_eq!(
-        ok(store.throttle(&key).await, "throttle"),
+        ok(store.throttle(&key, now()).await, "throttle"),
         zero,
         "throttle: an unknown key must read as the default (zero) state"
     );
@@ -2050,32 +2063,32 @@ async fn throttles<E: EphemeralStore>(store: &E) {
 
     assert!(
         ok(
-            store.update_throttle(&key, zero, s1, keep).await,
+            store.update_throttle(&key, zero, s1, keep, now()).await,
             "update_throttle"
         ),
         "update_throttle: from the default state of an unknown key returned false"
     );
     assert_eq!(
-        ok(store.throttle(&key).await, "throttle"),
+        ok(store.throttle(&key, now()).await, "throttle"),
         s1,
         "update_throttle: state read back"
     );
     assert!(
         !ok(
-            store.update_throttle(&key, zero, s2, keep).await,
+            store.update_throttle(&key, zero, s2, keep, now()).await,
             "update_throttle"
         ),
         "update_throttle: succeeded although the expected state was stale"
     );
     assert_eq!(
-        ok(store.throttle(&key).await, "throttle"),
+        ok(store.throttle(&key, now()).await, "throttle"),
         s1,
         "update_throttle: a refused update changed the state"
     );
     assert!(
         !ok(
             store
-                .update_throttle(&key, ThrottleState { count: 1, until: 0 }, s2, keep)
+                .update_throttle(&key, ThrottleState { count: 1, until: 0 }, s2, keep, now())
                 .await,
             "update_throttle"
         ),
@@ -2083,13 +2096,13 @@ async fn throttles<E: EphemeralStore>(store: &E) {
     );
     assert!(
         ok(
-            store.update_throttle(&key, s1, s2, keep).await,
+            store.update_throttle(&key, s1, s2, keep, now()).await,
             "update_throttle"
         ),
         "update_throttle: with the current state as expected returned false"
     );
     assert_eq!(
-        ok(store.throttle(&key).await, "throttle"),
+        ok(store.throttle(&key, now()).await, "throttle"),
         s2,
         "update_throttle: state read back"
     );
@@ -2097,19 +2110,19 @@ async fn throttles<E: EphemeralStore>(store: &E) {
     // Writing the default state resets; the reset key behaves as unknown.
     assert!(
         ok(
-            store.update_throttle(&key, s2, zero, keep).await,
+            store.update_throttle(&key, s2, zero, keep, now()).await,
             "update_throttle"
         ),
         "update_throttle: a reset to the default state returned false"
     );
     assert_eq!(
-        ok(store.throttle(&key).await, "throttle"),
+        ok(store.throttle(&key, now()).await, "throttle"),
         zero,
         "update_throttle: after writing the default state"
     );
     assert!(
         ok(
-            store.update_throttle(&key, zero, s1, keep).await,
+            store.update_throttle(&key, zero, s1, keep, now()).await,
             "update_throttle"
         ),
         "update_throttle: after a reset, the default state must be the expected one"
@@ -2118,7 +2131,7 @@ async fn throttles<E: EphemeralStore>(store: &E) {
     // Keys are independent; values round-trip over the whole range of a count.
     let other = throttle_key();
     assert_eq!(
-        ok(store.throttle(&other).await, "throttle"),
+        ok(store.throttle(&other, now()).await, "throttle"),
         zero,
         "throttle: another key's state leaked"
     );
@@ -2127,18 +2140,96 @@ async fn throttles<E: EphemeralStore>(store: &E) {
         until: now() + 86_400,
     };
     assert!(ok(
-        store.update_throttle(&other, zero, big, keep).await,
+        store.update_throttle(&other, zero, big, keep, now()).await,
         "update_throttle"
     ));
     assert_eq!(
-        ok(store.throttle(&other).await, "throttle"),
+        ok(store.throttle(&other, now()).await, "throttle"),
         big,
         "update_throttle: a count of u32::MAX did not round-trip"
     );
     assert_eq!(
-        ok(store.throttle(&key).await, "throttle"),
+        ok(store.throttle(&key, now()).await, "throttle"),
         s1,
         "update_throttle: changed another key"
+    );
+}
+
+async fn throttle_expiry<E: EphemeralStore>(store: &E) {
+    let t = now();
+    let zero = ThrottleState::default();
+    let key = throttle_key();
+    let s1 = ThrottleState {
+        count: 4,
+        until: t + 30,
+    };
+    let s2 = ThrottleState {
+        count: 1,
+        until: t + 90,
+    };
+    assert!(
+        ok(
+            store.update_throttle(&key, zero, s1, t + 60, t).await,
+            "update_throttle"
+        ),
+        "update_throttle: from the default state of an unknown key returned false"
+    );
+    assert_eq!(
+        ok(store.throttle(&key, t + 59).await, "throttle"),
+        s1,
+        "throttle: a state before its keep_until must read back"
+    );
+    assert_eq!(
+        ok(store.throttle(&key, t + 60).await, "throttle"),
+        zero,
+        "throttle: a state at or past its keep_until must read as the default state"
+    );
+    assert!(
+        !ok(
+            store.update_throttle(&key, s1, s2, t + 600, t + 60).await,
+            "update_throttle"
+        ),
+        "update_throttle: a state past its keep_until must not compare equal to itself"
+    );
+    assert!(
+        ok(
+            store
+                .update_throttle(&key, zero, zero, t + 600, t + 60)
+                .await,
+            "update_throttle"
+        ),
+        "update_throttle: default to default on a state past its keep_until returned false"
+    );
+    assert!(
+        ok(
+            store.update_throttle(&key, zero, s2, t + 600, t + 60).await,
+            "update_throttle"
+        ),
+        "update_throttle: from the default state on a state past its keep_until returned \
+         false; an expired state must compare equal to the default state"
+    );
+    assert_eq!(
+        ok(store.throttle(&key, t + 60).await, "throttle"),
+        s2,
+        "update_throttle: the state written over an expired one did not read back"
+    );
+    assert!(
+        !ok(
+            store.update_throttle(&key, zero, s1, t + 600, t + 60).await,
+            "update_throttle"
+        ),
+        "update_throttle: from the default state succeeded twice on an expired state"
+    );
+    // A state written already past its keep_until is zero at once.
+    let key = throttle_key();
+    assert!(ok(
+        store.update_throttle(&key, zero, s1, t, t).await,
+        "update_throttle"
+    ));
+    assert_eq!(
+        ok(store.throttle(&key, t).await, "throttle"),
+        zero,
+        "throttle: a state written with keep_until = now must read as the default state"
     );
 }
 
@@ -2670,6 +2761,162 @@ async fn session_expiry<E: EphemeralStore>(store: &E) {
 // ---------------------------------------------------------------------------------------
 // AccountStore races
 // ---------------------------------------------------------------------------------------
+
+async fn purge<E: EphemeralStore>(store: &E) {
+    let t = now();
+    let user = user_id();
+    let zero = ThrottleState::default();
+    // One expired and one live record of each kind.
+    let (dead_login, live_login) = (hash(), hash());
+    ok(
+        store
+            .create_pending_login(&dead_login, &pending(&user, 0, t))
+            .await,
+        "create_pending_login",
+    );
+    ok(
+        store
+            .create_pending_login(&live_login, &pending(&user, 0, t + TTL))
+            .await,
+        "create_pending_login",
+    );
+    let (dead_user, live_user) = (user_id(), user.clone());
+    let dead_enrollment = enrollment_record(false, t);
+    let live_enrollment = enrollment_record(false, t + TTL);
+    ok(
+        store.put_enrollment(&dead_user, &dead_enrollment).await,
+        "put_enrollment",
+    );
+    ok(
+        store.put_enrollment(&live_user, &live_enrollment).await,
+        "put_enrollment",
+    );
+    let (dead_mark, live_mark) = (authenticator_id(), authenticator_id());
+    ok(
+        store.advance_last_step(&dead_mark, 10, t).await,
+        "advance_last_step",
+    );
+    ok(
+        store.advance_last_step(&live_mark, 10, t + TTL).await,
+        "advance_last_step",
+    );
+    let (dead_key, live_key) = (throttle_key(), throttle_key());
+    let state = ThrottleState {
+        count: 3,
+        until: t + 30,
+    };
+    ok(
+        store
+            .update_throttle(&dead_key, zero, state, t, t - 1)
+            .await,
+        "update_throttle",
+    );
+    ok(
+        store
+            .update_throttle(&live_key, zero, state, t + TTL, t - 1)
+            .await,
+        "update_throttle",
+    );
+    let (dead_device, live_device) = (hash(), hash());
+    let live_device_record = device_record(&user, t - 20, t + TTL);
+    ok(
+        store
+            .create_device(&dead_device, &device_record(&user, t - 30, t))
+            .await,
+        "create_device",
+    );
+    ok(
+        store.create_device(&live_device, &live_device_record).await,
+        "create_device",
+    );
+    let (dead_session, live_session) = (hash(), hash());
+    let live_session_record = session_record(&user, t - 20, t + TTL);
+    ok(
+        store
+            .create_session(&dead_session, &session_record(&user, t - 30, t))
+            .await,
+        "create_session",
+    );
+    ok(
+        store
+            .create_session(&live_session, &live_session_record)
+            .await,
+        "create_session",
+    );
+
+    let purged = ok(store.purge_expired(t).await, "purge_expired");
+    // Replay marks may be left to a native TTL (they carry no expiry of their own in
+    // every store), so five: pending login, enrollment, throttle, device, session.
+    assert!(
+        purged >= 5,
+        "purge_expired: returned {purged}, but the check made five expired records it \
+         must delete (a pending login, an enrollment, a throttle, a device, a session)"
+    );
+    assert_eq!(
+        ok(
+            store.take_pending_login(&dead_login, t - 1).await,
+            "take_pending_login"
+        ),
+        None,
+        "purge_expired: an expired pending login is still there"
+    );
+    assert_eq!(
+        ok(store.enrollment(&dead_user, t - 1).await, "enrollment").map(|e| e.id),
+        None,
+        "purge_expired: an expired enrollment is still there"
+    );
+    assert_eq!(
+        ok(store.throttle(&dead_key, t - 1).await, "throttle"),
+        zero,
+        "purge_expired: a throttle past its keep_until is still there"
+    );
+    assert_eq!(
+        ok(store.device(&dead_device, t - 1).await, "device"),
+        None,
+        "purge_expired: an expired device is still there"
+    );
+    assert_eq!(
+        ok(store.session(&dead_session, t - 1).await, "session"),
+        None,
+        "purge_expired: an expired session is still there"
+    );
+    // The live ones stay, whole.
+    assert_same_enrollment(
+        ok(store.enrollment(&live_user, t).await, "enrollment"),
+        &live_enrollment,
+        "purge_expired: a live enrollment",
+    );
+    assert!(
+        !ok(
+            store.advance_last_step(&live_mark, 10, t + TTL).await,
+            "advance_last_step"
+        ),
+        "purge_expired: a replay mark before its keep_until was forgotten"
+    );
+    assert_eq!(
+        ok(store.throttle(&live_key, t).await, "throttle"),
+        state,
+        "purge_expired: a throttle before its keep_until was purged"
+    );
+    assert_eq!(
+        ok(store.devices(&user, t).await, "devices"),
+        vec![live_device_record],
+        "purge_expired: the account's live devices"
+    );
+    assert_eq!(
+        ok(store.sessions(&user, t).await, "sessions"),
+        vec![live_session_record],
+        "purge_expired: the account's live sessions"
+    );
+    assert_eq!(
+        ok(
+            store.take_pending_login(&live_login, t).await,
+            "take_pending_login"
+        ),
+        Some(pending(&user, 0, t + TTL)),
+        "purge_expired: a live pending login"
+    );
+}
 
 fn count<T>(results: &[T], pred: impl Fn(&T) -> bool) -> usize {
     results.iter().filter(|r| pred(r)).count()
@@ -3671,7 +3918,7 @@ async fn race_update_throttle<E: EphemeralStore + Clone>(stores: &[E], tasks: us
         };
         assert!(ok(
             stores[0]
-                .update_throttle(&key, ThrottleState::default(), s, keep)
+                .update_throttle(&key, ThrottleState::default(), s, keep, now())
                 .await,
             "update_throttle"
         ));
@@ -3686,7 +3933,7 @@ async fn race_update_throttle<E: EphemeralStore + Clone>(stores: &[E], tasks: us
             count: 10 + i as u32,
             until,
         };
-        async move { s.update_throttle(&key, expected, new, keep).await }
+        async move { s.update_throttle(&key, expected, new, keep, now()).await }
     })
     .await;
     let results: Vec<bool> = results
@@ -3701,7 +3948,10 @@ async fn race_update_throttle<E: EphemeralStore + Clone>(stores: &[E], tasks: us
     );
     if let Some(w) = results.iter().position(|r| *r) {
         assert_eq!(
-            ok(checker(stores, round).throttle(&key).await, "throttle"),
+            ok(
+                checker(stores, round).throttle(&key, now()).await,
+                "throttle"
+            ),
             ThrottleState {
                 count: 10 + w as u32,
                 until
@@ -3724,12 +3974,12 @@ async fn race_throttle_counter<E: EphemeralStore + Clone>(
         async move {
             // Every task adds one, retrying on a lost compare-and-set, as the flows do.
             for _ in 0..10_000 {
-                let current = s.throttle(&key).await?;
+                let current = s.throttle(&key, now()).await?;
                 let next = ThrottleState {
                     count: current.count + 1,
                     until,
                 };
-                if s.update_throttle(&key, current, next, keep).await? {
+                if s.update_throttle(&key, current, next, keep, now()).await? {
                     return Ok(true);
                 }
                 tokio::task::yield_now().await;
@@ -3745,11 +3995,154 @@ async fn race_throttle_counter<E: EphemeralStore + Clone>(
              failed; the store makes no progress"
         );
     }
-    let got = ok(checker(stores, round).throttle(&key).await, "throttle");
+    let got = ok(
+        checker(stores, round).throttle(&key, now()).await,
+        "throttle",
+    );
     assert_eq!(
         got.count, tasks as u32,
         "update_throttle counter race (round {round}): {tasks} tasks each added one with \
          compare-and-set; increments were lost"
+    );
+}
+
+async fn race_update_expired_throttle<E: EphemeralStore + Clone>(
+    stores: &[E],
+    tasks: usize,
+    round: usize,
+) {
+    let t = now();
+    let zero = ThrottleState::default();
+    let key = throttle_key();
+    let old = ThrottleState {
+        count: 7,
+        until: t + 30,
+    };
+    // Expired exactly at `t` (keep_until <= now).
+    assert!(ok(
+        stores[0].update_throttle(&key, zero, old, t, t - 1).await,
+        "update_throttle"
+    ));
+    let until = t + 60;
+    let results = race(stores, tasks, |i, s| {
+        let key = key.clone();
+        let new = ThrottleState {
+            count: 100 + i as u32,
+            until,
+        };
+        async move { s.update_throttle(&key, zero, new, t + TTL, t).await }
+    })
+    .await;
+    let results: Vec<bool> = results
+        .into_iter()
+        .map(|r| ok(r, "update_throttle race on an expired state"))
+        .collect();
+    let winners = count(&results, |r| *r);
+    assert_eq!(
+        winners, 1,
+        "update_throttle race on an expired state (round {round}): {winners} of {tasks} \
+         concurrent compare-and-sets from the default state returned true; exactly one must"
+    );
+    if let Some(w) = results.iter().position(|r| *r) {
+        assert_eq!(
+            ok(checker(stores, round).throttle(&key, t).await, "throttle"),
+            ThrottleState {
+                count: 100 + w as u32,
+                until
+            },
+            "update_throttle race on an expired state (round {round}): the stored state is \
+             not the winner's"
+        );
+    }
+}
+
+async fn race_purge_vs_live_login<E: EphemeralStore + Clone>(
+    stores: &[E],
+    tasks: usize,
+    round: usize,
+) {
+    let t = now();
+    let user = user_id();
+    let login = hash();
+    let s0 = &stores[0];
+    ok(
+        s0.create_pending_login(&login, &pending(&user, 0, t + TTL))
+            .await,
+        "create_pending_login",
+    );
+    // Something for the purges to do.
+    ok(
+        s0.create_pending_login(&hash(), &pending(&user, 0, t))
+            .await,
+        "create_pending_login",
+    );
+    ok(
+        s0.create_session(&hash(), &session_record(&user, t - 10, t))
+            .await,
+        "create_session",
+    );
+    let key = throttle_key();
+    let live = ThrottleState {
+        count: 2,
+        until: t + 30,
+    };
+    assert!(ok(
+        s0.update_throttle(&key, ThrottleState::default(), live, t + TTL, t)
+            .await,
+        "update_throttle"
+    ));
+    // Two tasks purge; the others write a live login's records meanwhile.
+    let made: Vec<(KeyedHash, KeyedHash)> = (0..tasks).map(|_| (hash(), hash())).collect();
+    let results = race(stores, tasks, |i, s| {
+        let user = user.clone();
+        let (session, device) = made[i];
+        async move {
+            if i < 2 {
+                s.purge_expired(t).await.map(|_| ())
+            } else {
+                s.create_session(&session, &session_record(&user, t, t + TTL))
+                    .await?;
+                s.create_device(&device, &device_record(&user, t, t + TTL))
+                    .await
+            }
+        }
+    })
+    .await;
+    for r in results {
+        ok(r, "purge_expired race");
+    }
+    let c = checker(stores, round);
+    let writers = tasks.saturating_sub(2);
+    for (session, device) in made.iter().skip(2) {
+        assert!(
+            ok(c.session(session, t).await, "session").is_some(),
+            "purge_expired race (round {round}): a live session written during the purge \
+             is gone"
+        );
+        assert!(
+            ok(c.device(device, t).await, "device").is_some(),
+            "purge_expired race (round {round}): a live device written during the purge is \
+             gone"
+        );
+    }
+    assert_eq!(
+        ok(c.sessions(&user, t).await, "sessions").len(),
+        writers,
+        "purge_expired race (round {round}): the account's session list lost live sessions"
+    );
+    assert_eq!(
+        ok(c.devices(&user, t).await, "devices").len(),
+        writers,
+        "purge_expired race (round {round}): the account's device list lost live devices"
+    );
+    assert_eq!(
+        ok(c.throttle(&key, t).await, "throttle"),
+        live,
+        "purge_expired race (round {round}): a live throttle was purged"
+    );
+    assert!(
+        ok(c.take_pending_login(&login, t).await, "take_pending_login").is_some(),
+        "purge_expired race (round {round}): a live pending login was purged"
     );
 }
 

@@ -86,9 +86,9 @@ struct Inner {
 ///
 /// Cloning is cheap and shares the data. Data is kept in 64 independently locked
 /// shards per table, so concurrent logins of different users do not queue on one
-/// lock. Expired records are dropped when touched; call
-/// [`purge_expired`](MemoryStore::purge_expired) now and then to bound memory in a
-/// long-running process.
+/// lock. Expired records are treated as absent (and some are dropped when touched);
+/// call [`purge_expired`](EphemeralStore::purge_expired) now and then to bound memory
+/// in a long-running process.
 #[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
@@ -123,16 +123,24 @@ impl MemoryStore {
         }
     }
 
-    /// Drops every record that expired at or before `now`.
-    pub fn purge_expired(&self, now: u64) {
+    /// Drops every record that expired at or before `now`; returns how many it
+    /// dropped (records, not index entries).
+    fn purge(&self, now: u64) -> u64 {
         let i = &self.inner;
-        i.pending.retain_all(|p| p.expires_at > now);
-        i.enrollments.retain_all(|e| e.expires_at > now);
-        i.steps.retain_all(|(_, keep)| *keep > now);
-        i.throttles.retain_all(|(_, keep)| *keep > now);
+        let mut n = 0u64;
+        let mut gone = |keep: bool| {
+            if !keep {
+                n += 1;
+            }
+            keep
+        };
+        i.pending.retain_all(|p| gone(p.expires_at > now));
+        i.enrollments.retain_all(|e| gone(e.expires_at > now));
+        i.steps.retain_all(|(_, keep)| gone(*keep > now));
+        i.throttles.retain_all(|(_, keep)| gone(*keep > now));
         i.users.retain_all(|u| {
-            u.devices.retain(|(_, d)| d.expires_at > now);
-            u.sessions.retain(|(_, s)| s.expires_at > now);
+            u.devices.retain(|(_, d)| gone(d.expires_at > now));
+            u.sessions.retain(|(_, s)| gone(s.expires_at > now));
             u.security_log
                 .retain(|e| e.at.saturating_add(crate::security_log::RETENTION_SECS) > now);
             true
@@ -152,6 +160,7 @@ impl MemoryStore {
         };
         live(&i.device_index, true);
         live(&i.session_index, false);
+        n
     }
 }
 
@@ -492,14 +501,16 @@ impl EphemeralStore for MemoryStore {
         }
     }
 
-    async fn throttle(&self, key: &str) -> Result<ThrottleState> {
-        Ok(self
-            .inner
-            .throttles
-            .lock(key)
-            .get(key)
-            .map(|(s, _)| *s)
-            .unwrap_or_default())
+    async fn throttle(&self, key: &str, now: u64) -> Result<ThrottleState> {
+        let mut map = self.inner.throttles.lock(key);
+        match map.get(key) {
+            Some((s, keep)) if *keep > now => Ok(*s),
+            Some(_) => {
+                map.remove(key);
+                Ok(ThrottleState::default())
+            }
+            None => Ok(ThrottleState::default()),
+        }
     }
 
     async fn update_throttle(
@@ -508,9 +519,15 @@ impl EphemeralStore for MemoryStore {
         expected: ThrottleState,
         new: ThrottleState,
         keep_until: u64,
+        now: u64,
     ) -> Result<bool> {
         let mut map = self.inner.throttles.lock(key);
-        let current = map.get(key).map(|(s, _)| *s).unwrap_or_default();
+        // A state past its `keep_until` is the default state.
+        let current = map
+            .get(key)
+            .filter(|(_, keep)| *keep > now)
+            .map(|(s, _)| *s)
+            .unwrap_or_default();
         if current != expected {
             return Ok(false);
         }
@@ -708,6 +725,10 @@ impl EphemeralStore for MemoryStore {
             self.inner.session_index.lock(hash).remove(hash);
         }
         Ok(u32::try_from(removed.len()).unwrap_or(u32::MAX))
+    }
+
+    async fn purge_expired(&self, now: u64) -> Result<u64> {
+        Ok(self.purge(now))
     }
 }
 

@@ -21,8 +21,9 @@
 //! The conformance suite (feature `conformance`) checks every contract, with real
 //! races.
 //!
-//! Expiry: methods that take `now` treat a record whose `expires_at <= now` as
-//! absent. Stores may delete expired records lazily or with native TTLs.
+//! Expiry: methods that take `now` treat a record whose `expires_at <= now` (a
+//! throttle whose `keep_until <= now`) as absent. Stores may delete expired records
+//! lazily, with native TTLs, or in [`EphemeralStore::purge_expired`].
 //!
 //! Errors: a store that cannot be reached, or that fails mid-operation, returns
 //! [`Error::Unavailable`](crate::Error::Unavailable) (see
@@ -489,20 +490,27 @@ pub trait EphemeralStore: Send + Sync + 'static {
         keep_until: u64,
     ) -> impl Future<Output = Result<bool>> + Send;
 
-    /// The state of a throttle (zero when unknown or past `keep_until`).
-    fn throttle(&self, key: &str) -> impl Future<Output = Result<ThrottleState>> + Send;
+    /// The state of a throttle at `now`: the default (zero) state when the key is
+    /// unknown or its state is past the `keep_until` it was written with
+    /// (`keep_until <= now`). The store may delete such a state lazily.
+    fn throttle(&self, key: &str, now: u64) -> impl Future<Output = Result<ThrottleState>> + Send;
 
-    /// Replaces a throttle's state with `new` if it still equals `expected`; returns
-    /// whether it did. The state may be forgotten after `keep_until` (Unix seconds).
+    /// Replaces a throttle's state with `new`, kept until `keep_until` (Unix
+    /// seconds), if its state at `now` still equals `expected`; returns whether it
+    /// did. The state at `now` is what [`throttle`](Self::throttle) returns at `now`:
+    /// a state past its `keep_until` equals the default state, so an update from the
+    /// default state replaces it. Writing the default state deletes the key.
     ///
-    /// Atomicity: a compare-and-set. Of N concurrent calls with the same `expected`,
-    /// exactly one returns `true`.
+    /// Atomicity: a compare-and-set. Of N concurrent calls with the same `expected`
+    /// and `now`, exactly one returns `true` — also when `expected` is the default
+    /// state and the stored state is past its `keep_until`.
     fn update_throttle(
         &self,
         key: &str,
         expected: ThrottleState,
         new: ThrottleState,
         keep_until: u64,
+        now: u64,
     ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Stores a trusted device under the keyed hash of its token.
@@ -588,6 +596,18 @@ pub trait EphemeralStore: Send + Sync + 'static {
         user_id: &UserId,
         keep: Option<&SessionId>,
     ) -> impl Future<Output = Result<u32>> + Send;
+
+    /// Deletes every record of this half that is expired at `now`: pending logins,
+    /// enrollments, trusted devices and sessions with `expires_at <= now`, replay
+    /// marks and throttles with `keep_until <= now`. Returns how many records it
+    /// deleted (what counts as one record is the store's own: a store may also count
+    /// index entries or other rows it drops, and a store whose records expire by
+    /// themselves may return 0). Call it now and then to bound the store's size.
+    ///
+    /// Atomicity: each record is deleted only if it is expired at the moment of the
+    /// delete: a purge racing with the writes of a live login never deletes a record
+    /// that is alive at `now`.
+    fn purge_expired(&self, now: u64) -> impl Future<Output = Result<u64>> + Send;
 }
 
 /// A complete store: both halves. Implemented for every type that has them.

@@ -42,8 +42,8 @@ type PgTx = sqlx::Transaction<'static, sqlx::Postgres>;
 /// processes have exactly one winner, at the default `READ COMMITTED` isolation level.
 ///
 /// Cloning is cheap and shares the connection pool. Expired ephemeral rows are
-/// treated as absent; call [`purge_expired`](PgStore::purge_expired) now and then to
-/// delete them.
+/// treated as absent; call [`purge_expired`](PgStore::purge_expired) (or
+/// [`EphemeralStore::purge_expired`], which calls it) now and then to delete them.
 ///
 /// ```no_run
 /// # async fn demo() -> secondfactor::Result<()> {
@@ -777,13 +777,16 @@ impl EphemeralStore for PgStore {
         Ok(row.is_some())
     }
 
-    async fn throttle(&self, key: &str) -> Result<ThrottleState> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT count, until FROM sf_throttles WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable("throttle"))?;
+    async fn throttle(&self, key: &str, now: u64) -> Result<ThrottleState> {
+        // A state past its keep_until reads as zero; purge_expired deletes it.
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT count, until FROM sf_throttles WHERE key = $1 AND keep_until > $2",
+        )
+        .bind(key)
+        .bind(time_to_db(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable("throttle"))?;
         row.map(throttle_from_row)
             .transpose()
             .map(Option::unwrap_or_default)
@@ -795,39 +798,51 @@ impl EphemeralStore for PgStore {
         expected: ThrottleState,
         new: ThrottleState,
         keep_until: u64,
+        now: u64,
     ) -> Result<bool> {
         const CX: &str = "update_throttle";
         let zero = ThrottleState::default();
-        // The zero state is never stored: a missing row is zero.
+        let now_db = time_to_db(now);
+        // The zero state is never stored: a missing row, or a row past its
+        // keep_until, is zero. Every write below is one statement whose condition
+        // includes the row's keep_until, so the compare-and-set holds for expired
+        // rows too.
         let q = match (expected == zero, new == zero) {
             (true, true) => {
                 // Nothing to write; succeeds iff the state is zero right now.
-                return Ok(self.throttle(key).await? == zero);
+                return Ok(self.throttle(key, now).await? == zero);
             }
+            // Inserts, or replaces an expired row (the conflict update's WHERE).
             (true, false) => sqlx::query(
                 "INSERT INTO sf_throttles (count, until, keep_until, key) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE \
+                 SET count = EXCLUDED.count, until = EXCLUDED.until, \
+                 keep_until = EXCLUDED.keep_until WHERE sf_throttles.keep_until <= $5",
             )
             .bind(i64::from(new.count))
             .bind(time_to_db(new.until))
             .bind(time_to_db(keep_until))
-            .bind(key),
-            (false, true) => {
-                sqlx::query("DELETE FROM sf_throttles WHERE key = $1 AND count = $2 AND until = $3")
-                    .bind(key)
-                    .bind(i64::from(expected.count))
-                    .bind(time_to_db(expected.until))
-            }
+            .bind(key)
+            .bind(now_db),
+            (false, true) => sqlx::query(
+                "DELETE FROM sf_throttles \
+                 WHERE key = $1 AND count = $2 AND until = $3 AND keep_until > $4",
+            )
+            .bind(key)
+            .bind(i64::from(expected.count))
+            .bind(time_to_db(expected.until))
+            .bind(now_db),
             (false, false) => sqlx::query(
                 "UPDATE sf_throttles SET count = $1, until = $2, keep_until = $3 \
-                 WHERE key = $4 AND count = $5 AND until = $6",
+                 WHERE key = $4 AND count = $5 AND until = $6 AND keep_until > $7",
             )
             .bind(i64::from(new.count))
             .bind(time_to_db(new.until))
             .bind(time_to_db(keep_until))
             .bind(key)
             .bind(i64::from(expected.count))
-            .bind(time_to_db(expected.until)),
+            .bind(time_to_db(expected.until))
+            .bind(now_db),
         };
         let r = q.execute(&self.pool).await.map_err(unavailable(CX))?;
         Ok(r.rows_affected() == 1)
@@ -1011,5 +1026,10 @@ impl EphemeralStore for PgStore {
         .await
         .map_err(unavailable("delete_sessions"))?;
         Ok(count_to_u32(r.rows_affected()))
+    }
+
+    /// [`PgStore::purge_expired`]: also counts the security-log rows it forgets.
+    async fn purge_expired(&self, now: u64) -> Result<u64> {
+        PgStore::purge_expired(self, now).await
     }
 }

@@ -99,17 +99,70 @@ if c > 0 then return 1 end
 return 0
 "#;
 
-/// KEYS[1] throttle; ARGV[1] expected, ARGV[2] new ('' deletes), ARGV[3] TTL.
-/// Returns 1 when replaced.
+/// KEYS[1] throttle; ARGV[1] expected `count:until`, ARGV[2] new value
+/// `count:until:keep_until` ('' deletes), ARGV[3] TTL, ARGV[4] now (padded).
+/// Returns 1 when replaced. A stored state past its keep_until is the zero state; a
+/// value without keep_until (written by 0.2) is compared as it is.
 const UPDATE_THROTTLE: &str = r#"
-local cur = redis.call('GET', KEYS[1]) or '0:0'
-if cur ~= ARGV[1] then return 0 end
+local cur = redis.call('GET', KEYS[1])
+local state = '0:0'
+if cur then
+  local s, keep = string.match(cur, '^([^:]*:[^:]*):([^:]*)$')
+  if s then
+    local c = cmp(keep, ARGV[4])
+    if not c then return 'corrupt' end
+    if c > 0 then state = s end
+  else
+    state = cur
+  end
+end
+if state ~= ARGV[1] then return 0 end
 if ARGV[2] == '' then
   redis.call('DEL', KEYS[1])
 else
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 end
 return 1
+"#;
+
+/// KEYS: keys under the prefix (a batch of `SCAN`); ARGV[1] now (padded), ARGV[2]
+/// prefix. Deletes the pending logins, enrollments, devices, sessions and throttles
+/// among them that are expired at `now` (and their entries in the per-user list or
+/// set), prunes per-user lists and sets of entries whose record is gone, and returns
+/// how many records it deleted. Records it cannot read are left alone.
+const PURGE: &str = r#"
+local now, prefix = ARGV[1], ARGV[2]
+local n = 0
+for _, k in ipairs(KEYS) do
+  local kind = string.sub(k, #prefix + 1, #prefix + 3)
+  local rest = string.sub(k, #prefix + 4)
+  local t = redis.call('TYPE', k).ok
+  if t == 'hash' and (kind == 'pl:' or kind == 'en:' or kind == 'dv:' or kind == 'se:') then
+    local v = redis.call('HMGET', k, 'x', 'u')
+    local c = cmp(v[1], now)
+    if c and c <= 0 then
+      if kind == 'se:' and v[2] then
+        redis.call('SREM', prefix .. 'su:' .. v[2], rest)
+      elseif kind == 'dv:' and v[2] then
+        redis.call('LREM', prefix .. 'du:' .. v[2], 0, rest)
+      end
+      n = n + redis.call('DEL', k)
+    end
+  elseif t == 'string' and kind == 'th:' then
+    local keep = string.match(redis.call('GET', k), '^[^:]*:[^:]*:([^:]*)$')
+    local c = cmp(keep, now)
+    if c and c <= 0 then n = n + redis.call('DEL', k) end
+  elseif t == 'set' and kind == 'su:' then
+    for _, m in ipairs(redis.call('SMEMBERS', k)) do
+      if redis.call('EXISTS', prefix .. 'se:' .. m) == 0 then redis.call('SREM', k, m) end
+    end
+  elseif t == 'list' and kind == 'du:' then
+    for _, m in ipairs(redis.call('LRANGE', k, 0, -1)) do
+      if redis.call('EXISTS', prefix .. 'dv:' .. m) == 0 then redis.call('LREM', k, 0, m) end
+    end
+  end
+end
+return n
 "#;
 
 /// KEYS[1] device, KEYS[2] user's device list; ARGV[1] token hash, ARGV[2] TTL,
@@ -294,10 +347,11 @@ struct Scripts {
     list_sessions: Script,
     delete_session_by_id: Script,
     delete_sessions: Script,
+    purge: Script,
 }
 
 impl Scripts {
-    fn all(&self) -> [&Script; 15] {
+    fn all(&self) -> [&Script; 16] {
         [
             &self.begin_attempt,
             &self.take_pending,
@@ -314,6 +368,7 @@ impl Scripts {
             &self.list_sessions,
             &self.delete_session_by_id,
             &self.delete_sessions,
+            &self.purge,
         ]
     }
 }
@@ -336,6 +391,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
         list_sessions: s(LIST_SESSIONS),
         delete_session_by_id: s(DELETE_SESSION_BY_ID),
         delete_sessions: s(DELETE_SESSIONS),
+        purge: s(PURGE),
     }
 });
 
@@ -356,7 +412,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 /// | `{p}pl:{token hash}` | hash | pending login: `u` user id, `p` password epoch, `a` attempts, `x` expires at |
 /// | `{p}en:{user id}` | hash | pending enrollment: `i` id, `n` name, `s` sealed secret (bytes), `d` adding (`0`/`1`), `x` expires at |
 /// | `{p}st:{authenticator id}` | string | last accepted TOTP step |
-/// | `{p}th:{throttle key}` | string | `{count}:{until}`; a missing key is the zero state |
+/// | `{p}th:{throttle key}` | string | `{count}:{until}:{keep_until}`; a missing key, or one past its `keep_until`, is the zero state (0.2 wrote `{count}:{until}`, read as never past `keep_until`) |
 /// | `{p}dv:{token hash}` | hash | trusted device: `i` id, `u` user id, `l` label, `p` epoch, `c` created at, `x` expires at |
 /// | `{p}du:{user id}` | list | the user's device token hashes, in insertion order (listed by `created_at`) |
 /// | `{p}se:{token hash}` | hash | session: `i` id, `u` user id, `p` epoch, `m` method ([`AuthMethod::as_str`]), `c` created at, `a` authenticated at, `x` expires at |
@@ -627,12 +683,33 @@ fn pad(n: u64) -> String {
     format!("{n:020}")
 }
 
+/// A throttle state as the compare-and-set script compares it: `count:until`.
 fn encode_throttle(s: ThrottleState) -> String {
     format!("{}:{}", s.count, s.until)
 }
 
-fn decode_throttle(raw: &[u8]) -> Result<ThrottleState> {
+/// A throttle state as stored: `count:until:keep_until` (padded).
+fn encode_stored_throttle(s: ThrottleState, keep_until: u64) -> String {
+    format!("{}:{}", encode_throttle(s), pad(keep_until))
+}
+
+/// A stored throttle as [`EphemeralStore::throttle`] returns it at `now`: zero when
+/// past its `keep_until`. A value without `keep_until` (written by 0.2) never is.
+fn decode_throttle(raw: &[u8], now: u64) -> Result<ThrottleState> {
     let text = std::str::from_utf8(raw).map_err(|_| corrupt())?;
+    let text = match text.rsplit_once(':') {
+        Some((state, keep)) if state.contains(':') => {
+            let keep_until: u64 = parse_digits(keep.as_bytes())?;
+            if pad(keep_until) != keep {
+                return Err(corrupt());
+            }
+            if keep_until <= now {
+                return Ok(ThrottleState::default());
+            }
+            state
+        }
+        _ => text,
+    };
     let (count, until) = text.split_once(':').ok_or_else(corrupt)?;
     let state = ThrottleState {
         count: parse_digits(count.as_bytes())?,
@@ -955,12 +1032,12 @@ impl EphemeralStore for RedisStore {
         flag(value)
     }
 
-    async fn throttle(&self, key: &str) -> Result<ThrottleState> {
+    async fn throttle(&self, key: &str, now: u64) -> Result<ThrottleState> {
         let mut cmd = ::redis::cmd("GET");
         cmd.arg(self.key("th", key));
         match self.query("redis throttle", &cmd).await? {
             Value::Nil => Ok(ThrottleState::default()),
-            Value::BulkString(raw) => decode_throttle(&raw),
+            Value::BulkString(raw) => decode_throttle(&raw, now),
             _ => Err(corrupt()),
         }
     }
@@ -971,21 +1048,28 @@ impl EphemeralStore for RedisStore {
         expected: ThrottleState,
         new: ThrottleState,
         keep_until: u64,
+        now: u64,
     ) -> Result<bool> {
         let key = self.key("th", key);
         let expected = encode_throttle(expected);
         let new = if new == ThrottleState::default() {
             String::new()
         } else {
-            encode_throttle(new)
+            encode_stored_throttle(new, keep_until)
         };
         let ttl = gc_ttl(keep_until).to_string();
+        let now = pad(now);
         let value = self
             .run(
                 "redis update_throttle",
                 &SCRIPTS.update_throttle,
                 &[&key],
-                &[expected.as_bytes(), new.as_bytes(), ttl.as_bytes()],
+                &[
+                    expected.as_bytes(),
+                    new.as_bytes(),
+                    ttl.as_bytes(),
+                    now.as_bytes(),
+                ],
             )
             .await?;
         flag(value)
@@ -1222,6 +1306,62 @@ impl EphemeralStore for RedisStore {
         let n = int(value)?;
         u32::try_from(n).map_err(|_| corrupt())
     }
+
+    /// Walks the keys under the prefix with `SCAN` (so it costs a pass over the
+    /// database: call it rarely, say hourly) and deletes, a batch per script, the
+    /// pending logins, enrollments, devices, sessions and throttles expired at `now`
+    /// by the caller's clock, with their entries in the per-user lists and sets, and
+    /// prunes list and set entries whose record a TTL already removed. Replay marks
+    /// keep no expiry of their own and are left to their TTL. Returns how many
+    /// records it deleted. Keys of another store whose prefix starts with this one's
+    /// are seen too, and are left alone unless they look like this store's records.
+    async fn purge_expired(&self, now: u64) -> Result<u64> {
+        const OP: &str = "redis purge_expired";
+        let pattern = format!("{}*", glob_escape(&self.prefix));
+        let now = pad(now);
+        let mut cursor = String::from("0");
+        let mut total = 0u64;
+        loop {
+            let mut cmd = ::redis::cmd("SCAN");
+            cmd.arg(&cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH);
+            let mut conn = self.conn.clone();
+            let (next, keys): (String, Vec<Vec<u8>>) =
+                cmd.query_async(&mut conn).await.map_err(fail(OP))?;
+            if !keys.is_empty() {
+                let mut inv = SCRIPTS.purge.prepare_invoke();
+                for k in &keys {
+                    inv.key(k.as_slice());
+                }
+                inv.arg(now.as_bytes()).arg(self.prefix.as_bytes());
+                let n = int(inv.invoke_async(&mut conn).await.map_err(fail(OP))?)?;
+                total = total.saturating_add(u64::try_from(n).map_err(|_| corrupt())?);
+            }
+            if next == "0" {
+                return Ok(total);
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// How many keys one `SCAN` step of [`purge_expired`](EphemeralStore::purge_expired)
+/// asks for.
+const SCAN_BATCH: usize = 500;
+
+/// `text` as a `SCAN MATCH` pattern that matches only itself.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1245,7 +1385,20 @@ mod tests {
             count: 7,
             until: 1_700_000_000,
         };
-        assert_eq!(decode_throttle(encode_throttle(s).as_bytes()).unwrap(), s);
+        assert_eq!(
+            decode_throttle(encode_throttle(s).as_bytes(), 0).unwrap(),
+            s
+        );
+        let stored = encode_stored_throttle(s, 100);
+        assert_eq!(decode_throttle(stored.as_bytes(), 99).unwrap(), s);
+        assert_eq!(
+            decode_throttle(stored.as_bytes(), 100).unwrap(),
+            ThrottleState::default()
+        );
+        assert!(matches!(
+            decode_throttle(b"7:1:100", 0),
+            Err(Error::Internal(_))
+        ));
         for bad in [
             &b"07:1"[..],
             b"7:+1",
@@ -1259,7 +1412,7 @@ mod tests {
             b" 7:1",
         ] {
             assert!(
-                matches!(decode_throttle(bad), Err(Error::Internal(_))),
+                matches!(decode_throttle(bad, 0), Err(Error::Internal(_))),
                 "{bad:?}"
             );
         }

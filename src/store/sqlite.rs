@@ -38,9 +38,18 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// exactly one winner. The database runs in WAL mode with a busy timeout, so readers
 /// never block and writers queue instead of failing.
 ///
+/// # Durability
+///
+/// Connections run with `synchronous = FULL`. In WAL mode, `NORMAL` syncs the log
+/// only at checkpoints, so a power cut (not a crash of the process) can roll back the
+/// last commits — among them a spent backup code or a TOTP replay mark, which would
+/// make a used code valid again. With `FULL`, every commit is synced to the log
+/// before it returns, so a write the store reported is durable; the cost is one
+/// `fsync` per write transaction.
+///
 /// Cloning is cheap and shares the connection pool. Expired ephemeral rows are
-/// treated as absent; call [`purge_expired`](SqliteStore::purge_expired) now and then
-/// to delete them.
+/// treated as absent; call [`purge_expired`](SqliteStore::purge_expired) (or
+/// [`EphemeralStore::purge_expired`], which calls it) now and then to delete them.
 ///
 /// ```
 /// # async fn demo() -> secondfactor::Result<()> {
@@ -82,8 +91,8 @@ impl SqliteStore {
 
     /// Like [`connect`](Self::connect), with your own connection and pool options
     /// (for a file: use [`memory`](Self::memory) for an in-memory database).
-    /// The store still turns on `create_if_missing`, WAL mode, foreign keys and a
-    /// 10-second busy timeout (keep the journal in WAL mode: the rollback journal
+    /// The store still turns on `create_if_missing`, WAL mode, `synchronous = FULL`
+    /// (see [Durability](Self#durability)), foreign keys and a 10-second busy timeout (keep the journal in WAL mode: the rollback journal
     /// makes readers wait for writers).
     pub async fn connect_with(
         options: SqliteConnectOptions,
@@ -92,7 +101,7 @@ impl SqliteStore {
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let writer = pool_options
@@ -116,6 +125,7 @@ impl SqliteStore {
     pub async fn memory() -> Result<Self> {
         let options = SqliteConnectOptions::new()
             .in_memory(true)
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true);
         // An in-memory database belongs to its connection: keep exactly one, forever.
         let pool = SqlitePoolOptions::new()
@@ -134,7 +144,8 @@ impl SqliteStore {
     /// Wraps a pool you configured yourself. Call [`migrate`](Self::migrate) once
     /// before use. Use WAL mode, foreign keys and a busy timeout (as
     /// [`connect`](Self::connect) does), or concurrent writers will see
-    /// `unavailable` errors.
+    /// `unavailable` errors, and `synchronous = FULL`, or a power cut can undo
+    /// spent backup codes and replay marks.
     pub fn from_pool(pool: SqlitePool) -> Self {
         SqliteStore {
             reader: pool.clone(),
@@ -751,13 +762,16 @@ impl EphemeralStore for SqliteStore {
         Ok(row.is_some())
     }
 
-    async fn throttle(&self, key: &str) -> Result<ThrottleState> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT count, until FROM sf_throttles WHERE key = ?")
-                .bind(key)
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(unavailable("throttle"))?;
+    async fn throttle(&self, key: &str, now: u64) -> Result<ThrottleState> {
+        // A state past its keep_until reads as zero; purge_expired deletes it.
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT count, until FROM sf_throttles WHERE key = ? AND keep_until > ?",
+        )
+        .bind(key)
+        .bind(time_to_db(now))
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(unavailable("throttle"))?;
         row.map(throttle_from_row)
             .transpose()
             .map(Option::unwrap_or_default)
@@ -769,39 +783,51 @@ impl EphemeralStore for SqliteStore {
         expected: ThrottleState,
         new: ThrottleState,
         keep_until: u64,
+        now: u64,
     ) -> Result<bool> {
         const CX: &str = "update_throttle";
         let zero = ThrottleState::default();
-        // The zero state is never stored: a missing row is zero.
+        let now_db = time_to_db(now);
+        // The zero state is never stored: a missing row, or a row past its
+        // keep_until, is zero. Every write below is one statement whose condition
+        // includes the row's keep_until, so the compare-and-set holds for expired
+        // rows too.
         let q = match (expected == zero, new == zero) {
             (true, true) => {
                 // Nothing to write; succeeds iff the state is zero right now.
-                return Ok(self.throttle(key).await? == zero);
+                return Ok(self.throttle(key, now).await? == zero);
             }
+            // Inserts, or replaces an expired row (the conflict update's WHERE).
             (true, false) => sqlx::query(
                 "INSERT INTO sf_throttles (count, until, keep_until, key) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (key) DO NOTHING",
+                 ON CONFLICT (key) DO UPDATE SET count = excluded.count, \
+                 until = excluded.until, keep_until = excluded.keep_until \
+                 WHERE sf_throttles.keep_until <= ?",
             )
             .bind(i64::from(new.count))
             .bind(time_to_db(new.until))
             .bind(time_to_db(keep_until))
-            .bind(key),
-            (false, true) => {
-                sqlx::query("DELETE FROM sf_throttles WHERE key = ? AND count = ? AND until = ?")
-                    .bind(key)
-                    .bind(i64::from(expected.count))
-                    .bind(time_to_db(expected.until))
-            }
+            .bind(key)
+            .bind(now_db),
+            (false, true) => sqlx::query(
+                "DELETE FROM sf_throttles \
+                 WHERE key = ? AND count = ? AND until = ? AND keep_until > ?",
+            )
+            .bind(key)
+            .bind(i64::from(expected.count))
+            .bind(time_to_db(expected.until))
+            .bind(now_db),
             (false, false) => sqlx::query(
                 "UPDATE sf_throttles SET count = ?, until = ?, keep_until = ? \
-                 WHERE key = ? AND count = ? AND until = ?",
+                 WHERE key = ? AND count = ? AND until = ? AND keep_until > ?",
             )
             .bind(i64::from(new.count))
             .bind(time_to_db(new.until))
             .bind(time_to_db(keep_until))
             .bind(key)
             .bind(i64::from(expected.count))
-            .bind(time_to_db(expected.until)),
+            .bind(time_to_db(expected.until))
+            .bind(now_db),
         };
         let r = q.execute(&self.writer).await.map_err(unavailable(CX))?;
         Ok(r.rows_affected() == 1)
@@ -984,5 +1010,10 @@ impl EphemeralStore for SqliteStore {
         .await
         .map_err(unavailable("delete_sessions"))?;
         Ok(count_to_u32(r.rows_affected()))
+    }
+
+    /// [`SqliteStore::purge_expired`]: also counts the security-log rows it forgets.
+    async fn purge_expired(&self, now: u64) -> Result<u64> {
+        SqliteStore::purge_expired(self, now).await
     }
 }

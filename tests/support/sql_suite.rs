@@ -414,28 +414,48 @@ pub async fn ephemeral<S: Store>(s: &S) {
         count: 2,
         until: u64::MAX,
     };
-    assert_eq!(s.throttle(&key).await.unwrap(), zero);
-    assert!(s.update_throttle(&key, zero, zero, T0).await.unwrap());
-    assert!(!s.update_throttle(&key, one, two, T0).await.unwrap());
-    assert!(s.update_throttle(&key, zero, one, T0 + 600).await.unwrap());
-    assert!(!s.update_throttle(&key, zero, one, T0 + 600).await.unwrap());
-    assert!(!s.update_throttle(&key, zero, zero, T0 + 600).await.unwrap());
-    assert_eq!(s.throttle(&key).await.unwrap(), one);
-    assert!(s.update_throttle(&key, one, two, T0 + 600).await.unwrap());
-    let stored = s.throttle(&key).await.unwrap();
+    assert_eq!(s.throttle(&key, T0).await.unwrap(), zero);
+    assert!(s.update_throttle(&key, zero, zero, T0, T0).await.unwrap());
+    assert!(!s.update_throttle(&key, one, two, T0, T0).await.unwrap());
+    assert!(
+        s.update_throttle(&key, zero, one, T0 + 600, T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.update_throttle(&key, zero, one, T0 + 600, T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.update_throttle(&key, zero, zero, T0 + 600, T0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.throttle(&key, T0).await.unwrap(), one);
+    assert!(
+        s.update_throttle(&key, one, two, T0 + 600, T0)
+            .await
+            .unwrap()
+    );
+    let stored = s.throttle(&key, T0).await.unwrap();
     assert_eq!(stored.count, 2);
     assert!(
         stored.until >= i64::MAX as u64,
         "a far time is clamped, not wrapped"
     );
-    assert!(s.update_throttle(&key, stored, zero, T0).await.unwrap());
-    assert_eq!(s.throttle(&key).await.unwrap(), zero);
+    assert!(s.update_throttle(&key, stored, zero, T0, T0).await.unwrap());
+    assert_eq!(s.throttle(&key, T0).await.unwrap(), zero);
     let big = ThrottleState {
         count: u32::MAX,
         until: T0,
     };
-    assert!(s.update_throttle(&key, zero, big, T0 + 600).await.unwrap());
-    assert_eq!(s.throttle(&key).await.unwrap(), big);
+    assert!(
+        s.update_throttle(&key, zero, big, T0 + 600, T0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.throttle(&key, T0).await.unwrap(), big);
 
     // Trusted devices.
     let dev = |label: &str, created_at: u64, expires_at: u64| DeviceRecord {
@@ -969,7 +989,7 @@ pub async fn races<S: Store + Clone>(a: S, b: S, rounds: usize) {
                 count: round as u32 + 1,
                 until: T0,
             };
-            s.update_throttle(&key, expected, new, T0 + 600)
+            s.update_throttle(&key, expected, new, T0 + 600, T0)
                 .await
                 .unwrap()
         }
