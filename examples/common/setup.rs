@@ -9,6 +9,7 @@ use std::future::Future;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use secondfactor::Service;
 use secondfactor::events::Event;
@@ -29,6 +30,10 @@ pub const DEV_KEY_FILE: &str = "secondfactor-dev.key";
 /// It binds `config.addr`, prints the line from [`announce`] once it accepts
 /// connections, and returns after a clean shutdown.
 pub trait Server {
+    /// Whether expired state is purged while this runs ([`PURGE_EVERY`], and once at
+    /// start); a one-shot tool says no.
+    const PURGES: bool = true;
+
     /// Serves `service` with the settings in `config`.
     fn serve<S: Store>(
         self,
@@ -36,6 +41,10 @@ pub trait Server {
         config: Config,
     ) -> impl Future<Output = Result<(), BoxError>>;
 }
+
+/// How often expired pending logins, throttles, replay marks, sessions and trusted
+/// devices are deleted from the store (also once at start).
+pub const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
 
 /// Prints the one line the contract promises on stdout, and flushes it.
 pub fn announce(addr: std::net::SocketAddr) {
@@ -47,6 +56,7 @@ pub fn announce(addr: std::net::SocketAddr) {
 /// Reads the configuration, opens the store, builds the service with `blocking`
 /// running argon2, and hands it to `server`. Start-up errors are printed to stderr.
 pub async fn run(blocking: impl Blocking + Clone, server: impl Server) -> ExitCode {
+    super::memory::return_large_buffers();
     match try_run(blocking, server).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -110,7 +120,7 @@ async fn with_ephemeral<A: Store>(
     match config.redis_url.clone() {
         None => {
             let service = build(accounts, keys, &config, blocking)?;
-            server.serve(service, config).await
+            serve(server, service, config).await
         }
         #[cfg(feature = "redis")]
         Some(url) => {
@@ -120,11 +130,40 @@ async fn with_ephemeral<A: Store>(
             eprintln!("note: pending logins, throttles, replay marks and sessions are in Redis");
             let store = secondfactor::store::Combined::new(accounts, redis);
             let service = build(store, keys, &config, blocking)?;
-            server.serve(service, config).await
+            serve(server, service, config).await
         }
         #[cfg(not(feature = "redis"))]
         Some(_) => {
             Err("REDIS_URL is set, but this build has no Redis store (--features redis)".into())
+        }
+    }
+}
+
+/// Runs `server`, purging expired state in the background while it serves.
+async fn serve<S: Store, T: Server>(
+    server: T,
+    service: Service<S>,
+    config: Config,
+) -> Result<(), BoxError> {
+    let purge = T::PURGES.then(|| tokio::spawn(purge_expired(service.clone())));
+    let result = server.serve(service, config).await;
+    if let Some(task) = purge {
+        task.abort();
+    }
+    result
+}
+
+/// Deletes expired state now and every [`PURGE_EVERY`], so that a store under a
+/// flood of one-off clients and names does not grow without bound.
+async fn purge_expired<S: Store>(service: Service<S>) {
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match service.store().purge_expired(service.now()).await {
+            Ok(0) => {}
+            Ok(n) => eprintln!("note: purged {n} expired records"),
+            Err(e) => eprintln!("warning: purging expired state failed: {e}"),
         }
     }
 }
