@@ -1119,17 +1119,19 @@ async fn known_browsers_pass_the_account_password_limit(example: &str) {
 async fn forged_forwarded_lines_cannot_dodge_the_client_limit(example: &str) {
     let server = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
     let c = server.client();
+    // A wrong password for `name`, with these X-Forwarded-For lines in this order.
+    let attempt = |name: String, lines: Vec<String>| {
+        let mut rb = c.request(reqwest::Method::POST, "/api/login");
+        for line in lines {
+            rb = rb.header("x-forwarded-for", line);
+        }
+        Client::send(rb.json(&json!({ "username": name, "password": "wrong password" })))
+    };
     let mut statuses = Vec::new();
     for i in 0..25 {
         // A different name each time: only the per-client limit can apply.
-        let body = json!({ "username": format!("nobody{i}"), "password": "wrong password" });
-        let r = Client::send(
-            c.request(reqwest::Method::POST, "/api/login")
-                .header("x-forwarded-for", format!("10.{i}.0.1, 192.0.2.{i}"))
-                .header("x-forwarded-for", "198.51.100.7")
-                .json(&body),
-        )
-        .await;
+        let forged = format!("10.{i}.0.1, 192.0.2.{i}");
+        let r = attempt(format!("nobody{i}"), vec![forged, "198.51.100.7".into()]).await;
         if r.status == 429 {
             assert_error(&r, 429, "too_many_attempts");
             assert!(r.json["retry_after"].as_u64().unwrap_or_default() >= 1);
@@ -1141,50 +1143,28 @@ async fn forged_forwarded_lines_cannot_dodge_the_client_limit(example: &str) {
     assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
     assert!(statuses[20..].iter().all(|s| *s == 429), "{statuses:?}");
     // Another client behind the same proxy is not limited.
-    let r = Client::send(
-        c.request(reqwest::Method::POST, "/api/login")
-            .header("x-forwarded-for", "198.51.100.8")
-            .json(&json!({ "username": "nobody", "password": "wrong password" })),
-    )
-    .await;
+    let r = attempt("nobody".into(), vec!["198.51.100.8".into()]).await;
     assert_error(&r, 401, "invalid_credentials");
     // A right-most entry that is not an address counts on the proxy's own address.
-    let r = Client::send(
-        c.request(reqwest::Method::POST, "/api/login")
-            .header("x-forwarded-for", "198.51.100.9, unknown")
-            .json(&json!({ "username": "nobody", "password": "wrong password" })),
-    )
-    .await;
+    let r = attempt("nobody".into(), vec!["198.51.100.9, unknown".into()]).await;
     assert_error(&r, 401, "invalid_credentials");
 }
 
 /// An IPv6 client is its /64: addresses of one /64 share the per-client limit.
 async fn ipv6_clients_of_one_64_share_a_limit(example: &str) {
     let server = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
-    let wrong =
-        |i: usize| json!({ "username": format!("nobody{i}"), "password": "wrong password" });
+    // A wrong password from `ip`, for a name of its own (only the client limit applies).
+    let attempt = |i: usize, ip: &str| {
+        let c = server.client().via(ip);
+        let body = json!({ "username": format!("nobody{i}"), "password": "wrong password" });
+        async move { c.post("/api/login", body).await.status }
+    };
     for i in 0..20 {
-        let ip = if i % 2 == 0 {
-            "2001:db8:7:1::a"
-        } else {
-            "2001:db8:7:1:ffff:1:2:3"
-        };
-        let r = server.client().via(ip).post("/api/login", wrong(i)).await;
-        assert_error(&r, 401, "invalid_credentials");
+        let ip = ["2001:db8:7:1::a", "2001:db8:7:1:ffff:1:2:3"][i % 2];
+        assert_eq!(attempt(i, ip).await, 401);
     }
-    let r = server
-        .client()
-        .via("2001:db8:7:1::b")
-        .post("/api/login", wrong(20))
-        .await;
-    assert_error(&r, 429, "too_many_attempts");
-    // The next /64 is another client.
-    let r = server
-        .client()
-        .via("2001:db8:7:2::a")
-        .post("/api/login", wrong(21))
-        .await;
-    assert_error(&r, 401, "invalid_credentials");
+    assert_eq!(attempt(20, "2001:db8:7:1::b").await, 429, "same /64");
+    assert_eq!(attempt(21, "2001:db8:7:2::a").await, 401, "the next /64");
 }
 
 async fn registrations_are_limited_per_client(example: &str) {
@@ -1281,12 +1261,15 @@ async fn median_login_time(server: &Server, username: &str, n: usize, tag: u8) -
 
 async fn an_unknown_user_costs_as_much_as_a_wrong_password(example: &str) {
     let server = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
-    assert_eq!(server.client().register("ursula").await.status, 201);
     let mut known = Vec::new();
     let mut unknown = Vec::new();
     for round in 0..3 {
-        known.push(median_login_time(&server, "ursula", 5, round).await);
-        unknown.push(median_login_time(&server, "nobody-at-all", 5, 100 + round).await);
+        // Names of their own each round: 10 wrong passwords lock a name.
+        let user = format!("ursula{round}");
+        assert_eq!(server.client().register(&user).await.status, 201);
+        known.push(median_login_time(&server, &user, 5, round).await);
+        let ghost = format!("nobody-at-all{round}");
+        unknown.push(median_login_time(&server, &ghost, 5, 100 + round).await);
     }
     let known = known.iter().sum::<Duration>();
     let unknown = unknown.iter().sum::<Duration>();
