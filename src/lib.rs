@@ -122,3 +122,4 @@ pub use flow::{
     AuthMethod, Authenticated, LoginOutcome, LoginRequest, ReauthRequest, RecentAuth, SecondFactor,
     Service, ServiceBuilder,
 };
+pub use flow::{ImportOutcome, ImportedAccount, ImportedTotp, LegacyPassword};

@@ -33,6 +33,30 @@
 //! replace one (after a successful login, while the password is at hand). Stored
 //! hashes are trusted input: a hash claiming an enormous memory cost would make
 //! verification that expensive.
+//!
+//! # Imported bcrypt hashes
+//!
+//! Accounts moved from another application (see
+//! [`Service::import_account`](crate::Service::import_account)) may bring a bcrypt
+//! hash (`$2a$`, `$2b$` or `$2y$`, as Flask-Bcrypt, Python's `bcrypt`, PHP's
+//! `password_hash` and Node's `bcrypt`/`bcryptjs` write them). [`PasswordHash`] holds
+//! it ([`PasswordHash::from_bcrypt`]), [`PasswordHasher::verify`] checks it, and
+//! [`PasswordHasher::needs_rehash`] is always `true` for it, so the first successful
+//! login replaces it with argon2id. The crate never makes a bcrypt hash.
+//!
+//! bcrypt reads at most [`MAX_BCRYPT_PASSWORD_BYTES`] (72) bytes of a password. Where
+//! other libraries silently ignore the rest, `verify` answers `false` for a longer
+//! password against a bcrypt hash: a password is either checked whole or refused.
+//! (Its owner logs in with the 72-byte prefix they were silently limited to before,
+//! or resets the password.)
+//!
+//! Timing, honestly: verifying against a bcrypt hash costs bcrypt's time (set by
+//! its cost factor, ~250 ms at cost 12), not argon2's, and a password over 72 bytes
+//! is refused at once. Unknown login names still cost one argon2 verification
+//! ([`PasswordHasher::dummy_verify`]), so they stay indistinguishable from
+//! argon2 accounts, but someone timing logins can tell an imported account that
+//! has not logged in since the import from the others. The difference goes away
+//! with that account's first successful login.
 
 use std::fmt;
 
@@ -50,27 +74,57 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// The longest PHC string [`PasswordHash::from_phc`] accepts, in bytes.
 pub const MAX_PHC_BYTES: usize = 512;
 
+/// The longest password checked against a bcrypt hash, in bytes: bcrypt reads no
+/// more. [`PasswordHasher::verify`] answers `false` for a longer one rather than
+/// truncating it.
+pub const MAX_BCRYPT_PASSWORD_BYTES: usize = 72;
+
+/// The highest bcrypt cost factor [`PasswordHash::from_bcrypt`] accepts (2²⁰
+/// rounds, tens of seconds per verification; real applications use 10 to 14).
+pub const MAX_BCRYPT_COST: u32 = 20;
+
+/// The lowest bcrypt cost factor bcrypt defines.
+const MIN_BCRYPT_COST: u32 = 4;
+
 /// Salt of the dummy hash: base64 of `secondfactor-dummy`.
 const DUMMY_SALT_B64: &str = "c2Vjb25kZmFjdG9yLWR1bW15";
 /// Output of the dummy hash: 32 zero bytes, which no password hashes to.
 const DUMMY_OUTPUT_B64: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
-/// A stored password hash: an Argon2 PHC string.
+/// A stored password hash: an Argon2 PHC string, or a bcrypt hash brought along by an
+/// import (see the [module documentation](self#imported-bcrypt-hashes)).
 ///
 /// Not a secret in the way a password is, but it allows offline guessing, so
 /// `Debug` is redacted and the buffer is zeroized on drop.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct PasswordHash(String);
 
+/// Whether `s` starts like a bcrypt hash (`$2a$`, `$2b$`, `$2y$`).
+fn bcrypt_prefix(s: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| s.starts_with(p))
+}
+
 impl PasswordHash {
-    /// The PHC string, for storage.
+    /// The stored string (PHC or bcrypt), for storage.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// Loads a stored PHC string, checking that it is a complete Argon2 hash
-    /// (`argon2id`, `argon2i` or `argon2d`, version 16 or 19, valid parameters,
-    /// salt and output present).
+    /// Whether this is an imported bcrypt hash, which the next successful login
+    /// replaces with argon2id.
+    pub fn is_bcrypt(&self) -> bool {
+        bcrypt_prefix(&self.0)
+    }
+
+    /// Whether this is an argon2id hash (what the crate makes).
+    pub fn is_argon2id(&self) -> bool {
+        self.0.starts_with("$argon2id$")
+    }
+
+    /// Loads a stored hash: a complete Argon2 PHC string (`argon2id`, `argon2i` or
+    /// `argon2d`, version 16 or 19, valid parameters, salt and output present), or a
+    /// bcrypt hash as [`from_bcrypt`](Self::from_bcrypt) accepts it (stores load
+    /// every hash through here, imported ones included).
     ///
     /// # Errors
     ///
@@ -80,6 +134,9 @@ impl PasswordHash {
         const FIELD: &str = "password_hash";
         if s.len() > MAX_PHC_BYTES {
             return Err(Error::input(FIELD, "too long"));
+        }
+        if bcrypt_prefix(s) {
+            return Self::from_bcrypt(s);
         }
         let parsed =
             phc::PasswordHash::new(s).map_err(|_| Error::input(FIELD, "not a PHC string"))?;
@@ -92,6 +149,44 @@ impl PasswordHash {
         Params::try_from(&parsed).map_err(|_| Error::input(FIELD, "invalid Argon2 parameters"))?;
         if parsed.salt.is_none() || parsed.hash.is_none() {
             return Err(Error::input(FIELD, "missing salt or hash output"));
+        }
+        Ok(PasswordHash(s.to_owned()))
+    }
+
+    /// Loads a bcrypt hash made by another application: `$2a$`, `$2b$` or `$2y$`,
+    /// a two-digit cost from 04 to [`MAX_BCRYPT_COST`], then 22 characters of salt
+    /// and 31 of hash in bcrypt's base64 (60 ASCII bytes in all), as Flask-Bcrypt
+    /// (`$2b$12$…`), Python's `bcrypt`, PHP (`$2y$`) and Node's `bcrypt` write them.
+    /// `$2x$` (hashes of a buggy 2011 implementation) is refused.
+    ///
+    /// ```
+    /// use secondfactor::password::{PasswordHash, PasswordHasher};
+    /// // Made by Python's bcrypt 5.0: bcrypt.hashpw(b"hunter2", bcrypt.gensalt(4)).
+    /// let legacy = PasswordHash::from_bcrypt(
+    ///     "$2b$04$r1eW7Dd9UDf6mG7HkXXxUOA0t0uZjeNSjSb1Bc8TKXeXQVf4ItLJ2",
+    /// )?;
+    /// let hasher = PasswordHasher::new(256, 1, 1)?;
+    /// assert!(hasher.verify("hunter2", &legacy)?);
+    /// assert!(hasher.needs_rehash(&legacy)); // replaced by argon2id at the next login
+    /// # Ok::<(), secondfactor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] (field `password_hash`) for anything else.
+    pub fn from_bcrypt(s: &str) -> Result<PasswordHash> {
+        const FIELD: &str = "password_hash";
+        if s.len() != 60 || !s.is_ascii() || !bcrypt_prefix(s) {
+            return Err(Error::input(
+                FIELD,
+                "not a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters)",
+            ));
+        }
+        let parts: bcrypt::HashParts = s
+            .parse()
+            .map_err(|_| Error::input(FIELD, "malformed bcrypt hash"))?;
+        if !(MIN_BCRYPT_COST..=MAX_BCRYPT_COST).contains(&parts.get_cost()) {
+            return Err(Error::input(FIELD, "bcrypt cost out of range (04 to 20)"));
         }
         Ok(PasswordHash(s.to_owned()))
     }
@@ -204,6 +299,11 @@ impl PasswordHasher {
     /// Whether `password` matches `hash`, using the settings recorded in `hash`.
     /// The final comparison is constant time.
     ///
+    /// An imported bcrypt hash is verified with bcrypt; a password over
+    /// [`MAX_BCRYPT_PASSWORD_BYTES`] is then `false` without any hashing (bcrypt
+    /// would silently ignore the bytes past 72). See the
+    /// [module documentation](self#imported-bcrypt-hashes) for what that costs.
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidInput`] (field `password`) if `password` is longer than
@@ -211,6 +311,13 @@ impl PasswordHasher {
     /// the stored hash cannot be used.
     pub fn verify(&self, password: &str, hash: &PasswordHash) -> Result<bool> {
         check_password_len(password)?;
+        if hash.is_bcrypt() {
+            if password.len() > MAX_BCRYPT_PASSWORD_BYTES {
+                return Ok(false);
+            }
+            return bcrypt::verify(password.as_bytes(), hash.as_str())
+                .map_err(|_| Error::Internal("stored bcrypt hash could not be verified"));
+        }
         let parsed = phc::PasswordHash::new(hash.as_str())
             .map_err(|_| Error::Internal("stored password hash is malformed"))?;
         match self.argon2().verify_password(password.as_bytes(), &parsed) {
@@ -225,8 +332,11 @@ impl PasswordHasher {
     /// Whether `hash` was made with another algorithm, version or settings than
     /// this hasher's, and should be replaced by a fresh [`hash`](Self::hash) of the
     /// password (after a successful [`verify`](Self::verify)). A hash that cannot be
-    /// parsed also needs rehashing.
+    /// parsed also needs rehashing, and so does every imported bcrypt hash.
     pub fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        if hash.is_bcrypt() {
+            return true;
+        }
         let Ok(parsed) = phc::PasswordHash::new(hash.as_str()) else {
             return true;
         };
@@ -254,6 +364,12 @@ impl PasswordHasher {
     /// `verify`, it returns at once for a password over [`MAX_PASSWORD_BYTES`].
     pub fn dummy_verify(&self, password: &str) {
         let _ = self.verify(password, &self.dummy);
+    }
+
+    /// A hash with this hasher's settings that no password matches: the password of
+    /// an account whose import is not complete yet.
+    pub(crate) fn unusable_hash(&self) -> &PasswordHash {
+        &self.dummy
     }
 
     #[cfg(test)]
@@ -474,7 +590,12 @@ mod tests {
         let good = cheap().hash("pw").unwrap();
         let g = good.as_str();
         let (head, _) = g.rsplit_once('$').unwrap();
-        let bcrypt = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+        // bcrypt-looking but malformed: 2x, short, cost out of range, bad alphabet.
+        let bcrypt_2x = "$2x$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+        let bcrypt_short = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMU";
+        let bcrypt_cost = "$2b$25$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+        let bcrypt_cost3 = "$2b$03$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+        let bcrypt_alpha = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWM!W";
         let scrypt = "$scrypt$ln=4,r=8,p=1$c2FsdHNhbHQ$dGVzdGluZ3Rlc3Rpbmd0ZXN0aW5ndGVzdGluZw";
         let no_version = g.replacen("$v=19", "", 1);
         let too_long = format!("{g}{}", "A".repeat(MAX_PHC_BYTES));
@@ -484,7 +605,11 @@ mod tests {
             "$",
             "$argon2id",
             head,
-            bcrypt,
+            bcrypt_2x,
+            bcrypt_short,
+            bcrypt_cost,
+            bcrypt_cost3,
+            bcrypt_alpha,
             scrypt,
             &no_version,
             &g.replacen("v=19", "v=42", 1),
@@ -500,6 +625,53 @@ mod tests {
             assert!(is_invalid_input(&r, "password_hash"), "{bad:?}: {r:?}");
         }
         assert!(PasswordHash::from_phc(g).is_ok());
+    }
+
+    /// Made by Python's `bcrypt` 5.0.0 (`bcrypt.hashpw(pw, bcrypt.gensalt(4))`, and
+    /// `prefix=b"2a"` for the `$2a$` one).
+    const PY_HUNTER2_2B: &str = "$2b$04$r1eW7Dd9UDf6mG7HkXXxUOA0t0uZjeNSjSb1Bc8TKXeXQVf4ItLJ2";
+    const PY_HUNTER2_2A: &str = "$2a$04$akxp/iZZB3IoOYWDIdUvY.pphv.9szrVIWqQ06mIieTYTe5HyKH2a";
+    /// `bcrypt.hashpw(b"a" * 72, bcrypt.gensalt(4))`.
+    const PY_72_AS: &str = "$2b$04$B2xfeTM.eDatY/2601nNKO8bs0rb8xw5P1dvzaHptZpz0GJ/GM1eW";
+
+    #[test]
+    fn bcrypt_hashes_from_python_verify_and_need_rehash() {
+        let h = cheap();
+        for s in [PY_HUNTER2_2B, PY_HUNTER2_2A] {
+            let stored = PasswordHash::from_bcrypt(s).unwrap();
+            assert!(stored.is_bcrypt() && !stored.is_argon2id());
+            assert!(h.verify("hunter2", &stored).unwrap(), "{s}");
+            assert!(!h.verify("hunter3", &stored).unwrap(), "{s}");
+            assert!(!h.verify("", &stored).unwrap(), "{s}");
+            assert!(h.needs_rehash(&stored));
+            // Stores load every hash through from_phc.
+            assert!(PasswordHash::from_phc(s).unwrap().is_bcrypt());
+        }
+        // PHP writes $2y$; the algorithm is the same as $2b$.
+        let y = PY_HUNTER2_2B.replacen("$2b$", "$2y$", 1);
+        assert!(
+            h.verify("hunter2", &PasswordHash::from_bcrypt(&y).unwrap())
+                .unwrap()
+        );
+        // Argon2 hashes are not bcrypt.
+        let a = h.hash("pw").unwrap();
+        assert!(!a.is_bcrypt() && a.is_argon2id());
+        assert!(PasswordHash::from_bcrypt(a.as_str()).is_err());
+    }
+
+    #[test]
+    fn bcrypt_refuses_rather_than_truncates_past_72_bytes() {
+        let h = cheap();
+        let stored = PasswordHash::from_bcrypt(PY_72_AS).unwrap();
+        let exactly = "a".repeat(MAX_BCRYPT_PASSWORD_BYTES);
+        assert!(h.verify(&exactly, &stored).unwrap());
+        // bcrypt itself would accept these (it reads 72 bytes); we refuse them.
+        assert!(!h.verify(&format!("{exactly}a"), &stored).unwrap());
+        assert!(!h.verify(&format!("{exactly}zzzz"), &stored).unwrap());
+        assert!(!h.verify(&"a".repeat(73), &stored).unwrap());
+        // Over the general limit it is still an input error.
+        let over = "a".repeat(MAX_PASSWORD_BYTES + 1);
+        assert!(is_invalid_input(&h.verify(&over, &stored), "password"));
     }
 
     #[test]

@@ -70,6 +70,26 @@
 //! * The clock-skew tolerance of a [`TotpPolicy`] is not part of the URI; parsed
 //!   policies use [`TotpPolicy::default`]'s skew.
 //!
+//! # Importing URIs from other producers
+//!
+//! [`OtpAuthUri::parse`] stays strict for URIs this crate made. URIs stored by
+//! another application (pyotp's `provisioning_uri`, otplib's `keyuri`, exports of
+//! Google Authenticator, Aegis or FreeOTP) are read with
+//! [`OtpAuthUri::parse_lenient`] into an [`ImportedUri`]. It follows the rules above
+//! except that:
+//!
+//! * the issuer is optional (pyotp's `provisioning_uri(name=…)` without
+//!   `issuer_name` writes none), an empty one counts as none, and when the label's
+//!   prefix and the `issuer` parameter disagree the parameter wins (as Google
+//!   Authenticator does);
+//! * the account name may be empty;
+//! * the secret may be as short as [`Secret::IMPORT_MIN_BITS`] (80 bits) and its
+//!   non-zero trailing bits are ignored ([`Secret::from_imported_base32`]); check
+//!   [`Secret::is_weak`].
+//!
+//! Lower-case, space-separated or `=`-padded (also `%3D`-padded) base32 and `+` for
+//! a space in query values are accepted by both parsers.
+//!
 //! [Google Authenticator Key URI format]: https://github.com/google/google-authenticator/wiki/Key-Uri-Format
 
 use crate::secret::Secret;
@@ -334,6 +354,142 @@ impl OtpAuthUri {
         let policy = parse_policy(&params)?;
         Ok(OtpAuthUri {
             issuer: issuer.to_string(),
+            account: account.to_string(),
+            secret,
+            policy,
+        })
+    }
+}
+
+/// An `otpauth://` URI read from another application by
+/// [`OtpAuthUri::parse_lenient`]: the issuer may be missing and the secret may be
+/// [weak](Secret::is_weak). `Debug` never shows the secret.
+pub struct ImportedUri {
+    issuer: Option<String>,
+    account: String,
+    secret: Secret,
+    policy: TotpPolicy,
+}
+
+impl fmt::Debug for ImportedUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImportedUri")
+            .field("issuer", &self.issuer)
+            .field("account", &self.account)
+            .field("secret", &"[redacted]")
+            .field("weak", &self.secret.is_weak())
+            .field("algorithm", &self.policy.algorithm().as_str())
+            .field("digits", &self.policy.digits())
+            .field("period", &self.policy.period())
+            .finish()
+    }
+}
+
+impl ImportedUri {
+    /// The issuer, when the URI names one.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// The account name (possibly empty).
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The shared secret (80 to 512 bits).
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    /// The TOTP parameters (the format's defaults where the URI has none).
+    pub fn policy(&self) -> &TotpPolicy {
+        &self.policy
+    }
+
+    /// Whether the secret is shorter than [`Secret::MIN_BITS`].
+    pub fn is_weak(&self) -> bool {
+        self.secret.is_weak()
+    }
+
+    /// Consumes the URI, keeping only the secret.
+    pub fn into_secret(self) -> Secret {
+        self.secret
+    }
+}
+
+impl OtpAuthUri {
+    /// Parses an `otpauth://totp/…` URI written by another application (pyotp,
+    /// otplib, Google Authenticator, Aegis, FreeOTP), with the relaxed rules of
+    /// [Importing URIs from other producers](self#importing-uris-from-other-producers).
+    ///
+    /// ```
+    /// use secondfactor::provisioning::OtpAuthUri;
+    /// // pyotp 2.12: pyotp.TOTP(s).provisioning_uri(name="alice@google.com")
+    /// let uri = "otpauth://totp/alice%40google.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    /// assert!(OtpAuthUri::parse(uri).is_err()); // no issuer
+    /// let imported = OtpAuthUri::parse_lenient(uri)?;
+    /// assert_eq!((imported.issuer(), imported.account()), (None, "alice@google.com"));
+    /// // The key URI format's own example: an 80-bit secret.
+    /// let example = "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example";
+    /// assert!(OtpAuthUri::parse_lenient(example)?.is_weak());
+    /// # Ok::<(), secondfactor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] with field `"otpauth_uri"`, as for
+    /// [`parse`](Self::parse).
+    pub fn parse_lenient(uri: &str) -> Result<ImportedUri> {
+        if uri.len() > MAX_URI_LEN {
+            return Err(bad("longer than 4096 bytes"));
+        }
+        let rest = strip_prefix_ignore_case(uri, "otpauth://")
+            .ok_or_else(|| bad("not an otpauth:// URI"))?;
+        if rest.contains('#') {
+            return Err(bad("must not have a #fragment"));
+        }
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (kind, label) = path.split_once('/').unwrap_or((path, ""));
+        if kind.eq_ignore_ascii_case("hotp") {
+            return Err(bad(
+                "counter-based (hotp) URIs are not supported; only totp is",
+            ));
+        }
+        if !kind.eq_ignore_ascii_case("totp") {
+            return Err(bad("unknown OTP type; only totp is supported"));
+        }
+        let params = Params::parse(query)?;
+        let issuer_param = params
+            .issuer
+            .map(|v| decode_component(v, true))
+            .transpose()?
+            .filter(|v| !v.is_empty());
+        // The parameter wins over a disagreeing label prefix.
+        let (label_issuer, account) =
+            match split_label(label, issuer_param.as_deref().map(|s| &**s)) {
+                Ok(split) => split,
+                Err(_) if issuer_param.is_some() => split_label(label, None)?,
+                Err(e) => return Err(e),
+            };
+        let issuer = issuer_param.or(label_issuer.filter(|v| !v.is_empty()));
+        if let Some(issuer) = &issuer {
+            check_part(issuer).map_err(|p| bad(p.uri_reason(true)))?;
+        }
+        if !account.is_empty() {
+            check_part(&account).map_err(|p| bad(p.uri_reason(false)))?;
+        }
+        let secret_raw = params
+            .secret
+            .ok_or_else(|| bad("missing secret parameter"))?;
+        if secret_raw.is_empty() {
+            return Err(bad("secret parameter is empty"));
+        }
+        let secret_text = decode_component(secret_raw, true)?;
+        let secret = Secret::from_imported_base32(&secret_text)
+            .map_err(|_| bad("secret is not valid base32 of at least 80 bits"))?;
+        let policy = parse_policy(&params)?;
+        Ok(ImportedUri {
+            issuer: issuer.map(|i| i.to_string()),
             account: account.to_string(),
             secret,
             policy,
@@ -710,6 +866,182 @@ const TERMINAL_RESET: &str = "\x1b[0m";
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// URIs from real producers, with where each came from.
+    mod lenient {
+        use super::*;
+
+        fn b32(uri: &ImportedUri) -> String {
+            uri.secret().to_base32().to_string()
+        }
+
+        /// pyotp 2.12.1, `pyotp.TOTP("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")`
+        /// `.provisioning_uri(name="alice@google.com")` and the same with
+        /// `issuer_name="Secure App"` (run while writing these tests).
+        #[test]
+        fn pyotp_with_and_without_issuer() {
+            let no_issuer =
+                "otpauth://totp/alice%40google.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+            assert_eq!(
+                parse_reason(no_issuer),
+                "missing issuer: neither a label prefix nor an issuer parameter"
+            );
+            let u = OtpAuthUri::parse_lenient(no_issuer).unwrap();
+            assert_eq!(u.issuer(), None);
+            assert_eq!(u.account(), "alice@google.com");
+            assert_eq!(b32(&u), "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
+            assert!(!u.is_weak());
+            assert_eq!(*u.policy(), TotpPolicy::default());
+
+            let with = "otpauth://totp/Secure%20App:alice%40google.com\
+                        ?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Secure%20App";
+            let u = OtpAuthUri::parse_lenient(with).unwrap();
+            assert_eq!(
+                (u.issuer(), u.account()),
+                (Some("Secure App"), "alice@google.com")
+            );
+            // The strict parser reads it the same way.
+            assert_eq!(OtpAuthUri::parse(with).unwrap().issuer(), "Secure App");
+        }
+
+        /// The Key URI format's example (github.com/google/google-authenticator/wiki/
+        /// Key-Uri-Format): 80 bits, refused by `parse`, weak through `parse_lenient`.
+        #[test]
+        fn key_uri_format_example_is_weak() {
+            let uri =
+                "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example";
+            assert!(OtpAuthUri::parse(uri).is_err());
+            let u = OtpAuthUri::parse_lenient(uri).unwrap();
+            assert!(u.is_weak());
+            assert_eq!(u.secret().bits(), 80);
+            assert_eq!(
+                (u.issuer(), u.account()),
+                (Some("Example"), "alice@google.com")
+            );
+            let dbg = format!("{u:?}");
+            assert!(!dbg.contains("JBSW"), "{dbg}");
+        }
+
+        /// otplib 12.0.1 (npm), `authenticator.keyuri("alice@example.com",
+        /// "Example Co", "KVKFKRCPNZQUYMLXOVYDSQKJKZDTSRLD")` and
+        /// `authenticator.keyuri("bob", "", "JBSWY3DPEHPK3PXP")` (run while writing
+        /// these tests; the second really comes out as `bob:bob`).
+        #[test]
+        fn otplib_keyuri() {
+            let u = OtpAuthUri::parse_lenient(
+                "otpauth://totp/Example%20Co:alice%40example.com?secret=KVKFKRCPNZQUYMLXOVYDSQKJKZDTSRLD\
+                 &period=30&digits=6&algorithm=SHA1&issuer=Example%20Co",
+            )
+            .unwrap();
+            assert_eq!(
+                (u.issuer(), u.account()),
+                (Some("Example Co"), "alice@example.com")
+            );
+            let u = OtpAuthUri::parse_lenient(
+                "otpauth://totp/bob:bob?secret=JBSWY3DPEHPK3PXP&period=30&digits=6&algorithm=SHA1",
+            )
+            .unwrap();
+            assert_eq!((u.issuer(), u.account()), (Some("bob"), "bob"));
+            assert!(u.is_weak());
+        }
+
+        /// Google Authenticator's own example for its export format, as decoded by
+        /// johncallahan/otpauth_migration (test/otpauth_migration_encode_test.dart):
+        /// `+` for the space in the issuer parameter, `%20` in the label.
+        #[test]
+        fn google_authenticator_plus_in_issuer() {
+            let u = OtpAuthUri::parse_lenient(
+                "otpauth://totp/ACME%20Co:john.doe@example.com\
+                 ?secret=HXDMVJECJJWSRB3HWIZR4IFUGFTMXBOZ&issuer=ACME+Co",
+            )
+            .unwrap();
+            assert_eq!(
+                (u.issuer(), u.account()),
+                (Some("ACME Co"), "john.doe@example.com")
+            );
+            assert_eq!(b32(&u), "HXDMVJECJJWSRB3HWIZR4IFUGFTMXBOZ");
+        }
+
+        /// The shape Aegis writes in its plain-text URI export (parameters in the
+        /// order of Aegis's `GoogleAuthInfo.getUri`: period, digits, algorithm,
+        /// secret, issuer) and FreeOTP's `Token.toString` (issuer, algorithm, digits,
+        /// period), with lower-case and `=`-padded base32 as tutorials write it
+        /// (`base64.b32encode(os.urandom(16))`). Shapes from the apps' sources, not
+        /// captured from a device.
+        #[test]
+        fn aegis_and_freeotp_shapes_lowercase_and_padding() {
+            let u = OtpAuthUri::parse_lenient(
+                "otpauth://totp/Deno:Mason?period=30&digits=6&algorithm=SHA1\
+                 &secret=4SJHB4GSD43FZBAI7C2HLRJGPQ&issuer=Deno",
+            )
+            .unwrap();
+            assert_eq!((u.issuer(), u.account()), (Some("Deno"), "Mason"));
+            assert_eq!(u.secret().bits(), 128);
+            let u = OtpAuthUri::parse_lenient(
+                "otpauth://totp/Issuu:James?issuer=Issuu&algorithm=SHA256&digits=8&period=30\
+                 &secret=yooy7jglc6bkbu6mwqpfumbkrm======",
+            )
+            .unwrap();
+            assert_eq!(u.policy().algorithm(), Algorithm::Sha256);
+            assert_eq!(u.policy().digits(), 8);
+            // %3D-padded works too.
+            let u = OtpAuthUri::parse_lenient(
+                "otpauth://totp/x?secret=yooy7jglc6bkbu6mwqpfumbkrm%3D%3D%3D%3D%3D%3D",
+            )
+            .unwrap();
+            assert_eq!(u.issuer(), None);
+            assert_eq!(u.secret().bits(), 128);
+        }
+
+        #[test]
+        fn disagreeing_issuer_takes_the_parameter() {
+            let uri = "otpauth://totp/Old%20Name:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=New";
+            assert!(OtpAuthUri::parse(uri).is_err());
+            let u = OtpAuthUri::parse_lenient(uri).unwrap();
+            assert_eq!((u.issuer(), u.account()), (Some("New"), "alice"));
+        }
+
+        #[test]
+        fn still_refuses_what_cannot_be_used() {
+            for uri in [
+                "otpauth://hotp/x?secret=JBSWY3DPEHPK3PXP&counter=0",
+                "otpauth://totp/x?secret=JBSWY3DP", // 40 bits
+                "otpauth://totp/x?secret=JBSWY3DPEHPK3PX1", // not base32
+                "otpauth://totp/x",
+                "otpauth://totp/x?secret=",
+                "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&digits=5",
+                "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&algorithm=MD5",
+                "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP#frag",
+                "http://totp/x?secret=JBSWY3DPEHPK3PXP",
+                "otpauth://totp/a%ZZ?secret=JBSWY3DPEHPK3PXP",
+            ] {
+                let r = OtpAuthUri::parse_lenient(uri);
+                assert!(
+                    matches!(&r, Err(Error::InvalidInput { field, .. }) if *field == "otpauth_uri"),
+                    "{uri}: {r:?}"
+                );
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn lenient_never_panics(input in "otpauth://totp/[ -~]{0,80}") {
+                let _ = OtpAuthUri::parse_lenient(&input);
+            }
+
+            /// Whatever `parse` accepts, `parse_lenient` reads the same way.
+            #[test]
+            fn lenient_agrees_with_strict(bytes in prop::collection::vec(any::<u8>(), 16..=64)) {
+                let secret = Secret::from_bytes(&bytes).unwrap();
+                let made = OtpAuthUri::new("Iss uer", "al:ice", secret, TotpPolicy::default()).unwrap();
+                let uri = made.to_uri();
+                let u = OtpAuthUri::parse_lenient(&uri).unwrap();
+                prop_assert_eq!(u.issuer(), Some("Iss uer"));
+                prop_assert_eq!(u.account(), "al:ice");
+                prop_assert!(u.secret() == made.secret());
+            }
+        }
+    }
 
     /// 160-bit secret used in the examples below.
     const B32: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";

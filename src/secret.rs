@@ -89,6 +89,10 @@ impl Secret {
     pub const MIN_BITS: usize = 128;
     /// The largest accepted secret: 512 bits (one SHA-512 block).
     pub const MAX_BITS: usize = 512;
+    /// The smallest secret accepted from an import ([`Secret::from_imported_base32`]):
+    /// 80 bits, the key URI format's own example and what apps that store 16 base32
+    /// characters have. Such a secret is [weak](Secret::is_weak).
+    pub const IMPORT_MIN_BITS: usize = 80;
 
     const MIN_BYTES: usize = Self::MIN_BITS / 8;
     const MAX_BYTES: usize = Self::MAX_BITS / 8;
@@ -207,6 +211,48 @@ impl Secret {
     pub fn bits(&self) -> usize {
         self.bytes.len() * 8
     }
+
+    /// Whether the secret is shorter than [`MIN_BITS`](Secret::MIN_BITS): only an
+    /// imported one can be. Invite its owner to enroll a new authenticator.
+    pub fn is_weak(&self) -> bool {
+        self.bits() < Self::MIN_BITS
+    }
+
+    /// A secret brought from another application: base32 as
+    /// [`from_base32`](Secret::from_base32) reads it, but from
+    /// [`IMPORT_MIN_BITS`](Secret::IMPORT_MIN_BITS) (80) bits up, and with non-zero
+    /// trailing bits ignored, as Python's `base64.b32decode` (and so pyotp) does for
+    /// a length that is not a whole number of bytes. Check
+    /// [`is_weak`](Secret::is_weak).
+    ///
+    /// ```
+    /// use secondfactor::secret::Secret;
+    /// let s = Secret::from_imported_base32("JBSWY3DPEHPK3PXP")?; // 80 bits
+    /// assert!(s.is_weak());
+    /// assert!(Secret::from_base32("JBSWY3DPEHPK3PXP").is_err()); // not for new secrets
+    /// # Ok::<(), secondfactor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `invalid_input` on field `"secret"`.
+    pub fn from_imported_base32(s: &str) -> Result<Secret> {
+        let bytes = decode_base32_with(s, false)?;
+        Self::from_imported_bytes(&bytes)
+    }
+
+    /// Raw bytes of a secret brought from another application (10 to 64 bytes).
+    fn from_imported_bytes(bytes: &[u8]) -> Result<Secret> {
+        if !(Self::IMPORT_MIN_BITS / 8..=Self::MAX_BYTES).contains(&bytes.len()) {
+            return Err(Error::input(
+                "secret",
+                "must be 80 to 512 bits (10 to 64 bytes)",
+            ));
+        }
+        Ok(Secret {
+            bytes: bytes.to_vec(),
+        })
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -232,6 +278,11 @@ impl Eq for Secret {}
 
 /// Decodes base32 after normalizing case, spaces and padding; no length rule.
 fn decode_base32(s: &str) -> Result<Zeroizing<Vec<u8>>> {
+    decode_base32_with(s, true)
+}
+
+/// [`decode_base32`], optionally ignoring non-zero trailing bits.
+fn decode_base32_with(s: &str, strict_trailing_bits: bool) -> Result<Zeroizing<Vec<u8>>> {
     const BAD: &str = "must be base32 (letters A-Z and digits 2-7)";
     if s.len() > MAX_BASE32_INPUT {
         return Err(Error::input("secret", "too long"));
@@ -256,7 +307,18 @@ fn decode_base32(s: &str) -> Result<Zeroizing<Vec<u8>>> {
         .decode_len(clean.len())
         .map_err(|_| Error::input("secret", "base32 has a wrong length"))?;
     let mut out = Zeroizing::new(vec![0u8; len]);
-    let n = BASE32_NOPAD
+    let lenient;
+    let encoding = if strict_trailing_bits {
+        &BASE32_NOPAD
+    } else {
+        let mut spec = BASE32_NOPAD.specification();
+        spec.check_trailing_bits = false;
+        lenient = spec
+            .encoding()
+            .map_err(|_| Error::Internal("base32 specification"))?;
+        &lenient
+    };
+    let n = encoding
         .decode_mut(&clean, &mut out)
         .map_err(|_| Error::input("secret", BAD))?;
     out.truncate(n);
@@ -480,13 +542,14 @@ const HEADER_LEN: usize = 5;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 const DOMAIN_LABEL: &[u8] = b"secondfactor/totp-secret/v1";
-const SEALED_MIN_LEN: usize = HEADER_LEN + NONCE_LEN + Secret::MIN_BYTES + TAG_LEN;
+const SEALED_MIN_LEN: usize = HEADER_LEN + NONCE_LEN + Secret::IMPORT_MIN_BITS / 8 + TAG_LEN;
 const SEALED_MAX_LEN: usize = HEADER_LEN + NONCE_LEN + Secret::MAX_BYTES + TAG_LEN;
 
 /// A TOTP secret sealed by a [`KeyRing`] for one user: an opaque blob to store as is.
 ///
 /// Layout: `[version = 1: u8][key id: u32 BE][nonce: 24 bytes][ciphertext][tag: 16 bytes]`
-/// (61 to 109 bytes). `Debug` shows the key id and length only.
+/// (55 to 109 bytes; below 61 only for an imported [weak](Secret::is_weak) secret).
+/// `Debug` shows the key id and length only.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedSecret {
     key_id: u32,
@@ -500,7 +563,7 @@ impl SealedSecret {
     /// # Errors
     ///
     /// [`Error::SealedSecretInvalid`] for an unknown version or a length outside
-    /// 61..=109 bytes (truncated or padded).
+    /// 55..=109 bytes (truncated or padded).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
         if !(SEALED_MIN_LEN..=SEALED_MAX_LEN).contains(&bytes.len()) {
             return Err(Error::SealedSecretInvalid);
@@ -789,7 +852,8 @@ impl KeyRing {
                 &Tag::from(*tag),
             )
             .map_err(|_| Error::SealedSecretInvalid)?;
-        Secret::from_bytes(plain).map_err(|_| Error::SealedSecretInvalid)
+        // Imported secrets may be shorter than new ones (see Secret::is_weak).
+        Secret::from_imported_bytes(plain).map_err(|_| Error::SealedSecretInvalid)
     }
 
     /// Opens `sealed` and seals the secret again under the active key (key rotation).
@@ -995,6 +1059,33 @@ mod tests {
         let non_canonical = format!("{}B", &text[..27]);
         assert!(is_input_error(Secret::from_base32(&non_canonical)));
         assert!(Secret::from_base32(good).is_ok());
+    }
+
+    #[test]
+    fn imported_secrets_go_down_to_80_bits_are_weak_and_seal() {
+        let s = Secret::from_imported_base32("jbsw y3dp ehpk 3pxp").unwrap();
+        assert_eq!(s.bits(), 80);
+        assert!(s.is_weak());
+        assert!(!Secret::generate().is_weak());
+        let strong = Secret::from_imported_base32("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").unwrap();
+        assert!(!strong.is_weak());
+        // 72 bits and 520 bits are still refused.
+        assert!(is_input_error(Secret::from_imported_base32(
+            &encode_base32(&[7; 9])
+        )));
+        assert!(is_input_error(Secret::from_imported_base32(
+            &encode_base32(&[7; 65])
+        )));
+        // Non-zero trailing bits are ignored, as Python's b32decode does: 26
+        // characters carry 130 bits, the last 2 of which are dropped.
+        let odd = "JBSWY3DPEHPK3PXPJBSWY3DPEH";
+        assert!(Secret::from_base32(odd).is_err());
+        let lenient = Secret::from_imported_base32(odd).unwrap();
+        assert_eq!(lenient.bits(), 128);
+        // A weak secret seals and opens like any other.
+        let ring = KeyRing::new(1, SealingKey::generate());
+        let sealed = ring.seal("u1", &s).unwrap();
+        assert_eq!(ring.open("u1", &sealed).unwrap(), s);
     }
 
     #[test]

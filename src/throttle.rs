@@ -365,6 +365,8 @@ pub fn client_key(ip: IpAddr) -> String {
 pub(crate) struct Reservation {
     /// The throttle state written by the reservation.
     pub(crate) state: ThrottleState,
+    /// The state it replaced.
+    pub(crate) previous: ThrottleState,
 }
 
 /// The short second-factor lockout of an account.
@@ -420,10 +422,34 @@ pub(crate) async fn reserve_account_attempt<S: EphemeralStore>(
             .update_throttle(key, current, new, keep_until, now)
             .await?
         {
-            return Ok(Reservation { state: new });
+            return Ok(Reservation {
+                state: new,
+                previous: current,
+            });
         }
     }
     Err(retry_after(now + 1, now))
+}
+
+/// Undoes a reservation whose attempt turned out to be a success: the throttle goes
+/// back to the state before it, so an attempt that would have started a lockout
+/// does not leave one running. When other attempts were counted meanwhile, only this
+/// one's count is given back ([`refund`]).
+pub(crate) async fn undo<S: EphemeralStore>(
+    store: &S,
+    key: &str,
+    reservation: Reservation,
+    keep_until: u64,
+    now: u64,
+) -> Result<()> {
+    let keep = keep_until.max(reservation.previous.until);
+    if store
+        .update_throttle(key, reservation.state, reservation.previous, keep, now)
+        .await?
+    {
+        return Ok(());
+    }
+    refund(store, key, keep_until, now).await
 }
 
 /// Forgets the account's failures after a success.

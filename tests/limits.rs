@@ -443,3 +443,46 @@ async fn a_request_that_finds_no_slot_in_time_is_busy_not_queued_forever() {
         503
     );
 }
+
+#[tokio::test]
+async fn the_right_password_never_starts_a_lockout() {
+    let h = harness();
+    h.service.register("owner", PW).await.unwrap();
+    // Nine wrong passwords, then the right one: that success counted as the tenth
+    // attempt before it was checked, and must not leave a lockout behind.
+    for i in 0..9 {
+        let _ = h
+            .service
+            .login(LoginRequest::new("owner", &format!("guess {i}")))
+            .await;
+    }
+    for round in 0..3 {
+        assert!(
+            h.service
+                .login(LoginRequest::new("owner", PW))
+                .await
+                .is_ok(),
+            "right password {round}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn expired_limiter_state_is_purged() {
+    let h = harness();
+    for i in 0..50 {
+        let _ = h
+            .service
+            .login(LoginRequest::new(&format!("ghost{i}"), "x").client_key(&v4(i)))
+            .await;
+    }
+    assert_eq!(
+        h.service.purge_expired().await.unwrap(),
+        0,
+        "nothing expired yet"
+    );
+    h.advance(24 * 3600);
+    // 50 client windows and 50 login-name counters.
+    assert!(h.service.purge_expired().await.unwrap() >= 100);
+    assert_eq!(h.service.purge_expired().await.unwrap(), 0);
+}

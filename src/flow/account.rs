@@ -102,7 +102,7 @@ impl<S: Store> Service<S> {
     /// `unavailable`.
     #[tracing::instrument(skip_all)]
     pub async fn recent_auth(&self, session_token: &str) -> Result<RecentAuth> {
-        let (_, session, _) = self.find_session(session_token).await?;
+        let (hash, session, _) = self.find_session(session_token).await?;
         let until = session
             .authenticated_at
             .saturating_add(self.inner.config.reauth_ttl);
@@ -113,13 +113,27 @@ impl<S: Store> Service<S> {
             user_id: session.user_id,
             session_id: session.id,
             until,
+            session_hash: hash,
         })
     }
 
-    /// Refuses a proof whose window has closed since it was made.
-    pub(crate) fn check_recent(&self, proof: &RecentAuth) -> Result<()> {
-        if proof.until <= self.now() {
+    /// Refuses a proof whose window has closed since it was made, or whose session
+    /// has ended (logout, ended from another session, password change).
+    pub(crate) async fn check_recent(&self, proof: &RecentAuth) -> Result<()> {
+        let now = self.now();
+        if proof.until <= now {
             return Err(Error::ReauthenticationRequired);
+        }
+        let store = &self.inner.store;
+        let live = match store.session(&proof.session_hash, now).await? {
+            Some(s) if s.id == proof.session_id => store
+                .account(&s.user_id)
+                .await?
+                .is_some_and(|a| a.password_epoch == s.password_epoch),
+            _ => false,
+        };
+        if !live {
+            return Err(Error::Unauthenticated);
         }
         Ok(())
     }
@@ -284,7 +298,7 @@ impl<S: Store> Service<S> {
         current: &str,
         new: &str,
     ) -> Result<SessionToken> {
-        self.check_recent(proof)?;
+        self.check_recent(proof).await?;
         check_new_password(new)?;
         if current.len() > MAX_PASSWORD_BYTES {
             return Err(Error::InvalidCredentials);

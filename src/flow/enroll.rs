@@ -24,6 +24,8 @@ use crate::{Error, Result};
 pub struct EnrollmentSetup {
     uri: OtpAuthUri,
     expires_in: Duration,
+    authenticator_id: AuthenticatorId,
+    name: String,
 }
 
 impl std::fmt::Debug for EnrollmentSetup {
@@ -63,6 +65,16 @@ impl EnrollmentSetup {
     pub fn expires_in(&self) -> Duration {
         self.expires_in
     }
+
+    /// The id the authenticator will have once confirmed.
+    pub fn authenticator_id(&self) -> &AuthenticatorId {
+        &self.authenticator_id
+    }
+
+    /// The name the authenticator will have once confirmed.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// A confirmed enrollment.
@@ -89,6 +101,10 @@ pub struct AuthenticatorInfo {
     /// sealing key was removed, or the stored blob is damaged): codes from it are
     /// refused. Remove it and add the phone again.
     pub readable: bool,
+    /// `true` when its secret is shorter than the 128 bits the crate makes (an
+    /// imported secret, from 80 bits): it works, but invite the user to set the
+    /// phone up again (add a new authenticator, then remove this one).
+    pub weak: bool,
 }
 
 /// An account's two-factor status.
@@ -130,11 +146,15 @@ impl<S: Store> Service<S> {
                 store.backup_codes_remaining(user_id).await?,
                 auths
                     .into_iter()
-                    .map(|a| AuthenticatorInfo {
-                        readable: keys.open(user_id.as_str(), &a.sealed_secret).is_ok(),
-                        id: a.id,
-                        name: a.name,
-                        created_at: a.created_at,
+                    .map(|a| {
+                        let opened = keys.open(user_id.as_str(), &a.sealed_secret);
+                        AuthenticatorInfo {
+                            readable: opened.is_ok(),
+                            weak: opened.is_ok_and(|s| s.is_weak()),
+                            id: a.id,
+                            name: a.name,
+                            created_at: a.created_at,
+                        }
                     })
                     .collect(),
             )
@@ -179,7 +199,7 @@ impl<S: Store> Service<S> {
     /// `sealed_secret_invalid` and `unknown_key`.
     #[tracing::instrument(skip_all)]
     pub async fn resume_or_setup_two_factor(&self, proof: &RecentAuth) -> Result<EnrollmentSetup> {
-        self.check_recent(proof)?;
+        self.check_recent(proof).await?;
         if let Some((setup, false)) = self.pending(proof).await? {
             return Ok(setup);
         }
@@ -210,7 +230,7 @@ impl<S: Store> Service<S> {
         name: &str,
         adding: bool,
     ) -> Result<EnrollmentSetup> {
-        self.check_recent(proof)?;
+        self.check_recent(proof).await?;
         let user_id = &proof.user_id;
         let now = self.now();
         let account = self
@@ -256,6 +276,8 @@ impl<S: Store> Service<S> {
         Ok(EnrollmentSetup {
             uri,
             expires_in: Duration::from_secs(ttl),
+            authenticator_id: AuthenticatorId::new(enrollment.id),
+            name: enrollment.name,
         })
     }
 
@@ -267,7 +289,7 @@ impl<S: Store> Service<S> {
     /// Errors: `reauthentication_required`, `not_found`, `sealed_secret_invalid`,
     /// `unknown_key`, `unavailable`.
     pub async fn pending_enrollment(&self, proof: &RecentAuth) -> Result<Option<EnrollmentSetup>> {
-        self.check_recent(proof)?;
+        self.check_recent(proof).await?;
         Ok(self.pending(proof).await?.map(|(setup, _)| setup))
     }
 
@@ -296,6 +318,8 @@ impl<S: Store> Service<S> {
         let setup = EnrollmentSetup {
             uri,
             expires_in: Duration::from_secs(enrollment.expires_at.saturating_sub(now)),
+            authenticator_id: AuthenticatorId::new(enrollment.id),
+            name: enrollment.name,
         };
         Ok(Some((setup, enrollment.adding)))
     }
@@ -318,7 +342,7 @@ impl<S: Store> Service<S> {
         proof: &RecentAuth,
         code: &str,
     ) -> Result<EnrollmentConfirmed> {
-        self.check_recent(proof)?;
+        self.check_recent(proof).await?;
         let user_id = &proof.user_id;
         let now = self.now();
         let code = self.inner.totp.normalize_code(code)?;
@@ -350,7 +374,8 @@ impl<S: Store> Service<S> {
             return Err(Error::SetupExpired);
         }
         let authenticator = AuthenticatorRecord {
-            id: AuthenticatorId::random(),
+            // The id the setup announced (128 random bits, like any other id).
+            id: AuthenticatorId::new(enrollment.id.clone()),
             user_id: user_id.clone(),
             name: enrollment.name,
             sealed_secret: enrollment.sealed_secret,
@@ -410,7 +435,7 @@ impl<S: Store> Service<S> {
         proof: &RecentAuth,
         id: &AuthenticatorId,
     ) -> Result<()> {
-        self.check_recent(proof)?;
+        self.check_recent(proof).await?;
         let user_id = &proof.user_id;
         match self.inner.store.remove_authenticator(user_id, id).await? {
             RemoveOutcome::Removed => {
@@ -431,7 +456,7 @@ impl<S: Store> Service<S> {
     /// Checks the factor for disable and regeneration: 2FA must be on; the attempt
     /// counts on the account's throttle and the code is spent.
     async fn verify_for_action(&self, proof: &RecentAuth, factor: SecondFactor<'_>) -> Result<()> {
-        self.check_recent(proof)?;
+        self.check_recent(proof).await?;
         let factor = self.normalize_factor(factor)?;
         let account = self
             .inner

@@ -345,7 +345,7 @@ impl<S: Store> Service<S> {
         // The right password gives its attempts back: neither the login name's
         // count nor the client's budget is spent by the owner's own logins.
         self.password_accepted(
-            reservation.map(|_| password_key.as_str()),
+            reservation.map(|r| (password_key.as_str(), r)),
             request.client_key,
             now,
         )
@@ -449,11 +449,16 @@ impl<S: Store> Service<S> {
 
     /// Gives back the attempts a right password counted: on the login name (when it
     /// was counted) and on the client. Best effort.
-    async fn password_accepted(&self, password_key: Option<&str>, client: Option<&str>, now: u64) {
+    async fn password_accepted(
+        &self,
+        password: Option<(&str, Reservation)>,
+        client: Option<&str>,
+        now: u64,
+    ) {
         let store = &self.inner.store;
-        if let Some(key) = password_key {
+        if let Some((key, reservation)) = password {
             let keep = now.saturating_add(self.inner.throttle.password_lockout_memory());
-            if let Err(e) = throttle::refund(store, key, keep, now).await {
+            if let Err(e) = throttle::undo(store, key, reservation, keep, now).await {
                 tracing::warn!(error = %e, "password attempt could not be given back");
             }
         }
@@ -542,6 +547,20 @@ impl<S: Store> Service<S> {
         login_token: &str,
         factor: SecondFactor<'_>,
     ) -> Result<Authenticated> {
+        self.second_factor_from(login_token, factor, None).await
+    }
+
+    /// [`second_factor`](Self::second_factor), recording `client_key` (the peer
+    /// address) with the login in the account's security log.
+    ///
+    /// Errors: as [`second_factor`](Self::second_factor).
+    #[tracing::instrument(skip_all)]
+    pub async fn second_factor_from(
+        &self,
+        login_token: &str,
+        factor: SecondFactor<'_>,
+        client_key: Option<&str>,
+    ) -> Result<Authenticated> {
         let now = self.now();
         let factor = self.normalize_factor(factor)?;
         let store = &self.inner.store;
@@ -610,7 +629,7 @@ impl<S: Store> Service<S> {
             Some(method) => {
                 self.factor_succeeded(&account.id, reservation).await;
                 self.reseal_if_needed(&account.id, known_auths).await;
-                Ok(self.authenticated(&account, method, None).await)
+                Ok(self.authenticated(&account, method, client_key).await)
             }
             None => {
                 if pending_left == 0 {

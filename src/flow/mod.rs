@@ -72,10 +72,12 @@ use crate::{Error, Result};
 
 mod account;
 mod enroll;
+mod import;
 mod login;
 
 pub use account::{ReauthRequest, SessionInfo};
 pub use enroll::{AuthenticatorInfo, EnrollmentConfirmed, EnrollmentSetup, TwoFactorStatus};
+pub use import::{ImportOutcome, ImportedAccount, ImportedTotp, LegacyPassword};
 pub use login::{
     KNOWN_BROWSER_TTL_SECS, LoginOutcome, LoginRequest, PendingLoginTicket, SecondFactor, Session,
     TrustedDevice,
@@ -130,16 +132,20 @@ impl Authenticated {
 ///     user_id: UserId::new("victim"),
 ///     session_id: SessionId::new("s"),
 ///     until: u64::MAX,
+///     session_hash: secondfactor::secret::KeyedHash([0; 32]),
 /// };
 /// ```
 ///
-/// Get one per request and drop it: the credential changes check again that its
-/// window is still open.
+/// Get one per request and drop it: each credential change checks again that its
+/// window is still open and that its session is still live (a proof outlives neither
+/// a logout nor a session ended from elsewhere).
 #[derive(Debug)]
 pub struct RecentAuth {
     user_id: UserId,
     session_id: crate::store::SessionId,
     until: u64,
+    /// The keyed hash the session is stored under (not the token).
+    session_hash: crate::secret::KeyedHash,
 }
 
 impl RecentAuth {
@@ -425,6 +431,17 @@ impl<S: Store> Service<S> {
     /// How long a login or re-authentication counts as recent.
     pub fn reauth_ttl(&self) -> Duration {
         Duration::from_secs(self.inner.config.reauth_ttl)
+    }
+
+    /// Deletes every expired record of the store's short-lived state (pending logins
+    /// and enrollments, replay marks, throttles, trusted devices, sessions) and returns
+    /// how many. Call it now and then (every few minutes) from a long-running
+    /// service, so that state left by clients that never come back (one throttle per
+    /// client address ever seen, say) does not pile up.
+    ///
+    /// Errors: `unavailable`.
+    pub async fn purge_expired(&self) -> Result<u64> {
+        self.inner.store.purge_expired(self.now()).await
     }
 
     /// The current time, from the service's clock.
