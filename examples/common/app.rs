@@ -483,7 +483,10 @@ impl<S: Store> Cx<'_, S> {
     async fn second_factor_step(&self, body: &api::FactorBody) -> Result<Step, Error> {
         let factor = body.factor()?;
         let pending = self.req.pending.as_deref().unwrap_or_default();
-        let auth = self.service.second_factor(pending, factor).await?;
+        let auth = self
+            .service
+            .second_factor_from(pending, factor, Some(&self.req.client))
+            .await?;
         let mut cookies = vec![self.clear(PENDING_COOKIE)];
         if body.remember_device {
             // The code is spent by now: failing to remember the device must not fail

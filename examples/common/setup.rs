@@ -160,7 +160,7 @@ async fn purge_expired<S: Store>(service: Service<S>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        match service.store().purge_expired(service.now()).await {
+        match service.purge_expired().await {
             Ok(0) => {}
             Ok(n) => eprintln!("note: purged {n} expired records"),
             Err(e) => eprintln!("warning: purging expired state failed: {e}"),
