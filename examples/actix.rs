@@ -51,7 +51,7 @@ use secondfactor::store::Store;
 use common::api::{self, MAX_BODY_BYTES};
 use common::app::{self, Headers, Out, Route};
 use common::config::{Config, Site};
-use common::setup::{BoxError, Server, announce};
+use common::setup::{BoxError, Server, announce, shutdown_signal};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
@@ -109,30 +109,6 @@ impl Server for Actix {
         eprintln!("shut down cleanly");
         Ok(())
     }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = actix_web::rt::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use actix_web::rt::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    eprintln!("shutting down");
 }
 
 /// The shared state: the service and the deployment settings.

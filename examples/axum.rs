@@ -53,7 +53,7 @@ use secondfactor::store::Store;
 use common::api::{self, MAX_BODY_BYTES};
 use common::app::{self, Headers, Out, Route};
 use common::config::{Config, Site};
-use common::setup::{BoxError, Server, announce};
+use common::setup::{BoxError, Server, announce, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -83,29 +83,6 @@ impl Server for Axum {
         eprintln!("shut down cleanly");
         Ok(())
     }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    eprintln!("shutting down");
 }
 
 /// The shared state: the service and the deployment settings.

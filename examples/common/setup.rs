@@ -53,6 +53,30 @@ pub fn announce(addr: std::net::SocketAddr) {
     let _ = out.flush();
 }
 
+/// Resolves on SIGTERM or Ctrl-C (both frameworks run on tokio).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    eprintln!("shutting down");
+}
+
 /// Reads the configuration, opens the store, builds the service with `blocking`
 /// running argon2, and hands it to `server`. Start-up errors are printed to stderr.
 pub async fn run(blocking: impl Blocking + Clone, server: impl Server) -> ExitCode {
