@@ -17,13 +17,13 @@
 //! | `SF_ADDR` | listen address (`127.0.0.1:0` picks a free port; the line on stdout names it) | `127.0.0.1:3000` |
 //! | `DATABASE_URL` | `sqlite://PATH`, `postgres://…`, or `memory:` | `sqlite://secondfactor-demo.db` |
 //! | `REDIS_URL` | keep pending logins, throttles and replay marks in Redis | unset |
-//! | `SF_MASTER_KEY` | base64 of 32 random bytes sealing TOTP secrets | a development key in `secondfactor-dev.key` beside the database |
+//! | `SF_MASTER_KEY` | base64 of 32 random bytes sealing TOTP secrets; required with `postgres://` | a development key in `secondfactor-dev.key` beside the database (owner-only, else refused) |
 //! | `SF_ISSUER` | issuer shown in authenticator apps | `secondfactor demo` |
 //! | `SF_LOGIN_TTL_SECS` | lifetime of a pending login | `300` |
 //! | `SF_SETUP_TTL_SECS` | lifetime of a pending enrollment | `600` |
 //! | `SF_REAUTH_TTL_SECS` | how long a login or a re-authentication counts as recent (credential changes need one) | `300` |
-//! | `SF_PUBLIC_URL` | the URL users reach: the only origin allowed in `Origin`, and `Secure` cookies when `https://` | `http://` + the listening address |
-//! | `SF_TRUST_FORWARDED` | `1`: the password limiter keys on the **last** `X-Forwarded-For` address instead of the peer address. Set it only behind a reverse proxy that appends that header, or every client can pick its own key | `0` |
+//! | `SF_PUBLIC_URL` | the URL users reach: the only origin allowed in `Origin`, and `Secure` `__Host-` cookies when `https://` | `http://` + the listening address |
+//! | `SF_TRUST_FORWARDED` | `1`: the per-client limits key on the **right-most** `X-Forwarded-For` entry (all its lines joined in order) instead of the peer address. Set it only behind a reverse proxy that appends that header, or every client can pick its own key | `0` |
 //!
 //! What this file does is parse requests, call the service, and turn its answers into
 //! a status, a JSON body (or a page) and cookies. Everything that decides — codes,
@@ -53,7 +53,7 @@ use secondfactor::store::Store;
 use common::api::{self, MAX_BODY_BYTES};
 use common::app::{self, Headers, Out, Route};
 use common::config::{Config, Site};
-use common::setup::{BoxError, Server, announce};
+use common::setup::{BoxError, Server, announce, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -83,29 +83,6 @@ impl Server for Axum {
         eprintln!("shut down cleanly");
         Ok(())
     }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    eprintln!("shutting down");
 }
 
 /// The shared state: the service and the deployment settings.

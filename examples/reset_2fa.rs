@@ -76,6 +76,9 @@ impl Reset {
 }
 
 impl Server for Reset {
+    // A one-shot tool: the servers purge.
+    const PURGES: bool = false;
+
     async fn serve<S: Store>(self, service: Service<S>, _config: Config) -> Result<(), BoxError> {
         let name = self.username.trim().to_ascii_lowercase();
         let account = service

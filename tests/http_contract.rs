@@ -43,6 +43,12 @@ macro_rules! contract_suite {
                 step_up_is_required_once_the_window_has_passed,
                 authenticators_sessions_and_devices,
                 password_change_and_security_log,
+                known_browsers_pass_the_account_password_limit,
+                forged_forwarded_lines_cannot_dodge_the_client_limit,
+                ipv6_clients_of_one_64_share_a_limit,
+                registrations_are_limited_per_client,
+                successful_logins_do_not_use_up_the_client_limit,
+                start_up_refusals_are_one_line,
             );
         }
     };
@@ -526,7 +532,12 @@ async fn remember_this_device(example: &str) {
     let server = Server::start(example, &[]);
     let user = enrolled(server.client(), "iris").await;
     let c = server.client();
-    c.login("iris").await;
+    let r = c.login("iris").await;
+    assert_eq!(r.json["status"], "second_factor_required", "{}", r.text);
+    assert!(
+        r.set_cookie("sf_known").is_none(),
+        "a password alone does not complete the login"
+    );
     let r = c
         .post(
             "/api/login/second-factor",
@@ -534,6 +545,7 @@ async fn remember_this_device(example: &str) {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
+    assert_known_cookie(&r);
     let device = r.set_cookie("sf_device").expect("sf_device set");
     cookie_flags_ok(&device);
     assert!(
@@ -545,6 +557,7 @@ async fn remember_this_device(example: &str) {
     // This browser skips the second factor; another one does not.
     let r = c.login("iris").await;
     assert_eq!(r.json, json!({ "status": "authenticated" }), "{}", r.text);
+    assert_known_cookie(&r);
     assert_eq!(c.me().await.json["username"], "iris");
     let other = server.client();
     assert_eq!(
@@ -569,6 +582,16 @@ async fn remember_this_device(example: &str) {
         )
         .await;
     assert_error(&r, 401, "invalid_credentials");
+}
+
+/// A completed login sets `sf_known` for a year.
+fn assert_known_cookie(r: &Resp) {
+    let known = r
+        .set_cookie("sf_known")
+        .unwrap_or_else(|| panic!("no sf_known after a completed login: {:?}", r.headers));
+    cookie_flags_ok(&known);
+    assert!(known.contains("Max-Age=31536000"), "{known}");
+    assert!(device_value(&known).len() >= 22, "{known}");
 }
 
 fn device_value(set_cookie: &str) -> String {
@@ -968,9 +991,33 @@ async fn secure_cookies_and_origin_follow_the_public_url(example: &str) {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let session = r.set_cookie("sf_session").unwrap();
-    cookie_flags_ok(&session);
-    assert!(session.contains("Secure"), "{session}");
+    assert!(r.set_cookie("sf_session").is_none(), "{:?}", r.headers);
+    // https: every name carries __Host- (Secure, Path=/, no Domain).
+    for name in ["__Host-sf_session", "__Host-sf_known"] {
+        let cookie = r
+            .set_cookie(name)
+            .unwrap_or_else(|| panic!("no {name}: {:?}", r.headers));
+        cookie_flags_ok(&cookie);
+        assert!(cookie.contains("Secure"), "{cookie}");
+        assert!(!cookie.to_ascii_lowercase().contains("domain"), "{cookie}");
+    }
+    // The prefixed cookie is the one read back; the bare name is not.
+    let session = r.cookie_value("__Host-sf_session").unwrap();
+    let plain = reqwest::Client::new();
+    let me = |cookie: String| {
+        Client::send(
+            plain
+                .get(server.url("/api/me"))
+                .header("cookie", cookie)
+                .header("origin", "https://demo.example"),
+        )
+    };
+    assert_eq!(me(format!("__Host-sf_session={session}")).await.status, 200);
+    assert_error(
+        &me(format!("sf_session={session}")).await,
+        401,
+        "unauthenticated",
+    );
     let r = Client::send(
         c.request(reqwest::Method::POST, "/api/login")
             .header("origin", server.origin())
@@ -1009,6 +1056,8 @@ async fn password_attempts_are_limited_per_client(example: &str) {
     let proxied = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
     let p = proxied.client();
     for i in 0..30 {
+        // A name of its own each time: the per-account limit is not what this tests.
+        let wrong = json!({ "username": format!("nobody{i}"), "password": "wrong password" });
         let r = Client::send(
             p.request(reqwest::Method::POST, "/api/login")
                 .header("x-forwarded-for", format!("203.0.113.7, 10.9.9.{i}"))
@@ -1016,6 +1065,182 @@ async fn password_attempts_are_limited_per_client(example: &str) {
         )
         .await;
         assert_error(&r, 401, "invalid_credentials");
+    }
+}
+
+/// Wrong passwords for one account from 10 addresses lock that account for browsers
+/// that never logged in to it; the owner's browser (with `sf_known`) still gets in.
+async fn known_browsers_pass_the_account_password_limit(example: &str) {
+    let server = Server::start(example, &[]);
+    let owner = server.client_from("127.0.2.1");
+    assert_eq!(owner.register("olga").await.status, 201);
+    let r = owner.login("olga").await;
+    assert_eq!(r.json["status"], "authenticated", "{}", r.text);
+    assert_known_cookie(&r);
+    assert_eq!(owner.post_empty("/api/logout").await.status, 204);
+
+    let wrong = json!({ "username": "olga", "password": "wrong password" });
+    for i in 1..=10 {
+        let attacker = server.client_from(&format!("127.0.3.{i}"));
+        let r = attacker.post("/api/login", wrong.clone()).await;
+        assert_error(&r, 401, "invalid_credentials");
+    }
+    let r = server
+        .client_from("127.0.3.11")
+        .post("/api/login", wrong.clone())
+        .await;
+    assert_error(&r, 429, "too_many_attempts");
+    let retry = r.json["retry_after"].as_u64().unwrap_or_default();
+    assert!((1..=24 * 3600).contains(&retry), "{}", r.text);
+    // Even the right password, from a browser that never logged in to olga.
+    let stranger = server.client_from("127.0.3.12");
+    assert_error(&stranger.login("olga").await, 429, "too_many_attempts");
+
+    // The owner's browser keeps only its per-client limit.
+    let r = owner.login("olga").await;
+    assert_eq!(r.json["status"], "authenticated", "{}", r.text);
+    assert_eq!(owner.me().await.json["username"], "olga");
+    // The browser page says the same in words.
+    let r = server
+        .client_from("127.0.3.13")
+        .form("/login", &[("username", "olga"), ("password", PW)])
+        .await;
+    assert_html(&r, 429);
+    assert!(
+        r.text.contains("Too many attempts. Try again in"),
+        "{}",
+        r.text
+    );
+}
+
+/// Behind a trusted proxy, only the right-most `X-Forwarded-For` entry (the proxy's,
+/// on the last line) names the client: entries a client writes itself, on a line of
+/// its own, change nothing.
+async fn forged_forwarded_lines_cannot_dodge_the_client_limit(example: &str) {
+    let server = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
+    let c = server.client();
+    // A wrong password for `name`, with these X-Forwarded-For lines in this order.
+    let attempt = |name: String, lines: Vec<String>| {
+        let mut rb = c.request(reqwest::Method::POST, "/api/login");
+        for line in lines {
+            rb = rb.header("x-forwarded-for", line);
+        }
+        Client::send(rb.json(&json!({ "username": name, "password": "wrong password" })))
+    };
+    let mut statuses = Vec::new();
+    for i in 0..25 {
+        // A different name each time: only the per-client limit can apply.
+        let forged = format!("10.{i}.0.1, 192.0.2.{i}");
+        let r = attempt(format!("nobody{i}"), vec![forged, "198.51.100.7".into()]).await;
+        if r.status == 429 {
+            assert_error(&r, 429, "too_many_attempts");
+            assert!(r.json["retry_after"].as_u64().unwrap_or_default() >= 1);
+        } else {
+            assert_error(&r, 401, "invalid_credentials");
+        }
+        statuses.push(r.status);
+    }
+    assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[20..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Another client behind the same proxy is not limited.
+    let r = attempt("nobody".into(), vec!["198.51.100.8".into()]).await;
+    assert_error(&r, 401, "invalid_credentials");
+    // A right-most entry that is not an address counts on the proxy's own address.
+    let r = attempt("nobody".into(), vec!["198.51.100.9, unknown".into()]).await;
+    assert_error(&r, 401, "invalid_credentials");
+}
+
+/// An IPv6 client is its /64: addresses of one /64 share the per-client limit.
+async fn ipv6_clients_of_one_64_share_a_limit(example: &str) {
+    let server = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
+    // A wrong password from `ip`, for a name of its own (only the client limit applies).
+    let attempt = |i: usize, ip: &str| {
+        let c = server.client().via(ip);
+        let body = json!({ "username": format!("nobody{i}"), "password": "wrong password" });
+        async move { c.post("/api/login", body).await.status }
+    };
+    for i in 0..20 {
+        let ip = ["2001:db8:7:1::a", "2001:db8:7:1:ffff:1:2:3"][i % 2];
+        assert_eq!(attempt(i, ip).await, 401);
+    }
+    assert_eq!(attempt(20, "2001:db8:7:1::b").await, 429, "same /64");
+    assert_eq!(attempt(21, "2001:db8:7:2::a").await, 401, "the next /64");
+}
+
+async fn registrations_are_limited_per_client(example: &str) {
+    let server = Server::start(example, &[]);
+    let c = server.client_from("127.0.4.1");
+    for i in 0..20 {
+        assert_eq!(c.register(&format!("reg{i}")).await.status, 201);
+    }
+    let r = c.register("reg20").await;
+    assert_error(&r, 429, "too_many_attempts");
+    assert!(
+        r.json["retry_after"].as_u64().unwrap_or_default() >= 1,
+        "{}",
+        r.text
+    );
+    // The page says so in words.
+    let r = c
+        .form("/register", &[("username", "reg21"), ("password", PW)])
+        .await;
+    assert_html(&r, 429);
+    assert!(r.text.contains("Too many attempts"), "{}", r.text);
+    // Another address is another client.
+    assert_eq!(
+        server
+            .client_from("127.0.4.2")
+            .register("reg20")
+            .await
+            .status,
+        201
+    );
+}
+
+async fn successful_logins_do_not_use_up_the_client_limit(example: &str) {
+    let server = Server::start(example, &[]);
+    let c = server.client_from("127.0.5.1");
+    assert_eq!(c.register("nat.user").await.status, 201);
+    for i in 0..25 {
+        let r = c.login("nat.user").await;
+        assert_eq!(r.status, 200, "login {i}: {}", r.text);
+        assert_eq!(r.json["status"], "authenticated", "{}", r.text);
+    }
+}
+
+/// A `postgres://` database without `SF_MASTER_KEY`, or a development key file that
+/// group or others can read, stop the start with one line (the operator tool too).
+async fn start_up_refusals_are_one_line(example: &str) {
+    let dir = common::work_dir(&format!("{example}-refusals"));
+    let postgres = "postgres://postgres@127.0.0.1:1/none";
+    let (status, stderr) = Server::start_failing(example, &dir, &[("DATABASE_URL", postgres)]);
+    assert!(!status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("SF_MASTER_KEY"), "{stderr}");
+    assert!(!dir.join("secondfactor-dev.key").exists());
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.join("secondfactor-dev.key");
+        std::fs::write(&key, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (status, stderr) = Server::start_failing(example, &dir, &[]);
+        assert!(!status.success());
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("secondfactor-dev.key"), "{stderr}");
+        assert!(stderr.contains("chmod 600"), "{stderr}");
+        let out = reset_2fa(
+            &dir,
+            &["--username", "a", "--operator", "b", "--reason", "c"],
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("secondfactor-dev.key"), "{err}");
+        // Owner-only, it is used.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        drop(Server::start_in(example, &dir, &[]));
     }
 }
 
@@ -1036,12 +1261,15 @@ async fn median_login_time(server: &Server, username: &str, n: usize, tag: u8) -
 
 async fn an_unknown_user_costs_as_much_as_a_wrong_password(example: &str) {
     let server = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
-    assert_eq!(server.client().register("ursula").await.status, 201);
     let mut known = Vec::new();
     let mut unknown = Vec::new();
     for round in 0..3 {
-        known.push(median_login_time(&server, "ursula", 5, round).await);
-        unknown.push(median_login_time(&server, "nobody-at-all", 5, 100 + round).await);
+        // Names of their own each round: 10 wrong passwords lock a name.
+        let user = format!("ursula{round}");
+        assert_eq!(server.client().register(&user).await.status, 201);
+        known.push(median_login_time(&server, &user, 5, round).await);
+        let ghost = format!("nobody-at-all{round}");
+        unknown.push(median_login_time(&server, &ghost, 5, 100 + round).await);
     }
     let known = known.iter().sum::<Duration>();
     let unknown = unknown.iter().sum::<Duration>();

@@ -22,12 +22,15 @@ use super::config::Site;
 /// The largest request body accepted (64 KiB); larger ones get `413`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The session cookie.
+/// The session cookie (named with [`Site::cookie_name`]).
 pub const SESSION_COOKIE: &str = "sf_session";
 /// The pending-login cookie (between the password and the second factor).
 pub const PENDING_COOKIE: &str = "sf_pending";
 /// The trusted-device cookie.
 pub const DEVICE_COOKIE: &str = "sf_device";
+/// The known-browser cookie: this browser logged in to the account before, so the
+/// account-wide password limit does not apply to it (it never skips a factor).
+pub const KNOWN_COOKIE: &str = "sf_known";
 
 /// A status and a JSON body.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,7 +45,8 @@ pub struct Reply {
 /// (with their source chain, which never holds a secret) before they are answered.
 pub fn error(e: &Error) -> Reply {
     let status = e.http_status();
-    if status >= 500 {
+    // `busy` is load, not a failure: the client is told to come back.
+    if status >= 500 && !matches!(e, Error::Busy { .. }) {
         log_server_error(e);
     }
     let mut body = json!({ "error": e.code(), "message": e.to_string() });
@@ -50,14 +54,18 @@ pub fn error(e: &Error) -> Reply {
         Error::InvalidCode {
             remaining_attempts: Some(n),
         } => body["remaining_attempts"] = json!(n),
-        Error::TooManyAttempts { retry_after } => {
-            // Rounded up: a client that waits this long is let in.
-            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            body["retry_after"] = json!(secs.max(1));
+        Error::TooManyAttempts { retry_after } | Error::Busy { retry_after } => {
+            body["retry_after"] = json!(retry_secs(*retry_after));
         }
         _ => {}
     }
     Reply { status, body }
+}
+
+/// A wait in whole seconds, rounded up (a client that waits this long is let in), at
+/// least 1.
+pub fn retry_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 impl From<Error> for Reply {
@@ -160,26 +168,35 @@ pub fn origin_allowed(site: &Site, origin: Option<&[u8]>) -> bool {
     }
 }
 
-/// The key of the password step's per-client limiter: the peer's IP address, or —
-/// only when `SF_TRUST_FORWARDED` is set — the last address in `X-Forwarded-For`
-/// (the one the trusted proxy appended; earlier entries are the client's say-so).
-pub fn client_key(site: &Site, peer: IpAddr, forwarded_for: Option<&[u8]>) -> String {
-    if site.trust_forwarded
-        && let Some(ip) = forwarded_for
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|last| last.trim().parse::<IpAddr>().ok())
-    {
-        return ip.to_string();
+/// The key of the per-client limiter ([`secondfactor::throttle::client_key`]: an
+/// IPv6 address by its /64) of the client's address: the peer's, or — only when
+/// `SF_TRUST_FORWARDED` is set — the right-most entry of `X-Forwarded-For`, every
+/// header line joined in order (the one the trusted proxy appended; earlier entries
+/// are the client's say-so). A right-most entry that is not an IP address falls back
+/// to the peer.
+pub fn client_key(site: &Site, peer: IpAddr, forwarded_for: &[&[u8]]) -> String {
+    secondfactor::throttle::client_key(client_ip(site, peer, forwarded_for))
+}
+
+fn client_ip(site: &Site, peer: IpAddr, forwarded_for: &[&[u8]]) -> IpAddr {
+    if !site.trust_forwarded || forwarded_for.is_empty() {
+        return peer;
     }
-    peer.to_string()
+    let joined = forwarded_for.join(&b","[..]);
+    String::from_utf8_lossy(&joined)
+        .rsplit(',')
+        .next()
+        .and_then(|last| last.trim().parse::<IpAddr>().ok())
+        .unwrap_or(peer)
 }
 
 // --- cookies -----------------------------------------------------------------------
 
-/// A `Set-Cookie` value: `HttpOnly; SameSite=Strict; Path=/`, `Secure` per
-/// `SF_PUBLIC_URL`, `Max-Age` when given (else a browser-session cookie).
+/// A `Set-Cookie` value for cookie `name` (prefixed per [`Site::cookie_name`]):
+/// `HttpOnly; SameSite=Strict; Path=/`, no `Domain`, `Secure` per `SF_PUBLIC_URL`,
+/// `Max-Age` when given (else a browser-session cookie).
 pub fn set_cookie(site: &Site, name: &str, value: &str, max_age: Option<u64>) -> String {
+    let name = site.cookie_name(name);
     let mut c = format!("{name}={value}; HttpOnly; SameSite=Strict; Path=/");
     if let Some(secs) = max_age {
         c.push_str(&format!("; Max-Age={secs}"));

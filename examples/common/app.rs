@@ -17,8 +17,10 @@ use secondfactor::{
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::api::{self, DEVICE_COOKIE, PENDING_COOKIE, Reply, SESSION_COOKIE};
-use super::config::{DEVICE_TTL, Site};
+use secondfactor::flow::{Authenticated, KNOWN_BROWSER_TTL_SECS};
+
+use super::api::{self, DEVICE_COOKIE, KNOWN_COOKIE, PENDING_COOKIE, Reply, SESSION_COOKIE};
+use super::config::Site;
 use super::html;
 
 /// Every endpoint and page, for the adapters' routing tables.
@@ -130,6 +132,7 @@ pub struct Request {
     session: Option<String>,
     pending: Option<String>,
     device: Option<String>,
+    known: Option<String>,
     client: String,
     device_label: String,
     content_type: Option<Vec<u8>>,
@@ -149,20 +152,17 @@ impl Request {
         body: Result<Vec<u8>, Reply>,
     ) -> Request {
         let cookies = headers.all("cookie");
-        let cookie = |name| api::cookie(cookies.iter().copied(), name).map(str::to_owned);
+        let cookie =
+            |name| api::cookie(cookies.iter().copied(), &site.cookie_name(name)).map(str::to_owned);
         Request {
             path: path.to_owned(),
             query: query.to_owned(),
             session: cookie(SESSION_COOKIE),
             pending: cookie(PENDING_COOKIE),
             device: cookie(DEVICE_COOKIE),
-            // Every X-Forwarded-For line, joined in order: the proxy appends to the last.
-            client: api::client_key(
-                site,
-                peer,
-                Some(headers.all("x-forwarded-for").join(&b","[..]).as_slice())
-                    .filter(|v| !v.is_empty()),
-            ),
+            known: cookie(KNOWN_COOKIE),
+            // Every X-Forwarded-For line, in order: the proxy appends to the last.
+            client: api::client_key(site, peer, &headers.all("x-forwarded-for")),
             device_label: api::device_label(headers.first("user-agent")),
             content_type: headers.first("content-type").map(<[u8]>::to_vec),
             body,
@@ -460,17 +460,13 @@ impl<S: Store> Cx<'_, S> {
         if let Some(device) = self.req.device.as_deref() {
             request = request.device_token(device);
         }
+        if let Some(known) = self.req.known.as_deref() {
+            request = request.known_browser(known);
+        }
         Ok(match self.service.login(request).await? {
             LoginOutcome::Authenticated(auth) => {
-                let token = self.service.issue_session(auth).await?;
-                Step {
-                    cookies: vec![
-                        self.cookie(SESSION_COOKIE, token.expose(), None),
-                        self.clear(PENDING_COOKIE),
-                    ],
-                    body: api::authenticated(),
-                    authenticated: true,
-                }
+                self.logged_in(auth, vec![self.clear(PENDING_COOKIE)])
+                    .await?
             }
             LoginOutcome::SecondFactorRequired(ticket) => Step {
                 cookies: vec![self.cookie(
@@ -487,7 +483,10 @@ impl<S: Store> Cx<'_, S> {
     async fn second_factor_step(&self, body: &api::FactorBody) -> Result<Step, Error> {
         let factor = body.factor()?;
         let pending = self.req.pending.as_deref().unwrap_or_default();
-        let auth = self.service.second_factor(pending, factor).await?;
+        let auth = self
+            .service
+            .second_factor_from(pending, factor, Some(&self.req.client))
+            .await?;
         let mut cookies = vec![self.clear(PENDING_COOKIE)];
         if body.remember_device {
             // The code is spent by now: failing to remember the device must not fail
@@ -500,13 +499,25 @@ impl<S: Store> Cx<'_, S> {
                 Ok(token) => cookies.push(self.cookie(
                     DEVICE_COOKIE,
                     token.expose(),
-                    Some(DEVICE_TTL.as_secs()),
+                    Some(self.service.device_ttl().as_secs()),
                 )),
                 Err(e) => eprintln!("warning: device not remembered: {e}"),
             }
         }
+        self.logged_in(auth, cookies).await
+    }
+
+    /// A completed login: the session, and the known-browser mark that exempts this
+    /// browser from the account-wide password limit next time.
+    async fn logged_in(
+        &self,
+        auth: Authenticated,
+        mut cookies: Vec<String>,
+    ) -> Result<Step, Error> {
+        let known = self.service.remember_browser(&auth);
         let token = self.service.issue_session(auth).await?;
         cookies.push(self.cookie(SESSION_COOKIE, token.expose(), None));
+        cookies.push(self.cookie(KNOWN_COOKIE, known.expose(), Some(KNOWN_BROWSER_TTL_SECS)));
         Ok(Step {
             cookies,
             body: api::authenticated(),
@@ -544,7 +555,9 @@ impl<S: Store> Cx<'_, S> {
         match route {
             Route::ApiRegister => {
                 let body: api::Credentials = self.json()?;
-                let user = service.register(&body.username, &body.password).await?;
+                let user = service
+                    .register_from(&self.req.client, &body.username, &body.password)
+                    .await?;
                 let status = service.status(&user).await?;
                 Ok(Out::json(201, &json!({ "username": status.username }), &[]))
             }
@@ -802,7 +815,11 @@ impl<S: Store> Cx<'_, S> {
             Err(out) => return Ok(out),
         };
         Ok(
-            match self.service.register(&form.username, &form.password).await {
+            match self
+                .service
+                .register_from(&self.req.client, &form.username, &form.password)
+                .await
+            {
                 Ok(_) => Out::redirect("/login?notice=registered", &[]),
                 Err(e) => Out::page(
                     e.http_status(),

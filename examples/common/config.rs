@@ -4,9 +4,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How long a remembered device skips the second factor (and the `sf_device` cookie lives).
-pub const DEVICE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-
 /// Where accounts and ephemeral state live, from `DATABASE_URL`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Database {
@@ -150,7 +147,6 @@ impl Config {
         Site {
             secure: origin.starts_with("https://"),
             origin,
-            login_ttl: self.login_ttl,
             trust_forwarded: self.trust_forwarded,
         }
     }
@@ -161,12 +157,23 @@ impl Config {
 pub struct Site {
     /// The one origin allowed in an `Origin` header (`scheme://host[:port]`).
     pub origin: String,
-    /// Whether cookies carry `Secure`.
+    /// Whether cookies carry `Secure` and the `__Host-` name prefix.
     pub secure: bool,
-    /// Lifetime of the `sf_pending` cookie.
-    pub login_ttl: Duration,
     /// Whether `X-Forwarded-For` names the client.
     pub trust_forwarded: bool,
+}
+
+impl Site {
+    /// The name cookie `base` goes by: `__Host-` + `base` on an `https://` site (the
+    /// browser then takes it only with `Secure`, `Path=/` and no `Domain`, so a
+    /// sibling subdomain cannot plant or shadow it), else `base`.
+    pub fn cookie_name(&self, base: &str) -> String {
+        if self.secure {
+            format!("__Host-{base}")
+        } else {
+            base.to_owned()
+        }
+    }
 }
 
 /// `scheme://host[:port]` of an http(s) URL, lowercased, default port dropped — the

@@ -54,13 +54,14 @@ pub fn error_text(e: &Error) -> String {
             remaining_attempts: Some(n),
         } => format!("That code is not right. {n} attempts left."),
         Error::InvalidCode { .. } => "That code is not right.".to_owned(),
-        Error::TooManyAttempts { retry_after } => {
-            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            format!(
-                "Too many attempts. Try again in {}.",
-                duration_text(secs.max(1))
-            )
-        }
+        Error::TooManyAttempts { retry_after } => format!(
+            "Too many attempts. Try again in {}.",
+            duration_text(super::api::retry_secs(*retry_after))
+        ),
+        Error::Busy { retry_after } => format!(
+            "The server is busy right now. Please try again in {}.",
+            duration_text(super::api::retry_secs(*retry_after))
+        ),
         Error::InvalidCredentials => "Wrong username or password.".to_owned(),
         Error::ReauthenticationRequired => {
             "Confirm it is you: enter your password again.".to_owned()

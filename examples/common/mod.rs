@@ -13,4 +13,5 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod html;
+pub mod memory;
 pub mod setup;

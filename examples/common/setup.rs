@@ -9,6 +9,7 @@ use std::future::Future;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use secondfactor::Service;
 use secondfactor::events::Event;
@@ -16,7 +17,7 @@ use secondfactor::flow::Blocking;
 use secondfactor::secret::{KeyRing, SealingKey};
 use secondfactor::store::{MemoryStore, Store};
 
-use super::config::{Config, DEVICE_TTL, Database};
+use super::config::{Config, Database};
 
 /// A boxed error for start-up and serving failures.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -29,6 +30,10 @@ pub const DEV_KEY_FILE: &str = "secondfactor-dev.key";
 /// It binds `config.addr`, prints the line from [`announce`] once it accepts
 /// connections, and returns after a clean shutdown.
 pub trait Server {
+    /// Whether expired state is purged while this runs ([`PURGE_EVERY`], and once at
+    /// start); a one-shot tool says no.
+    const PURGES: bool = true;
+
     /// Serves `service` with the settings in `config`.
     fn serve<S: Store>(
         self,
@@ -37,6 +42,10 @@ pub trait Server {
     ) -> impl Future<Output = Result<(), BoxError>>;
 }
 
+/// How often expired pending logins, throttles, replay marks, sessions and trusted
+/// devices are deleted from the store (also once at start).
+pub const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
+
 /// Prints the one line the contract promises on stdout, and flushes it.
 pub fn announce(addr: std::net::SocketAddr) {
     let mut out = std::io::stdout().lock();
@@ -44,9 +53,34 @@ pub fn announce(addr: std::net::SocketAddr) {
     let _ = out.flush();
 }
 
+/// Resolves on SIGTERM or Ctrl-C (both frameworks run on tokio).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    eprintln!("shutting down");
+}
+
 /// Reads the configuration, opens the store, builds the service with `blocking`
 /// running argon2, and hands it to `server`. Start-up errors are printed to stderr.
 pub async fn run(blocking: impl Blocking + Clone, server: impl Server) -> ExitCode {
+    super::memory::return_large_buffers();
     match try_run(blocking, server).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -110,7 +144,7 @@ async fn with_ephemeral<A: Store>(
     match config.redis_url.clone() {
         None => {
             let service = build(accounts, keys, &config, blocking)?;
-            server.serve(service, config).await
+            serve(server, service, config).await
         }
         #[cfg(feature = "redis")]
         Some(url) => {
@@ -120,11 +154,40 @@ async fn with_ephemeral<A: Store>(
             eprintln!("note: pending logins, throttles, replay marks and sessions are in Redis");
             let store = secondfactor::store::Combined::new(accounts, redis);
             let service = build(store, keys, &config, blocking)?;
-            server.serve(service, config).await
+            serve(server, service, config).await
         }
         #[cfg(not(feature = "redis"))]
         Some(_) => {
             Err("REDIS_URL is set, but this build has no Redis store (--features redis)".into())
+        }
+    }
+}
+
+/// Runs `server`, purging expired state in the background while it serves.
+async fn serve<S: Store, T: Server>(
+    server: T,
+    service: Service<S>,
+    config: Config,
+) -> Result<(), BoxError> {
+    let purge = T::PURGES.then(|| tokio::spawn(purge_expired(service.clone())));
+    let result = server.serve(service, config).await;
+    if let Some(task) = purge {
+        task.abort();
+    }
+    result
+}
+
+/// Deletes expired state now and every [`PURGE_EVERY`], so that a store under a
+/// flood of one-off clients and names does not grow without bound.
+async fn purge_expired<S: Store>(service: Service<S>) {
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match service.purge_expired().await {
+            Ok(0) => {}
+            Ok(n) => eprintln!("note: purged {n} expired records"),
+            Err(e) => eprintln!("warning: purging expired state failed: {e}"),
         }
     }
 }
@@ -141,7 +204,6 @@ pub fn build<S: Store>(
         .login_ttl(config.login_ttl)
         .enrollment_ttl(config.setup_ttl)
         .reauth_ttl(config.reauth_ttl)
-        .device_ttl(DEVICE_TTL)
         .blocking(blocking)
         // Audit events (never secrets) to stderr, where a demo's operator looks.
         .events(|e: &Event| eprintln!("event: {e:?}"))
@@ -154,6 +216,14 @@ fn master_key(config: &Config) -> Result<SealingKey, BoxError> {
         return Ok(SealingKey::from_base64(b64).map_err(|e| {
             format!("SF_MASTER_KEY: {e} (make one with `openssl rand -base64 32`)")
         })?);
+    }
+    if let Database::Postgres(_) = config.database {
+        return Err(
+            "SF_MASTER_KEY is not set: a postgres:// DATABASE_URL needs it, because \
+                    instances with different keys cannot open each other's secrets (make one \
+                    with `openssl rand -base64 32`)"
+                .into(),
+        );
     }
     let path = config.database.key_dir().join(DEV_KEY_FILE);
     let key = dev_key(&path)?;
@@ -186,6 +256,7 @@ fn dev_key(path: &Path) -> Result<SealingKey, BoxError> {
             Ok(key)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            owner_only(path)?;
             // Another instance may have just created it: give it a moment to write.
             for _ in 0..20 {
                 let text = zeroize::Zeroizing::new(std::fs::read_to_string(path)?);
@@ -199,4 +270,30 @@ fn dev_key(path: &Path) -> Result<SealingKey, BoxError> {
         }
         Err(e) => Err(format!("cannot create {}: {e}", path.display()).into()),
     }
+}
+
+/// Refuses a key file that its group or others may read or write.
+#[cfg(unix)]
+fn owner_only(path: &Path) -> Result<(), BoxError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is open to group or others (mode {:o}): refusing to use it; \
+             make it owner-only with `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owner_only(_path: &Path) -> Result<(), BoxError> {
+    Ok(())
 }

@@ -208,6 +208,17 @@ impl Server {
         Client::new(self)
     }
 
+    /// A client whose connections come from `ip` (an address of 127.0.0.0/8: every
+    /// one of them is local on Linux), so the server sees it as another peer.
+    pub fn client_from(&self, ip: &str) -> Client {
+        Client::bound(self, Some(ip.parse().expect("an IP address")))
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM and waits for the exit.
     #[cfg(unix)]
     pub fn terminate(&mut self) -> ExitStatus {
@@ -316,11 +327,17 @@ pub struct Client {
 
 impl Client {
     pub fn new(server: &Server) -> Client {
+        Client::bound(server, None)
+    }
+
+    /// A client whose connections come from `local` (else the default address).
+    pub fn bound(server: &Server, local: Option<std::net::IpAddr>) -> Client {
         Client {
             http: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(60))
+                .local_address(local)
                 .build()
                 .unwrap(),
             base: server.base.clone(),
