@@ -299,9 +299,10 @@ async fn every_factor_change_ends_other_sessions_and_revokes_devices() {
     assert_eq!(
         &log[..3],
         &[
+            // Newest first: the others were ended before the factor was added.
+            SecurityEventKind::AuthenticatorAdded,
             SecurityEventKind::SessionRevoked,
             SecurityEventKind::DeviceRevoked,
-            SecurityEventKind::AuthenticatorAdded
         ]
     );
 

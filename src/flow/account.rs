@@ -254,9 +254,11 @@ impl<S: Store> Service<S> {
         }
     }
 
-    /// After a change to the account's factors: revokes every trusted device and
-    /// ends every session but the one that made the change.
-    pub(crate) async fn after_factor_change(&self, proof: &RecentAuth) -> Result<()> {
+    /// Before a change to the account's factors takes effect: revokes every trusted
+    /// device and ends every session but the one making the change. Done first, so
+    /// that a store failure leaves the change undone rather than the others alive
+    /// (and never swallows the backup codes the change would show).
+    pub(crate) async fn end_others(&self, proof: &RecentAuth) -> Result<()> {
         self.revoke_all_devices(&proof.user_id).await?;
         let ended = self
             .inner

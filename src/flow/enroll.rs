@@ -384,6 +384,9 @@ impl<S: Store> Service<S> {
         store
             .advance_last_step(&authenticator.id, step, self.replay_keep_until(step, now))
             .await?;
+        // The others go first: a factor change must never be in place while they
+        // still stand, and a failure here must not swallow the backup codes below.
+        self.end_others(proof).await?;
         if enrollment.adding {
             store
                 .add_authenticator(&authenticator, self.inner.config.max_authenticators)
@@ -393,7 +396,6 @@ impl<S: Store> Service<S> {
                 authenticator_id: authenticator.id.clone(),
             })
             .await;
-            self.after_factor_change(proof).await?;
             return Ok(EnrollmentConfirmed {
                 authenticator_id: authenticator.id,
                 backup_codes: None,
@@ -409,7 +411,6 @@ impl<S: Store> Service<S> {
             authenticator_id: authenticator.id.clone(),
         })
         .await;
-        self.after_factor_change(proof).await?;
         Ok(EnrollmentConfirmed {
             authenticator_id: authenticator.id,
             backup_codes: Some(codes),
@@ -437,6 +438,18 @@ impl<S: Store> Service<S> {
     ) -> Result<()> {
         self.check_recent(proof).await?;
         let user_id = &proof.user_id;
+        // Refuse the plain mistakes before ending anything; the store's removal below
+        // is what decides under a race.
+        let auths = self.inner.store.authenticators(user_id).await?;
+        if !auths.iter().any(|a| &a.id == id) {
+            return Err(Error::NotFound {
+                what: "authenticator",
+            });
+        }
+        if auths.len() == 1 {
+            return Err(Error::LastAuthenticator);
+        }
+        self.end_others(proof).await?;
         match self.inner.store.remove_authenticator(user_id, id).await? {
             RemoveOutcome::Removed => {
                 self.record(Event::AuthenticatorRemoved {
@@ -444,7 +457,7 @@ impl<S: Store> Service<S> {
                     authenticator_id: id.clone(),
                 })
                 .await;
-                self.after_factor_change(proof).await
+                Ok(())
             }
             RemoveOutcome::NotFound => Err(Error::NotFound {
                 what: "authenticator",
@@ -485,12 +498,13 @@ impl<S: Store> Service<S> {
         factor: SecondFactor<'_>,
     ) -> Result<()> {
         self.verify_for_action(proof, factor).await?;
+        self.end_others(proof).await?;
         self.inner.store.disable_two_factor(&proof.user_id).await?;
         self.record(Event::TwoFactorDisabled {
             user_id: proof.user_id.clone(),
         })
         .await;
-        self.after_factor_change(proof).await
+        Ok(())
     }
 
     /// Replaces the backup codes with a new set, with a recent authentication and a
@@ -510,6 +524,7 @@ impl<S: Store> Service<S> {
             .await?;
         let codes = self.new_backup_codes()?;
         let hashes = self.hash_backup_codes(&codes);
+        self.end_others(proof).await?;
         self.inner
             .store
             .replace_backup_codes(&proof.user_id, &hashes, self.inner.keys.active_id())
@@ -518,7 +533,6 @@ impl<S: Store> Service<S> {
             user_id: proof.user_id.clone(),
         })
         .await;
-        self.after_factor_change(proof).await?;
         Ok(codes)
     }
 }
