@@ -685,10 +685,27 @@ impl KeyEntry {
 /// The server's sealing keys, by `u32` key id, one of them active.
 ///
 /// New secrets are sealed and new hashes made under the active key; blobs sealed under
-/// any key in the ring still open. To rotate: add the new key with
-/// [`with_key`](KeyRing::with_key), deploy, [`set_active`](KeyRing::set_active) it, then
-/// [`reseal`](KeyRing::reseal) rows for which [`needs_reseal`](KeyRing::needs_reseal) is
-/// true (say, at each login), and drop the old key once no row needs it.
+/// any key in the ring still open.
+///
+/// # Rotation, truthfully
+///
+/// 1. Add the new key with [`with_key`](KeyRing::with_key) on every instance, deploy,
+///    then make it active with [`set_active`](KeyRing::set_active) (or build the ring
+///    with it active).
+/// 2. TOTP secrets move by themselves: every successful second factor reseals the
+///    account's authenticators under the active key
+///    ([`needs_reseal`](KeyRing::needs_reseal) / [`reseal`](KeyRing::reseal)).
+/// 3. Backup codes cannot move: the server never kept them, only their keyed hashes,
+///    so they keep working only while the key that made them is in the ring. The
+///    account status says when a set was made under another key
+///    (`TwoFactorStatus::backup_codes_need_regeneration`): ask those users to make new
+///    codes. Tokens (sessions, pending logins, trusted devices, known browsers) made
+///    under the old key end when it leaves the ring; their users log in again.
+/// 4. Drop the old key only once no account needs it. If you drop it early, an
+///    authenticator still sealed under it is skipped and reported
+///    (`Event::AuthenticatorUnreadable`, `AuthenticatorInfo::readable == false`), never
+///    an error for the whole account: the user logs in with another authenticator or a
+///    backup code made under a key still in the ring, and sets the phone up again.
 ///
 /// # Keyed hashes
 ///
