@@ -51,11 +51,21 @@ use secondfactor::store::Store;
 use common::api::{self, MAX_BODY_BYTES};
 use common::app::{self, Headers, Out, Route};
 use common::config::{Config, Site};
+use common::memory;
 use common::setup::{BoxError, Server, announce, shutdown_signal};
 
-#[actix_web::main]
-async fn main() -> ExitCode {
-    common::setup::run(ActixBlocking, Actix).await
+/// The actix system on a tokio runtime whose blocking pool is capped; the workers'
+/// runtimes are capped in [`Actix::serve`]. Each thread that hashed keeps its
+/// argon2 buffer (see [`memory`]).
+fn main() -> ExitCode {
+    actix_web::rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(memory::max_blocking_threads())
+            .enable_all()
+            .build()
+            .expect("the actix system's tokio runtime starts")
+    })
+    .block_on(common::setup::run(ActixBlocking, Actix))
 }
 
 /// Runs argon2 on actix's blocking thread pool (`web::block`, which is tokio's
@@ -95,7 +105,12 @@ impl Server for Actix {
             service,
             site: config.site(bound),
         });
+        // Every worker has its own runtime and blocking pool, where `web::block` runs
+        // argon2: together they get the cap axum's single pool has.
+        let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let server = actix_web::HttpServer::new(move || app(state.clone()))
+            .workers(workers)
+            .worker_max_blocking_threads(memory::max_blocking_threads_per(workers))
             // Our own signal future makes SIGTERM and Ctrl-C both a graceful stop
             // (actix's default stops at once on Ctrl-C).
             .disable_signals()

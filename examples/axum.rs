@@ -53,11 +53,23 @@ use secondfactor::store::Store;
 use common::api::{self, MAX_BODY_BYTES};
 use common::app::{self, Headers, Out, Route};
 use common::config::{Config, Site};
+use common::memory;
 use common::setup::{BoxError, Server, announce, shutdown_signal};
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    common::setup::run(TokioBlocking, Axum).await
+/// tokio's runtime with its blocking pool (where argon2 runs) capped at
+/// [`memory::max_blocking_threads`]: each thread that hashed keeps its buffer.
+fn main() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(memory::max_blocking_threads())
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(common::setup::run(TokioBlocking, Axum)),
+        Err(e) => {
+            eprintln!("error: cannot start the tokio runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The axum adapter.
