@@ -95,6 +95,16 @@ async fn register_login_me_logout(example: &str) {
     let r = c.register("Alice").await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.json, json!({ "username": "alice" }));
+    // Registering logs in: the session and the known-browser mark, as a login sets them.
+    let session = r
+        .set_cookie("sf_session")
+        .expect("sf_session set on register");
+    cookie_flags_ok(&session);
+    assert!(!session.contains("Max-Age"), "{session}");
+    let known = r.set_cookie("sf_known").expect("sf_known set on register");
+    assert!(known.contains("Max-Age=31536000"), "{known}");
+    assert_eq!(c.me().await.status, 200);
+    assert_eq!(c.post_empty("/api/logout").await.status, 204);
     assert_error(&c.register("alice").await, 409, "username_taken");
     assert_error(&c.register("no spaces").await, 400, "invalid_input");
     let r = c
@@ -164,6 +174,7 @@ async fn enrollment_qr_and_two_phase_login(example: &str) {
     let server = Server::start(example, &[]);
     let c = server.client();
     assert_eq!(c.register("carol").await.status, 201);
+    assert_eq!(c.post_empty("/api/logout").await.status, 204);
     assert_error(
         &c.post_empty("/api/2fa/setup").await,
         401,
@@ -1325,10 +1336,15 @@ async fn html_pages_walk_through(example: &str) {
         .form("/register", &[("username", "nora"), ("password", PW)])
         .await;
     assert_eq!(r.status, 303, "{}", r.text);
-    assert_eq!(r.location(), Some("/login?notice=registered"));
-    let r = b.get("/login?notice=registered").await;
+    // Registered and logged in: straight to the account page.
+    assert_eq!(r.location(), Some("/account"));
+    assert!(r.set_cookie("sf_session").is_some());
+    assert!(r.set_cookie("sf_known").is_some());
+    let r = b.get("/account").await;
     assert_html(&r, 200);
-    assert!(r.text.contains("Your account is ready"));
+    assert!(r.text.contains("<strong id=\"username\">nora</strong>"));
+    let r = b.form("/logout", &[]).await;
+    assert_eq!(r.status, 303, "{}", r.text);
 
     let r = b
         .form(
@@ -1679,6 +1695,11 @@ async fn authenticators_sessions_and_devices(example: &str) {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.json["otpauth_uri"].as_str().unwrap().contains("multi"));
+    // The id the authenticator will have once confirmed.
+    let announced_id = r.json["id"]
+        .as_str()
+        .expect("\"id\" in the setup")
+        .to_owned();
     let second = Phone::new(r.json["secret"].as_str().unwrap());
     let step = Phone::step_now();
     let r = a
@@ -1697,6 +1718,7 @@ async fn authenticators_sessions_and_devices(example: &str) {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["name"], "work phone");
     let second_id = r.json["id"].as_str().unwrap().to_owned();
+    assert_eq!(second_id, announced_id);
     // A factor change ends the other session and every trusted device.
     assert_error(&b.me().await, 401, "unauthenticated");
     assert_eq!(a.me().await.status, 200);
@@ -2318,11 +2340,7 @@ async fn browser_register_enable_and_log_in(example: &str) {
     b.fill("password", PW).await;
     b.screenshot("register").await;
     b.click("form button[type=submit]").await;
-    b.wait_for("/login?notice=registered").await;
-
-    b.fill("username", "petra").await;
-    b.fill("password", PW).await;
-    b.click("form button[type=submit]").await;
+    // Registering logs in.
     b.wait_for("/account").await;
     assert!(b.text("#status").await.contains("off"));
     b.screenshot("account-off").await;

@@ -438,6 +438,14 @@ pub fn setup(setup: &EnrollmentSetup) -> Result<Value, Error> {
     }))
 }
 
+/// `POST /api/2fa/authenticators`: as [`setup`], plus the `"id"` the authenticator
+/// will have once confirmed.
+pub fn added_authenticator(setup: &EnrollmentSetup) -> Result<Value, Error> {
+    let mut body = self::setup(setup)?;
+    body["id"] = json!(setup.authenticator_id().as_str());
+    Ok(body)
+}
+
 /// `{"backup_codes":[…]}`.
 pub fn backup_codes(codes: &[BackupCode]) -> Value {
     let codes: Vec<&str> = codes.iter().map(|c| c.expose()).collect();

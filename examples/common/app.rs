@@ -11,13 +11,11 @@ use std::net::IpAddr;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use secondfactor::flow::{EnrollmentSetup, Session};
 use secondfactor::store::{AuthenticatorId, DeviceId, SessionId, Store};
-use secondfactor::{
-    Error, LoginOutcome, LoginRequest, ReauthRequest, RecentAuth, SecondFactor, Service,
-};
+use secondfactor::{Error, LoginRequest, ReauthRequest, RecentAuth, SecondFactor, Service};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use secondfactor::flow::{Authenticated, KNOWN_BROWSER_TTL_SECS};
+use secondfactor::flow::{LoggedIn, SecondFactorOptions, SignIn};
 
 use super::api::{self, DEVICE_COOKIE, KNOWN_COOKIE, PENDING_COOKIE, Reply, SESSION_COOKIE};
 use super::config::Site;
@@ -463,12 +461,9 @@ impl<S: Store> Cx<'_, S> {
         if let Some(known) = self.req.known.as_deref() {
             request = request.known_browser(known);
         }
-        Ok(match self.service.login(request).await? {
-            LoginOutcome::Authenticated(auth) => {
-                self.logged_in(auth, vec![self.clear(PENDING_COOKIE)])
-                    .await?
-            }
-            LoginOutcome::SecondFactorRequired(ticket) => Step {
+        Ok(match self.service.sign_in(request).await? {
+            SignIn::LoggedIn(done) => self.logged_in(&done, vec![self.clear(PENDING_COOKIE)]),
+            SignIn::SecondFactorRequired(ticket) => Step {
                 cookies: vec![self.cookie(
                     PENDING_COOKIE,
                     ticket.token.expose(),
@@ -477,52 +472,52 @@ impl<S: Store> Cx<'_, S> {
                 body: api::second_factor_required(&ticket),
                 authenticated: false,
             },
+            _ => {
+                return Err(Error::Internal(
+                    "an outcome of sign_in this example does not know",
+                ));
+            }
         })
     }
 
     async fn second_factor_step(&self, body: &api::FactorBody) -> Result<Step, Error> {
         let factor = body.factor()?;
         let pending = self.req.pending.as_deref().unwrap_or_default();
-        let auth = self
+        let options = SecondFactorOptions {
+            remember_device: body
+                .remember_device
+                .then_some(self.req.device_label.as_str()),
+            client_key: Some(&self.req.client),
+        };
+        let done = self
             .service
-            .second_factor_from(pending, factor, Some(&self.req.client))
+            .sign_in_second_factor(pending, factor, options)
             .await?;
-        let mut cookies = vec![self.clear(PENDING_COOKIE)];
-        if body.remember_device {
-            // The code is spent by now: failing to remember the device must not fail
-            // the login.
-            match self
-                .service
-                .trust_device(&auth, &self.req.device_label)
-                .await
-            {
-                Ok(token) => cookies.push(self.cookie(
-                    DEVICE_COOKIE,
-                    token.expose(),
-                    Some(self.service.device_ttl().as_secs()),
-                )),
-                Err(e) => eprintln!("warning: device not remembered: {e}"),
-            }
-        }
-        self.logged_in(auth, cookies).await
+        Ok(self.logged_in(&done, vec![self.clear(PENDING_COOKIE)]))
     }
 
-    /// A completed login: the session, and the known-browser mark that exempts this
-    /// browser from the account-wide password limit next time.
-    async fn logged_in(
-        &self,
-        auth: Authenticated,
-        mut cookies: Vec<String>,
-    ) -> Result<Step, Error> {
-        let known = self.service.remember_browser(&auth);
-        let token = self.service.issue_session(auth).await?;
-        cookies.push(self.cookie(SESSION_COOKIE, token.expose(), None));
-        cookies.push(self.cookie(KNOWN_COOKIE, known.expose(), Some(KNOWN_BROWSER_TTL_SECS)));
-        Ok(Step {
+    /// A completed login's cookies: the session, the known-browser mark that exempts
+    /// this browser from the account-wide password limit next time, and the trusted
+    /// device when there is one, with the lifetimes the service gave.
+    fn logged_in(&self, done: &LoggedIn, mut cookies: Vec<String>) -> Step {
+        cookies.push(self.cookie(SESSION_COOKIE, done.session.expose(), None));
+        cookies.push(self.cookie(
+            KNOWN_COOKIE,
+            done.known_browser.expose(),
+            Some(done.known_browser_ttl.as_secs()),
+        ));
+        if let Some(device) = &done.device {
+            cookies.push(self.cookie(
+                DEVICE_COOKIE,
+                device.expose(),
+                Some(done.device_ttl.as_secs()),
+            ));
+        }
+        Step {
             cookies,
             body: api::authenticated(),
             authenticated: true,
-        })
+        }
     }
 
     async fn reauthenticate(&self, body: &api::ReauthBody) -> Result<u64, Error> {
@@ -555,11 +550,15 @@ impl<S: Store> Cx<'_, S> {
         match route {
             Route::ApiRegister => {
                 let body: api::Credentials = self.json()?;
-                let user = service
-                    .register_from(&self.req.client, &body.username, &body.password)
+                let done = service
+                    .sign_up(Some(&self.req.client), &body.username, &body.password)
                     .await?;
-                let status = service.status(&user).await?;
-                Ok(Out::json(201, &json!({ "username": status.username }), &[]))
+                let step = self.logged_in(&done, Vec::new());
+                Ok(Out::json(
+                    201,
+                    &json!({ "username": done.username }),
+                    &step.cookies,
+                ))
             }
             Route::ApiLogin => {
                 let body: api::Credentials = self.json()?;
@@ -578,7 +577,7 @@ impl<S: Store> Cx<'_, S> {
             }
             Route::ApiSetup => {
                 let proof = self.recent().await?;
-                let setup = service.setup_two_factor(&proof).await?;
+                let setup = service.resume_or_setup_two_factor(&proof).await?;
                 Ok(Out::json(200, &api::setup(&setup)?, &[]))
             }
             Route::ApiConfirm => {
@@ -636,7 +635,7 @@ impl<S: Store> Cx<'_, S> {
                 let proof = self.recent().await?;
                 let body: api::NameBody = self.json()?;
                 let setup = service.add_authenticator(&proof, &body.name).await?;
-                Ok(Out::json(200, &api::setup(&setup)?, &[]))
+                Ok(Out::json(200, &api::added_authenticator(&setup)?, &[]))
             }
             Route::ApiConfirmAuthenticator => {
                 let proof = self.recent().await?;
@@ -817,10 +816,10 @@ impl<S: Store> Cx<'_, S> {
         Ok(
             match self
                 .service
-                .register_from(&self.req.client, &form.username, &form.password)
+                .sign_up(Some(&self.req.client), &form.username, &form.password)
                 .await
             {
-                Ok(_) => Out::redirect("/login?notice=registered", &[]),
+                Ok(done) => Out::redirect("/account", &self.logged_in(&done, Vec::new()).cookies),
                 Err(e) => Out::page(
                     e.http_status(),
                     html::register(Some(&html::error_text(&e)), &form.username),
@@ -872,15 +871,15 @@ impl<S: Store> Cx<'_, S> {
         &self,
         proof: &RecentAuth,
     ) -> Result<Option<(EnrollmentSetup, bool)>, Error> {
-        let status = self.service.status(proof.user_id()).await?;
-        Ok(if status.enabled {
-            self.service
+        match self.service.resume_or_setup_two_factor(proof).await {
+            Ok(setup) => Ok(Some((setup, false))),
+            Err(Error::TwoFactorAlreadyEnabled) => Ok(self
+                .service
                 .pending_enrollment(proof)
                 .await?
-                .map(|p| (p, true))
-        } else {
-            Some((self.service.resume_or_setup_two_factor(proof).await?, false))
-        })
+                .map(|p| (p, true))),
+            Err(e) => Err(e),
+        }
     }
 
     /// The setup page (first authenticator, or one being added).
