@@ -81,11 +81,10 @@ impl Server for Axum {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
         let bound = listener.local_addr()?;
-        let app = router(App {
-            service,
-            site: Arc::new(config.site(bound)),
-        });
-        announce(bound);
+        let site = Arc::new(config.site(bound));
+        let app_site = site.clone();
+        let app = router(App { service, site });
+        announce(bound, &app_site);
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -182,6 +181,8 @@ fn router<S: Store>(app: App<S>) -> Router {
         .route("/api/devices/{id}", delete(to::<S>(ApiRevokeDevice)))
         .route("/api/security-log", get(to::<S>(ApiSecurityLog)))
         // HTML pages
+        .route("/static/style.css", get(to::<S>(Style)))
+        .route("/static/app.js", get(to::<S>(Script)))
         .route("/", get(to::<S>(Home)))
         .route(
             "/register",
@@ -267,8 +268,8 @@ fn is_api(req: &Request) -> bool {
 /// `DefaultBodyLimit` while they are read.
 async fn guard(State(site): State<Arc<Site>>, req: Request, next: Next) -> Response {
     let headers = req.headers();
-    if !api::origin_allowed(&site, headers.first("origin")) {
-        return respond(Out::forbidden_origin(is_api(&req)));
+    if let Some(refused) = app::refuse_origin(&site, headers.first("origin"), is_api(&req)) {
+        return respond(refused);
     }
     let declared = headers
         .get(CONTENT_LENGTH)

@@ -978,6 +978,51 @@ async fn cross_origin_requests_are_refused(example: &str) {
     }
     let r = Client::send(with_origin(server.origin(), "/api/register")).await;
     assert_eq!(r.status, 201, "{}", r.text);
+    // On a loopback address without SF_PUBLIC_URL, a person may type localhost,
+    // 127.0.0.1 or [::1]: each on the server's port is this site.
+    let port = server.origin().rsplit(':').next().unwrap();
+    for (i, ours) in [
+        format!("http://localhost:{port}"),
+        format!("http://127.0.0.1:{port}"),
+        format!("http://[::1]:{port}"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = Client::send(
+            c.request(reqwest::Method::POST, "/api/register")
+                .header("origin", ours)
+                .json(&json!({ "username": format!("lee{i}"), "password": PW })),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{ours}: {}", r.text);
+    }
+    assert!(
+        server
+            .stderr()
+            .contains(&format!("open http://localhost:{port}/")),
+        "{}",
+        server.stderr()
+    );
+    // The refusal page says which origin was expected (escaped).
+    let r = Client::send(
+        c.request(reqwest::Method::POST, "/login")
+            .header("origin", "https://evil.example/<b>")
+            .header("content-type", "application/x-www-form-urlencoded"),
+    )
+    .await;
+    assert_html(&r, 403);
+    assert!(
+        r.text
+            .contains(&format!("this site expects http://localhost:{port}")),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("&lt;b&gt;") && !r.text.contains("<b>"),
+        "{}",
+        r.text
+    );
     let r = c.login("lee").await; // no Origin at all
     assert_eq!(r.status, 200);
     // A cross-site HTML form post is refused too, before it does anything.
@@ -1118,7 +1163,8 @@ async fn known_browsers_pass_the_account_password_limit(example: &str) {
         .await;
     assert_html(&r, 429);
     assert!(
-        r.text.contains("Too many attempts. Try again in"),
+        r.text
+            .contains("Too many attempts: this account is locked for"),
         "{}",
         r.text
     );
@@ -1370,9 +1416,40 @@ async fn html_pages_walk_through(example: &str) {
     assert_html(&page, 200);
     assert!(
         page.text
-            .contains("<img id=\"qr\" src=\"data:image/png;base64,")
+            .contains("<img id=\"qr\" class=\"qr\" src=\"data:image/png;base64,")
     );
     let secret = between(&page.text, "<code id=\"secret\">", "</code>").replace(' ', "");
+    // A copy button for the key (shown by the script), and which app to use.
+    assert!(
+        page.text
+            .contains(&format!("id=\"copy-secret\" data-copy=\"{secret}\"")),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("id=\"which-app\""));
+    // No inline style or script: the CSP allows only the app's own files.
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("style-src 'self'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(!page.text.contains(" style=") && !page.text.contains("<style"));
+    assert!(
+        page.text
+            .contains("<script src=\"/static/app.js\" defer></script>")
+    );
+    assert_eq!(page.text.matches("<script").count(), 1);
+    for (path, ct) in [
+        ("/static/style.css", "text/css"),
+        ("/static/app.js", "text/javascript"),
+    ] {
+        let r = b.get(path).await;
+        assert_eq!(r.status, 200, "{path}");
+        let got = r.headers["content-type"].to_str().unwrap();
+        assert!(got.starts_with(ct), "{path}: {got}");
+        assert!(!r.text.is_empty());
+    }
     let again = b.get("/account/2fa/setup").await;
     assert_eq!(
         between(&again.text, "<code id=\"secret\">", "</code>").replace(' ', ""),
@@ -1414,7 +1491,38 @@ async fn html_pages_walk_through(example: &str) {
     assert_eq!(codes.matches("<li>").count(), 10);
     assert_eq!(r.headers.get("cache-control").unwrap(), "no-store");
     let first_backup = between(codes, "<li>", "</li>").to_owned();
-    let r = b.get("/account").await;
+    // Copy, download as a text file, print, and an "I have saved them" step.
+    assert!(r.text.contains("id=\"copy-codes\" data-copy=\""));
+    let download = between(&r.text, "download=\"backup-codes.txt\" href=\"", "\"");
+    let text = percent_encoding::percent_decode_str(
+        download
+            .strip_prefix("data:text/plain;charset=utf-8,")
+            .unwrap(),
+    )
+    .decode_utf8()
+    .unwrap()
+    .into_owned();
+    assert!(text.contains(&first_backup), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains('-')).count(),
+        10,
+        "{text}"
+    );
+    assert!(r.text.contains("id=\"print-codes\" data-print"));
+    assert!(r.text.contains("I have saved these codes"));
+    // The form posted again (a reload without the script): no codes, no error.
+    let again = b
+        .form(
+            "/account/2fa/setup/confirm",
+            &[("code", &phone.code_at_step(step))],
+        )
+        .await;
+    assert_eq!(
+        (again.status, again.location()),
+        (303, Some("/account?notice=codes_shown"))
+    );
+    let r = b.get("/account?saved=1").await;
+    assert!(r.text.contains("id=\"two-factor-explained\""));
     assert!(r.text.contains("is <strong>on</strong>"), "{}", r.text);
     assert!(r.text.contains("<strong id=\"backup-count\">10</strong>"));
 
@@ -2363,7 +2471,8 @@ async fn browser_register_enable_and_log_in(example: &str) {
     b.fill("code", &phone.code_at_step(step)).await;
     b.click("form[action='/account/2fa/setup/confirm'] button")
         .await;
-    b.wait_for("/account/2fa/setup/confirm").await;
+    // The page's script puts the account page in the address bar, for a reload.
+    b.wait_for("/account?notice=codes_shown").await;
     let codes = b
         .client
         .find_all(fantoccini::Locator::Css("#backup-codes li"))
@@ -2372,6 +2481,13 @@ async fn browser_register_enable_and_log_in(example: &str) {
     assert_eq!(codes.len(), 10);
     let backup = codes[0].text().await.unwrap();
     b.screenshot("backup-codes").await;
+    // A reload shows no codes and no error: the account page with a notice.
+    b.client.refresh().await.unwrap();
+    b.wait_for("/account?notice=codes_shown").await;
+    let page = b.client.source().await.unwrap();
+    assert!(!page.contains("id=\"backup-codes\""), "{page}");
+    assert!(!page.contains("class=\"error\""), "{page}");
+    assert!(page.contains("shown once"), "{page}");
 
     b.goto("/account").await;
     b.click("form[action='/logout'] button").await;

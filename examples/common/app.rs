@@ -66,6 +66,10 @@ pub enum Route {
     ApiRevokeDevice,
     /// `GET /api/security-log`
     ApiSecurityLog,
+    /// `GET /static/style.css`
+    Style,
+    /// `GET /static/app.js`
+    Script,
     /// `GET /`
     Home,
     /// `GET /register`
@@ -264,14 +268,33 @@ impl Out {
         }
     }
 
-    /// `403`: a cross-origin request.
-    pub fn forbidden_origin(is_api: bool) -> Out {
+    /// `403`: a cross-origin request; the page names the origin this site expects.
+    pub fn forbidden_origin(site: &Site, origin: Option<&[u8]>, is_api: bool) -> Out {
+        let sent = String::from_utf8_lossy(origin.unwrap_or_default());
         Out::rejected(
             is_api,
             &api::forbidden_origin(),
-            "Forbidden",
-            "Cross-site form posts are refused.",
+            "Wrong address",
+            &format!(
+                "This form was sent from {sent}, but this site expects {expected}. \
+                 Open {expected}/ and try again (set SF_PUBLIC_URL if the site is reached \
+                 at another address).",
+                expected = site.origin,
+            ),
         )
+    }
+
+    /// A file of the pages (stylesheet, script), cacheable for an hour.
+    pub fn asset(content_type: &str, body: &str) -> Out {
+        Out {
+            status: 200,
+            headers: vec![
+                ("content-type", content_type.to_owned()),
+                ("cache-control", "public, max-age=3600".to_owned()),
+                ("x-content-type-options", "nosniff".to_owned()),
+            ],
+            body: body.to_owned(),
+        }
     }
 
     /// `413`: a declared body over 64 KiB.
@@ -303,6 +326,12 @@ impl Out {
             "This page does not take that method.",
         )
     }
+}
+
+/// The `403` answer to a request whose `Origin` header names another site, or
+/// `None` when the origin is allowed (or absent).
+pub fn refuse_origin(site: &Site, origin: Option<&[u8]>, is_api: bool) -> Option<Out> {
+    (!api::origin_allowed(site, origin)).then(|| Out::forbidden_origin(site, origin, is_api))
 }
 
 /// Decodes `application/x-www-form-urlencoded` pairs (also a query string).
@@ -702,6 +731,8 @@ impl<S: Store> Cx<'_, S> {
 
     async fn page(&self, route: Route) -> Out {
         let result = match route {
+            Route::Style => Ok(Out::asset("text/css; charset=utf-8", html::STYLESHEET)),
+            Route::Script => Ok(Out::asset("text/javascript; charset=utf-8", html::SCRIPT)),
             Route::Home => Ok(match self.session().await {
                 Ok(_) => Out::redirect("/account", &[]),
                 Err(_) => Out::page(200, html::home(), &[]),
@@ -722,7 +753,7 @@ impl<S: Store> Cx<'_, S> {
                     Err(e) => Err(e),
                 }
             }
-            Route::Setup => self.setup_page(200, None).await,
+            Route::Setup => self.setup_page(200, None, "/account").await,
             Route::SetupForm => self.setup_form().await,
             Route::ConfirmForm => self.confirm_form().await,
             Route::DisableForm => self.disable_form().await,
@@ -822,7 +853,7 @@ impl<S: Store> Cx<'_, S> {
                 Ok(done) => Out::redirect("/account", &self.logged_in(&done, Vec::new()).cookies),
                 Err(e) => Out::page(
                     e.http_status(),
-                    html::register(Some(&html::error_text(&e)), &form.username),
+                    html::register(Some(&html::register_error_text(&e)), &form.username),
                     &[],
                 ),
             },
@@ -882,15 +913,16 @@ impl<S: Store> Cx<'_, S> {
         }
     }
 
-    /// The setup page (first authenticator, or one being added).
-    async fn setup_page(&self, code: u16, error: Option<&str>) -> Result<Out, Error> {
+    /// The setup page (first authenticator, or one being added); with nothing to set
+    /// up, a redirect to `done`.
+    async fn setup_page(&self, code: u16, error: Option<&str>, done: &str) -> Result<Out, Error> {
         let proof = match self.recent().await {
             Ok(p) => p,
             Err(e) => return Ok(self.error_page(&e, "/account/2fa/setup")),
         };
         let (pending, adding) = match self.setup_view(&proof).await {
             Ok(Some(v)) => v,
-            Ok(None) => return Ok(Out::redirect("/account", &[])),
+            Ok(None) => return Ok(Out::redirect(done, &[])),
             Err(e) => return Ok(self.account_error(&e).await),
         };
         let qr = pending.qr().and_then(|qr| qr.png_data_uri())?;
@@ -941,9 +973,20 @@ impl<S: Store> Cx<'_, S> {
                     }
                     None => Out::redirect("/account?notice=authenticator_added", &[]),
                 },
-                Err(e @ (Error::InvalidInput { .. } | Error::InvalidCode { .. })) => {
-                    self.setup_page(e.http_status(), Some(&html::error_text(&e)))
-                        .await?
+                // No pending setup: it expired (the page shows a new one), or this is
+                // the backup-codes page posted again by a reload after 2FA was turned
+                // on (the account page says the codes were shown once).
+                Err(
+                    e @ (Error::InvalidInput { .. }
+                    | Error::InvalidCode { .. }
+                    | Error::SetupExpired),
+                ) => {
+                    self.setup_page(
+                        e.http_status(),
+                        Some(&html::error_text(&e)),
+                        "/account?notice=codes_shown",
+                    )
+                    .await?
                 }
                 Err(e) => self.account_error(&e).await,
             },

@@ -46,11 +46,14 @@ pub trait Server {
 /// devices are deleted from the store (also once at start).
 pub const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
 
-/// Prints the one line the contract promises on stdout, and flushes it.
-pub fn announce(addr: std::net::SocketAddr) {
+/// Prints the one line the contract promises on stdout, and flushes it; then, on
+/// stderr, the URL to open in a browser (`http://localhost:PORT` on a loopback
+/// address).
+pub fn announce(addr: std::net::SocketAddr, site: &super::config::Site) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "listening on http://{addr}");
     let _ = out.flush();
+    eprintln!("open {}/ in a browser", site.origin);
 }
 
 /// Resolves on SIGTERM or Ctrl-C (both frameworks run on tokio).
