@@ -2408,6 +2408,41 @@ impl Browser {
         let png = self.client.screenshot().await.unwrap();
         std::fs::write(self.shots.join(format!("{:02}-{name}.png", self.n)), png).unwrap();
     }
+
+    /// With `SF_SCREENSHOTS=1` (axum's walk only), saves this page at desktop
+    /// (1280×900) and phone (375×812) size as `docs/screenshots/{name}-{size}.png`
+    /// for the README.
+    async fn docs_screenshot(&self, example: &str, name: &str) {
+        if example != "axum" || std::env::var_os("SF_SCREENSHOTS").is_none_or(|v| v != "1") {
+            return;
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (_, _, width, height) = self.client.get_window_rect().await.unwrap();
+        for (size, w, h) in [("desktop", 1280, 900), ("phone", 375, 812)] {
+            // The window, less the browser's own frame: the page gets w × h.
+            self.client.set_window_size(w, h).await.unwrap();
+            let inner = self
+                .client
+                .execute("return [window.innerWidth, window.innerHeight];", vec![])
+                .await
+                .unwrap();
+            let frame = |i: usize, want: u32| {
+                want + want.saturating_sub(inner[i].as_u64().unwrap_or(u64::from(want)) as u32)
+            };
+            self.client
+                .set_window_size(frame(0, w), frame(1, h))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::write(dir.join(format!("{name}-{size}.png")), png).unwrap();
+        }
+        self.client
+            .set_window_size(width as u32, height as u32)
+            .await
+            .unwrap();
+    }
 }
 
 async fn browser_register_enable_and_log_in(example: &str) {
@@ -2457,6 +2492,7 @@ async fn browser_register_enable_and_log_in(example: &str) {
     b.click("form[action='/account/2fa/setup'] button").await;
     b.wait_for("/account/2fa/setup").await;
     b.screenshot("setup").await;
+    b.docs_screenshot(example, "setup").await;
     let qr = b.client.find(fantoccini::Locator::Id("qr")).await.unwrap();
     assert!(
         qr.attr("src")
@@ -2481,6 +2517,7 @@ async fn browser_register_enable_and_log_in(example: &str) {
     assert_eq!(codes.len(), 10);
     let backup = codes[0].text().await.unwrap();
     b.screenshot("backup-codes").await;
+    b.docs_screenshot(example, "backup-codes").await;
     // A reload shows no codes and no error: the account page with a notice.
     b.client.refresh().await.unwrap();
     b.wait_for("/account?notice=codes_shown").await;
@@ -2508,6 +2545,7 @@ async fn browser_register_enable_and_log_in(example: &str) {
     assert!(status.contains("on"), "{status}");
     assert_eq!(b.text("#username").await, "petra");
     b.screenshot("account-on").await;
+    b.docs_screenshot(example, "account").await;
 
     // The account page lists this session, this browser and the security log.
     let sessions = b.text("#sessions").await;

@@ -226,7 +226,7 @@ label{display:block;margin:.75rem 0 .25rem;font-weight:500}
 label:has(input[type=checkbox]){font-weight:400;display:flex;gap:.5rem;align-items:flex-start}
 input[type=text],input[type=password]{width:100%;padding:.6rem .7rem;font-size:1rem;border:1px solid #9a9aa8;border-radius:.4rem}
 input:focus,button:focus,a:focus{outline:3px solid #9cc0ff;outline-offset:1px}
-button,.button{display:inline-block;margin:.75rem .5rem 0 0;padding:.55rem 1.1rem;font-size:1rem;border:1px solid var(--accent);border-radius:.4rem;background:var(--accent);color:#fff;cursor:pointer;text-decoration:none}
+button,.button{display:inline-block;margin:.75rem .5rem 0 0;padding:.55rem 1.1rem;font:inherit;line-height:1.3;border:1px solid var(--accent);border-radius:.4rem;background:var(--accent);color:#fff;cursor:pointer;text-decoration:none}
 button.secondary,.button.secondary{background:#fff;color:var(--accent)}
 .error{color:var(--bad);background:#fdf0f0;border:1px solid var(--bad);border-radius:.4rem;padding:.6rem .8rem}
 .notice{color:var(--good);background:#eef8f0;border:1px solid var(--good);border-radius:.4rem;padding:.6rem .8rem}
@@ -236,13 +236,13 @@ code,.codes{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 #secret{display:inline-block;font-size:1.15rem;letter-spacing:.05em;word-break:break-all;background:#f1f2f6;padding:.2rem .4rem;border-radius:.3rem}
 img.qr{display:block;image-rendering:pixelated;width:240px;max-width:100%;height:auto;margin:.5rem 0}
 ol.steps>li{margin-bottom:1rem}
-.codes{columns:2;column-gap:2rem;font-size:1.15rem;padding-left:1.75rem}.codes li{margin:.2rem 0}
-@media (max-width:22rem){.codes{columns:1}}
+.codes{columns:2;column-gap:2rem;font-size:1.15rem;padding-left:2.25rem}.codes li{margin:.2rem 0;white-space:nowrap}
+@media (max-width:32rem){.codes{columns:1}}
 section{border-top:1px solid var(--line);margin-top:1.5rem}
 details{margin:.25rem 0}summary{cursor:pointer;color:var(--accent)}
 table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{text-align:left;padding:.3rem .4rem;border-bottom:1px solid #eee;vertical-align:top}
 .table-scroll{overflow-x:auto}
-ul{padding-left:1.25rem}li form{display:inline}li button{margin:.25rem 0 0 .5rem;padding:.2rem .6rem;font-size:.9rem}
+ul{padding-left:1.25rem}ul li form{display:inline}ul li button{margin:.25rem 0 0 .5rem;padding:.2rem .6rem;font-size:.9rem}
 [hidden]{display:none!important}
 @media print{body{background:#fff}nav,button,.button,form,.no-print,.hint{display:none!important}main{border:0;margin:0;padding:0}}
 ";
