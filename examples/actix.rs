@@ -51,11 +51,21 @@ use secondfactor::store::Store;
 use common::api::{self, MAX_BODY_BYTES};
 use common::app::{self, Headers, Out, Route};
 use common::config::{Config, Site};
+use common::memory;
 use common::setup::{BoxError, Server, announce, shutdown_signal};
 
-#[actix_web::main]
-async fn main() -> ExitCode {
-    common::setup::run(ActixBlocking, Actix).await
+/// The actix system on a tokio runtime whose blocking pool is capped; the workers'
+/// runtimes are capped in [`Actix::serve`]. Each thread that hashed keeps its
+/// argon2 buffer (see [`memory`]).
+fn main() -> ExitCode {
+    actix_web::rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(memory::max_blocking_threads())
+            .enable_all()
+            .build()
+            .expect("the actix system's tokio runtime starts")
+    })
+    .block_on(common::setup::run(ActixBlocking, Actix))
 }
 
 /// Runs argon2 on actix's blocking thread pool (`web::block`, which is tokio's
@@ -91,11 +101,17 @@ impl Server for Actix {
         let listener = std::net::TcpListener::bind(&config.addr)
             .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
         let bound = listener.local_addr()?;
+        let site = config.site(bound);
         let state = web::Data::new(AppState {
             service,
-            site: config.site(bound),
+            site: site.clone(),
         });
+        // Every worker has its own runtime and blocking pool, where `web::block` runs
+        // argon2: together they get the cap axum's single pool has.
+        let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let server = actix_web::HttpServer::new(move || app(state.clone()))
+            .workers(workers)
+            .worker_max_blocking_threads(memory::max_blocking_threads_per(workers))
             // Our own signal future makes SIGTERM and Ctrl-C both a graceful stop
             // (actix's default stops at once on Ctrl-C).
             .disable_signals()
@@ -104,7 +120,7 @@ impl Server for Actix {
             .shutdown_timeout(5)
             .listen(listener)?
             .run();
-        announce(bound);
+        announce(bound, &site);
         server.await?;
         eprintln!("shut down cleanly");
         Ok(())
@@ -224,6 +240,8 @@ fn app<S: Store>(
         .service(resource("/api/devices/{id}", "DELETE").route(to::<S>(delete(), ApiRevokeDevice)))
         .service(resource("/api/security-log", "GET,HEAD").route(to::<S>(get(), ApiSecurityLog)))
         // HTML pages
+        .service(resource("/static/style.css", "GET,HEAD").route(to::<S>(get(), Style)))
+        .service(resource("/static/app.js", "GET,HEAD").route(to::<S>(get(), Script)))
         .service(resource("/", "GET,HEAD").route(to::<S>(get(), Home)))
         .service(
             resource("/register", "GET,HEAD,POST")
@@ -311,15 +329,15 @@ async fn guard<S: Store>(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let is_api = req.path().starts_with("/api/");
     let headers = req.headers();
-    let allowed = req
+    let origin = req
         .app_data::<State<S>>()
-        .is_some_and(|state| api::origin_allowed(&state.site, headers.first("origin")));
+        .and_then(|state| app::refuse_origin(&state.site, headers.first("origin"), is_api));
     let declared = headers
         .first("content-length")
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let refused = if !allowed {
-        Some(Out::forbidden_origin(is_api))
+    let refused = if origin.is_some() {
+        origin
     } else if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         Some(Out::too_large(is_api))
     } else {

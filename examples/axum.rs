@@ -53,11 +53,23 @@ use secondfactor::store::Store;
 use common::api::{self, MAX_BODY_BYTES};
 use common::app::{self, Headers, Out, Route};
 use common::config::{Config, Site};
+use common::memory;
 use common::setup::{BoxError, Server, announce, shutdown_signal};
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    common::setup::run(TokioBlocking, Axum).await
+/// tokio's runtime with its blocking pool (where argon2 runs) capped at
+/// [`memory::max_blocking_threads`]: each thread that hashed keeps its buffer.
+fn main() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(memory::max_blocking_threads())
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(common::setup::run(TokioBlocking, Axum)),
+        Err(e) => {
+            eprintln!("error: cannot start the tokio runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The axum adapter.
@@ -69,11 +81,10 @@ impl Server for Axum {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
         let bound = listener.local_addr()?;
-        let app = router(App {
-            service,
-            site: Arc::new(config.site(bound)),
-        });
-        announce(bound);
+        let site = Arc::new(config.site(bound));
+        let app_site = site.clone();
+        let app = router(App { service, site });
+        announce(bound, &app_site);
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -170,6 +181,8 @@ fn router<S: Store>(app: App<S>) -> Router {
         .route("/api/devices/{id}", delete(to::<S>(ApiRevokeDevice)))
         .route("/api/security-log", get(to::<S>(ApiSecurityLog)))
         // HTML pages
+        .route("/static/style.css", get(to::<S>(Style)))
+        .route("/static/app.js", get(to::<S>(Script)))
         .route("/", get(to::<S>(Home)))
         .route(
             "/register",
@@ -255,8 +268,8 @@ fn is_api(req: &Request) -> bool {
 /// `DefaultBodyLimit` while they are read.
 async fn guard(State(site): State<Arc<Site>>, req: Request, next: Next) -> Response {
     let headers = req.headers();
-    if !api::origin_allowed(&site, headers.first("origin")) {
-        return respond(Out::forbidden_origin(is_api(&req)));
+    if let Some(refused) = app::refuse_origin(&site, headers.first("origin"), is_api(&req)) {
+        return respond(refused);
     }
     let declared = headers
         .get(CONTENT_LENGTH)

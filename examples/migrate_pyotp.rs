@@ -28,6 +28,8 @@
 #[allow(dead_code)]
 #[path = "common/config.rs"]
 mod config;
+#[path = "common/keyfile.rs"]
+mod keyfile;
 
 use std::process::ExitCode;
 
@@ -151,6 +153,10 @@ fn master_key(database: &Database, dry_run: bool) -> Result<SealingKey, String> 
         return SealingKey::from_base64(&b64).map_err(|e| format!("SF_MASTER_KEY: {e}"));
     }
     let path = database.key_dir().join(DEV_KEY_FILE);
+    if path.exists() {
+        // The servers' rule: a key file open to group or others is refused.
+        keyfile::owner_only(&path)?;
+    }
     match std::fs::read_to_string(&path) {
         Ok(text) => SealingKey::from_base64(&text).map_err(|e| format!("{}: {e}", path.display())),
         Err(_) if dry_run => Ok(SealingKey::generate()),

@@ -95,6 +95,16 @@ async fn register_login_me_logout(example: &str) {
     let r = c.register("Alice").await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.json, json!({ "username": "alice" }));
+    // Registering logs in: the session and the known-browser mark, as a login sets them.
+    let session = r
+        .set_cookie("sf_session")
+        .expect("sf_session set on register");
+    cookie_flags_ok(&session);
+    assert!(!session.contains("Max-Age"), "{session}");
+    let known = r.set_cookie("sf_known").expect("sf_known set on register");
+    assert!(known.contains("Max-Age=31536000"), "{known}");
+    assert_eq!(c.me().await.status, 200);
+    assert_eq!(c.post_empty("/api/logout").await.status, 204);
     assert_error(&c.register("alice").await, 409, "username_taken");
     assert_error(&c.register("no spaces").await, 400, "invalid_input");
     let r = c
@@ -164,6 +174,7 @@ async fn enrollment_qr_and_two_phase_login(example: &str) {
     let server = Server::start(example, &[]);
     let c = server.client();
     assert_eq!(c.register("carol").await.status, 201);
+    assert_eq!(c.post_empty("/api/logout").await.status, 204);
     assert_error(
         &c.post_empty("/api/2fa/setup").await,
         401,
@@ -967,6 +978,51 @@ async fn cross_origin_requests_are_refused(example: &str) {
     }
     let r = Client::send(with_origin(server.origin(), "/api/register")).await;
     assert_eq!(r.status, 201, "{}", r.text);
+    // On a loopback address without SF_PUBLIC_URL, a person may type localhost,
+    // 127.0.0.1 or [::1]: each on the server's port is this site.
+    let port = server.origin().rsplit(':').next().unwrap();
+    for (i, ours) in [
+        format!("http://localhost:{port}"),
+        format!("http://127.0.0.1:{port}"),
+        format!("http://[::1]:{port}"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = Client::send(
+            c.request(reqwest::Method::POST, "/api/register")
+                .header("origin", ours)
+                .json(&json!({ "username": format!("lee{i}"), "password": PW })),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{ours}: {}", r.text);
+    }
+    assert!(
+        server
+            .stderr()
+            .contains(&format!("open http://localhost:{port}/")),
+        "{}",
+        server.stderr()
+    );
+    // The refusal page says which origin was expected (escaped).
+    let r = Client::send(
+        c.request(reqwest::Method::POST, "/login")
+            .header("origin", "https://evil.example/<b>")
+            .header("content-type", "application/x-www-form-urlencoded"),
+    )
+    .await;
+    assert_html(&r, 403);
+    assert!(
+        r.text
+            .contains(&format!("this site expects http://localhost:{port}")),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("&lt;b&gt;") && !r.text.contains("<b>"),
+        "{}",
+        r.text
+    );
     let r = c.login("lee").await; // no Origin at all
     assert_eq!(r.status, 200);
     // A cross-site HTML form post is refused too, before it does anything.
@@ -1107,7 +1163,8 @@ async fn known_browsers_pass_the_account_password_limit(example: &str) {
         .await;
     assert_html(&r, 429);
     assert!(
-        r.text.contains("Too many attempts. Try again in"),
+        r.text
+            .contains("Too many attempts: this account is locked for"),
         "{}",
         r.text
     );
@@ -1325,10 +1382,15 @@ async fn html_pages_walk_through(example: &str) {
         .form("/register", &[("username", "nora"), ("password", PW)])
         .await;
     assert_eq!(r.status, 303, "{}", r.text);
-    assert_eq!(r.location(), Some("/login?notice=registered"));
-    let r = b.get("/login?notice=registered").await;
+    // Registered and logged in: straight to the account page.
+    assert_eq!(r.location(), Some("/account"));
+    assert!(r.set_cookie("sf_session").is_some());
+    assert!(r.set_cookie("sf_known").is_some());
+    let r = b.get("/account").await;
     assert_html(&r, 200);
-    assert!(r.text.contains("Your account is ready"));
+    assert!(r.text.contains("<strong id=\"username\">nora</strong>"));
+    let r = b.form("/logout", &[]).await;
+    assert_eq!(r.status, 303, "{}", r.text);
 
     let r = b
         .form(
@@ -1354,9 +1416,40 @@ async fn html_pages_walk_through(example: &str) {
     assert_html(&page, 200);
     assert!(
         page.text
-            .contains("<img id=\"qr\" src=\"data:image/png;base64,")
+            .contains("<img id=\"qr\" class=\"qr\" src=\"data:image/png;base64,")
     );
     let secret = between(&page.text, "<code id=\"secret\">", "</code>").replace(' ', "");
+    // A copy button for the key (shown by the script), and which app to use.
+    assert!(
+        page.text
+            .contains(&format!("id=\"copy-secret\" data-copy=\"{secret}\"")),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("id=\"which-app\""));
+    // No inline style or script: the CSP allows only the app's own files.
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("style-src 'self'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(!page.text.contains(" style=") && !page.text.contains("<style"));
+    assert!(
+        page.text
+            .contains("<script src=\"/static/app.js\" defer></script>")
+    );
+    assert_eq!(page.text.matches("<script").count(), 1);
+    for (path, ct) in [
+        ("/static/style.css", "text/css"),
+        ("/static/app.js", "text/javascript"),
+    ] {
+        let r = b.get(path).await;
+        assert_eq!(r.status, 200, "{path}");
+        let got = r.headers["content-type"].to_str().unwrap();
+        assert!(got.starts_with(ct), "{path}: {got}");
+        assert!(!r.text.is_empty());
+    }
     let again = b.get("/account/2fa/setup").await;
     assert_eq!(
         between(&again.text, "<code id=\"secret\">", "</code>").replace(' ', ""),
@@ -1398,7 +1491,38 @@ async fn html_pages_walk_through(example: &str) {
     assert_eq!(codes.matches("<li>").count(), 10);
     assert_eq!(r.headers.get("cache-control").unwrap(), "no-store");
     let first_backup = between(codes, "<li>", "</li>").to_owned();
-    let r = b.get("/account").await;
+    // Copy, download as a text file, print, and an "I have saved them" step.
+    assert!(r.text.contains("id=\"copy-codes\" data-copy=\""));
+    let download = between(&r.text, "download=\"backup-codes.txt\" href=\"", "\"");
+    let text = percent_encoding::percent_decode_str(
+        download
+            .strip_prefix("data:text/plain;charset=utf-8,")
+            .unwrap(),
+    )
+    .decode_utf8()
+    .unwrap()
+    .into_owned();
+    assert!(text.contains(&first_backup), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains('-')).count(),
+        10,
+        "{text}"
+    );
+    assert!(r.text.contains("id=\"print-codes\" data-print"));
+    assert!(r.text.contains("I have saved these codes"));
+    // The form posted again (a reload without the script): no codes, no error.
+    let again = b
+        .form(
+            "/account/2fa/setup/confirm",
+            &[("code", &phone.code_at_step(step))],
+        )
+        .await;
+    assert_eq!(
+        (again.status, again.location()),
+        (303, Some("/account?notice=codes_shown"))
+    );
+    let r = b.get("/account?saved=1").await;
+    assert!(r.text.contains("id=\"two-factor-explained\""));
     assert!(r.text.contains("is <strong>on</strong>"), "{}", r.text);
     assert!(r.text.contains("<strong id=\"backup-count\">10</strong>"));
 
@@ -1679,6 +1803,11 @@ async fn authenticators_sessions_and_devices(example: &str) {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.json["otpauth_uri"].as_str().unwrap().contains("multi"));
+    // The id the authenticator will have once confirmed.
+    let announced_id = r.json["id"]
+        .as_str()
+        .expect("\"id\" in the setup")
+        .to_owned();
     let second = Phone::new(r.json["secret"].as_str().unwrap());
     let step = Phone::step_now();
     let r = a
@@ -1697,6 +1826,7 @@ async fn authenticators_sessions_and_devices(example: &str) {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["name"], "work phone");
     let second_id = r.json["id"].as_str().unwrap().to_owned();
+    assert_eq!(second_id, announced_id);
     // A factor change ends the other session and every trusted device.
     assert_error(&b.me().await, 401, "unauthenticated");
     assert_eq!(a.me().await.status, 200);
@@ -2278,6 +2408,41 @@ impl Browser {
         let png = self.client.screenshot().await.unwrap();
         std::fs::write(self.shots.join(format!("{:02}-{name}.png", self.n)), png).unwrap();
     }
+
+    /// With `SF_SCREENSHOTS=1` (axum's walk only), saves this page at desktop
+    /// (1280×900) and phone (375×812) size as `docs/screenshots/{name}-{size}.png`
+    /// for the README.
+    async fn docs_screenshot(&self, example: &str, name: &str) {
+        if example != "axum" || std::env::var_os("SF_SCREENSHOTS").is_none_or(|v| v != "1") {
+            return;
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (_, _, width, height) = self.client.get_window_rect().await.unwrap();
+        for (size, w, h) in [("desktop", 1280, 900), ("phone", 375, 812)] {
+            // The window, less the browser's own frame: the page gets w × h.
+            self.client.set_window_size(w, h).await.unwrap();
+            let inner = self
+                .client
+                .execute("return [window.innerWidth, window.innerHeight];", vec![])
+                .await
+                .unwrap();
+            let frame = |i: usize, want: u32| {
+                want + want.saturating_sub(inner[i].as_u64().unwrap_or(u64::from(want)) as u32)
+            };
+            self.client
+                .set_window_size(frame(0, w), frame(1, h))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::write(dir.join(format!("{name}-{size}.png")), png).unwrap();
+        }
+        self.client
+            .set_window_size(width as u32, height as u32)
+            .await
+            .unwrap();
+    }
 }
 
 async fn browser_register_enable_and_log_in(example: &str) {
@@ -2318,11 +2483,7 @@ async fn browser_register_enable_and_log_in(example: &str) {
     b.fill("password", PW).await;
     b.screenshot("register").await;
     b.click("form button[type=submit]").await;
-    b.wait_for("/login?notice=registered").await;
-
-    b.fill("username", "petra").await;
-    b.fill("password", PW).await;
-    b.click("form button[type=submit]").await;
+    // Registering logs in.
     b.wait_for("/account").await;
     assert!(b.text("#status").await.contains("off"));
     b.screenshot("account-off").await;
@@ -2331,6 +2492,7 @@ async fn browser_register_enable_and_log_in(example: &str) {
     b.click("form[action='/account/2fa/setup'] button").await;
     b.wait_for("/account/2fa/setup").await;
     b.screenshot("setup").await;
+    b.docs_screenshot(example, "setup").await;
     let qr = b.client.find(fantoccini::Locator::Id("qr")).await.unwrap();
     assert!(
         qr.attr("src")
@@ -2345,7 +2507,8 @@ async fn browser_register_enable_and_log_in(example: &str) {
     b.fill("code", &phone.code_at_step(step)).await;
     b.click("form[action='/account/2fa/setup/confirm'] button")
         .await;
-    b.wait_for("/account/2fa/setup/confirm").await;
+    // The page's script puts the account page in the address bar, for a reload.
+    b.wait_for("/account?notice=codes_shown").await;
     let codes = b
         .client
         .find_all(fantoccini::Locator::Css("#backup-codes li"))
@@ -2354,6 +2517,14 @@ async fn browser_register_enable_and_log_in(example: &str) {
     assert_eq!(codes.len(), 10);
     let backup = codes[0].text().await.unwrap();
     b.screenshot("backup-codes").await;
+    b.docs_screenshot(example, "backup-codes").await;
+    // A reload shows no codes and no error: the account page with a notice.
+    b.client.refresh().await.unwrap();
+    b.wait_for("/account?notice=codes_shown").await;
+    let page = b.client.source().await.unwrap();
+    assert!(!page.contains("id=\"backup-codes\""), "{page}");
+    assert!(!page.contains("class=\"error\""), "{page}");
+    assert!(page.contains("shown once"), "{page}");
 
     b.goto("/account").await;
     b.click("form[action='/logout'] button").await;
@@ -2374,6 +2545,7 @@ async fn browser_register_enable_and_log_in(example: &str) {
     assert!(status.contains("on"), "{status}");
     assert_eq!(b.text("#username").await, "petra");
     b.screenshot("account-on").await;
+    b.docs_screenshot(example, "account").await;
 
     // The account page lists this session, this browser and the security log.
     let sessions = b.text("#sessions").await;

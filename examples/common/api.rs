@@ -164,7 +164,9 @@ pub fn is_json(content_type: Option<&[u8]>) -> bool {
 pub fn origin_allowed(site: &Site, origin: Option<&[u8]>) -> bool {
     match origin {
         None => true,
-        Some(value) => value.eq_ignore_ascii_case(site.origin.as_bytes()),
+        Some(value) => std::iter::once(&site.origin)
+            .chain(&site.also_allowed)
+            .any(|allowed| value.eq_ignore_ascii_case(allowed.as_bytes())),
     }
 }
 
@@ -366,6 +368,8 @@ pub fn authenticators(status: &TwoFactorStatus) -> Value {
                 "name": a.name,
                 "created_at": a.created_at,
                 "readable": a.readable,
+                // Imported from an older site with fewer than 128 bits: set it up again.
+                "weak": a.weak,
             })
         })
         .collect();
@@ -436,6 +440,14 @@ pub fn setup(setup: &EnrollmentSetup) -> Result<Value, Error> {
         "qr_png_base64": base64::engine::general_purpose::STANDARD.encode(png),
         "expires_in": setup.expires_in().as_secs(),
     }))
+}
+
+/// `POST /api/2fa/authenticators`: as [`setup`], plus the `"id"` the authenticator
+/// will have once confirmed.
+pub fn added_authenticator(setup: &EnrollmentSetup) -> Result<Value, Error> {
+    let mut body = self::setup(setup)?;
+    body["id"] = json!(setup.authenticator_id().as_str());
+    Ok(body)
 }
 
 /// `{"backup_codes":[…]}`.

@@ -11,13 +11,11 @@ use std::net::IpAddr;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use secondfactor::flow::{EnrollmentSetup, Session};
 use secondfactor::store::{AuthenticatorId, DeviceId, SessionId, Store};
-use secondfactor::{
-    Error, LoginOutcome, LoginRequest, ReauthRequest, RecentAuth, SecondFactor, Service,
-};
+use secondfactor::{Error, LoginRequest, ReauthRequest, RecentAuth, SecondFactor, Service};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use secondfactor::flow::{Authenticated, KNOWN_BROWSER_TTL_SECS};
+use secondfactor::flow::{LoggedIn, SecondFactorOptions, SignIn};
 
 use super::api::{self, DEVICE_COOKIE, KNOWN_COOKIE, PENDING_COOKIE, Reply, SESSION_COOKIE};
 use super::config::Site;
@@ -68,6 +66,10 @@ pub enum Route {
     ApiRevokeDevice,
     /// `GET /api/security-log`
     ApiSecurityLog,
+    /// `GET /static/style.css`
+    Style,
+    /// `GET /static/app.js`
+    Script,
     /// `GET /`
     Home,
     /// `GET /register`
@@ -266,14 +268,33 @@ impl Out {
         }
     }
 
-    /// `403`: a cross-origin request.
-    pub fn forbidden_origin(is_api: bool) -> Out {
+    /// `403`: a cross-origin request; the page names the origin this site expects.
+    pub fn forbidden_origin(site: &Site, origin: Option<&[u8]>, is_api: bool) -> Out {
+        let sent = String::from_utf8_lossy(origin.unwrap_or_default());
         Out::rejected(
             is_api,
             &api::forbidden_origin(),
-            "Forbidden",
-            "Cross-site form posts are refused.",
+            "Wrong address",
+            &format!(
+                "This form was sent from {sent}, but this site expects {expected}. \
+                 Open {expected}/ and try again (set SF_PUBLIC_URL if the site is reached \
+                 at another address).",
+                expected = site.origin,
+            ),
         )
+    }
+
+    /// A file of the pages (stylesheet, script), cacheable for an hour.
+    pub fn asset(content_type: &str, body: &str) -> Out {
+        Out {
+            status: 200,
+            headers: vec![
+                ("content-type", content_type.to_owned()),
+                ("cache-control", "public, max-age=3600".to_owned()),
+                ("x-content-type-options", "nosniff".to_owned()),
+            ],
+            body: body.to_owned(),
+        }
     }
 
     /// `413`: a declared body over 64 KiB.
@@ -305,6 +326,12 @@ impl Out {
             "This page does not take that method.",
         )
     }
+}
+
+/// The `403` answer to a request whose `Origin` header names another site, or
+/// `None` when the origin is allowed (or absent).
+pub fn refuse_origin(site: &Site, origin: Option<&[u8]>, is_api: bool) -> Option<Out> {
+    (!api::origin_allowed(site, origin)).then(|| Out::forbidden_origin(site, origin, is_api))
 }
 
 /// Decodes `application/x-www-form-urlencoded` pairs (also a query string).
@@ -463,12 +490,9 @@ impl<S: Store> Cx<'_, S> {
         if let Some(known) = self.req.known.as_deref() {
             request = request.known_browser(known);
         }
-        Ok(match self.service.login(request).await? {
-            LoginOutcome::Authenticated(auth) => {
-                self.logged_in(auth, vec![self.clear(PENDING_COOKIE)])
-                    .await?
-            }
-            LoginOutcome::SecondFactorRequired(ticket) => Step {
+        Ok(match self.service.sign_in(request).await? {
+            SignIn::LoggedIn(done) => self.logged_in(&done, vec![self.clear(PENDING_COOKIE)]),
+            SignIn::SecondFactorRequired(ticket) => Step {
                 cookies: vec![self.cookie(
                     PENDING_COOKIE,
                     ticket.token.expose(),
@@ -477,52 +501,52 @@ impl<S: Store> Cx<'_, S> {
                 body: api::second_factor_required(&ticket),
                 authenticated: false,
             },
+            _ => {
+                return Err(Error::Internal(
+                    "an outcome of sign_in this example does not know",
+                ));
+            }
         })
     }
 
     async fn second_factor_step(&self, body: &api::FactorBody) -> Result<Step, Error> {
         let factor = body.factor()?;
         let pending = self.req.pending.as_deref().unwrap_or_default();
-        let auth = self
+        let options = SecondFactorOptions {
+            remember_device: body
+                .remember_device
+                .then_some(self.req.device_label.as_str()),
+            client_key: Some(&self.req.client),
+        };
+        let done = self
             .service
-            .second_factor_from(pending, factor, Some(&self.req.client))
+            .sign_in_second_factor(pending, factor, options)
             .await?;
-        let mut cookies = vec![self.clear(PENDING_COOKIE)];
-        if body.remember_device {
-            // The code is spent by now: failing to remember the device must not fail
-            // the login.
-            match self
-                .service
-                .trust_device(&auth, &self.req.device_label)
-                .await
-            {
-                Ok(token) => cookies.push(self.cookie(
-                    DEVICE_COOKIE,
-                    token.expose(),
-                    Some(self.service.device_ttl().as_secs()),
-                )),
-                Err(e) => eprintln!("warning: device not remembered: {e}"),
-            }
-        }
-        self.logged_in(auth, cookies).await
+        Ok(self.logged_in(&done, vec![self.clear(PENDING_COOKIE)]))
     }
 
-    /// A completed login: the session, and the known-browser mark that exempts this
-    /// browser from the account-wide password limit next time.
-    async fn logged_in(
-        &self,
-        auth: Authenticated,
-        mut cookies: Vec<String>,
-    ) -> Result<Step, Error> {
-        let known = self.service.remember_browser(&auth);
-        let token = self.service.issue_session(auth).await?;
-        cookies.push(self.cookie(SESSION_COOKIE, token.expose(), None));
-        cookies.push(self.cookie(KNOWN_COOKIE, known.expose(), Some(KNOWN_BROWSER_TTL_SECS)));
-        Ok(Step {
+    /// A completed login's cookies: the session, the known-browser mark that exempts
+    /// this browser from the account-wide password limit next time, and the trusted
+    /// device when there is one, with the lifetimes the service gave.
+    fn logged_in(&self, done: &LoggedIn, mut cookies: Vec<String>) -> Step {
+        cookies.push(self.cookie(SESSION_COOKIE, done.session.expose(), None));
+        cookies.push(self.cookie(
+            KNOWN_COOKIE,
+            done.known_browser.expose(),
+            Some(done.known_browser_ttl.as_secs()),
+        ));
+        if let Some(device) = &done.device {
+            cookies.push(self.cookie(
+                DEVICE_COOKIE,
+                device.expose(),
+                Some(done.device_ttl.as_secs()),
+            ));
+        }
+        Step {
             cookies,
             body: api::authenticated(),
             authenticated: true,
-        })
+        }
     }
 
     async fn reauthenticate(&self, body: &api::ReauthBody) -> Result<u64, Error> {
@@ -555,11 +579,15 @@ impl<S: Store> Cx<'_, S> {
         match route {
             Route::ApiRegister => {
                 let body: api::Credentials = self.json()?;
-                let user = service
-                    .register_from(&self.req.client, &body.username, &body.password)
+                let done = service
+                    .sign_up(Some(&self.req.client), &body.username, &body.password)
                     .await?;
-                let status = service.status(&user).await?;
-                Ok(Out::json(201, &json!({ "username": status.username }), &[]))
+                let step = self.logged_in(&done, Vec::new());
+                Ok(Out::json(
+                    201,
+                    &json!({ "username": done.username }),
+                    &step.cookies,
+                ))
             }
             Route::ApiLogin => {
                 let body: api::Credentials = self.json()?;
@@ -578,7 +606,7 @@ impl<S: Store> Cx<'_, S> {
             }
             Route::ApiSetup => {
                 let proof = self.recent().await?;
-                let setup = service.setup_two_factor(&proof).await?;
+                let setup = service.resume_or_setup_two_factor(&proof).await?;
                 Ok(Out::json(200, &api::setup(&setup)?, &[]))
             }
             Route::ApiConfirm => {
@@ -636,7 +664,7 @@ impl<S: Store> Cx<'_, S> {
                 let proof = self.recent().await?;
                 let body: api::NameBody = self.json()?;
                 let setup = service.add_authenticator(&proof, &body.name).await?;
-                Ok(Out::json(200, &api::setup(&setup)?, &[]))
+                Ok(Out::json(200, &api::added_authenticator(&setup)?, &[]))
             }
             Route::ApiConfirmAuthenticator => {
                 let proof = self.recent().await?;
@@ -703,6 +731,8 @@ impl<S: Store> Cx<'_, S> {
 
     async fn page(&self, route: Route) -> Out {
         let result = match route {
+            Route::Style => Ok(Out::asset("text/css; charset=utf-8", html::STYLESHEET)),
+            Route::Script => Ok(Out::asset("text/javascript; charset=utf-8", html::SCRIPT)),
             Route::Home => Ok(match self.session().await {
                 Ok(_) => Out::redirect("/account", &[]),
                 Err(_) => Out::page(200, html::home(), &[]),
@@ -723,7 +753,7 @@ impl<S: Store> Cx<'_, S> {
                     Err(e) => Err(e),
                 }
             }
-            Route::Setup => self.setup_page(200, None).await,
+            Route::Setup => self.setup_page(200, None, "/account").await,
             Route::SetupForm => self.setup_form().await,
             Route::ConfirmForm => self.confirm_form().await,
             Route::DisableForm => self.disable_form().await,
@@ -817,13 +847,13 @@ impl<S: Store> Cx<'_, S> {
         Ok(
             match self
                 .service
-                .register_from(&self.req.client, &form.username, &form.password)
+                .sign_up(Some(&self.req.client), &form.username, &form.password)
                 .await
             {
-                Ok(_) => Out::redirect("/login?notice=registered", &[]),
+                Ok(done) => Out::redirect("/account", &self.logged_in(&done, Vec::new()).cookies),
                 Err(e) => Out::page(
                     e.http_status(),
-                    html::register(Some(&html::error_text(&e)), &form.username),
+                    html::register(Some(&html::register_error_text(&e)), &form.username),
                     &[],
                 ),
             },
@@ -872,26 +902,27 @@ impl<S: Store> Cx<'_, S> {
         &self,
         proof: &RecentAuth,
     ) -> Result<Option<(EnrollmentSetup, bool)>, Error> {
-        let status = self.service.status(proof.user_id()).await?;
-        Ok(if status.enabled {
-            self.service
+        match self.service.resume_or_setup_two_factor(proof).await {
+            Ok(setup) => Ok(Some((setup, false))),
+            Err(Error::TwoFactorAlreadyEnabled) => Ok(self
+                .service
                 .pending_enrollment(proof)
                 .await?
-                .map(|p| (p, true))
-        } else {
-            Some((self.service.resume_or_setup_two_factor(proof).await?, false))
-        })
+                .map(|p| (p, true))),
+            Err(e) => Err(e),
+        }
     }
 
-    /// The setup page (first authenticator, or one being added).
-    async fn setup_page(&self, code: u16, error: Option<&str>) -> Result<Out, Error> {
+    /// The setup page (first authenticator, or one being added); with nothing to set
+    /// up, a redirect to `done`.
+    async fn setup_page(&self, code: u16, error: Option<&str>, done: &str) -> Result<Out, Error> {
         let proof = match self.recent().await {
             Ok(p) => p,
             Err(e) => return Ok(self.error_page(&e, "/account/2fa/setup")),
         };
         let (pending, adding) = match self.setup_view(&proof).await {
             Ok(Some(v)) => v,
-            Ok(None) => return Ok(Out::redirect("/account", &[])),
+            Ok(None) => return Ok(Out::redirect(done, &[])),
             Err(e) => return Ok(self.account_error(&e).await),
         };
         let qr = pending.qr().and_then(|qr| qr.png_data_uri())?;
@@ -942,9 +973,20 @@ impl<S: Store> Cx<'_, S> {
                     }
                     None => Out::redirect("/account?notice=authenticator_added", &[]),
                 },
-                Err(e @ (Error::InvalidInput { .. } | Error::InvalidCode { .. })) => {
-                    self.setup_page(e.http_status(), Some(&html::error_text(&e)))
-                        .await?
+                // No pending setup: it expired (the page shows a new one), or this is
+                // the backup-codes page posted again by a reload after 2FA was turned
+                // on (the account page says the codes were shown once).
+                Err(
+                    e @ (Error::InvalidInput { .. }
+                    | Error::InvalidCode { .. }
+                    | Error::SetupExpired),
+                ) => {
+                    self.setup_page(
+                        e.http_status(),
+                        Some(&html::error_text(&e)),
+                        "/account?notice=codes_shown",
+                    )
+                    .await?
                 }
                 Err(e) => self.account_error(&e).await,
             },

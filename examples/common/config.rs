@@ -136,17 +136,35 @@ impl Config {
     }
 
     /// The per-request settings, once the server knows the address it listens on.
+    ///
+    /// Without `SF_PUBLIC_URL`, a loopback address is reached as `localhost`, and
+    /// `127.0.0.1` and `[::1]` on the same port are accepted origins too: a person
+    /// on this machine may type any of them.
     pub fn site(&self, bound: SocketAddr) -> Site {
-        let public = match &self.public_url {
-            Some(url) => url.clone(),
+        let loopback = || {
+            let port = bound.port();
+            [
+                format!("http://127.0.0.1:{port}"),
+                format!("http://[::1]:{port}"),
+            ]
+        };
+        let (public, also) = match &self.public_url {
+            Some(url) => (url.clone(), Vec::new()),
+            None if bound.ip().is_loopback() && self.addr.parse::<SocketAddr>().is_ok() => (
+                format!("http://localhost:{}", bound.port()),
+                loopback().to_vec(),
+            ),
             // A numeric SF_ADDR (maybe with port 0) is replaced by the real address.
-            None if self.addr.parse::<SocketAddr>().is_ok() => format!("http://{bound}"),
-            None => format!("http://{}", self.addr),
+            None if self.addr.parse::<SocketAddr>().is_ok() => {
+                (format!("http://{bound}"), Vec::new())
+            }
+            None => (format!("http://{}", self.addr), Vec::new()),
         };
         let origin = origin_of(&public).unwrap_or_else(|| format!("http://{bound}"));
         Site {
             secure: origin.starts_with("https://"),
             origin,
+            also_allowed: also,
             trust_forwarded: self.trust_forwarded,
         }
     }
@@ -155,8 +173,11 @@ impl Config {
 /// What request handling needs to know about the deployment.
 #[derive(Clone, Debug)]
 pub struct Site {
-    /// The one origin allowed in an `Origin` header (`scheme://host[:port]`).
+    /// The origin users reach (`scheme://host[:port]`), allowed in an `Origin` header.
     pub origin: String,
+    /// Other origins allowed in `Origin`: the loopback addresses on the same port
+    /// when `origin` is the default `http://localhost:PORT`.
+    pub also_allowed: Vec<String>,
     /// Whether cookies carry `Secure` and the `__Host-` name prefix.
     pub secure: bool,
     /// Whether `X-Forwarded-For` names the client.

@@ -1,4 +1,8 @@
-//! The HTML pages: plain server-rendered forms, no JavaScript, every value escaped.
+//! The HTML pages: plain server-rendered forms, every value escaped. One small
+//! stylesheet and one small script, both served by the app (`/static/…`): the
+//! content security policy allows no inline style or script.
+
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use secondfactor::flow::{SessionInfo, TrustedDevice, TwoFactorStatus};
 use secondfactor::security_log::{SecurityEvent, SecurityEventKind};
@@ -9,7 +13,7 @@ use super::api::FactorBody;
 
 /// Headers for every HTML page: no caching (pages show secrets and codes), no
 /// framing, no referrer to other sites, and a content security policy that allows
-/// only inline styles and `data:` images (the QR code).
+/// only this site's stylesheet and script, and `data:` images (the QR code).
 ///
 /// The referrer policy is `same-origin`, not `no-referrer`: under `no-referrer`
 /// browsers send `Origin: null` with form posts, which the origin check refuses.
@@ -21,7 +25,7 @@ pub const HEADERS: &[(&str, &str)] = &[
     ("referrer-policy", "same-origin"),
     (
         "content-security-policy",
-        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; img-src data:; style-src 'self'; script-src 'self'; connect-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
 ];
 
@@ -55,9 +59,18 @@ pub fn error_text(e: &Error) -> String {
         } => format!("That code is not right. {n} attempts left."),
         Error::InvalidCode { .. } => "That code is not right.".to_owned(),
         Error::TooManyAttempts { retry_after } => format!(
-            "Too many attempts. Try again in {}.",
-            duration_text(super::api::retry_secs(*retry_after))
+            "Too many attempts: this account is locked for {d}. Try again in {d}.",
+            d = duration_text(super::api::retry_secs(*retry_after))
         ),
+        Error::CodeAlreadyUsed => "That code was already used. Wait for the next code in \
+                                   your app (a new one comes every 30 seconds)."
+            .to_owned(),
+        Error::InvalidInput {
+            field: "password", ..
+        } => "The password must have at least 8 characters (and at most 1024).".to_owned(),
+        Error::InvalidInput {
+            field: "username", ..
+        } => "The username must have 1 to 64 characters: letters, digits and . _ @ -.".to_owned(),
         Error::Busy { retry_after } => format!(
             "The server is busy right now. Please try again in {}.",
             duration_text(super::api::retry_secs(*retry_after))
@@ -88,6 +101,19 @@ pub fn error_text(e: &Error) -> String {
     }
 }
 
+/// The registration page's error: its limit counts attempts from this address,
+/// not one account's.
+pub fn register_error_text(e: &Error) -> String {
+    match e {
+        Error::TooManyAttempts { retry_after } => format!(
+            "Too many attempts from this address: creating accounts is locked for {d}. \
+             Try again in {d}.",
+            d = duration_text(super::api::retry_secs(*retry_after))
+        ),
+        e => error_text(e),
+    }
+}
+
 /// `secs` in words: seconds below two minutes, else minutes (rounded up) or hours.
 pub fn duration_text(secs: u64) -> String {
     match secs {
@@ -102,6 +128,10 @@ pub fn duration_text(secs: u64) -> String {
 pub fn notice_text(key: &str) -> Option<&'static str> {
     Some(match key {
         "registered" => "Your account is ready. Log in.",
+        "codes_shown" => {
+            "Your backup codes were shown once and are not shown again. \
+                          If you did not save them, make new ones below."
+        }
         "logged_out" => "You are logged out.",
         "disabled" => "Two-factor authentication is off.",
         "expired" => "The login expired. Start again with your password.",
@@ -181,21 +211,80 @@ pub fn utc(secs: u64) -> String {
     )
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;line-height:1.5}\
-label{display:block;margin:.75rem 0 .25rem}input[type=text],input[type=password]{width:100%;padding:.4rem;font-size:1rem;box-sizing:border-box}\
-button{margin-top:.75rem;padding:.4rem 1rem;font-size:1rem}.error{color:#a00;border:1px solid #a00;padding:.5rem}\
-.notice{color:#060;border:1px solid #060;padding:.5rem}code,.codes{font-family:ui-monospace,monospace;font-size:1.1rem}\
-section{border-top:1px solid #ccc;margin-top:1.5rem}nav{margin-bottom:1rem}\
-table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.2rem .4rem;border-bottom:1px solid #eee;vertical-align:top}\
-li form{display:inline}li button{margin:0 0 0 .5rem;padding:.1rem .5rem;font-size:.9rem}";
+/// `/static/style.css`: readable from a 375 px phone to a desktop, no inline style
+/// anywhere (the CSP allows only this file).
+pub const STYLESHEET: &str = "\
+:root{color-scheme:light;--fg:#1b1b1f;--muted:#555;--line:#d6d6de;--accent:#1f5fbf;--bad:#a11;--good:#176b2c;--warn:#8a5a00}
+*{box-sizing:border-box}
+body{font:16px/1.55 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:var(--fg);background:#f6f7f9;margin:0}
+main{max-width:38rem;margin:0 auto;padding:1rem 1rem 3rem;background:#fff;min-height:100vh}
+@media (min-width:40rem){main{margin:1.5rem auto;min-height:0;border:1px solid var(--line);border-radius:.75rem;padding:1.5rem 2rem 2.5rem}}
+nav{font-weight:600;margin-bottom:.5rem}nav a{color:var(--fg);text-decoration:none}
+h1{font-size:1.5rem;line-height:1.25;margin:.5rem 0 1rem}h2{font-size:1.15rem;margin:1.25rem 0 .5rem}
+a{color:var(--accent)}
+label{display:block;margin:.75rem 0 .25rem;font-weight:500}
+label:has(input[type=checkbox]){font-weight:400;display:flex;gap:.5rem;align-items:flex-start}
+input[type=text],input[type=password]{width:100%;padding:.6rem .7rem;font-size:1rem;border:1px solid #9a9aa8;border-radius:.4rem}
+input:focus,button:focus,a:focus{outline:3px solid #9cc0ff;outline-offset:1px}
+button,.button{display:inline-block;margin:.75rem .5rem 0 0;padding:.55rem 1.1rem;font:inherit;line-height:1.3;border:1px solid var(--accent);border-radius:.4rem;background:var(--accent);color:#fff;cursor:pointer;text-decoration:none}
+button.secondary,.button.secondary{background:#fff;color:var(--accent)}
+.error{color:var(--bad);background:#fdf0f0;border:1px solid var(--bad);border-radius:.4rem;padding:.6rem .8rem}
+.notice{color:var(--good);background:#eef8f0;border:1px solid var(--good);border-radius:.4rem;padding:.6rem .8rem}
+.warning{color:var(--warn);background:#fff7e6;border:1px solid var(--warn);border-radius:.4rem;padding:.6rem .8rem}
+.hint,.explain{color:var(--muted)}
+code,.codes{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+#secret{display:inline-block;font-size:1.15rem;letter-spacing:.05em;word-break:break-all;background:#f1f2f6;padding:.2rem .4rem;border-radius:.3rem}
+img.qr{display:block;image-rendering:pixelated;width:240px;max-width:100%;height:auto;margin:.5rem 0}
+ol.steps>li{margin-bottom:1rem}
+.codes{columns:2;column-gap:2rem;font-size:1.15rem;padding-left:2.25rem}.codes li{margin:.2rem 0;white-space:nowrap}
+@media (max-width:32rem){.codes{columns:1}}
+section{border-top:1px solid var(--line);margin-top:1.5rem}
+details{margin:.25rem 0}summary{cursor:pointer;color:var(--accent)}
+table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{text-align:left;padding:.3rem .4rem;border-bottom:1px solid #eee;vertical-align:top}
+.table-scroll{overflow-x:auto}
+ul{padding-left:1.25rem}ul li form{display:inline}ul li button{margin:.25rem 0 0 .5rem;padding:.2rem .6rem;font-size:.9rem}
+[hidden]{display:none!important}
+@media print{body{background:#fff}nav,button,.button,form,.no-print,.hint{display:none!important}main{border:0;margin:0;padding:0}}
+";
+
+/// `/static/app.js`: copy, print and the reload guard of the backup-codes page.
+/// Small, no inline script (the CSP allows only this file); the pages work without
+/// it, its buttons stay hidden then.
+pub const SCRIPT: &str = r#"'use strict';
+document.addEventListener('DOMContentLoaded', function () {
+  document.querySelectorAll('[data-copy]').forEach(function (button) {
+    if (!navigator.clipboard) { return; }
+    button.hidden = false;
+    button.addEventListener('click', function () {
+      var label = button.textContent;
+      navigator.clipboard.writeText(button.getAttribute('data-copy')).then(function () {
+        button.textContent = 'Copied';
+        setTimeout(function () { button.textContent = label; }, 2000);
+      }, function () { button.textContent = 'Copy failed: select the text instead'; });
+    });
+  });
+  document.querySelectorAll('[data-print]').forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener('click', function () { window.print(); });
+  });
+  // A page shown once (new backup codes): a reload goes to this address instead of
+  // posting the form again, so it shows no codes and no error.
+  var once = document.querySelector('[data-reload-to]');
+  if (once && window.history && history.replaceState) {
+    history.replaceState(null, '', once.getAttribute('data-reload-to'));
+  }
+});
+"#;
 
 /// The page frame.
 pub fn layout(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title} · secondfactor demo</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
-         <nav><a href=\"/\">secondfactor demo</a></nav>\n<h1>{title}</h1>\n{body}\n</body>\n</html>\n",
+         <title>{title} · secondfactor demo</title>\n\
+         <link rel=\"stylesheet\" href=\"/static/style.css\">\n\
+         <script src=\"/static/app.js\" defer></script>\n</head>\n<body>\n<main>\n\
+         <nav><a href=\"/\">secondfactor demo</a></nav>\n<h1>{title}</h1>\n{body}\n</main>\n</body>\n</html>\n",
         title = escape(title),
     )
 }
@@ -231,7 +320,7 @@ pub fn home() -> String {
 pub fn register(error: Option<&str>, username: &str) -> String {
     let body = format!(
         "{msgs}<form method=\"post\" action=\"/register\">\n\
-         <label for=\"username\">Username (letters, digits and . _ @ -)</label>\n\
+         <label for=\"username\">Username (up to 64 characters: letters, digits and . _ @ -)</label>\n\
          <input type=\"text\" id=\"username\" name=\"username\" value=\"{user}\" autocomplete=\"username\" required maxlength=\"64\">\n\
          <label for=\"password\">Password (at least 8 characters)</label>\n\
          <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"new-password\" required minlength=\"8\">\n\
@@ -441,9 +530,28 @@ fn log_section(view: &AccountView) -> String {
         })
         .collect();
     format!(
-        "<section><h2>Security log</h2>\n<table id=\"security-log\">\n\
-         <tr><th>When</th><th>What</th><th>How</th><th>From</th></tr>\n{rows}</table></section>\n"
+        "<section><h2>Security log</h2>\n<div class=\"table-scroll\"><table id=\"security-log\">\n\
+         <tr><th>When</th><th>What</th><th>How</th><th>From</th></tr>\n{rows}</table></div></section>\n"
     )
+}
+
+/// The invitation to replace each authenticator whose secret is weak (imported from
+/// an older site with fewer than 128 bits).
+fn weak_notice(status: &TwoFactorStatus) -> String {
+    status
+        .authenticators
+        .iter()
+        .filter(|a| a.weak)
+        .map(|a| {
+            format!(
+                "<p class=\"warning weak-authenticator\" role=\"status\">Your authenticator \
+                 <strong>{name}</strong> uses a short key carried over from the old site. \
+                 Please set up your phone again: add a new authenticator below, check that its \
+                 code works, then remove <strong>{name}</strong>.</p>\n",
+                name = escape(&a.name),
+            )
+        })
+        .collect()
 }
 
 /// `/account`.
@@ -458,7 +566,7 @@ pub fn account(view: &AccountView, notice: Option<&str>, error: Option<&str>) ->
         format!(
             "<p id=\"status\">Two-factor authentication is <strong>on</strong>. \
              Backup codes left: <strong id=\"backup-count\">{left}</strong>.</p>\n\
-             {auths}\
+             {weak}{auths}\
              <section><h2>New backup codes</h2>\n{regenerate}<p>The old set stops working.</p>\n\
              <form method=\"post\" action=\"/account/backup-codes\">\n{regen_code}\
              <button type=\"submit\">Make new backup codes</button>\n</form></section>\n\
@@ -466,6 +574,7 @@ pub fn account(view: &AccountView, notice: Option<&str>, error: Option<&str>) ->
              <form method=\"post\" action=\"/account/2fa/disable\">\n{disable_code}{CONFIRM_BOX}\
              <button type=\"submit\">Turn off</button>\n</form></section>\n",
             left = status.backup_codes_remaining,
+            weak = weak_notice(status),
             auths = authenticators_section(status),
             regen_code = code_fields("regen", false),
             disable_code = code_fields("disable", true),
@@ -477,7 +586,10 @@ pub fn account(view: &AccountView, notice: Option<&str>, error: Option<&str>) ->
             .to_owned()
     };
     let body = format!(
-        "{msgs}<p>Logged in as <strong id=\"username\">{user}</strong>.</p>\n{two_factor}\
+        "{msgs}<p>Logged in as <strong id=\"username\">{user}</strong>.</p>\n\
+         <p class=\"explain\" id=\"two-factor-explained\">Two-factor authentication asks for a \
+         6-digit code from an app on your phone after your password, so a stolen password alone \
+         does not open your account.</p>\n{two_factor}\
          {password}{sessions}{devices}{log}\
          <section><form method=\"post\" action=\"/logout\">\n\
          <button type=\"submit\">Log out</button>\n</form></section>",
@@ -540,9 +652,13 @@ pub fn setup(view: &SetupView<'_>, error: Option<&str>) -> String {
         .collect();
     let minutes = view.expires_in.div_ceil(60);
     let body = format!(
-        "{msgs}<ol>\n<li>Scan this QR code with your authenticator app:<br>\n\
-         <img id=\"qr\" src=\"{qr}\" alt=\"QR code of your new two-factor secret\" width=\"240\" height=\"240\" style=\"image-rendering:pixelated\"></li>\n\
+        "{msgs}<p class=\"hint\" id=\"which-app\">Which app? Any authenticator app that shows \
+         6-digit codes works: Google Authenticator, Microsoft Authenticator, 2FAS, Aegis (Android), \
+         or the one in your password manager (1Password, Bitwarden, iCloud Keychain).</p>\n\
+         <ol class=\"steps\">\n<li>Scan this QR code with your authenticator app:\n\
+         <img id=\"qr\" class=\"qr\" src=\"{qr}\" alt=\"QR code of your new two-factor secret\" width=\"240\" height=\"240\"></li>\n\
          <li>Or type this key into the app: <code id=\"secret\">{secret}</code>\n\
+         <button type=\"button\" class=\"secondary\" id=\"copy-secret\" data-copy=\"{raw}\" hidden>Copy key</button>\n\
          (<a href=\"{uri}\">open in an app on this device</a>)</li>\n\
          <li>Enter the 6-digit code the app shows:\n\
          <form method=\"post\" action=\"/account/2fa/setup/confirm\">\n\
@@ -554,6 +670,7 @@ pub fn setup(view: &SetupView<'_>, error: Option<&str>) -> String {
         msgs = messages(None, error),
         qr = escape(view.qr_data_uri),
         secret = escape(&grouped.join(" ")),
+        raw = escape(view.secret),
         uri = escape(view.uri),
         s = if minutes == 1 { "" } else { "s" },
     );
@@ -565,16 +682,33 @@ pub fn setup(view: &SetupView<'_>, error: Option<&str>) -> String {
     layout(title, &body)
 }
 
-/// The page that shows a new set of backup codes, once.
+/// The page that shows a new set of backup codes, once: copy, download as a text
+/// file, print, then "I have saved them". With the script, a reload lands on the
+/// account page (no codes, no error) instead of posting the form again.
 pub fn backup_codes(heading: &str, codes: &[&str]) -> String {
     let items: String = codes
         .iter()
         .map(|c| format!("<li>{}</li>", escape(c)))
         .collect();
+    let text = format!(
+        "secondfactor demo backup codes\nEach code works once. Keep them somewhere safe.\n\n{}\n",
+        codes.join("\n")
+    );
     let body = format!(
-        "<p><strong>Save these backup codes now.</strong> Each one works once, if you lose \
-         your phone. They are not shown again.</p>\n<ol class=\"codes\" id=\"backup-codes\">{items}</ol>\n\
-         <p><a href=\"/account\">Done</a></p>",
+        "<div id=\"codes-once\" data-reload-to=\"/account?notice=codes_shown\">\n\
+         <p><strong>Save these backup codes now.</strong> If you lose your phone, each one lets \
+         you log in once. They are not shown again.</p>\n\
+         <ol class=\"codes\" id=\"backup-codes\">{items}</ol>\n\
+         <p class=\"no-print\">\
+         <button type=\"button\" class=\"secondary\" id=\"copy-codes\" data-copy=\"{copy}\" hidden>Copy</button>\
+         <a class=\"button secondary\" id=\"download-codes\" download=\"backup-codes.txt\" href=\"data:text/plain;charset=utf-8,{download}\">Download as .txt</a>\
+         <button type=\"button\" class=\"secondary\" id=\"print-codes\" data-print hidden>Print</button></p>\n\
+         <form method=\"get\" action=\"/account\" id=\"saved-codes\">\n\
+         <label><input type=\"checkbox\" name=\"saved\" value=\"1\" required> \
+         I have saved these codes somewhere safe (a password manager, or on paper)</label>\n\
+         <button type=\"submit\">Continue to my account</button>\n</form>\n</div>",
+        copy = escape(&codes.join("\n")),
+        download = utf8_percent_encode(&text, NON_ALPHANUMERIC),
     );
     layout(heading, &body)
 }

@@ -13,5 +13,6 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod html;
+pub mod keyfile;
 pub mod memory;
 pub mod setup;

@@ -46,11 +46,14 @@ pub trait Server {
 /// devices are deleted from the store (also once at start).
 pub const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
 
-/// Prints the one line the contract promises on stdout, and flushes it.
-pub fn announce(addr: std::net::SocketAddr) {
+/// Prints the one line the contract promises on stdout, and flushes it; then, on
+/// stderr, the URL to open in a browser (`http://localhost:PORT` on a loopback
+/// address).
+pub fn announce(addr: std::net::SocketAddr, site: &super::config::Site) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "listening on http://{addr}");
     let _ = out.flush();
+    eprintln!("open {}/ in a browser", site.origin);
 }
 
 /// Resolves on SIGTERM or Ctrl-C (both frameworks run on tokio).
@@ -256,7 +259,7 @@ fn dev_key(path: &Path) -> Result<SealingKey, BoxError> {
             Ok(key)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            owner_only(path)?;
+            super::keyfile::owner_only(path)?;
             // Another instance may have just created it: give it a moment to write.
             for _ in 0..20 {
                 let text = zeroize::Zeroizing::new(std::fs::read_to_string(path)?);
@@ -270,30 +273,4 @@ fn dev_key(path: &Path) -> Result<SealingKey, BoxError> {
         }
         Err(e) => Err(format!("cannot create {}: {e}", path.display()).into()),
     }
-}
-
-/// Refuses a key file that its group or others may read or write.
-#[cfg(unix)]
-fn owner_only(path: &Path) -> Result<(), BoxError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} is open to group or others (mode {:o}): refusing to use it; \
-             make it owner-only with `chmod 600 {}`",
-            path.display(),
-            mode & 0o777,
-            path.display()
-        )
-        .into());
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn owner_only(_path: &Path) -> Result<(), BoxError> {
-    Ok(())
 }
