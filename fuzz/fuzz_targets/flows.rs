@@ -138,10 +138,11 @@ struct User {
     /// The same since the last TOTP code the throttle let pass (at least the short
     /// lockout's count, which a success clears).
     totp_streak: u32,
-    /// The login name's wrong-password throttle, as the service keeps it: the count
-    /// and the end of the lockout. `MemoryStore` forgets neither without a purge.
+    /// The login name's wrong-password throttle, as the service keeps it: the count,
+    /// the end of the lockout, and when the store forgets both (`keep_until`).
     name_count: u32,
     name_until: u64,
+    name_keep: u64,
 }
 
 struct Pending {
@@ -541,24 +542,39 @@ impl World {
     }
 
     /// Checks the proof rule after a credential change with `held`: a closed window
-    /// is `reauthentication_required` (the change did nothing; the proof is dropped,
-    /// as a client would), an open one never is (the proof is kept). Returns whether
-    /// the window was closed.
+    /// is `reauthentication_required`, a proof whose session has ended (logout, ended
+    /// from elsewhere, password change) is `unauthenticated` — either way the change
+    /// did nothing and the proof is dropped, as a client would; a live proof is never
+    /// refused for either reason (and is kept). Returns whether it was refused.
     fn settle<T>(&mut self, u: usize, held: Held, r: &Result<T, Error>, what: &str) -> bool {
         let stale = held.until <= self.now();
-        let refused = matches!(r, Err(Error::ReauthenticationRequired));
+        let refused_stale = matches!(r, Err(Error::ReauthenticationRequired));
+        let refused_dead = matches!(r, Err(Error::Unauthenticated));
+        // The model tracks a few sessions per user; for one it no longer tracks it
+        // cannot tell, and takes the service's word.
+        let dead = match self.sessions.iter().find(|s| s.token == held.session) {
+            Some(s) => !self.session_alive(s),
+            None => refused_dead,
+        };
         assert_eq!(
-            refused,
+            refused_stale,
             stale,
             "{what} with a proof until {} at {}: {:?}",
             held.until,
             self.now(),
             r.as_ref().err()
         );
-        if !stale {
+        assert_eq!(
+            refused_dead,
+            !stale && dead,
+            "{what} with a proof of a session that is {}: {:?}",
+            if dead { "gone" } else { "live" },
+            r.as_ref().err()
+        );
+        if !stale && !dead {
             self.held[u] = Some(held);
         }
-        stale
+        stale || dead
     }
 
     /// After a factor change made with the proof of session `current`: the account's
@@ -747,13 +763,18 @@ impl World {
         let trusted = device.is_some_and(|d| self.device_trusted(&self.devices[d], u));
         let known_ok = known.is_some_and(|k| self.known_valid(&self.known[k], u));
         if !known_ok {
-            // The login name's throttle, as `reserve_password` and `refund` keep it.
-            // Note: the right password's own reservation can start a lockout (at the
-            // 10th counted attempt) that its refund leaves running, so 9 wrong
-            // passwords and the right one lock the name for unknown browsers, one
-            // failure earlier than the documented "10 wrong passwords".
+            // The login name's throttle, as `reserve_password` and `undo` keep it: a
+            // right password's own reservation is undone (count and lockout), so it
+            // never starts a lockout.
+            // The password window (default policy): the count is forgotten one window
+            // after its lockout ends.
+            const WINDOW: u64 = 15 * 60;
             let limits = self.service.throttle_policy();
             let user = &mut self.users[u];
+            if now >= user.name_keep {
+                user.name_count = 0;
+                user.name_until = 0;
+            }
             if now < user.name_until {
                 assert!(
                     matches!(r, Err(Error::TooManyAttempts { .. })),
@@ -761,10 +782,13 @@ impl World {
                 );
                 return;
             }
-            user.name_count += 1;
-            user.name_until = now + limits.password_lockout_after(user.name_count).as_secs();
             if registered && right {
-                user.name_count -= 1;
+                // `undo` puts the state back and keeps it at least one window.
+                user.name_keep = (now + WINDOW).max(user.name_until);
+            } else {
+                user.name_count += 1;
+                user.name_until = now + limits.password_lockout_after(user.name_count).as_secs();
+                user.name_keep = user.name_until + WINDOW;
             }
         }
         let user = &self.users[u];
