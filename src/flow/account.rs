@@ -124,18 +124,10 @@ impl<S: Store> Service<S> {
         if proof.until <= now {
             return Err(Error::ReauthenticationRequired);
         }
-        let store = &self.inner.store;
-        let live = match store.session(&proof.session_hash, now).await? {
-            Some(s) if s.id == proof.session_id => store
-                .account(&s.user_id)
-                .await?
-                .is_some_and(|a| a.password_epoch == s.password_epoch),
-            _ => false,
-        };
-        if !live {
-            return Err(Error::Unauthenticated);
+        match self.live_session(&proof.session_hash).await? {
+            Some((s, _)) if s.id == proof.session_id => Ok(()),
+            _ => Err(Error::Unauthenticated),
         }
-        Ok(())
     }
 
     /// Re-authenticates a session (step-up): checks the password and, when 2FA is on,

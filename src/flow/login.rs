@@ -991,27 +991,38 @@ impl<S: Store> Service<S> {
     }
 
     /// The live session named by `session_token`, with the keyed hash it is stored
-    /// under and its account. A session of an older password epoch is deleted.
+    /// under and its account.
     pub(crate) async fn find_session(
         &self,
         session_token: &str,
     ) -> Result<(KeyedHash, SessionRecord, AccountRecord)> {
-        let now = self.now();
-        let store = &self.inner.store;
         let hashes = token::lookup_hashes(&self.inner.keys, SessionToken::purpose(), session_token)
             .ok_or(Error::Unauthenticated)?;
         for h in hashes {
-            if let Some(s) = store.session(&h, now).await? {
-                return match store.account(&s.user_id).await? {
-                    Some(a) if a.password_epoch == s.password_epoch => Ok((h, s, a)),
-                    _ => {
-                        store.delete_session(&h).await?;
-                        Err(Error::Unauthenticated)
-                    }
-                };
+            if let Some((s, a)) = self.live_session(&h).await? {
+                return Ok((h, s, a));
             }
         }
         Err(Error::Unauthenticated)
+    }
+
+    /// The session stored under `hash` with its account, if it is live: unexpired and
+    /// of the account's current password epoch (one of an older epoch is deleted).
+    pub(crate) async fn live_session(
+        &self,
+        hash: &KeyedHash,
+    ) -> Result<Option<(SessionRecord, AccountRecord)>> {
+        let store = &self.inner.store;
+        let Some(s) = store.session(hash, self.now()).await? else {
+            return Ok(None);
+        };
+        match store.account(&s.user_id).await? {
+            Some(a) if a.password_epoch == s.password_epoch => Ok(Some((s, a))),
+            _ => {
+                store.delete_session(hash).await?;
+                Ok(None)
+            }
+        }
     }
 
     /// Ends a session (logout). Ending an unknown session is not an error.
