@@ -59,12 +59,12 @@
 //! with that account's first successful login.
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::phc;
-use argon2::{
-    ARGON2ID_IDENT, Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version,
-};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
+use subtle::ConstantTimeEq as _;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::{Error, Result};
 
@@ -208,7 +208,18 @@ pub struct PasswordHasher {
     /// A hash with this hasher's settings that no password matches, for
     /// [`PasswordHasher::dummy_verify`].
     dummy: PasswordHash,
+    /// Argon2 working memory for this hasher's settings, reused from job to job
+    /// (shared by clones): a burst of hashes takes memory once per job running at
+    /// once, not once per thread that ever ran one, whatever the allocator keeps.
+    buffers: Arc<Mutex<Vec<Vec<Block>>>>,
 }
+
+/// Most working buffers a hasher keeps for reuse (each is its memory cost, 19 MiB
+/// by default); the [`Service`](crate::Service) bounds how many hashes run at once
+/// well below this.
+const KEPT_BUFFERS: usize = 32;
+/// Salt length for new hashes (the argon2 crate's recommendation).
+const SALT_BYTES: usize = 16;
 
 impl Default for PasswordHasher {
     fn default() -> Self {
@@ -258,7 +269,11 @@ impl PasswordHasher {
             DUMMY_SALT_B64,
             DUMMY_OUTPUT_B64,
         ));
-        PasswordHasher { params, dummy }
+        PasswordHasher {
+            params,
+            dummy,
+            buffers: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     /// Memory cost in KiB.
@@ -276,8 +291,43 @@ impl PasswordHasher {
         self.params.p_cost()
     }
 
-    fn argon2(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    /// Runs Argon2 with `params` into `out`, in a working buffer from the pool when
+    /// `params` take this hasher's memory (else in a fresh one). The buffer is wiped
+    /// before it goes back.
+    fn argon2_into(
+        &self,
+        algorithm: Algorithm,
+        version: Version,
+        params: Params,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
+        let blocks = params.block_count();
+        let pooled = blocks == self.params.block_count();
+        let mut buffer = if pooled {
+            self.buffers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        buffer.resize(blocks, Block::default());
+        let result = Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password, salt, out, &mut buffer[..])
+            .map_err(|_| Error::Internal("password hashing failed"));
+        for block in buffer.iter_mut() {
+            *block = Block::default();
+        }
+        if pooled {
+            let mut kept = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
+            if kept.len() < KEPT_BUFFERS {
+                kept.push(buffer);
+            }
+        }
+        result
     }
 
     /// Hashes `password` with a fresh random salt.
@@ -289,11 +339,28 @@ impl PasswordHasher {
     /// the OS random generator or the hash function fails.
     pub fn hash(&self, password: &str) -> Result<PasswordHash> {
         check_password_len(password)?;
-        let hash = self
-            .argon2()
-            .hash_password(password.as_bytes())
-            .map_err(|_| Error::Internal("password hashing failed"))?;
-        Ok(PasswordHash(hash.to_string()))
+        let mut salt = [0u8; SALT_BYTES];
+        rand::fill(&mut salt);
+        let mut out = Zeroizing::new([0u8; Params::DEFAULT_OUTPUT_LEN]);
+        self.argon2_into(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            self.params.clone(),
+            password.as_bytes(),
+            &salt,
+            &mut out[..],
+        )?;
+        fn internal<E>(_: E) -> Error {
+            Error::Internal("password hash could not be encoded")
+        }
+        let phc = phc::PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: phc::ParamsString::try_from(&self.params).map_err(internal)?,
+            salt: Some(phc::Salt::new(&salt).map_err(internal)?),
+            hash: Some(phc::Output::new(&out[..]).map_err(internal)?),
+        };
+        Ok(PasswordHash(phc.to_string()))
     }
 
     /// Whether `password` matches `hash`, using the settings recorded in `hash`.
@@ -318,15 +385,30 @@ impl PasswordHasher {
             return bcrypt::verify(password.as_bytes(), hash.as_str())
                 .map_err(|_| Error::Internal("stored bcrypt hash could not be verified"));
         }
+        fn unusable<E>(_: E) -> Error {
+            Error::Internal("stored password hash could not be verified")
+        }
         let parsed = phc::PasswordHash::new(hash.as_str())
             .map_err(|_| Error::Internal("stored password hash is malformed"))?;
-        match self.argon2().verify_password(password.as_bytes(), &parsed) {
-            Ok(()) => Ok(true),
-            Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-            Err(_) => Err(Error::Internal(
-                "stored password hash could not be verified",
-            )),
-        }
+        let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).map_err(unusable)?;
+        let version =
+            Version::try_from(parsed.version.unwrap_or(Version::V0x13.into())).map_err(unusable)?;
+        let params = Params::try_from(&parsed).map_err(unusable)?;
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return Err(Error::Internal(
+                "stored password hash has no salt or output",
+            ));
+        };
+        let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+        self.argon2_into(
+            algorithm,
+            version,
+            params,
+            password.as_bytes(),
+            salt,
+            &mut out[..],
+        )?;
+        Ok(out[..].ct_eq(expected.as_bytes()).into())
     }
 
     /// Whether `hash` was made with another algorithm, version or settings than
@@ -381,7 +463,44 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::PasswordHasher as _;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn hashes_interoperate_with_the_argon2_crate_both_ways() {
+        use argon2::PasswordVerifier as _;
+        let h = cheap();
+        let ours = h.hash("correct horse").unwrap();
+        let parsed = phc::PasswordHash::new(ours.as_str()).unwrap();
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, h.params.clone());
+        assert!(theirs.verify_password(b"correct horse", &parsed).is_ok());
+        assert!(theirs.verify_password(b"wrong horse", &parsed).is_err());
+        let made_by_them = theirs.hash_password(b"battery staple").unwrap().to_string();
+        let made_by_them = PasswordHash::from_phc(&made_by_them).unwrap();
+        assert!(h.verify("battery staple", &made_by_them).unwrap());
+        assert!(!h.verify("battery stapler", &made_by_them).unwrap());
+        assert!(!h.needs_rehash(&ours));
+    }
+
+    #[test]
+    fn working_memory_is_reused_and_wiped() {
+        let h = cheap();
+        for i in 0..5 {
+            let hash = h.hash(&format!("password {i}")).unwrap();
+            assert!(h.verify(&format!("password {i}"), &hash).unwrap());
+        }
+        let kept = h.buffers.lock().unwrap();
+        assert_eq!(kept.len(), 1, "one job at a time needs one buffer");
+        assert!(
+            kept[0].iter().all(|b| b.as_ref().iter().all(|w| *w == 0)),
+            "a kept buffer holds nothing of the last password"
+        );
+        // Clones share the pool.
+        drop(kept);
+        let c = h.clone();
+        c.hash("another one").unwrap();
+        assert_eq!(h.buffers.lock().unwrap().len(), 1);
+    }
 
     fn cheap() -> PasswordHasher {
         PasswordHasher::new(256, 1, 1).unwrap()

@@ -83,7 +83,6 @@ pub async fn shutdown_signal() {
 /// Reads the configuration, opens the store, builds the service with `blocking`
 /// running argon2, and hands it to `server`. Start-up errors are printed to stderr.
 pub async fn run(blocking: impl Blocking + Clone, server: impl Server) -> ExitCode {
-    super::memory::return_large_buffers();
     match try_run(blocking, server).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
