@@ -314,6 +314,10 @@ impl PasswordHasher {
         } else {
             Vec::new()
         };
+        // A stored hash names its own memory cost: allocate fallibly, as argon2 does.
+        buffer
+            .try_reserve_exact(blocks.saturating_sub(buffer.len()))
+            .map_err(|_| Error::Internal("not enough memory for this password hash"))?;
         buffer.resize(blocks, Block::default());
         let result = Argon2::new(algorithm, version, params)
             .hash_password_into_with_memory(password, salt, out, &mut buffer[..])
