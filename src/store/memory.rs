@@ -146,23 +146,133 @@ impl MemoryStore {
             true
         });
         // Index entries whose device or session is gone point nowhere; drop them.
-        let live = |index: &Sharded<[u8; 32], UserId>, devices: bool| {
-            index.retain_all_keyed(|hash, user_id| {
-                let users = i.users.lock(user_id);
-                users.get(user_id).is_some_and(|u| {
-                    if devices {
-                        u.devices.iter().any(|(h, _)| h == hash)
-                    } else {
-                        u.sessions.iter().any(|(h, _)| h == hash)
-                    }
-                })
-            });
-        };
-        live(&i.device_index, true);
-        live(&i.session_index, false);
+        self.prune_index::<DeviceRecord>();
+        self.prune_index::<SessionRecord>();
         n
     }
+
+    fn prune_index<R: TokenRecord>(&self) {
+        let i = &self.inner;
+        R::index(i).retain_all_keyed(|hash, user_id| {
+            let mut users = i.users.lock(user_id);
+            users
+                .get_mut(user_id)
+                .is_some_and(|u| R::list(u).iter().any(|(h, _)| h == hash))
+        });
+    }
+
+    /// Stores `record` under `token` in its account's list (oldest first by
+    /// `created_at`; equal times keep insertion order) and in the token index.
+    fn add_token<R: TokenRecord>(&self, token: &KeyedHash, record: &R) {
+        let user_id = record.user_id();
+        {
+            let mut users = self.inner.users.lock(user_id);
+            let list = R::list(users.entry(user_id.clone()).or_default());
+            let pos = list.partition_point(|(_, r)| r.created_at() <= record.created_at());
+            list.insert(pos, (token.0, record.clone()));
+        }
+        R::index(&self.inner)
+            .lock(&token.0)
+            .insert(token.0, user_id.clone());
+    }
+
+    /// Runs `f` on the unexpired record stored under `token`, if any.
+    fn with_token<R: TokenRecord, T>(
+        &self,
+        token: &KeyedHash,
+        now: u64,
+        f: impl FnOnce(&mut R) -> T,
+    ) -> Option<T> {
+        let user_id = R::index(&self.inner)
+            .lock(&token.0)
+            .get(&token.0)
+            .cloned()?;
+        let mut users = self.inner.users.lock(&user_id);
+        let user = users.get_mut(&user_id)?;
+        R::list(user)
+            .iter_mut()
+            .find(|(h, r)| KeyedHash(*h) == *token && r.expires_at() > now)
+            .map(|(_, r)| f(r))
+    }
+
+    /// The account's unexpired records of one kind, oldest first.
+    fn live_tokens<R: TokenRecord>(&self, user_id: &UserId, now: u64) -> Vec<R> {
+        let mut users = self.inner.users.lock(user_id);
+        users
+            .get_mut(user_id)
+            .map(|u| {
+                R::list(u)
+                    .iter()
+                    .filter(|(_, r)| r.expires_at() > now)
+                    .map(|(_, r)| r.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Removes the account's records for which `gone` holds (list and index);
+    /// returns how many.
+    fn remove_tokens<R: TokenRecord>(&self, user_id: &UserId, gone: impl Fn(&R) -> bool) -> u32 {
+        let removed: Vec<[u8; 32]> = {
+            let mut users = self.inner.users.lock(user_id);
+            match users.get_mut(user_id) {
+                Some(u) => {
+                    let (out, kept) = std::mem::take(R::list(u))
+                        .into_iter()
+                        .partition(|(_, r)| gone(r));
+                    *R::list(u) = kept;
+                    out.into_iter().map(|(h, _)| h).collect()
+                }
+                None => Vec::new(),
+            }
+        };
+        for hash in &removed {
+            R::index(&self.inner).lock(hash).remove(hash);
+        }
+        u32::try_from(removed.len()).unwrap_or(u32::MAX)
+    }
 }
+
+/// A record stored under a token's keyed hash in its account's list, with an index
+/// from the hash to the account: trusted devices and sessions.
+trait TokenRecord: Clone {
+    type Id: PartialEq;
+    fn id(&self) -> &Self::Id;
+    fn user_id(&self) -> &UserId;
+    fn created_at(&self) -> u64;
+    fn expires_at(&self) -> u64;
+    fn list(user: &mut UserData) -> &mut Vec<([u8; 32], Self)>;
+    fn index(inner: &Inner) -> &Sharded<[u8; 32], UserId>;
+}
+
+macro_rules! token_record {
+    ($record:ty, $id:ty, $list:ident, $index:ident) => {
+        impl TokenRecord for $record {
+            type Id = $id;
+            fn id(&self) -> &$id {
+                &self.id
+            }
+            fn user_id(&self) -> &UserId {
+                &self.user_id
+            }
+            fn created_at(&self) -> u64 {
+                self.created_at
+            }
+            fn expires_at(&self) -> u64 {
+                self.expires_at
+            }
+            fn list(user: &mut UserData) -> &mut Vec<([u8; 32], Self)> {
+                &mut user.$list
+            }
+            fn index(inner: &Inner) -> &Sharded<[u8; 32], UserId> {
+                &inner.$index
+            }
+        }
+    };
+}
+
+token_record!(DeviceRecord, DeviceId, devices, device_index);
+token_record!(SessionRecord, SessionId, sessions, session_index);
 
 impl AccountStore for MemoryStore {
     async fn create_account(&self, account: &AccountRecord) -> Result<()> {
@@ -543,108 +653,33 @@ impl EphemeralStore for MemoryStore {
     }
 
     async fn create_device(&self, token: &KeyedHash, device: &DeviceRecord) -> Result<()> {
-        {
-            let mut users = self.inner.users.lock(&device.user_id);
-            let devices = &mut users.entry(device.user_id.clone()).or_default().devices;
-            // Oldest first by `created_at`; equal times keep insertion order.
-            let pos = devices.partition_point(|(_, d)| d.created_at <= device.created_at);
-            devices.insert(pos, (token.0, device.clone()));
-        }
-        self.inner
-            .device_index
-            .lock(&token.0)
-            .insert(token.0, device.user_id.clone());
+        self.add_token(token, device);
         Ok(())
     }
 
     async fn device(&self, token: &KeyedHash, now: u64) -> Result<Option<DeviceRecord>> {
-        let user_id = self
-            .inner
-            .device_index
-            .lock(&token.0)
-            .get(&token.0)
-            .cloned();
-        let Some(user_id) = user_id else {
-            return Ok(None);
-        };
-        let users = self.inner.users.lock(&user_id);
-        Ok(users.get(&user_id).and_then(|u| {
-            u.devices
-                .iter()
-                .find(|(h, d)| KeyedHash(*h) == *token && d.expires_at > now)
-                .map(|(_, d)| d.clone())
-        }))
+        Ok(self.with_token(token, now, |d: &mut DeviceRecord| d.clone()))
     }
 
     async fn devices(&self, user_id: &UserId, now: u64) -> Result<Vec<DeviceRecord>> {
-        Ok(self
-            .inner
-            .users
-            .lock(user_id)
-            .get(user_id)
-            .map(|u| {
-                u.devices
-                    .iter()
-                    .filter(|(_, d)| d.expires_at > now)
-                    .map(|(_, d)| d.clone())
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(self.live_tokens(user_id, now))
     }
 
     async fn revoke_device(&self, user_id: &UserId, id: &DeviceId) -> Result<bool> {
-        let removed = {
-            let mut users = self.inner.users.lock(user_id);
-            users.get_mut(user_id).and_then(|u| {
-                let pos = u.devices.iter().position(|(_, d)| &d.id == id)?;
-                Some(u.devices.remove(pos).0)
-            })
-        };
-        if let Some(hash) = removed {
-            self.inner.device_index.lock(&hash).remove(&hash);
-        }
-        Ok(removed.is_some())
+        Ok(self.remove_tokens(user_id, |d: &DeviceRecord| d.id() == id) > 0)
     }
 
     async fn revoke_all_devices(&self, user_id: &UserId) -> Result<u32> {
-        let removed: Vec<[u8; 32]> = {
-            let mut users = self.inner.users.lock(user_id);
-            users
-                .get_mut(user_id)
-                .map(|u| u.devices.drain(..).map(|(h, _)| h).collect())
-                .unwrap_or_default()
-        };
-        for hash in &removed {
-            self.inner.device_index.lock(hash).remove(hash);
-        }
-        Ok(u32::try_from(removed.len()).unwrap_or(u32::MAX))
+        Ok(self.remove_tokens(user_id, |_: &DeviceRecord| true))
     }
 
     async fn create_session(&self, token: &KeyedHash, session: &SessionRecord) -> Result<()> {
-        {
-            let mut users = self.inner.users.lock(&session.user_id);
-            let sessions = &mut users.entry(session.user_id.clone()).or_default().sessions;
-            let pos = sessions.partition_point(|(_, s)| s.created_at <= session.created_at);
-            sessions.insert(pos, (token.0, session.clone()));
-        }
-        self.inner
-            .session_index
-            .lock(&token.0)
-            .insert(token.0, session.user_id.clone());
+        self.add_token(token, session);
         Ok(())
     }
 
     async fn session(&self, token: &KeyedHash, now: u64) -> Result<Option<SessionRecord>> {
-        let Some(user_id) = self.session_owner(token) else {
-            return Ok(None);
-        };
-        let users = self.inner.users.lock(&user_id);
-        Ok(users.get(&user_id).and_then(|u| {
-            u.sessions
-                .iter()
-                .find(|(h, s)| KeyedHash(*h) == *token && s.expires_at > now)
-                .map(|(_, s)| s.clone())
-        }))
+        Ok(self.with_token(token, now, |s: &mut SessionRecord| s.clone()))
     }
 
     async fn delete_session(&self, token: &KeyedHash) -> Result<()> {
@@ -659,85 +694,24 @@ impl EphemeralStore for MemoryStore {
     }
 
     async fn sessions(&self, user_id: &UserId, now: u64) -> Result<Vec<SessionRecord>> {
-        Ok(self
-            .inner
-            .users
-            .lock(user_id)
-            .get(user_id)
-            .map(|u| {
-                u.sessions
-                    .iter()
-                    .filter(|(_, s)| s.expires_at > now)
-                    .map(|(_, s)| s.clone())
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(self.live_tokens(user_id, now))
     }
 
     async fn reauthenticate_session(&self, token: &KeyedHash, at: u64) -> Result<bool> {
-        let Some(user_id) = self.session_owner(token) else {
-            return Ok(false);
-        };
-        let mut users = self.inner.users.lock(&user_id);
-        let found = users.get_mut(&user_id).and_then(|u| {
-            u.sessions
-                .iter_mut()
-                .find(|(h, s)| KeyedHash(*h) == *token && s.expires_at > at)
-        });
-        match found {
-            Some((_, s)) => {
-                s.authenticated_at = at;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        Ok(self
+            .with_token(token, at, |s: &mut SessionRecord| s.authenticated_at = at)
+            .is_some())
     }
 
     async fn delete_session_by_id(&self, user_id: &UserId, id: &SessionId) -> Result<bool> {
-        let removed = {
-            let mut users = self.inner.users.lock(user_id);
-            users.get_mut(user_id).and_then(|u| {
-                let pos = u.sessions.iter().position(|(_, s)| &s.id == id)?;
-                Some(u.sessions.remove(pos).0)
-            })
-        };
-        if let Some(hash) = removed {
-            self.inner.session_index.lock(&hash).remove(&hash);
-        }
-        Ok(removed.is_some())
+        Ok(self.remove_tokens(user_id, |s: &SessionRecord| s.id() == id) > 0)
     }
 
     async fn delete_sessions(&self, user_id: &UserId, keep: Option<&SessionId>) -> Result<u32> {
-        let removed: Vec<[u8; 32]> = {
-            let mut users = self.inner.users.lock(user_id);
-            match users.get_mut(user_id) {
-                Some(u) => {
-                    let (kept, gone) = std::mem::take(&mut u.sessions)
-                        .into_iter()
-                        .partition(|(_, s)| Some(&s.id) == keep);
-                    u.sessions = kept;
-                    gone.into_iter().map(|(h, _)| h).collect()
-                }
-                None => Vec::new(),
-            }
-        };
-        for hash in &removed {
-            self.inner.session_index.lock(hash).remove(hash);
-        }
-        Ok(u32::try_from(removed.len()).unwrap_or(u32::MAX))
+        Ok(self.remove_tokens(user_id, |s: &SessionRecord| Some(s.id()) != keep))
     }
 
     async fn purge_expired(&self, now: u64) -> Result<u64> {
         Ok(self.purge(now))
-    }
-}
-
-impl MemoryStore {
-    fn session_owner(&self, token: &KeyedHash) -> Option<UserId> {
-        self.inner
-            .session_index
-            .lock(&token.0)
-            .get(&token.0)
-            .cloned()
     }
 }
