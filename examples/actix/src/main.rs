@@ -3,7 +3,7 @@
 //! [`secondfactor::Service`]. It serves exactly what the axum example serves.
 //!
 //! ```text
-//! cargo run --release --example actix --features demo
+//! cargo run --release -p secondfactor-example-actix
 //! ```
 //!
 //! then open the URL it prints (`listening on http://127.0.0.1:3000`).
@@ -29,8 +29,6 @@
 //! actix's blocking pool ([`web::block`]), never on an actix worker, and waits at most
 //! `hash_wait` (5 s) for a hashing slot before answering `503 busy`.
 
-mod common;
-
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
@@ -48,11 +46,11 @@ use secondfactor::Service;
 use secondfactor::flow::Blocking;
 use secondfactor::store::Store;
 
-use common::api::{self, MAX_BODY_BYTES};
-use common::app::{self, Headers, Out, Route};
-use common::config::{Config, Site};
-use common::memory;
-use common::setup::{BoxError, Server, announce, shutdown_signal};
+use secondfactor_example_web::api::{self, MAX_BODY_BYTES};
+use secondfactor_example_web::app::{self, Headers, Out, Route};
+use secondfactor_example_web::config::{Config, Site};
+use secondfactor_example_web::memory;
+use secondfactor_example_web::setup::{BoxError, Server, announce, shutdown_signal};
 
 /// The actix system on a tokio runtime whose blocking pool is capped; the workers'
 /// runtimes are capped in [`Actix::serve`]. Each thread that hashed keeps its
@@ -65,7 +63,7 @@ fn main() -> ExitCode {
             .build()
             .expect("the actix system's tokio runtime starts")
     })
-    .block_on(common::setup::run(ActixBlocking, Actix))
+    .block_on(secondfactor_example_web::setup::run(ActixBlocking, Actix))
 }
 
 /// Runs argon2 on actix's blocking thread pool (`web::block`, which is tokio's
@@ -176,7 +174,7 @@ async fn dispatch<S: Store>(
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
     let request = app::Request::new(
         &state.site,
-        req.headers(),
+        &Hs(req.headers()),
         peer,
         req.path(),
         req.query_string(),
@@ -296,9 +294,12 @@ fn app<S: Store>(
 
 // --- responses ---------------------------------------------------------------------
 
-impl Headers for HeaderMap {
+/// A request's headers, as the shared handlers read them.
+struct Hs<'a>(&'a HeaderMap);
+
+impl Headers for Hs<'_> {
     fn all(&self, name: &str) -> Vec<&[u8]> {
-        self.get_all(name).map(HeaderValue::as_bytes).collect()
+        self.0.get_all(name).map(HeaderValue::as_bytes).collect()
     }
 }
 
@@ -328,7 +329,7 @@ async fn guard<S: Store>(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let is_api = req.path().starts_with("/api/");
-    let headers = req.headers();
+    let headers = Hs(req.headers());
     let origin = req
         .app_data::<State<S>>()
         .and_then(|state| app::refuse_origin(&state.site, headers.first("origin"), is_api));

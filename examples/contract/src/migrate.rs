@@ -1,22 +1,18 @@
 //! Migrated users log in over HTTP: the `migrate_pyotp` example moves the pyotp
-//! fixture databases (`tests/fixtures/pyotp`) into a fresh SQLite `DATABASE_URL`
+//! fixture databases (`tests/fixtures/pyotp` of the library) into a fresh SQLite `DATABASE_URL`
 //! sealed with a fresh `SF_MASTER_KEY`; then each example server (axum, actix) runs
 //! on that database and key, and migrated users log in with their old password and a
 //! code computed now from their fixture secret. The user with a 16-character
 //! (80-bit) secret sees the invitation to set up their phone again.
-#![cfg(all(feature = "tokio", feature = "sqlite"))]
-
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{Client, Server, example_binary};
+use crate::client::{Client, Server, example_binary};
 use secondfactor::secret::{SealingKey, Secret};
 use secondfactor::totp::{TotpKey, TotpPolicy};
 use serde_json::{Value, json};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pyotp");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyotp");
 
 fn fixture_users() -> Value {
     serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/users.json")).unwrap())
@@ -86,7 +82,8 @@ async fn log_in(c: &Client, username: &str, password: &str, secret: &str) {
     assert_eq!(r.json["status"], "authenticated");
 }
 
-async fn migrated_users_log_in(example: &str) {
+/// Migrates both fixtures, then logs their users in on `example`.
+pub async fn migrated_users_log_in(example: &str) {
     let fx = fixture_users();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("target.db").display());
@@ -161,53 +158,3 @@ async fn migrated_users_log_in(example: &str) {
     );
 }
 
-#[tokio::test]
-async fn axum_migrated_users_log_in() {
-    migrated_users_log_in("axum").await;
-}
-
-#[tokio::test]
-async fn actix_migrated_users_log_in() {
-    migrated_users_log_in("actix").await;
-}
-
-/// Like the servers, `migrate_pyotp` refuses a development key file that its group
-/// or others may read, in one line, and writes nothing.
-#[cfg(unix)]
-#[test]
-fn a_key_file_open_to_others_is_refused() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("secondfactor-dev.key");
-    std::fs::write(
-        &key_file,
-        format!("{}\n", &*SealingKey::generate().to_base64()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let db = dir.path().join("target.db");
-    let url = format!("sqlite://{}", db.display());
-    let out = migrate(
-        dir.path(),
-        &[("DATABASE_URL", &url)],
-        "tutorial.sqlite",
-        &[],
-    );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("open to group or others"), "{err}");
-    assert!(!db.exists(), "nothing written");
-    // Owner-only: accepted.
-    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = stdout_ok(&migrate(
-        dir.path(),
-        &[("DATABASE_URL", &url)],
-        "tutorial.sqlite",
-        &[],
-    ));
-    assert!(
-        out.contains("total: 6 users, 5 imported, 1 skipped"),
-        "{out}"
-    );
-}

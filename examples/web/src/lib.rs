@@ -3,11 +3,10 @@
 //! cookies of the HTTP contract, and the HTML pages.
 //!
 //! Nothing here decides about codes, attempts, expiry or replay: that is the
-//! library's job. This module only turns configuration into a `Service` and the
-//! service's answers into bytes.
-
-// Each example compiles its own copy of this module and uses a different part of it.
-#![allow(dead_code)]
+//! library's job. This crate only turns configuration into a `Service` and the
+//! service's answers into bytes. An adapter (`examples/axum`, `examples/actix`) is
+//! routing, extraction and conversion around [`app::handle`].
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;

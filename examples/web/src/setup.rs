@@ -105,7 +105,6 @@ async fn try_run(blocking: impl Blocking + Clone, server: impl Server) -> Result
             eprintln!("note: DATABASE_URL=memory: keeps no account across restarts");
             with_ephemeral(MemoryStore::new(), keys, config, blocking, server).await
         }
-        #[cfg(feature = "sqlite")]
         Database::Sqlite { url, path } => {
             let store = secondfactor::store::SqliteStore::connect(&url)
                 .await
@@ -113,12 +112,6 @@ async fn try_run(blocking: impl Blocking + Clone, server: impl Server) -> Result
             eprintln!("note: accounts are in SQLite at {}", path.display());
             with_ephemeral(store, keys, config, blocking, server).await
         }
-        #[cfg(not(feature = "sqlite"))]
-        Database::Sqlite { .. } => Err(
-            "DATABASE_URL is sqlite:// (the default), but this build has no SQLite store \
-             (--features sqlite, or DATABASE_URL=memory:)"
-                .into(),
-        ),
         #[cfg(feature = "postgres")]
         Database::Postgres(url) => {
             let store = secondfactor::store::PgStore::connect(&url)
@@ -129,7 +122,7 @@ async fn try_run(blocking: impl Blocking + Clone, server: impl Server) -> Result
         }
         #[cfg(not(feature = "postgres"))]
         Database::Postgres(_) => {
-            Err("DATABASE_URL is postgres://, but this build has no PostgreSQL store (--features postgres)".into())
+            Err("DATABASE_URL is postgres://, but this build has no PostgreSQL store (feature `postgres` of secondfactor-example-web)".into())
         }
     }
 }
@@ -160,7 +153,7 @@ async fn with_ephemeral<A: Store>(
         }
         #[cfg(not(feature = "redis"))]
         Some(_) => {
-            Err("REDIS_URL is set, but this build has no Redis store (--features redis)".into())
+            Err("REDIS_URL is set, but this build has no Redis store (feature `redis` of secondfactor-example-web)".into())
         }
     }
 }

@@ -5,13 +5,9 @@
 //! without the cap on blocking threads the axum server peaked at 570–670 MiB.
 //!
 //! ```text
-//! cargo test --release --features tokio,sqlite --test burst_memory -- --nocapture
+//! cargo test --release -p secondfactor-example-axum --test contract burst -- --nocapture
 //! ```
-#![cfg(all(target_os = "linux", feature = "tokio", feature = "sqlite"))]
-
-mod common;
-
-use common::{Client, Server};
+use crate::client::{Client, Server};
 
 const BURST: usize = 120;
 const LIMIT_KIB: u64 = 400 * 1024;
@@ -27,17 +23,8 @@ fn vm_hwm_kib(pid: u32) -> u64 {
         .unwrap_or_else(|| panic!("no VmHWM in /proc/{pid}/status"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_burst_of_registrations_stays_under_400_mib_axum() {
-    burst("axum").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_burst_of_registrations_stays_under_400_mib_actix() {
-    burst("actix").await;
-}
-
-async fn burst(example: &str) {
+/// Runs the burst against `example` and checks its peak resident memory.
+pub async fn burst(example: &str) {
     let server = Server::start(example, &[]);
     let before = vm_hwm_kib(server.pid());
     // Each from its own address in 127.0.0.0/8, so the per-client registration limit

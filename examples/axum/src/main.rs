@@ -2,13 +2,12 @@
 //! the HTTP contract (`API.md`), as a thin adapter over [`secondfactor::Service`].
 //!
 //! ```text
-//! cargo run --release --example axum --features demo
+//! cargo run --release -p secondfactor-example-axum
 //! ```
 //!
 //! then open the URL it prints (`listening on http://127.0.0.1:3000`). Accounts go to
 //! `secondfactor-demo.db` in the working directory. For several instances behind a
-//! load balancer, build with `--features tokio,sqlite,postgres,redis` and give them
-//! all the same `DATABASE_URL=postgres://…` (and `REDIS_URL`, and `SF_MASTER_KEY`).
+//! load balancer, give them all the same `DATABASE_URL=postgres://…` (and `REDIS_URL`, and `SF_MASTER_KEY`).
 //!
 //! Configuration, all optional, from the environment:
 //!
@@ -30,8 +29,6 @@
 //! replay, attempts, lockouts, expiry, sealing — is in the library. Argon2 runs on
 //! tokio's blocking pool ([`TokioBlocking`]), never on the executor.
 
-mod common;
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -50,11 +47,11 @@ use secondfactor::Service;
 use secondfactor::flow::TokioBlocking;
 use secondfactor::store::Store;
 
-use common::api::{self, MAX_BODY_BYTES};
-use common::app::{self, Headers, Out, Route};
-use common::config::{Config, Site};
-use common::memory;
-use common::setup::{BoxError, Server, announce, shutdown_signal};
+use secondfactor_example_web::api::{self, MAX_BODY_BYTES};
+use secondfactor_example_web::app::{self, Headers, Out, Route};
+use secondfactor_example_web::config::{Config, Site};
+use secondfactor_example_web::memory;
+use secondfactor_example_web::setup::{BoxError, Server, announce, shutdown_signal};
 
 /// tokio's runtime with its blocking pool (where argon2 runs) capped at
 /// [`memory::max_blocking_threads`]: each thread that hashed keeps its buffer.
@@ -64,7 +61,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build();
     match runtime {
-        Ok(runtime) => runtime.block_on(common::setup::run(TokioBlocking, Axum)),
+        Ok(runtime) => runtime.block_on(secondfactor_example_web::setup::run(TokioBlocking, Axum)),
         Err(e) => {
             eprintln!("error: cannot start the tokio runtime: {e}");
             ExitCode::FAILURE
@@ -134,7 +131,7 @@ async fn dispatch<S: Store>(app: App<S>, route: Route, req: Request) -> Response
         });
     let request = app::Request::new(
         &app.site,
-        &headers,
+        &Hs(&headers),
         peer,
         uri.path(),
         uri.query().unwrap_or_default(),
@@ -227,9 +224,13 @@ fn router<S: Store>(app: App<S>) -> Router {
 
 // --- responses ---------------------------------------------------------------------
 
-impl Headers for HeaderMap {
+/// A request's headers, as the shared handlers read them.
+struct Hs<'a>(&'a HeaderMap);
+
+impl Headers for Hs<'_> {
     fn all(&self, name: &str) -> Vec<&[u8]> {
-        self.get_all(name)
+        self.0
+            .get_all(name)
             .iter()
             .map(HeaderValue::as_bytes)
             .collect()
@@ -268,7 +269,7 @@ fn is_api(req: &Request) -> bool {
 /// `DefaultBodyLimit` while they are read.
 async fn guard(State(site): State<Arc<Site>>, req: Request, next: Next) -> Response {
     let headers = req.headers();
-    if let Some(refused) = app::refuse_origin(&site, headers.first("origin"), is_api(&req)) {
+    if let Some(refused) = app::refuse_origin(&site, Hs(headers).first("origin"), is_api(&req)) {
         return respond(refused);
     }
     let declared = headers

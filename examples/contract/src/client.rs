@@ -19,75 +19,54 @@ use serde_json::{Value, json};
 
 pub const PW: &str = "correct horse battery";
 
-/// The crate features this test binary was built with, passed on to the example
-/// build so that both use the same build of the library.
-fn features() -> Vec<&'static str> {
-    let mut f = Vec::new();
-    if cfg!(feature = "qr-png") {
-        f.push("qr-png");
-    }
-    if cfg!(feature = "conformance") {
-        f.push("conformance");
-    }
-    if cfg!(feature = "tokio") {
-        f.push("tokio");
-    }
-    if cfg!(feature = "redis") {
-        f.push("redis");
-    }
-    if cfg!(feature = "sqlite") {
-        f.push("sqlite");
-    }
-    if cfg!(feature = "postgres") {
-        f.push("postgres");
-    }
-    f
+/// The server binaries the running test registered, by example name.
+static BINARIES: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+
+/// Registers `binary` as the executable of example `name` (the suite's macros do
+/// this with `env!("CARGO_BIN_EXE_…")`, so cargo has built it for this very test run).
+pub fn register(name: &str, binary: &str) {
+    BINARIES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_owned(), PathBuf::from(binary));
 }
 
-/// Builds `examples/<name>` (once per test binary) and returns the executable.
+/// The executable of example `name`: a registered server, or one of the operator
+/// tools of `secondfactor-example-web` (`reset_2fa`, `migrate_pyotp`), which cargo
+/// puts beside the servers when it builds the workspace (`cargo test --workspace`).
 pub fn example_binary(name: &str) -> PathBuf {
-    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(path) = built.get(name) {
+    let binaries = BINARIES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = binaries.get(name) {
         return path.clone();
     }
-    // This test runs from <target>/<profile>/deps/.
+    let beside = binaries
+        .values()
+        .next()
+        .and_then(|server| server.parent())
+        .map(|dir| dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
+        .unwrap_or_else(|| panic!("no server registered before asking for {name}"));
+    assert!(
+        beside.exists(),
+        "{} is missing: build the workspace (`cargo test --workspace`) or \
+         `cargo build -p secondfactor-example-web` first",
+        beside.display()
+    );
+    beside
+}
+
+/// Cargo's scratch directory for tests (`<target>/tmp`, the `CARGO_TARGET_TMPDIR` of
+/// integration tests): this suite runs from `<target>/<profile>/deps/`.
+pub fn tmp_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let target_dir = profile_dir.parent().unwrap();
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "build",
-            "--example",
-            name,
-            "--message-format=json-render-diagnostics",
-        ])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .args(["--no-default-features", "--features", &features().join(",")])
-        .stderr(Stdio::inherit());
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let out = cmd.output().expect("cargo runs");
-    assert!(out.status.success(), "cargo build --example {name} failed");
-    let path = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
-        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .next_back()
-        .unwrap_or_else(|| panic!("no executable for example {name}"));
-    built.insert(name.to_owned(), path.clone());
-    path
+    let target = exe.ancestors().nth(3).expect("<target>/<profile>/deps/<test>");
+    target.join("tmp")
 }
 
 /// A fresh, empty working directory for one server.
 pub fn work_dir(label: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::SeqCst);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+    let dir = tmp_dir()
         .join("http_contract")
         .join(format!("{label}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! DATABASE_URL=sqlite://secondfactor-demo.db \
-//!   cargo run --example migrate_pyotp --features tokio,sqlite -- old-app.sqlite [--dry-run]
+//!   cargo run -p secondfactor-example-web --bin migrate_pyotp -- old-app.sqlite [--dry-run]
 //! ```
 //!
 //! The source is an SQLite database; by default the tutorial's layout: table
@@ -25,15 +25,10 @@
 //! target SQLite file that does not exist. A fatal error prints one line and exits
 //! with status 1.
 
-#[allow(dead_code)]
-#[path = "common/config.rs"]
-mod config;
-#[path = "common/keyfile.rs"]
-mod keyfile;
-
 use std::process::ExitCode;
 
-use config::Database;
+use secondfactor_example_web::config::Database;
+use secondfactor_example_web::keyfile;
 use secondfactor::secret::{KeyRing, SealingKey};
 use secondfactor::store::{MemoryStore, Store};
 use secondfactor::{Error, ImportedAccount, ImportedTotp, LegacyPassword, Service};
@@ -301,7 +296,7 @@ async fn run() -> Result<(), String> {
         }
         #[cfg(not(feature = "postgres"))]
         Database::Postgres(_) => {
-            return Err("DATABASE_URL is postgres://, but this build has no PostgreSQL store (--features postgres)".into());
+            return Err("DATABASE_URL is postgres://, but this build has no PostgreSQL store (feature `postgres` of secondfactor-example-web)".into());
         }
     };
     let what = if o.dry_run {

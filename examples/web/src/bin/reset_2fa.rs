@@ -6,7 +6,7 @@
 //! and sets 2FA up again.
 //!
 //! ```text
-//! cargo run --example reset_2fa --features sqlite -- \
+//! cargo run -p secondfactor-example-web --bin reset_2fa -- \
 //!     --username NAME --operator WHO --reason WHY
 //! ```
 //!
@@ -22,16 +22,14 @@
 //! support ticket that anyone could write is not proof: whoever talks the operator
 //! into this owns the account. There is deliberately no HTTP endpoint for it.
 
-mod common;
-
 use std::process::ExitCode;
 
 use secondfactor::Service;
 use secondfactor::flow::Inline;
 use secondfactor::store::Store;
 
-use common::config::Config;
-use common::setup::{BoxError, Server};
+use secondfactor_example_web::config::Config;
+use secondfactor_example_web::setup::{BoxError, Server};
 
 const USAGE: &str = "usage: reset_2fa --username NAME --operator WHO --reason WHY";
 
@@ -105,7 +103,7 @@ impl Server for Reset {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     match Reset::from_args(std::env::args().skip(1)) {
-        Ok(reset) => common::setup::run(Inline, reset).await,
+        Ok(reset) => secondfactor_example_web::setup::run(Inline, reset).await,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)

@@ -1,4 +1,4 @@
-//! The `migrate_pyotp` example as an operator runs it: on the pyotp fixture
+//! The `migrate_pyotp` tool as an operator runs it: on the pyotp fixture
 //! database into a fresh SQLite `DATABASE_URL`, twice (imported, then skipped),
 //! and with `--dry-run` (nothing written); then a migrated user logs in through the
 //! library against that database, with the example servers' key file.
@@ -13,20 +13,11 @@ use secondfactor::{LoginOutcome, LoginRequest, SecondFactor, Service};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/pyotp/tutorial.sqlite"
+    "/../../tests/fixtures/pyotp/tutorial.sqlite"
 );
 
 fn migrate(database_url: &str, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "-q",
-            "--features",
-            "tokio,sqlite",
-            "--example",
-            "migrate_pyotp",
-            "--",
-        ])
+    Command::new(env!("CARGO_BIN_EXE_migrate_pyotp"))
         .arg(FIXTURE)
         .args(extra)
         .env("DATABASE_URL", database_url)
@@ -94,16 +85,7 @@ async fn migrate_twice_dry_run_then_log_in() {
     );
 
     // A fatal error: one line, non-zero status.
-    let bad = Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "-q",
-            "--features",
-            "tokio,sqlite",
-            "--example",
-            "migrate_pyotp",
-            "--",
-        ])
+    let bad = Command::new(env!("CARGO_BIN_EXE_migrate_pyotp"))
         .arg(dir.path().join("missing.sqlite"))
         .env("DATABASE_URL", &url)
         .output()
@@ -118,7 +100,7 @@ async fn migrate_twice_dry_run_then_log_in() {
     let fx: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/pyotp/users.json"
+            "/../../tests/fixtures/pyotp/users.json"
         ))
         .unwrap(),
     )
@@ -156,4 +138,44 @@ async fn migrate_twice_dry_run_then_log_in() {
 
 fn key_file(dir: &Path) -> std::path::PathBuf {
     dir.join("secondfactor-dev.key")
+}
+
+/// Like the servers, `migrate_pyotp` refuses a development key file that its group
+/// or others may read, in one line, and writes nothing.
+#[cfg(unix)]
+#[test]
+fn a_key_file_open_to_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("secondfactor-dev.key");
+    std::fs::write(
+        &key_file,
+        format!("{}\n", &*SealingKey::generate().to_base64()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let db = dir.path().join("target.db");
+    let url = format!("sqlite://{}", db.display());
+    let in_dir = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_migrate_pyotp"))
+            .current_dir(dir.path())
+            .arg(FIXTURE)
+            .env("DATABASE_URL", url)
+            .env_remove("SF_MASTER_KEY")
+            .output()
+            .unwrap()
+    };
+    let out = in_dir(&url);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("open to group or others"), "{err}");
+    assert!(!db.exists(), "nothing written");
+    // Owner-only: accepted.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = stdout(&in_dir(&url));
+    assert!(
+        out.contains("total: 6 users, 5 imported, 1 skipped"),
+        "{out}"
+    );
 }

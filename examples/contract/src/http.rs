@@ -5,20 +5,20 @@
 //! over the example's name; [`contract_suite!`] instantiates them for one example.
 //! TOTP codes are computed from the `secret` the setup returns, as a phone would.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{Client, Enrolled, PW, Phone, Resp, Server, enrolled};
+use crate::client::{Client, Enrolled, PW, Phone, Resp, Server, enrolled};
 use serde_json::json;
 
-/// Instantiates every scenario for one example server.
+/// Instantiates every scenario as a `#[tokio::test]` for one example server: its
+/// name (`"axum"`, `"actix"`) and its binary (`env!("CARGO_BIN_EXE_…")` in the
+/// server crate's own tests, so that cargo builds it with the same features).
+#[macro_export]
 macro_rules! contract_suite {
-    ($module:ident, $example:literal) => {
-        mod $module {
-            contract_suite!(@tests $example;
+    ($example:literal, $binary:expr) => {
+        $crate::contract_suite!(@tests $example, $binary;
                 register_login_me_logout,
                 enrollment_qr_and_two_phase_login,
                 a_code_is_accepted_once,
@@ -49,21 +49,18 @@ macro_rules! contract_suite {
                 registrations_are_limited_per_client,
                 successful_logins_do_not_use_up_the_client_limit,
                 start_up_refusals_are_one_line,
-            );
-        }
+                    );
     };
-    (@tests $example:literal; $($name:ident),* $(,)?) => {
+    (@tests $example:literal, $binary:expr; $($name:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
-                super::$name($example).await
+                $crate::client::register($example, $binary);
+                $crate::http::$name($example).await
             }
         )*
     };
 }
-
-contract_suite!(axum, "axum");
-contract_suite!(actix, "actix");
 
 fn cookie_flags_ok(set_cookie: &str) {
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
@@ -88,7 +85,7 @@ fn assert_error(r: &Resp, status: u16, code: &str) {
 
 // ---------------------------------------------------------------------------------
 
-async fn register_login_me_logout(example: &str) {
+pub async fn register_login_me_logout(example: &str) {
     let server = Server::start(example, &[]);
     let c = server.client();
 
@@ -170,7 +167,7 @@ async fn register_login_me_logout(example: &str) {
     assert_error(&r, 401, "unauthenticated");
 }
 
-async fn enrollment_qr_and_two_phase_login(example: &str) {
+pub async fn enrollment_qr_and_two_phase_login(example: &str) {
     let server = Server::start(example, &[]);
     let c = server.client();
     assert_eq!(c.register("carol").await.status, 201);
@@ -285,7 +282,7 @@ fn wrong_code(phone: &Phone, step: u64) -> String {
         .unwrap()
 }
 
-async fn a_code_is_accepted_once(example: &str) {
+pub async fn a_code_is_accepted_once(example: &str) {
     let server = Server::start(example, &[]);
     let user = enrolled(server.client(), "dave").await;
     let code = user.phone.code_at_step(user.confirm_step + 1);
@@ -313,7 +310,7 @@ async fn a_code_is_accepted_once(example: &str) {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
-async fn concurrent_use_of_one_code_has_one_winner(example: &str) {
+pub async fn concurrent_use_of_one_code_has_one_winner(example: &str) {
     const CLIENTS: usize = 16;
     const ROUNDS: usize = 4;
     let server = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
@@ -359,7 +356,7 @@ async fn concurrent_use_of_one_code_has_one_winner(example: &str) {
     }
 }
 
-async fn backup_codes_are_single_use_and_can_be_replaced(example: &str) {
+pub async fn backup_codes_are_single_use_and_can_be_replaced(example: &str) {
     let server = Server::start(example, &[]);
     let user = enrolled(server.client(), "erin").await;
     let code = user.backup_codes[3].clone();
@@ -413,7 +410,7 @@ async fn backup_codes_are_single_use_and_can_be_replaced(example: &str) {
     assert_error(&r, 400, "invalid_input");
 }
 
-async fn lockout_is_not_reset_by_a_new_login(example: &str) {
+pub async fn lockout_is_not_reset_by_a_new_login(example: &str) {
     let server = Server::start(example, &[]);
     let user = enrolled(server.client(), "frank").await;
     let wrong = wrong_code(&user.phone, user.confirm_step + 1);
@@ -455,7 +452,7 @@ async fn lockout_is_not_reset_by_a_new_login(example: &str) {
     assert_error(&r, 429, "too_many_attempts");
 }
 
-async fn a_pending_login_and_a_pending_setup_expire(example: &str) {
+pub async fn a_pending_login_and_a_pending_setup_expire(example: &str) {
     let server = Server::start(
         example,
         &[("SF_LOGIN_TTL_SECS", "2"), ("SF_SETUP_TTL_SECS", "2")],
@@ -494,7 +491,7 @@ async fn a_pending_login_and_a_pending_setup_expire(example: &str) {
     assert_eq!(other.me().await.json["two_factor_enabled"], false);
 }
 
-async fn disable_two_factor(example: &str) {
+pub async fn disable_two_factor(example: &str) {
     let server = Server::start(example, &[]);
     let user = enrolled(server.client(), "hank").await;
     let c = &user.client;
@@ -539,7 +536,7 @@ async fn disable_two_factor(example: &str) {
     );
 }
 
-async fn remember_this_device(example: &str) {
+pub async fn remember_this_device(example: &str) {
     let server = Server::start(example, &[]);
     let user = enrolled(server.client(), "iris").await;
     let c = server.client();
@@ -616,7 +613,7 @@ fn device_value(set_cookie: &str) -> String {
         .to_owned()
 }
 
-async fn client_mistakes_are_never_5xx(example: &str) {
+pub async fn client_mistakes_are_never_5xx(example: &str) {
     let server = Server::start(example, &[]);
     let user: Enrolled = enrolled(server.client(), "kim").await;
     let anon = server.client();
@@ -957,7 +954,7 @@ async fn client_mistakes_are_never_5xx(example: &str) {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
-async fn cross_origin_requests_are_refused(example: &str) {
+pub async fn cross_origin_requests_are_refused(example: &str) {
     let server = Server::start(example, &[]);
     let c = server.client();
     let with_origin = |origin: &str, path: &str| {
@@ -1036,7 +1033,7 @@ async fn cross_origin_requests_are_refused(example: &str) {
     assert_eq!(c.me().await.status, 200, "still logged in");
 }
 
-async fn secure_cookies_and_origin_follow_the_public_url(example: &str) {
+pub async fn secure_cookies_and_origin_follow_the_public_url(example: &str) {
     let server = Server::start(example, &[("SF_PUBLIC_URL", "https://demo.example/app")]);
     let c = server.client();
     assert_eq!(c.register("mona").await.status, 201);
@@ -1083,7 +1080,7 @@ async fn secure_cookies_and_origin_follow_the_public_url(example: &str) {
     assert_error(&r, 403, "forbidden_origin");
 }
 
-async fn password_attempts_are_limited_per_client(example: &str) {
+pub async fn password_attempts_are_limited_per_client(example: &str) {
     let server = Server::start(example, &[]);
     let c = server.client();
     let wrong = json!({ "username": "nobody", "password": "wrong password" });
@@ -1126,7 +1123,7 @@ async fn password_attempts_are_limited_per_client(example: &str) {
 
 /// Wrong passwords for one account from 10 addresses lock that account for browsers
 /// that never logged in to it; the owner's browser (with `sf_known`) still gets in.
-async fn known_browsers_pass_the_account_password_limit(example: &str) {
+pub async fn known_browsers_pass_the_account_password_limit(example: &str) {
     let server = Server::start(example, &[]);
     let owner = server.client_from("127.0.2.1");
     assert_eq!(owner.register("olga").await.status, 201);
@@ -1173,7 +1170,7 @@ async fn known_browsers_pass_the_account_password_limit(example: &str) {
 /// Behind a trusted proxy, only the right-most `X-Forwarded-For` entry (the proxy's,
 /// on the last line) names the client: entries a client writes itself, on a line of
 /// its own, change nothing.
-async fn forged_forwarded_lines_cannot_dodge_the_client_limit(example: &str) {
+pub async fn forged_forwarded_lines_cannot_dodge_the_client_limit(example: &str) {
     let server = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
     let c = server.client();
     // A wrong password for `name`, with these X-Forwarded-For lines in this order.
@@ -1208,7 +1205,7 @@ async fn forged_forwarded_lines_cannot_dodge_the_client_limit(example: &str) {
 }
 
 /// An IPv6 client is its /64: addresses of one /64 share the per-client limit.
-async fn ipv6_clients_of_one_64_share_a_limit(example: &str) {
+pub async fn ipv6_clients_of_one_64_share_a_limit(example: &str) {
     let server = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
     // A wrong password from `ip`, for a name of its own (only the client limit applies).
     let attempt = |i: usize, ip: &str| {
@@ -1224,7 +1221,7 @@ async fn ipv6_clients_of_one_64_share_a_limit(example: &str) {
     assert_eq!(attempt(21, "2001:db8:7:2::a").await, 401, "the next /64");
 }
 
-async fn registrations_are_limited_per_client(example: &str) {
+pub async fn registrations_are_limited_per_client(example: &str) {
     let server = Server::start(example, &[]);
     let c = server.client_from("127.0.4.1");
     for i in 0..20 {
@@ -1254,7 +1251,7 @@ async fn registrations_are_limited_per_client(example: &str) {
     );
 }
 
-async fn successful_logins_do_not_use_up_the_client_limit(example: &str) {
+pub async fn successful_logins_do_not_use_up_the_client_limit(example: &str) {
     let server = Server::start(example, &[]);
     let c = server.client_from("127.0.5.1");
     assert_eq!(c.register("nat.user").await.status, 201);
@@ -1267,8 +1264,8 @@ async fn successful_logins_do_not_use_up_the_client_limit(example: &str) {
 
 /// A `postgres://` database without `SF_MASTER_KEY`, or a development key file that
 /// group or others can read, stop the start with one line (the operator tool too).
-async fn start_up_refusals_are_one_line(example: &str) {
-    let dir = common::work_dir(&format!("{example}-refusals"));
+pub async fn start_up_refusals_are_one_line(example: &str) {
+    let dir = crate::client::work_dir(&format!("{example}-refusals"));
     let postgres = "postgres://postgres@127.0.0.1:1/none";
     let (status, stderr) = Server::start_failing(example, &dir, &[("DATABASE_URL", postgres)]);
     assert!(!status.success());
@@ -1316,7 +1313,7 @@ async fn median_login_time(server: &Server, username: &str, n: usize, tag: u8) -
     times[n / 2]
 }
 
-async fn an_unknown_user_costs_as_much_as_a_wrong_password(example: &str) {
+pub async fn an_unknown_user_costs_as_much_as_a_wrong_password(example: &str) {
     let server = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
     let mut known = Vec::new();
     let mut unknown = Vec::new();
@@ -1357,7 +1354,7 @@ fn assert_html(r: &Resp, status: u16) {
     assert!(r.text.starts_with("<!doctype html>"));
 }
 
-async fn html_pages_walk_through(example: &str) {
+pub async fn html_pages_walk_through(example: &str) {
     let server = Server::start(example, &[]);
     let b = server.client();
 
@@ -1654,18 +1651,18 @@ async fn login_with_backup(
     c
 }
 
-async fn step_up_is_required_once_the_window_has_passed(example: &str) {
+pub async fn step_up_is_required_once_the_window_has_passed(example: &str) {
     let server = Server::start(example, &[("SF_REAUTH_TTL_SECS", "10")]);
     let user = enrolled(server.client(), "stepper").await;
     let a = &user.client;
     let me = a.me().await;
     no_store(&me);
     let until = me.json["reauthenticated_until"].as_u64().unwrap();
-    assert!(until >= common::now(), "{}", me.text);
+    assert!(until >= crate::client::now(), "{}", me.text);
     // Wait for the window to close.
-    tokio::time::sleep(Duration::from_secs(until.saturating_sub(common::now()) + 1)).await;
+    tokio::time::sleep(Duration::from_secs(until.saturating_sub(crate::client::now()) + 1)).await;
     let me = a.me().await;
-    assert!(me.json["reauthenticated_until"].as_u64().unwrap() <= common::now());
+    assert!(me.json["reauthenticated_until"].as_u64().unwrap() <= crate::client::now());
 
     // Every † endpoint answers 403 before it looks at its body or its id.
     let json_ct = Some("application/json");
@@ -1733,7 +1730,7 @@ async fn step_up_is_required_once_the_window_has_passed(example: &str) {
     assert_eq!(r.status, 200, "{}", r.text);
     no_store(&r);
     let until = r.json["reauthenticated_until"].as_u64().unwrap();
-    assert!(until > common::now());
+    assert!(until > crate::client::now());
     assert_eq!(a.me().await.json["reauthenticated_until"], until);
     // Now the same requests reach their body checks.
     let r = a
@@ -1753,7 +1750,7 @@ async fn step_up_is_required_once_the_window_has_passed(example: &str) {
         ("/\\evil.example", "/account"),
         ("\"><script>", "/account"),
     ] {
-        let r = a.get(&format!("/reauth?next={}", common::enc(next))).await;
+        let r = a.get(&format!("/reauth?next={}", crate::client::enc(next))).await;
         assert_html(&r, 200);
         assert!(
             r.text.contains(&format!("name=\"next\" value=\"{kept}\"")),
@@ -1763,7 +1760,7 @@ async fn step_up_is_required_once_the_window_has_passed(example: &str) {
     }
 }
 
-async fn authenticators_sessions_and_devices(example: &str) {
+pub async fn authenticators_sessions_and_devices(example: &str) {
     let server = Server::start(example, &[]);
     let user = enrolled(server.client(), "multi").await;
     let a = &user.client;
@@ -1786,7 +1783,7 @@ async fn authenticators_sessions_and_devices(example: &str) {
     let devices = r.json["devices"].as_array().unwrap().clone();
     assert_eq!(devices.len(), 1, "{}", r.text);
     assert_eq!(devices[0]["current"], true);
-    assert!(devices[0]["expires_at"].as_u64().unwrap() > common::now());
+    assert!(devices[0]["expires_at"].as_u64().unwrap() > crate::client::now());
     let r = a.get("/api/devices").await;
     assert_eq!(r.json["devices"][0]["current"], false, "{}", r.text);
 
@@ -1924,7 +1921,7 @@ async fn authenticators_sessions_and_devices(example: &str) {
     }
 }
 
-async fn password_change_and_security_log(example: &str) {
+pub async fn password_change_and_security_log(example: &str) {
     let server = Server::start(example, &[]);
     let user = enrolled(server.client(), "pwchange").await;
     let a = &user.client;
@@ -2036,8 +2033,8 @@ async fn password_change_and_security_log(example: &str) {
 
 // --- process -----------------------------------------------------------------------
 
-async fn dev_key_is_made_once_and_reused(example: &str) {
-    let dir = common::work_dir(&format!("{example}-key"));
+pub async fn dev_key_is_made_once_and_reused(example: &str) {
+    let dir = crate::client::work_dir(&format!("{example}-key"));
     let key_file = dir.join("secondfactor-dev.key");
     let first = Server::start_in(example, &dir, &[]);
     assert!(first.stderr().contains("WARNING"), "a loud warning");
@@ -2055,7 +2052,7 @@ async fn dev_key_is_made_once_and_reused(example: &str) {
     drop(second);
 
     // An explicit key needs no file; a bad one stops the start with a message.
-    let other = common::work_dir(&format!("{example}-key2"));
+    let other = crate::client::work_dir(&format!("{example}-key2"));
     let explicit = Server::start_in(
         example,
         &other,
@@ -2076,7 +2073,7 @@ async fn dev_key_is_made_once_and_reused(example: &str) {
 }
 
 #[cfg(unix)]
-async fn sigterm_shuts_down_cleanly(example: &str) {
+pub async fn sigterm_shuts_down_cleanly(example: &str) {
     let mut server = Server::start(example, &[]);
     let c = server.client();
     assert_eq!(c.register("olga").await.status, 201);
@@ -2091,14 +2088,14 @@ async fn sigterm_shuts_down_cleanly(example: &str) {
 }
 
 #[cfg(not(unix))]
-async fn sigterm_shuts_down_cleanly(_example: &str) {}
+pub async fn sigterm_shuts_down_cleanly(_example: &str) {}
 
 // --- persistence and several instances ------------------------------------------
 
 /// The default store is the SQLite file in the working directory: accounts, 2FA and
 /// the replay marks survive a restart (with the development key reused).
-async fn a_restart_keeps_accounts_and_two_factor(example: &str) {
-    let dir = common::work_dir(&format!("{example}-restart"));
+pub async fn a_restart_keeps_accounts_and_two_factor(example: &str) {
+    let dir = crate::client::work_dir(&format!("{example}-restart"));
     let mut first = Server::start_in(example, &dir, &[]);
     assert!(
         dir.join("secondfactor-demo.db").exists(),
@@ -2134,12 +2131,8 @@ async fn a_restart_keeps_accounts_and_two_factor(example: &str) {
 /// Two instances on one PostgreSQL database (and one master key) are one service: a
 /// code or backup code accepted by one is refused by the other, also when both are
 /// sent at the same moment.
-async fn two_instances_on_one_postgres_are_one_service(example: &str) {
-    if !cfg!(feature = "postgres") {
-        eprintln!("note: skipping the PostgreSQL test: build with --features postgres");
-        return;
-    }
-    let Some(url) = common::postgres_url("two_instances_on_one_postgres_are_one_service") else {
+pub async fn two_instances_on_one_postgres_are_one_service(example: &str) {
+    let Some(url) = crate::client::postgres_url("two_instances_on_one_postgres_are_one_service") else {
         return;
     };
     let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -2166,7 +2159,7 @@ async fn two_instances_on_one_postgres_are_one_service(example: &str) {
     };
     let a = Server::start(example, &env);
     let b = Server::start(example, &env);
-    let name = common::unique("pg");
+    let name = crate::client::unique("pg");
     let user = enrolled(client(&a), &name).await;
 
     // Sequential: accepted on A, refused on B.
@@ -2250,17 +2243,13 @@ async fn two_instances_on_one_postgres_are_one_service(example: &str) {
 /// With Redis holding the ephemeral state behind a proxy we can cut: while it is
 /// down, requests get `503 {"error":"unavailable"}` (never a crash, never a 500);
 /// once it is back, the same session works again.
-async fn store_outage_is_503_and_recovers(example: &str) {
-    if !cfg!(feature = "redis") {
-        eprintln!("note: skipping the outage test: build with --features redis");
-        return;
-    }
-    let Some(redis) = common::redis_url("store_outage_is_503_and_recovers") else {
+pub async fn store_outage_is_503_and_recovers(example: &str) {
+    let Some(redis) = crate::client::redis_url("store_outage_is_503_and_recovers") else {
         return;
     };
-    let (_, target) = common::redirect_url(&redis, "127.0.0.1:1");
-    let mut proxy = common::TcpProxy::start(&target).await;
-    let (via_proxy, _) = common::redirect_url(&redis, &format!("127.0.0.1:{}", proxy.port));
+    let (_, target) = crate::client::redirect_url(&redis, "127.0.0.1:1");
+    let mut proxy = crate::client::TcpProxy::start(&target).await;
+    let (via_proxy, _) = crate::client::redirect_url(&redis, &format!("127.0.0.1:{}", proxy.port));
     let server = Server::start(example, &[("REDIS_URL", &via_proxy)]);
     assert!(server.stderr().contains("Redis"), "{}", server.stderr());
     let c = server.client();
@@ -2416,7 +2405,7 @@ impl Browser {
         if example != "axum" || std::env::var_os("SF_SCREENSHOTS").is_none_or(|v| v != "1") {
             return;
         }
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let (_, _, width, height) = self.client.get_window_rect().await.unwrap();
         for (size, w, h) in [("desktop", 1280, 900), ("phone", 375, 812)] {
@@ -2445,7 +2434,7 @@ impl Browser {
     }
 }
 
-async fn browser_register_enable_and_log_in(example: &str) {
+pub async fn browser_register_enable_and_log_in(example: &str) {
     let Some(driver) = ChromeDriver::start() else {
         return;
     };
@@ -2466,7 +2455,7 @@ async fn browser_register_enable_and_log_in(example: &str) {
             .connect(&driver.url)
             .await
             .expect("chromedriver session");
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+    let shots = crate::client::tmp_dir()
         .join("screenshots")
         .join(example);
     let _ = std::fs::remove_dir_all(&shots);
@@ -2594,7 +2583,7 @@ async fn browser_register_enable_and_log_in(example: &str) {
 
 /// Runs `examples/reset_2fa` in `dir` (the servers' working directory) with `args`.
 fn reset_2fa(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(common::example_binary("reset_2fa"))
+    std::process::Command::new(crate::client::example_binary("reset_2fa"))
         .current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
@@ -2604,11 +2593,11 @@ fn reset_2fa(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The operator's `reset_2fa` tool on the servers' store (run with `example`'s server).
 #[cfg(unix)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn reset_2fa_lets_the_user_in_with_the_password_alone() {
-    let dir = common::work_dir("reset-2fa");
-    let mut server = Server::start_in("axum", &dir, &[]);
+pub async fn reset_2fa_lets_the_user_in_with_the_password_alone(example: &str) {
+    let dir = crate::client::work_dir("reset-2fa");
+    let mut server = Server::start_in(example, &dir, &[]);
     let user = enrolled(server.client(), "lost.phone").await;
     assert_eq!(user.client.me().await.json["two_factor_enabled"], true);
     assert!(server.terminate().success());
@@ -2652,7 +2641,7 @@ async fn reset_2fa_lets_the_user_in_with_the_password_alone() {
         "{stdout}"
     );
 
-    let server = Server::start_in("axum", &dir, &[]);
+    let server = Server::start_in(example, &dir, &[]);
     let c = server.client();
     let r = c.login("lost.phone").await;
     assert_eq!(r.json["status"], "authenticated", "{}", r.text);
