@@ -15,8 +15,10 @@ async fn migrated_users_log_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reset_2fa_lets_the_user_in_with_the_password_alone() {
     secondfactor_example_contract::client::register("actix", SERVER);
-    secondfactor_example_contract::http::reset_2fa_lets_the_user_in_with_the_password_alone("actix")
-        .await;
+    secondfactor_example_contract::http::reset_2fa_lets_the_user_in_with_the_password_alone(
+        "actix",
+    )
+    .await;
 }
 
 /// 120 concurrent registrations leave the server under 400 MiB resident.

@@ -58,7 +58,10 @@ pub fn example_binary(name: &str) -> PathBuf {
 /// integration tests): this suite runs from `<target>/<profile>/deps/`.
 pub fn tmp_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let target = exe.ancestors().nth(3).expect("<target>/<profile>/deps/<test>");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("<target>/<profile>/deps/<test>");
     target.join("tmp")
 }
 

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use crate::client::{Client, Enrolled, PW, Phone, Resp, Server, enrolled};
+use base64::Engine as _;
 use serde_json::json;
 
 /// Instantiates every scenario as a `#[tokio::test]` for one example server: its
@@ -1660,7 +1660,10 @@ pub async fn step_up_is_required_once_the_window_has_passed(example: &str) {
     let until = me.json["reauthenticated_until"].as_u64().unwrap();
     assert!(until >= crate::client::now(), "{}", me.text);
     // Wait for the window to close.
-    tokio::time::sleep(Duration::from_secs(until.saturating_sub(crate::client::now()) + 1)).await;
+    tokio::time::sleep(Duration::from_secs(
+        until.saturating_sub(crate::client::now()) + 1,
+    ))
+    .await;
     let me = a.me().await;
     assert!(me.json["reauthenticated_until"].as_u64().unwrap() <= crate::client::now());
 
@@ -1750,7 +1753,9 @@ pub async fn step_up_is_required_once_the_window_has_passed(example: &str) {
         ("/\\evil.example", "/account"),
         ("\"><script>", "/account"),
     ] {
-        let r = a.get(&format!("/reauth?next={}", crate::client::enc(next))).await;
+        let r = a
+            .get(&format!("/reauth?next={}", crate::client::enc(next)))
+            .await;
         assert_html(&r, 200);
         assert!(
             r.text.contains(&format!("name=\"next\" value=\"{kept}\"")),
@@ -2132,7 +2137,8 @@ pub async fn a_restart_keeps_accounts_and_two_factor(example: &str) {
 /// code or backup code accepted by one is refused by the other, also when both are
 /// sent at the same moment.
 pub async fn two_instances_on_one_postgres_are_one_service(example: &str) {
-    let Some(url) = crate::client::postgres_url("two_instances_on_one_postgres_are_one_service") else {
+    let Some(url) = crate::client::postgres_url("two_instances_on_one_postgres_are_one_service")
+    else {
         return;
     };
     let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -2455,9 +2461,7 @@ pub async fn browser_register_enable_and_log_in(example: &str) {
             .connect(&driver.url)
             .await
             .expect("chromedriver session");
-    let shots = crate::client::tmp_dir()
-        .join("screenshots")
-        .join(example);
+    let shots = crate::client::tmp_dir().join("screenshots").join(example);
     let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).unwrap();
     let mut b = Browser {

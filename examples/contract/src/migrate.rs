@@ -157,4 +157,3 @@ pub async fn migrated_users_log_in(example: &str) {
         page.text
     );
 }
-

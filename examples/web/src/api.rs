@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 
 use base64::Engine as _;
+use cookie::{Cookie, SameSite};
 use secondfactor::backup::BackupCode;
 use secondfactor::flow::{
     EnrollmentSetup, PendingLoginTicket, Session, SessionInfo, TrustedDevice, TwoFactorStatus,
@@ -164,9 +165,17 @@ pub fn is_json(content_type: Option<&[u8]>) -> bool {
 pub fn origin_allowed(site: &Site, origin: Option<&[u8]>) -> bool {
     match origin {
         None => true,
-        Some(value) => std::iter::once(&site.origin)
-            .chain(&site.also_allowed)
-            .any(|allowed| value.eq_ignore_ascii_case(allowed.as_bytes())),
+        // An origin is `scheme://host[:port]` and nothing more; compare as origins
+        // (`url` lowercases the host and drops a default port).
+        Some(value) => std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| url::Url::parse(v).ok().map(|u| (v, u.origin())))
+            .filter(|(v, origin)| origin.ascii_serialization().eq_ignore_ascii_case(v))
+            .is_some_and(|(_, origin)| {
+                std::iter::once(&site.origin)
+                    .chain(&site.also_allowed)
+                    .any(|allowed| url::Url::parse(allowed).is_ok_and(|a| a.origin() == origin))
+            }),
     }
 }
 
@@ -198,15 +207,16 @@ fn client_ip(site: &Site, peer: IpAddr, forwarded_for: &[&[u8]]) -> IpAddr {
 /// `HttpOnly; SameSite=Strict; Path=/`, no `Domain`, `Secure` per `SF_PUBLIC_URL`,
 /// `Max-Age` when given (else a browser-session cookie).
 pub fn set_cookie(site: &Site, name: &str, value: &str, max_age: Option<u64>) -> String {
-    let name = site.cookie_name(name);
-    let mut c = format!("{name}={value}; HttpOnly; SameSite=Strict; Path=/");
+    let mut c = Cookie::build((site.cookie_name(name), value.to_owned()))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .secure(site.secure);
     if let Some(secs) = max_age {
-        c.push_str(&format!("; Max-Age={secs}"));
+        let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+        c = c.max_age(cookie::time::Duration::seconds(secs));
     }
-    if site.secure {
-        c.push_str("; Secure");
-    }
-    c
+    c.build().to_string()
 }
 
 /// A `Set-Cookie` value that deletes the cookie.
@@ -214,15 +224,17 @@ pub fn clear_cookie(site: &Site, name: &str) -> String {
     set_cookie(site, name, "", Some(0))
 }
 
-/// The value of cookie `name` in the request's `Cookie` headers.
+/// The value of cookie `name` in the request's `Cookie` headers (quotes trimmed;
+/// `None` when absent or empty). Malformed pairs are skipped.
 pub fn cookie<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
     headers
         .into_iter()
         .filter_map(|h| std::str::from_utf8(h).ok())
-        .flat_map(|h| h.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.trim_matches('"'))
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .and_then(|c| c.value_raw())
+        .map(|v| v.trim_matches('"'))
         .filter(|v| !v.is_empty())
 }
 
@@ -470,5 +482,100 @@ pub fn device_label(user_agent: Option<&[u8]>) -> String {
         "browser".to_owned()
     } else {
         label.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, origin_of};
+
+    fn loopback_site() -> Site {
+        let config = Config {
+            addr: "127.0.0.1:0".to_owned(),
+            database: crate::config::Database::Memory,
+            redis_url: None,
+            master_key: None,
+            issuer: "test".to_owned(),
+            login_ttl: std::time::Duration::from_secs(300),
+            setup_ttl: std::time::Duration::from_secs(600),
+            reauth_ttl: std::time::Duration::from_secs(300),
+            public_url: None,
+            trust_forwarded: false,
+        };
+        config.site("127.0.0.1:3000".parse().unwrap())
+    }
+
+    #[test]
+    fn loopback_origins_are_accepted_and_others_refused() {
+        let site = loopback_site();
+        assert_eq!(site.origin, "http://localhost:3000");
+        for ok in [
+            "http://localhost:3000",
+            "http://LOCALHOST:3000",
+            "http://127.0.0.1:3000",
+            "http://[::1]:3000",
+        ] {
+            assert!(origin_allowed(&site, Some(ok.as_bytes())), "{ok}");
+        }
+        for bad in [
+            "http://localhost:3001",
+            "https://localhost:3000",
+            "http://localhost:3000/path",
+            "http://evil.example",
+            "null",
+            "",
+        ] {
+            assert!(!origin_allowed(&site, Some(bad.as_bytes())), "{bad}");
+        }
+        assert!(
+            origin_allowed(&site, None),
+            "no Origin: same-origin navigation"
+        );
+    }
+
+    #[test]
+    fn origins_are_normalized_like_browsers_send_them() {
+        assert_eq!(
+            origin_of("HTTPS://Demo.Example:443/app?x#y").as_deref(),
+            Some("https://demo.example")
+        );
+        assert_eq!(
+            origin_of("http://demo.example:8080").as_deref(),
+            Some("http://demo.example:8080")
+        );
+        assert_eq!(origin_of("ftp://demo.example"), None);
+        assert_eq!(origin_of("https://user@demo.example"), None);
+        assert_eq!(origin_of("demo.example"), None);
+    }
+
+    #[test]
+    fn cookies_are_read_from_every_header_line() {
+        let headers: [&[u8]; 2] = [b"a=1; sf_session=\"abc\"", b"broken; sf_device=xyz"];
+        assert_eq!(cookie(headers, "sf_session"), Some("abc"));
+        assert_eq!(cookie(headers, "sf_device"), Some("xyz"));
+        assert_eq!(cookie(headers, "missing"), None);
+        let empty: [&[u8]; 1] = [b"sf_session="];
+        assert_eq!(cookie(empty, "sf_session"), None);
+    }
+
+    #[test]
+    fn set_cookie_carries_the_flags_and_secure_on_https() {
+        let mut site = loopback_site();
+        let c = set_cookie(&site, "sf_session", "v", Some(60));
+        for part in [
+            "sf_session=v",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/",
+            "Max-Age=60",
+        ] {
+            assert!(c.contains(part), "{part} in {c}");
+        }
+        assert!(!c.contains("Secure"), "{c}");
+        site.secure = true;
+        let c = clear_cookie(&site, "sf_session");
+        assert!(c.starts_with("__Host-sf_session=;"), "{c}");
+        assert!(c.contains("Secure") && c.contains("Max-Age=0"), "{c}");
     }
 }

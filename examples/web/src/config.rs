@@ -200,19 +200,10 @@ impl Site {
 /// `scheme://host[:port]` of an http(s) URL, lowercased, default port dropped — the
 /// form browsers send in `Origin`.
 pub fn origin_of(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme != "http" && scheme != "https" {
-        return None;
-    }
-    let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
-    let mut authority = authority.to_ascii_lowercase();
-    let default_port = if scheme == "https" { ":443" } else { ":80" };
-    if authority.ends_with(default_port) {
-        authority.truncate(authority.len() - default_port.len());
-    }
-    Some(format!("{scheme}://{authority}"))
+    let url = url::Url::parse(url).ok()?;
+    let plain = ["http", "https"].contains(&url.scheme())
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.host().is_some();
+    plain.then(|| url.origin().ascii_serialization())
 }

@@ -27,11 +27,11 @@
 
 use std::process::ExitCode;
 
-use secondfactor_example_web::config::Database;
-use secondfactor_example_web::keyfile;
 use secondfactor::secret::{KeyRing, SealingKey};
 use secondfactor::store::{MemoryStore, Store};
 use secondfactor::{Error, ImportedAccount, ImportedTotp, LegacyPassword, Service};
+use secondfactor_example_web::config::Database;
+use secondfactor_example_web::keyfile;
 use sqlx::Row as _;
 
 /// The development key file the example servers use.
