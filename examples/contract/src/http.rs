@@ -49,6 +49,7 @@ macro_rules! contract_suite {
                 registrations_are_limited_per_client,
                 successful_logins_do_not_use_up_the_client_limit,
                 start_up_refusals_are_one_line,
+                password_limits_are_in_characters,
                     );
     };
     (@tests $example:literal, $binary:expr; $($name:ident),* $(,)?) => {
@@ -1264,6 +1265,56 @@ pub async fn successful_logins_do_not_use_up_the_client_limit(example: &str) {
 
 /// A `postgres://` database without `SF_MASTER_KEY`, or a development key file that
 /// group or others can read, stop the start with one line (the operator tool too).
+/// The pages state the password limits in characters (8 to 256), and the server
+/// checks exactly that, whatever the bytes: 8 two-byte letters pass, 7 three-byte
+/// ones (21 bytes) do not, 256 two-byte letters (512 bytes) pass, 257 letters do not.
+pub async fn password_limits_are_in_characters(example: &str) {
+    let server = Server::start(example, &[]);
+    let c = server.client();
+    let page = c.get("/register").await;
+    assert!(page.text.contains("8 to 256 characters"), "{}", page.text);
+    assert!(page.text.contains("maxlength=\"256\""), "{}", page.text);
+    let cases = [
+        ("eight", "ä".repeat(8), 201),
+        ("seven", "日".repeat(7), 400),
+        ("long", "é".repeat(256), 201),
+        ("toolong", "a".repeat(257), 400),
+    ];
+    for (name, password, status) in &cases {
+        let r = c
+            .post(
+                "/api/register",
+                json!({ "username": name, "password": password }),
+            )
+            .await;
+        assert_eq!(r.status, *status, "{name}: {}", r.text);
+        if *status == 400 {
+            assert_eq!(r.error(), "invalid_input", "{}", r.text);
+        }
+    }
+    let r = c
+        .form(
+            "/register",
+            &[("username", "seven2"), ("password", &"日".repeat(7))],
+        )
+        .await;
+    assert!(
+        r.text
+            .contains("The password must have 8 to 256 characters."),
+        "{}",
+        r.text
+    );
+    // Changing the password follows the same rule.
+    let r = c
+        .post(
+            "/api/password",
+            json!({ "current_password": "é".repeat(256), "new_password": "日".repeat(7) }),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.error(), "invalid_input", "{}", r.text);
+}
+
 pub async fn start_up_refusals_are_one_line(example: &str) {
     let dir = crate::client::work_dir(&format!("{example}-refusals"));
     let postgres = "postgres://postgres@127.0.0.1:1/none";

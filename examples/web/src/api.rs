@@ -201,6 +201,30 @@ fn client_ip(site: &Site, peer: IpAddr, forwarded_for: &[&[u8]]) -> IpAddr {
         .unwrap_or(peer)
 }
 
+// --- passwords ---------------------------------------------------------------------
+
+/// The fewest characters a new password may have.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// The most characters a new password may have: 256 characters are at most 1024
+/// bytes of UTF-8, the library's [`secondfactor::password::MAX_PASSWORD_BYTES`], and
+/// 8 characters are at least its 8 bytes, so a password the pages accept is one the
+/// library accepts, and the limits people read are in characters.
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+/// Checks a new password (registration, password change) against the limits the
+/// pages state in characters, before the library's own check in bytes.
+pub fn new_password_length(password: &str) -> Result<(), Error> {
+    let n = password.chars().count();
+    if (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput {
+            field: "password",
+            reason: "must have 8 to 256 characters",
+        })
+    }
+}
+
 // --- cookies -----------------------------------------------------------------------
 
 /// A `Set-Cookie` value for cookie `name` (prefixed per [`Site::cookie_name`]):

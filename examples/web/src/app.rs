@@ -579,6 +579,7 @@ impl<S: Store> Cx<'_, S> {
         match route {
             Route::ApiRegister => {
                 let body: api::Credentials = self.json()?;
+                api::new_password_length(&body.password)?;
                 let done = service
                     .sign_up(Some(&self.req.client), &body.username, &body.password)
                     .await?;
@@ -646,6 +647,7 @@ impl<S: Store> Cx<'_, S> {
             Route::ApiPassword => {
                 let proof = self.recent().await?;
                 let body: api::PasswordBody = self.json()?;
+                api::new_password_length(&body.new_password)?;
                 let token = service
                     .change_password(&proof, &body.current_password, &body.new_password)
                     .await?;
@@ -845,10 +847,13 @@ impl<S: Store> Cx<'_, S> {
             Err(out) => return Ok(out),
         };
         Ok(
-            match self
-                .service
-                .sign_up(Some(&self.req.client), &form.username, &form.password)
-                .await
+            match async {
+                api::new_password_length(&form.password)?;
+                self.service
+                    .sign_up(Some(&self.req.client), &form.username, &form.password)
+                    .await
+            }
+            .await
             {
                 Ok(done) => Out::redirect("/account", &self.logged_in(&done, Vec::new()).cookies),
                 Err(e) => Out::page(
@@ -1042,6 +1047,7 @@ impl<S: Store> Cx<'_, S> {
 
     async fn password_form(&self) -> Result<Out, Error> {
         self.account_change(|proof, form| async move {
+            api::new_password_length(&form.new_password)?;
             let token = self
                 .service
                 .change_password(&proof, &form.current_password, &form.new_password)

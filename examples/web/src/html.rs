@@ -67,7 +67,7 @@ pub fn error_text(e: &Error) -> String {
             .to_owned(),
         Error::InvalidInput {
             field: "password", ..
-        } => "The password must have at least 8 characters (and at most 1024).".to_owned(),
+        } => "The password must have 8 to 256 characters.".to_owned(),
         Error::InvalidInput {
             field: "username", ..
         } => "The username must have 1 to 64 characters: letters, digits and . _ @ -.".to_owned(),
@@ -322,8 +322,8 @@ pub fn register(error: Option<&str>, username: &str) -> String {
         "{msgs}<form method=\"post\" action=\"/register\">\n\
          <label for=\"username\">Username (up to 64 characters: letters, digits and . _ @ -)</label>\n\
          <input type=\"text\" id=\"username\" name=\"username\" value=\"{user}\" autocomplete=\"username\" required maxlength=\"64\">\n\
-         <label for=\"password\">Password (at least 8 characters)</label>\n\
-         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"new-password\" required minlength=\"8\">\n\
+         <label for=\"password\">Password (8 to 256 characters)</label>\n\
+         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"new-password\" required minlength=\"8\" maxlength=\"256\">\n\
          <button type=\"submit\">Create account</button>\n</form>\n\
          <p>Already registered? <a href=\"/login\">Log in</a>.</p>",
         msgs = messages(None, error),
@@ -508,8 +508,8 @@ fn password_section() -> &'static str {
      <form method=\"post\" action=\"/account/password\">\n\
      <label for=\"current-password\">Current password</label>\n\
      <input type=\"password\" id=\"current-password\" name=\"current_password\" autocomplete=\"current-password\" required>\n\
-     <label for=\"new-password\">New password (at least 8 characters)</label>\n\
-     <input type=\"password\" id=\"new-password\" name=\"new_password\" autocomplete=\"new-password\" required minlength=\"8\">\n\
+     <label for=\"new-password\">New password (8 to 256 characters)</label>\n\
+     <input type=\"password\" id=\"new-password\" name=\"new_password\" autocomplete=\"new-password\" required minlength=\"8\" maxlength=\"256\">\n\
      <button type=\"submit\">Change password</button>\n</form>\n\
      <p>Every other session and every trusted device ends.</p></section>\n"
 }
