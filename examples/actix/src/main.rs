@@ -47,7 +47,7 @@ use secondfactor::flow::Blocking;
 use secondfactor::store::Store;
 
 use secondfactor_example_web::api::{self, MAX_BODY_BYTES};
-use secondfactor_example_web::app::{self, Headers, Out, Route};
+use secondfactor_example_web::app::{self, Headers, Method, Out, Route};
 use secondfactor_example_web::config::{Config, Site};
 use secondfactor_example_web::memory;
 use secondfactor_example_web::setup::{BoxError, Server, announce, shutdown_signal};
@@ -135,9 +135,9 @@ type State<S> = web::Data<AppState<S>>;
 
 /// A resource whose other methods get the contract's `405` with an `Allow` header
 /// naming `allow`.
-fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+fn resource(path: &str, allow: String) -> actix_web::Resource {
     web::resource(path).default_service(web::to(move |req: HttpRequest| {
-        method_not_allowed(req, allow)
+        method_not_allowed(req, allow.clone())
     }))
 }
 
@@ -194,102 +194,24 @@ fn app<S: Store>(
         InitError = (),
     >,
 > {
-    use Route::*;
-    let post = web::post;
-    let delete = web::delete;
-    actix_web::App::new()
+    let mut served = actix_web::App::new()
         .app_data(state)
         // Bodies read as bytes stop at 64 KiB.
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-        // JSON API
-        .service(resource("/api/register", "POST").route(to::<S>(post(), ApiRegister)))
-        .service(resource("/api/login", "POST").route(to::<S>(post(), ApiLogin)))
-        .service(
-            resource("/api/login/second-factor", "POST").route(to::<S>(post(), ApiSecondFactor)),
-        )
-        .service(resource("/api/me", "GET,HEAD").route(to::<S>(get(), ApiMe)))
-        .service(resource("/api/2fa/setup", "POST").route(to::<S>(post(), ApiSetup)))
-        .service(resource("/api/2fa/setup/confirm", "POST").route(to::<S>(post(), ApiConfirm)))
-        .service(resource("/api/2fa/disable", "POST").route(to::<S>(post(), ApiDisable)))
-        .service(resource("/api/2fa/backup-codes", "POST").route(to::<S>(post(), ApiBackupCodes)))
-        .service(resource("/api/logout", "POST").route(to::<S>(post(), ApiLogout)))
-        .service(resource("/api/reauth", "POST").route(to::<S>(post(), ApiReauth)))
-        .service(resource("/api/password", "POST").route(to::<S>(post(), ApiPassword)))
-        .service(
-            resource("/api/2fa/authenticators", "GET,HEAD,POST")
-                .route(to::<S>(get(), ApiAuthenticators))
-                .route(to::<S>(post(), ApiAddAuthenticator)),
-        )
-        .service(
-            resource("/api/2fa/authenticators/confirm", "POST")
-                .route(to::<S>(post(), ApiConfirmAuthenticator)),
-        )
-        .service(
-            resource("/api/2fa/authenticators/{id}", "DELETE")
-                .route(to::<S>(delete(), ApiRemoveAuthenticator)),
-        )
-        .service(resource("/api/sessions", "GET,HEAD").route(to::<S>(get(), ApiSessions)))
-        .service(
-            resource("/api/sessions/revoke-others", "POST")
-                .route(to::<S>(post(), ApiEndOtherSessions)),
-        )
-        .service(resource("/api/sessions/{id}", "DELETE").route(to::<S>(delete(), ApiEndSession)))
-        .service(resource("/api/devices", "GET,HEAD").route(to::<S>(get(), ApiDevices)))
-        .service(resource("/api/devices/{id}", "DELETE").route(to::<S>(delete(), ApiRevokeDevice)))
-        .service(resource("/api/security-log", "GET,HEAD").route(to::<S>(get(), ApiSecurityLog)))
-        // HTML pages
-        .service(resource("/static/style.css", "GET,HEAD").route(to::<S>(get(), Style)))
-        .service(resource("/static/app.js", "GET,HEAD").route(to::<S>(get(), Script)))
-        .service(resource("/", "GET,HEAD").route(to::<S>(get(), Home)))
-        .service(
-            resource("/register", "GET,HEAD,POST")
-                .route(to::<S>(get(), Register))
-                .route(to::<S>(post(), RegisterForm)),
-        )
-        .service(
-            resource("/login", "GET,HEAD,POST")
-                .route(to::<S>(get(), Login))
-                .route(to::<S>(post(), LoginForm)),
-        )
-        .service(
-            resource("/login/verify", "GET,HEAD,POST")
-                .route(to::<S>(get(), Verify))
-                .route(to::<S>(post(), VerifyForm)),
-        )
-        .service(resource("/account", "GET,HEAD").route(to::<S>(get(), Account)))
-        .service(
-            resource("/account/2fa/setup", "GET,HEAD,POST")
-                .route(to::<S>(get(), Setup))
-                .route(to::<S>(post(), SetupForm)),
-        )
-        .service(resource("/account/2fa/setup/confirm", "POST").route(to::<S>(post(), ConfirmForm)))
-        .service(resource("/account/2fa/disable", "POST").route(to::<S>(post(), DisableForm)))
-        .service(resource("/account/backup-codes", "POST").route(to::<S>(post(), BackupCodesForm)))
-        .service(resource("/account/password", "POST").route(to::<S>(post(), PasswordForm)))
-        .service(
-            resource("/account/authenticators", "POST")
-                .route(to::<S>(post(), AddAuthenticatorForm)),
-        )
-        .service(
-            resource("/account/authenticators/remove", "POST")
-                .route(to::<S>(post(), RemoveAuthenticatorForm)),
-        )
-        .service(resource("/account/sessions/end", "POST").route(to::<S>(post(), EndSessionForm)))
-        .service(
-            resource("/account/sessions/revoke-others", "POST")
-                .route(to::<S>(post(), EndOtherSessionsForm)),
-        )
-        .service(
-            resource("/account/devices/forget", "POST").route(to::<S>(post(), ForgetDeviceForm)),
-        )
-        .service(
-            resource("/reauth", "GET,HEAD,POST")
-                .route(to::<S>(get(), Reauth))
-                .route(to::<S>(post(), ReauthForm)),
-        )
-        .service(resource("/logout", "POST").route(to::<S>(post(), LogoutForm)))
-        .default_service(web::to(not_found))
-        .wrap(middleware::from_fn(guard::<S>))
+        .default_service(web::to(not_found));
+    for r in app::resources() {
+        let mut methods = resource(r.path, r.allow);
+        for (method, route) in r.methods {
+            let method = match method {
+                Method::Get => get(),
+                Method::Post => web::post(),
+                Method::Delete => web::delete(),
+            };
+            methods = methods.route(to::<S>(method, route));
+        }
+        served = served.service(methods);
+    }
+    served.wrap(middleware::from_fn(guard::<S>))
 }
 
 // --- responses ---------------------------------------------------------------------
@@ -357,10 +279,10 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     respond(Out::not_found(req.path().starts_with("/api/")))
 }
 
-async fn method_not_allowed(req: HttpRequest, allow: &'static str) -> HttpResponse {
+async fn method_not_allowed(req: HttpRequest, allow: String) -> HttpResponse {
     let mut response = respond(Out::method_not_allowed(req.path().starts_with("/api/")));
-    response
-        .headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allow));
+    if let Ok(allow) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(ALLOW, allow);
+    }
     response
 }

@@ -42,13 +42,13 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::MethodRouter;
 use secondfactor::Service;
 use secondfactor::flow::TokioBlocking;
 use secondfactor::store::Store;
 
 use secondfactor_example_web::api::{self, MAX_BODY_BYTES};
-use secondfactor_example_web::app::{self, Headers, Out, Route};
+use secondfactor_example_web::app::{self, Headers, Method, Out, Route};
 use secondfactor_example_web::config::{Config, Site};
 use secondfactor_example_web::memory;
 use secondfactor_example_web::setup::{BoxError, Server, announce, shutdown_signal};
@@ -140,81 +140,22 @@ async fn dispatch<S: Store>(app: App<S>, route: Route, req: Request) -> Response
     respond(app::handle(&app.service, &app.site, route, request).await)
 }
 
+/// Serves [`app::ROUTES`]; other methods get axum's `405` with `Allow`.
 fn router<S: Store>(app: App<S>) -> Router {
-    use Route::*;
     let site = app.site.clone();
-    Router::new()
-        // JSON API
-        .route("/api/register", post(to::<S>(ApiRegister)))
-        .route("/api/login", post(to::<S>(ApiLogin)))
-        .route("/api/login/second-factor", post(to::<S>(ApiSecondFactor)))
-        .route("/api/me", get(to::<S>(ApiMe)))
-        .route("/api/2fa/setup", post(to::<S>(ApiSetup)))
-        .route("/api/2fa/setup/confirm", post(to::<S>(ApiConfirm)))
-        .route("/api/2fa/disable", post(to::<S>(ApiDisable)))
-        .route("/api/2fa/backup-codes", post(to::<S>(ApiBackupCodes)))
-        .route("/api/logout", post(to::<S>(ApiLogout)))
-        .route("/api/reauth", post(to::<S>(ApiReauth)))
-        .route("/api/password", post(to::<S>(ApiPassword)))
-        .route(
-            "/api/2fa/authenticators",
-            get(to::<S>(ApiAuthenticators)).post(to::<S>(ApiAddAuthenticator)),
-        )
-        .route(
-            "/api/2fa/authenticators/confirm",
-            post(to::<S>(ApiConfirmAuthenticator)),
-        )
-        .route(
-            "/api/2fa/authenticators/{id}",
-            delete(to::<S>(ApiRemoveAuthenticator)),
-        )
-        .route("/api/sessions", get(to::<S>(ApiSessions)))
-        .route("/api/sessions/{id}", delete(to::<S>(ApiEndSession)))
-        .route(
-            "/api/sessions/revoke-others",
-            post(to::<S>(ApiEndOtherSessions)),
-        )
-        .route("/api/devices", get(to::<S>(ApiDevices)))
-        .route("/api/devices/{id}", delete(to::<S>(ApiRevokeDevice)))
-        .route("/api/security-log", get(to::<S>(ApiSecurityLog)))
-        // HTML pages
-        .route("/static/style.css", get(to::<S>(Style)))
-        .route("/static/app.js", get(to::<S>(Script)))
-        .route("/", get(to::<S>(Home)))
-        .route(
-            "/register",
-            get(to::<S>(Register)).post(to::<S>(RegisterForm)),
-        )
-        .route("/login", get(to::<S>(Login)).post(to::<S>(LoginForm)))
-        .route(
-            "/login/verify",
-            get(to::<S>(Verify)).post(to::<S>(VerifyForm)),
-        )
-        .route("/account", get(to::<S>(Account)))
-        .route(
-            "/account/2fa/setup",
-            get(to::<S>(Setup)).post(to::<S>(SetupForm)),
-        )
-        .route("/account/2fa/setup/confirm", post(to::<S>(ConfirmForm)))
-        .route("/account/2fa/disable", post(to::<S>(DisableForm)))
-        .route("/account/backup-codes", post(to::<S>(BackupCodesForm)))
-        .route("/account/password", post(to::<S>(PasswordForm)))
-        .route(
-            "/account/authenticators",
-            post(to::<S>(AddAuthenticatorForm)),
-        )
-        .route(
-            "/account/authenticators/remove",
-            post(to::<S>(RemoveAuthenticatorForm)),
-        )
-        .route("/account/sessions/end", post(to::<S>(EndSessionForm)))
-        .route(
-            "/account/sessions/revoke-others",
-            post(to::<S>(EndOtherSessionsForm)),
-        )
-        .route("/account/devices/forget", post(to::<S>(ForgetDeviceForm)))
-        .route("/reauth", get(to::<S>(Reauth)).post(to::<S>(ReauthForm)))
-        .route("/logout", post(to::<S>(LogoutForm)))
+    let mut router = Router::new();
+    for resource in app::resources() {
+        let mut methods = MethodRouter::new();
+        for (method, route) in resource.methods {
+            methods = match method {
+                Method::Get => methods.get(to::<S>(route)),
+                Method::Post => methods.post(to::<S>(route)),
+                Method::Delete => methods.delete(to::<S>(route)),
+            };
+        }
+        router = router.route(resource.path, methods);
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -116,6 +116,133 @@ pub enum Route {
     ForgetDeviceForm,
 }
 
+/// The HTTP methods of [`ROUTES`]. A `Get` route answers `HEAD` too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `GET` (and `HEAD`)
+    Get,
+    /// `POST`
+    Post,
+    /// `DELETE`
+    Delete,
+}
+
+/// The routing table both adapters serve: path (`{id}` marks a segment, the syntax
+/// of axum 0.8 and actix-web 4), method, and what answers. A new endpoint is one
+/// more row here and one more arm in [`handle`]; no adapter changes.
+pub const ROUTES: &[(&str, Method, Route)] = {
+    use Method::{Delete, Get, Post};
+    use Route::*;
+    &[
+        // JSON API
+        ("/api/register", Post, ApiRegister),
+        ("/api/login", Post, ApiLogin),
+        ("/api/login/second-factor", Post, ApiSecondFactor),
+        ("/api/me", Get, ApiMe),
+        ("/api/2fa/setup", Post, ApiSetup),
+        ("/api/2fa/setup/confirm", Post, ApiConfirm),
+        ("/api/2fa/disable", Post, ApiDisable),
+        ("/api/2fa/backup-codes", Post, ApiBackupCodes),
+        ("/api/logout", Post, ApiLogout),
+        ("/api/reauth", Post, ApiReauth),
+        ("/api/password", Post, ApiPassword),
+        ("/api/2fa/authenticators", Get, ApiAuthenticators),
+        ("/api/2fa/authenticators", Post, ApiAddAuthenticator),
+        (
+            "/api/2fa/authenticators/confirm",
+            Post,
+            ApiConfirmAuthenticator,
+        ),
+        (
+            "/api/2fa/authenticators/{id}",
+            Delete,
+            ApiRemoveAuthenticator,
+        ),
+        ("/api/sessions", Get, ApiSessions),
+        ("/api/sessions/revoke-others", Post, ApiEndOtherSessions),
+        ("/api/sessions/{id}", Delete, ApiEndSession),
+        ("/api/devices", Get, ApiDevices),
+        ("/api/devices/{id}", Delete, ApiRevokeDevice),
+        ("/api/security-log", Get, ApiSecurityLog),
+        // HTML pages
+        ("/static/style.css", Get, Style),
+        ("/static/app.js", Get, Script),
+        ("/", Get, Home),
+        ("/register", Get, Register),
+        ("/register", Post, RegisterForm),
+        ("/login", Get, Login),
+        ("/login", Post, LoginForm),
+        ("/login/verify", Get, Verify),
+        ("/login/verify", Post, VerifyForm),
+        ("/account", Get, Account),
+        ("/account/2fa/setup", Get, Setup),
+        ("/account/2fa/setup", Post, SetupForm),
+        ("/account/2fa/setup/confirm", Post, ConfirmForm),
+        ("/account/2fa/disable", Post, DisableForm),
+        ("/account/backup-codes", Post, BackupCodesForm),
+        ("/account/password", Post, PasswordForm),
+        ("/account/authenticators", Post, AddAuthenticatorForm),
+        (
+            "/account/authenticators/remove",
+            Post,
+            RemoveAuthenticatorForm,
+        ),
+        ("/account/sessions/end", Post, EndSessionForm),
+        (
+            "/account/sessions/revoke-others",
+            Post,
+            EndOtherSessionsForm,
+        ),
+        ("/account/devices/forget", Post, ForgetDeviceForm),
+        ("/reauth", Get, Reauth),
+        ("/reauth", Post, ReauthForm),
+        ("/logout", Post, LogoutForm),
+    ]
+};
+
+/// One path of [`ROUTES`] with everything it answers.
+pub struct Resource {
+    /// The path pattern.
+    pub path: &'static str,
+    /// Its methods and what answers each, in table order.
+    pub methods: Vec<(Method, Route)>,
+    /// The `Allow` header of its `405` answer (`GET,HEAD,POST`).
+    pub allow: String,
+}
+
+/// [`ROUTES`] grouped by path, in table order.
+pub fn resources() -> Vec<Resource> {
+    let mut out: Vec<Resource> = Vec::new();
+    for &(path, method, route) in ROUTES {
+        let i = match out.iter().position(|r| r.path == path) {
+            Some(i) => i,
+            None => {
+                out.push(Resource {
+                    path,
+                    methods: Vec::new(),
+                    allow: String::new(),
+                });
+                out.len() - 1
+            }
+        };
+        out[i].methods.push((method, route));
+    }
+    for r in &mut out {
+        let names: Vec<&str> = r
+            .methods
+            .iter()
+            .flat_map(|(m, _)| match m {
+                Method::Get => &["GET", "HEAD"][..],
+                Method::Post => &["POST"][..],
+                Method::Delete => &["DELETE"][..],
+            })
+            .copied()
+            .collect();
+        r.allow = names.join(",");
+    }
+    out
+}
+
 /// The request headers an adapter can read (names are lowercase).
 pub trait Headers {
     /// Every value of header `name`, in order.
