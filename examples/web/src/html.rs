@@ -1,7 +1,9 @@
-//! The HTML pages: plain server-rendered forms, every value escaped. One small
+//! The HTML pages: plain server-rendered forms in maud templates, which escape
+//! every value at compile-time-checked insertion points (no hand-called escaping). One small
 //! stylesheet and one small script, both served by the app (`/static/…`): the
 //! content security policy allows no inline style or script.
 
+use maud::{DOCTYPE, Markup, html};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use secondfactor::flow::{SessionInfo, TrustedDevice, TwoFactorStatus};
@@ -28,22 +30,6 @@ pub const HEADERS: &[(&str, &str)] = &[
         "default-src 'none'; img-src data:; style-src 'self'; script-src 'self'; connect-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
 ];
-
-/// Escapes text for HTML element content and double-quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A library error in words for a person, with the attempts left or the wait.
 pub fn error_text(e: &Error) -> String {
@@ -277,96 +263,122 @@ document.addEventListener('DOMContentLoaded', function () {
 "#;
 
 /// The page frame.
-pub fn layout(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title} · secondfactor demo</title>\n\
-         <link rel=\"stylesheet\" href=\"/static/style.css\">\n\
-         <script src=\"/static/app.js\" defer></script>\n</head>\n<body>\n<main>\n\
-         <nav><a href=\"/\">secondfactor demo</a></nav>\n<h1>{title}</h1>\n{body}\n</main>\n</body>\n</html>\n",
-        title = escape(title),
-    )
+pub fn layout(title: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · secondfactor demo" }
+                link rel="stylesheet" href="/static/style.css";
+                script src="/static/app.js" defer {}
+            }
+            body {
+                main {
+                    nav { a href="/" { "secondfactor demo" } }
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+    .into_string()
 }
 
-fn messages(notice: Option<&str>, error: Option<&str>) -> String {
-    let mut out = String::new();
-    if let Some(n) = notice {
-        out.push_str(&format!(
-            "<p class=\"notice\" role=\"status\">{}</p>\n",
-            escape(n)
-        ));
+fn messages(notice: Option<&str>, error: Option<&str>) -> Markup {
+    html! {
+        @if let Some(n) = notice {
+            p class="notice" role="status" { (n) }
+        }
+        @if let Some(e) = error {
+            p class="error" role="alert" id="error" { (e) }
+        }
     }
-    if let Some(e) = error {
-        out.push_str(&format!(
-            "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>\n",
-            escape(e)
-        ));
-    }
-    out
 }
 
 /// `/` for a visitor.
 pub fn home() -> String {
     layout(
         "Welcome",
-        "<p>A demonstration of password + TOTP two-factor login.</p>\n\
-         <ul><li><a href=\"/register\">Create an account</a></li>\
-         <li><a href=\"/login\">Log in</a></li></ul>",
+        html! {
+            p { "A demonstration of password + TOTP two-factor login." }
+            ul {
+                li { a href="/register" { "Create an account" } }
+                li { a href="/login" { "Log in" } }
+            }
+        },
     )
 }
 
 /// `/register`.
 pub fn register(error: Option<&str>, username: &str) -> String {
-    let body = format!(
-        "{msgs}<form method=\"post\" action=\"/register\">\n\
-         <label for=\"username\">Username (up to 64 characters: letters, digits and . _ @ -)</label>\n\
-         <input type=\"text\" id=\"username\" name=\"username\" value=\"{user}\" autocomplete=\"username\" required maxlength=\"64\">\n\
-         <label for=\"password\">Password (8 to 256 characters)</label>\n\
-         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"new-password\" required minlength=\"8\" maxlength=\"256\">\n\
-         <button type=\"submit\">Create account</button>\n</form>\n\
-         <p>Already registered? <a href=\"/login\">Log in</a>.</p>",
-        msgs = messages(None, error),
-        user = escape(username),
-    );
-    layout("Create an account", &body)
+    layout(
+        "Create an account",
+        html! {
+            (messages(None, error))
+            form method="post" action="/register" {
+                label for="username" { "Username (up to 64 characters: letters, digits and . _ @ -)" }
+                input type="text" id="username" name="username" value=(username) autocomplete="username" required maxlength="64";
+                label for="password" { "Password (8 to 256 characters)" }
+                input type="password" id="password" name="password" autocomplete="new-password" required minlength="8" maxlength="256";
+                button type="submit" { "Create account" }
+            }
+            p { "Already registered? " a href="/login" { "Log in" } "." }
+        },
+    )
 }
 
 /// `/login`.
 pub fn login(notice: Option<&str>, error: Option<&str>, username: &str) -> String {
-    let body = format!(
-        "{msgs}<form method=\"post\" action=\"/login\">\n\
-         <label for=\"username\">Username</label>\n\
-         <input type=\"text\" id=\"username\" name=\"username\" value=\"{user}\" autocomplete=\"username\" required>\n\
-         <label for=\"password\">Password</label>\n\
-         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\n\
-         <button type=\"submit\">Log in</button>\n</form>\n\
-         <p>No account yet? <a href=\"/register\">Create one</a>.</p>",
-        msgs = messages(notice, error),
-        user = escape(username),
-    );
-    layout("Log in", &body)
+    layout(
+        "Log in",
+        html! {
+            (messages(notice, error))
+            form method="post" action="/login" {
+                label for="username" { "Username" }
+                input type="text" id="username" name="username" value=(username) autocomplete="username" required;
+                label for="password" { "Password" }
+                input type="password" id="password" name="password" autocomplete="current-password" required;
+                button type="submit" { "Log in" }
+            }
+            p { "No account yet? " a href="/register" { "Create one" } "." }
+        },
+    )
+}
+
+/// "Remember this device" on the verification forms.
+fn remember_box() -> Markup {
+    html! {
+        label { input type="checkbox" name="remember_device" value="1"; " Remember this device for 30 days" }
+    }
 }
 
 /// `/login/verify`: a TOTP code, or a backup code, and "remember this device".
 pub fn verify(error: Option<&str>) -> String {
-    let remember = "<label><input type=\"checkbox\" name=\"remember_device\" value=\"1\"> \
-                    Remember this device for 30 days</label>\n";
-    let body = format!(
-        "{msgs}<p>Your password was right. Now enter the code from your authenticator app.</p>\n\
-         <form method=\"post\" action=\"/login/verify\">\n\
-         <label for=\"code\">6-digit code</label>\n\
-         <input type=\"text\" id=\"code\" name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" required autofocus maxlength=\"16\">\n\
-         {remember}<button type=\"submit\">Verify</button>\n</form>\n\
-         <section><p>Lost your phone? Use one of your backup codes.</p>\n\
-         <form method=\"post\" action=\"/login/verify\">\n\
-         <label for=\"backup_code\">Backup code</label>\n\
-         <input type=\"text\" id=\"backup_code\" name=\"backup_code\" autocomplete=\"one-time-code\" autocapitalize=\"characters\" spellcheck=\"false\" required maxlength=\"64\">\n\
-         {remember}<button type=\"submit\">Use backup code</button>\n</form></section>\n\
-         <p><a href=\"/login\">Start again</a></p>",
-        msgs = messages(None, error),
-    );
-    layout("Two-factor verification", &body)
+    layout(
+        "Two-factor verification",
+        html! {
+            (messages(None, error))
+            p { "Your password was right. Now enter the code from your authenticator app." }
+            form method="post" action="/login/verify" {
+                label for="code" { "6-digit code" }
+                input type="text" id="code" name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus maxlength="16";
+                (remember_box())
+                button type="submit" { "Verify" }
+            }
+            section {
+                p { "Lost your phone? Use one of your backup codes." }
+                form method="post" action="/login/verify" {
+                    label for="backup_code" { "Backup code" }
+                    input type="text" id="backup_code" name="backup_code" autocomplete="one-time-code" autocapitalize="characters" spellcheck="false" required maxlength="64";
+                    (remember_box())
+                    button type="submit" { "Use backup code" }
+                }
+            }
+            p { a href="/login" { "Start again" } }
+        },
+    )
 }
 
 /// What the account page shows.
@@ -383,248 +395,239 @@ pub struct AccountView {
     pub now: u64,
 }
 
-const CONFIRM_BOX: &str = "<label><input type=\"checkbox\" name=\"confirm\" value=\"1\" required> Yes, I am sure</label>\n";
-
-fn code_fields(prefix: &str, backup: bool) -> String {
-    let mut out = format!(
-        "<label for=\"{prefix}-code\">Current 6-digit code</label>\n\
-         <input type=\"text\" id=\"{prefix}-code\" name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" maxlength=\"16\"{req}>\n",
-        req = if backup { "" } else { " required" },
-    );
-    if backup {
-        out.push_str(&format!(
-            "<label for=\"{prefix}-backup\">or a backup code</label>\n\
-             <input type=\"text\" id=\"{prefix}-backup\" name=\"backup_code\" autocomplete=\"one-time-code\" spellcheck=\"false\" maxlength=\"64\">\n"
-        ));
+/// The "are you sure" box of destructive forms.
+fn confirm_box() -> Markup {
+    html! {
+        label { input type="checkbox" name="confirm" value="1" required; " Yes, I am sure" }
     }
-    out
 }
 
-fn authenticators_section(status: &TwoFactorStatus) -> String {
+fn code_fields(prefix: &str, backup: bool) -> Markup {
+    html! {
+        label for={ (prefix) "-code" } { "Current 6-digit code" }
+        input type="text" id={ (prefix) "-code" } name="code" autocomplete="one-time-code" inputmode="numeric" maxlength="16" required[!backup];
+        @if backup {
+            label for={ (prefix) "-backup" } { "or a backup code" }
+            input type="text" id={ (prefix) "-backup" } name="backup_code" autocomplete="one-time-code" spellcheck="false" maxlength="64";
+        }
+    }
+}
+
+fn authenticators_section(status: &TwoFactorStatus) -> Markup {
     let only_one = status.authenticators.len() <= 1;
-    let items: String = status
-        .authenticators
-        .iter()
-        .map(|a| {
-            let unreadable = if a.readable {
-                ""
-            } else {
-                " <strong>(cannot be read: remove it and add the phone again)</strong>"
-            };
-            let remove = if only_one {
-                String::new()
-            } else {
-                format!(
-                    "<details><summary>Remove</summary>\
-                     <form method=\"post\" action=\"/account/authenticators/remove\">\
-                     <input type=\"hidden\" name=\"id\" value=\"{id}\">{CONFIRM_BOX}\
-                     <button type=\"submit\">Remove {name}</button></form></details>",
-                    id = escape(a.id.as_str()),
-                    name = escape(&a.name),
-                )
-            };
-            format!(
-                "<li class=\"authenticator\"><strong>{name}</strong>, added {at}{unreadable}{remove}</li>\n",
-                name = escape(&a.name),
-                at = escape(&utc(a.created_at)),
-            )
-        })
-        .collect();
-    format!(
-        "<section><h2>Authenticators</h2>\n<ul id=\"authenticators\">\n{items}</ul>\n\
-         <form method=\"post\" action=\"/account/authenticators\">\n\
-         <label for=\"authenticator-name\">Add another authenticator (a second phone), named</label>\n\
-         <input type=\"text\" id=\"authenticator-name\" name=\"name\" required maxlength=\"128\" placeholder=\"work phone\">\n\
-         <button type=\"submit\">Add authenticator</button>\n</form></section>\n"
-    )
+    html! {
+        section {
+            h2 { "Authenticators" }
+            ul id="authenticators" {
+                @for a in &status.authenticators {
+                    li class="authenticator" {
+                        strong { (a.name) } ", added " (utc(a.created_at))
+                        @if !a.readable {
+                            " " strong { "(cannot be read: remove it and add the phone again)" }
+                        }
+                        @if !only_one {
+                            details {
+                                summary { "Remove" }
+                                form method="post" action="/account/authenticators/remove" {
+                                    input type="hidden" name="id" value=(a.id.as_str());
+                                    (confirm_box())
+                                    button type="submit" { "Remove " (a.name) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form method="post" action="/account/authenticators" {
+                label for="authenticator-name" { "Add another authenticator (a second phone), named" }
+                input type="text" id="authenticator-name" name="name" required maxlength="128" placeholder="work phone";
+                button type="submit" { "Add authenticator" }
+            }
+        }
+    }
 }
 
-fn sessions_section(view: &AccountView) -> String {
-    let items: String = view
-        .sessions
-        .iter()
-        .map(|s| {
-            let (marker, button) = if s.current {
-                (
-                    " <strong class=\"current\">(this session)</strong>",
-                    "Log out",
-                )
-            } else {
-                ("", "End")
-            };
-            format!(
-                "<li class=\"session\">Started {at} with {method}, ends {end}{marker}\
-                 <form method=\"post\" action=\"/account/sessions/end\">\
-                 <input type=\"hidden\" name=\"id\" value=\"{id}\">\
-                 <button type=\"submit\">{button}</button></form></li>\n",
-                at = escape(&utc(s.created_at)),
-                method = escape(method_text(s.method)),
-                end = escape(&utc(s.expires_at)),
-                id = escape(s.id.as_str()),
-            )
-        })
-        .collect();
-    format!(
-        "<section><h2>Sessions</h2>\n<ul id=\"sessions\">\n{items}</ul>\n\
-         <form method=\"post\" action=\"/account/sessions/revoke-others\">\n\
-         <button type=\"submit\">End all other sessions</button>\n</form></section>\n"
-    )
+fn sessions_section(view: &AccountView) -> Markup {
+    html! {
+        section {
+            h2 { "Sessions" }
+            ul id="sessions" {
+                @for s in &view.sessions {
+                    li class="session" {
+                        "Started " (utc(s.created_at)) " with " (method_text(s.method)) ", ends " (utc(s.expires_at))
+                        @if s.current {
+                            " " strong class="current" { "(this session)" }
+                        }
+                        form method="post" action="/account/sessions/end" {
+                            input type="hidden" name="id" value=(s.id.as_str());
+                            button type="submit" { @if s.current { "Log out" } @else { "End" } }
+                        }
+                    }
+                }
+            }
+            form method="post" action="/account/sessions/revoke-others" {
+                button type="submit" { "End all other sessions" }
+            }
+        }
+    }
 }
 
-fn devices_section(view: &AccountView) -> String {
-    let items: String = view
-        .devices
-        .iter()
-        .map(|d| {
-            let marker = if d.current {
-                " <strong class=\"current\">(this browser)</strong>"
-            } else {
-                ""
-            };
-            format!(
-                "<li class=\"device\">{label}, trusted since {at} until {end}{marker}\
-                 <form method=\"post\" action=\"/account/devices/forget\">\
-                 <input type=\"hidden\" name=\"id\" value=\"{id}\">\
-                 <button type=\"submit\">Forget</button></form></li>\n",
-                label = escape(&d.label),
-                at = escape(&utc(d.created_at)),
-                end = escape(&utc(d.expires_at)),
-                id = escape(d.id.as_str()),
-            )
-        })
-        .collect();
-    let empty = if view.devices.is_empty() {
-        "<p>No trusted devices: every login asks for a code.</p>\n"
-    } else {
-        ""
-    };
-    format!(
-        "<section><h2>Trusted devices</h2>\n{empty}<ul id=\"devices\">\n{items}</ul></section>\n"
-    )
+fn devices_section(view: &AccountView) -> Markup {
+    html! {
+        section {
+            h2 { "Trusted devices" }
+            @if view.devices.is_empty() {
+                p { "No trusted devices: every login asks for a code." }
+            }
+            ul id="devices" {
+                @for d in &view.devices {
+                    li class="device" {
+                        (d.label) ", trusted since " (utc(d.created_at)) " until " (utc(d.expires_at))
+                        @if d.current {
+                            " " strong class="current" { "(this browser)" }
+                        }
+                        form method="post" action="/account/devices/forget" {
+                            input type="hidden" name="id" value=(d.id.as_str());
+                            button type="submit" { "Forget" }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
-fn password_section() -> &'static str {
-    "<section><h2>Change password</h2>\n\
-     <form method=\"post\" action=\"/account/password\">\n\
-     <label for=\"current-password\">Current password</label>\n\
-     <input type=\"password\" id=\"current-password\" name=\"current_password\" autocomplete=\"current-password\" required>\n\
-     <label for=\"new-password\">New password (8 to 256 characters)</label>\n\
-     <input type=\"password\" id=\"new-password\" name=\"new_password\" autocomplete=\"new-password\" required minlength=\"8\" maxlength=\"256\">\n\
-     <button type=\"submit\">Change password</button>\n</form>\n\
-     <p>Every other session and every trusted device ends.</p></section>\n"
+fn password_section() -> Markup {
+    html! {
+        section {
+            h2 { "Change password" }
+            form method="post" action="/account/password" {
+                label for="current-password" { "Current password" }
+                input type="password" id="current-password" name="current_password" autocomplete="current-password" required;
+                label for="new-password" { "New password (8 to 256 characters)" }
+                input type="password" id="new-password" name="new_password" autocomplete="new-password" required minlength="8" maxlength="256";
+                button type="submit" { "Change password" }
+            }
+            p { "Every other session and every trusted device ends." }
+        }
+    }
 }
 
-fn log_section(view: &AccountView) -> String {
-    let rows: String = view
-        .log
-        .iter()
-        .map(|e| {
-            format!(
-                "<tr class=\"event\" data-kind=\"{kind}\"><td>{at}</td><td>{what}</td><td>{method}</td><td>{client}</td></tr>\n",
-                kind = escape(e.kind.as_str()),
-                at = escape(&utc(e.at)),
-                what = escape(kind_text(e.kind)),
-                method = escape(e.method.map(method_text).unwrap_or_default()),
-                client = escape(e.client.as_deref().unwrap_or_default()),
-            )
-        })
-        .collect();
-    format!(
-        "<section><h2>Security log</h2>\n<div class=\"table-scroll\"><table id=\"security-log\">\n\
-         <tr><th>When</th><th>What</th><th>How</th><th>From</th></tr>\n{rows}</table></div></section>\n"
-    )
+fn log_section(view: &AccountView) -> Markup {
+    html! {
+        section {
+            h2 { "Security log" }
+            div class="table-scroll" {
+                table id="security-log" {
+                    tr { th { "When" } th { "What" } th { "How" } th { "From" } }
+                    @for e in &view.log {
+                        tr class="event" data-kind=(e.kind.as_str()) {
+                            td { (utc(e.at)) }
+                            td { (kind_text(e.kind)) }
+                            td { (e.method.map(method_text).unwrap_or_default()) }
+                            td { (e.client.as_deref().unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The invitation to replace each authenticator whose secret is weak (imported from
 /// an older site with fewer than 128 bits).
-fn weak_notice(status: &TwoFactorStatus) -> String {
-    status
-        .authenticators
-        .iter()
-        .filter(|a| a.weak)
-        .map(|a| {
-            format!(
-                "<p class=\"warning weak-authenticator\" role=\"status\">Your authenticator \
-                 <strong>{name}</strong> uses a short key carried over from the old site. \
-                 Please set up your phone again: add a new authenticator below, check that its \
-                 code works, then remove <strong>{name}</strong>.</p>\n",
-                name = escape(&a.name),
-            )
-        })
-        .collect()
+fn weak_notice(status: &TwoFactorStatus) -> Markup {
+    html! {
+        @for a in status.authenticators.iter().filter(|a| a.weak) {
+            p class="warning weak-authenticator" role="status" {
+                "Your authenticator " strong { (a.name) }
+                " uses a short key carried over from the old site. Please set up your phone \
+                 again: add a new authenticator below, check that its code works, then remove "
+                strong { (a.name) } "."
+            }
+        }
+    }
 }
 
 /// `/account`.
 pub fn account(view: &AccountView, notice: Option<&str>, error: Option<&str>) -> String {
     let status = &view.status;
-    let two_factor = if status.enabled {
-        let regenerate = if status.backup_codes_need_regeneration {
-            "<p class=\"notice\">Your backup codes were made with an old key: make new ones.</p>\n"
-        } else {
-            ""
-        };
-        format!(
-            "<p id=\"status\">Two-factor authentication is <strong>on</strong>. \
-             Backup codes left: <strong id=\"backup-count\">{left}</strong>.</p>\n\
-             {weak}{auths}\
-             <section><h2>New backup codes</h2>\n{regenerate}<p>The old set stops working.</p>\n\
-             <form method=\"post\" action=\"/account/backup-codes\">\n{regen_code}\
-             <button type=\"submit\">Make new backup codes</button>\n</form></section>\n\
-             <section><h2>Turn off two-factor authentication</h2>\n\
-             <form method=\"post\" action=\"/account/2fa/disable\">\n{disable_code}{CONFIRM_BOX}\
-             <button type=\"submit\">Turn off</button>\n</form></section>\n",
-            left = status.backup_codes_remaining,
-            weak = weak_notice(status),
-            auths = authenticators_section(status),
-            regen_code = code_fields("regen", false),
-            disable_code = code_fields("disable", true),
-        )
-    } else {
-        "<p id=\"status\">Two-factor authentication is <strong>off</strong>.</p>\n\
-         <form method=\"post\" action=\"/account/2fa/setup\">\n\
-         <button type=\"submit\">Turn on two-factor authentication</button>\n</form>\n"
-            .to_owned()
-    };
-    let body = format!(
-        "{msgs}<p>Logged in as <strong id=\"username\">{user}</strong>.</p>\n\
-         <p class=\"explain\" id=\"two-factor-explained\">Two-factor authentication asks for a \
-         6-digit code from an app on your phone after your password, so a stolen password alone \
-         does not open your account.</p>\n{two_factor}\
-         {password}{sessions}{devices}{log}\
-         <section><form method=\"post\" action=\"/logout\">\n\
-         <button type=\"submit\">Log out</button>\n</form></section>",
-        msgs = messages(notice, error),
-        user = escape(&status.username),
-        password = password_section(),
-        sessions = sessions_section(view),
-        devices = devices_section(view),
-        log = log_section(view),
-    );
-    layout("Your account", &body)
+    layout(
+        "Your account",
+        html! {
+            (messages(notice, error))
+            p { "Logged in as " strong id="username" { (status.username) } "." }
+            p class="explain" id="two-factor-explained" {
+                "Two-factor authentication asks for a 6-digit code from an app on your phone \
+                 after your password, so a stolen password alone does not open your account."
+            }
+            @if status.enabled {
+                p id="status" {
+                    "Two-factor authentication is " strong { "on" } ". Backup codes left: "
+                    strong id="backup-count" { (status.backup_codes_remaining) } "."
+                }
+                (weak_notice(status))
+                (authenticators_section(status))
+                section {
+                    h2 { "New backup codes" }
+                    @if status.backup_codes_need_regeneration {
+                        p class="notice" { "Your backup codes were made with an old key: make new ones." }
+                    }
+                    p { "The old set stops working." }
+                    form method="post" action="/account/backup-codes" {
+                        (code_fields("regen", false))
+                        button type="submit" { "Make new backup codes" }
+                    }
+                }
+                section {
+                    h2 { "Turn off two-factor authentication" }
+                    form method="post" action="/account/2fa/disable" {
+                        (code_fields("disable", true))
+                        (confirm_box())
+                        button type="submit" { "Turn off" }
+                    }
+                }
+            } @else {
+                p id="status" { "Two-factor authentication is " strong { "off" } "." }
+                form method="post" action="/account/2fa/setup" {
+                    button type="submit" { "Turn on two-factor authentication" }
+                }
+            }
+            (password_section())
+            (sessions_section(view))
+            (devices_section(view))
+            (log_section(view))
+            section {
+                form method="post" action="/logout" {
+                    button type="submit" { "Log out" }
+                }
+            }
+        },
+    )
 }
 
 /// `/reauth`: the password and, with 2FA on, a code or a backup code.
 pub fn reauth(next: &str, two_factor: bool, error: Option<&str>) -> String {
-    let factor = if two_factor {
-        "<label for=\"code\">6-digit code</label>\n\
-         <input type=\"text\" id=\"code\" name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" maxlength=\"16\">\n\
-         <label for=\"backup_code\">or a backup code</label>\n\
-         <input type=\"text\" id=\"backup_code\" name=\"backup_code\" autocomplete=\"one-time-code\" spellcheck=\"false\" maxlength=\"64\">\n"
-    } else {
-        ""
-    };
-    let body = format!(
-        "{msgs}<p>Changing how your account is protected needs a fresh confirmation.</p>\n\
-         <form method=\"post\" action=\"/reauth\">\n\
-         <input type=\"hidden\" name=\"next\" value=\"{next}\">\n\
-         <label for=\"password\">Password</label>\n\
-         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus>\n\
-         {factor}<button type=\"submit\">Confirm</button>\n</form>\n\
-         <p><a href=\"/account\">Cancel</a></p>",
-        msgs = messages(None, error),
-        next = escape(next),
-    );
-    layout("Confirm it is you", &body)
+    layout(
+        "Confirm it is you",
+        html! {
+            (messages(None, error))
+            p { "Changing how your account is protected needs a fresh confirmation." }
+            form method="post" action="/reauth" {
+                input type="hidden" name="next" value=(next);
+                label for="password" { "Password" }
+                input type="password" id="password" name="password" autocomplete="current-password" required autofocus;
+                @if two_factor {
+                    label for="code" { "6-digit code" }
+                    input type="text" id="code" name="code" autocomplete="one-time-code" inputmode="numeric" maxlength="16";
+                    label for="backup_code" { "or a backup code" }
+                    input type="text" id="backup_code" name="backup_code" autocomplete="one-time-code" spellcheck="false" maxlength="64";
+                }
+                button type="submit" { "Confirm" }
+            }
+            p { a href="/account" { "Cancel" } }
+        },
+    )
 }
 
 /// What the setup page shows.
@@ -651,76 +654,93 @@ pub fn setup(view: &SetupView<'_>, error: Option<&str>) -> String {
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect();
     let minutes = view.expires_in.div_ceil(60);
-    let body = format!(
-        "{msgs}<p class=\"hint\" id=\"which-app\">Which app? Any authenticator app that shows \
-         6-digit codes works: Google Authenticator, Microsoft Authenticator, 2FAS, Aegis (Android), \
-         or the one in your password manager (1Password, Bitwarden, iCloud Keychain).</p>\n\
-         <ol class=\"steps\">\n<li>Scan this QR code with your authenticator app:\n\
-         <img id=\"qr\" class=\"qr\" src=\"{qr}\" alt=\"QR code of your new two-factor secret\" width=\"240\" height=\"240\"></li>\n\
-         <li>Or type this key into the app: <code id=\"secret\">{secret}</code>\n\
-         <button type=\"button\" class=\"secondary\" id=\"copy-secret\" data-copy=\"{raw}\" hidden>Copy key</button>\n\
-         (<a href=\"{uri}\">open in an app on this device</a>)</li>\n\
-         <li>Enter the 6-digit code the app shows:\n\
-         <form method=\"post\" action=\"/account/2fa/setup/confirm\">\n\
-         <label for=\"code\">6-digit code</label>\n\
-         <input type=\"text\" id=\"code\" name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" required autofocus maxlength=\"16\">\n\
-         <button type=\"submit\">Turn on</button>\n</form></li>\n</ol>\n\
-         <p>This setup expires in about {minutes} minute{s}. Nothing changes until you confirm.</p>\n\
-         <p><a href=\"/account\">Cancel</a></p>",
-        msgs = messages(None, error),
-        qr = escape(view.qr_data_uri),
-        secret = escape(&grouped.join(" ")),
-        raw = escape(view.secret),
-        uri = escape(view.uri),
-        s = if minutes == 1 { "" } else { "s" },
-    );
     let title = if view.adding {
         "Add an authenticator"
     } else {
         "Set up two-factor authentication"
     };
-    layout(title, &body)
+    layout(
+        title,
+        html! {
+            (messages(None, error))
+            p class="hint" id="which-app" {
+                "Which app? Any authenticator app that shows 6-digit codes works: Google \
+                 Authenticator, Microsoft Authenticator, 2FAS, Aegis (Android), or the one in \
+                 your password manager (1Password, Bitwarden, iCloud Keychain)."
+            }
+            ol class="steps" {
+                li {
+                    "Scan this QR code with your authenticator app: "
+                    img id="qr" class="qr" src=(view.qr_data_uri) alt="QR code of your new two-factor secret" width="240" height="240";
+                }
+                li {
+                    "Or type this key into the app: " code id="secret" { (grouped.join(" ")) } " "
+                    button type="button" class="secondary" id="copy-secret" data-copy=(view.secret) hidden { "Copy key" }
+                    " (" a href=(view.uri) { "open in an app on this device" } ")"
+                }
+                li {
+                    "Enter the 6-digit code the app shows:"
+                    form method="post" action="/account/2fa/setup/confirm" {
+                        label for="code" { "6-digit code" }
+                        input type="text" id="code" name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus maxlength="16";
+                        button type="submit" { "Turn on" }
+                    }
+                }
+            }
+            p {
+                "This setup expires in about " (minutes) " minute" @if minutes != 1 { "s" }
+                ". Nothing changes until you confirm."
+            }
+            p { a href="/account" { "Cancel" } }
+        },
+    )
 }
 
 /// The page that shows a new set of backup codes, once: copy, download as a text
 /// file, print, then "I have saved them". With the script, a reload lands on the
 /// account page (no codes, no error) instead of posting the form again.
 pub fn backup_codes(heading: &str, codes: &[&str]) -> String {
-    let items: String = codes
-        .iter()
-        .map(|c| format!("<li>{}</li>", escape(c)))
-        .collect();
     let text = format!(
         "secondfactor demo backup codes\nEach code works once. Keep them somewhere safe.\n\n{}\n",
         codes.join("\n")
     );
-    let body = format!(
-        "<div id=\"codes-once\" data-reload-to=\"/account?notice=codes_shown\">\n\
-         <p><strong>Save these backup codes now.</strong> If you lose your phone, each one lets \
-         you log in once. They are not shown again.</p>\n\
-         <ol class=\"codes\" id=\"backup-codes\">{items}</ol>\n\
-         <p class=\"no-print\">\
-         <button type=\"button\" class=\"secondary\" id=\"copy-codes\" data-copy=\"{copy}\" hidden>Copy</button>\
-         <a class=\"button secondary\" id=\"download-codes\" download=\"backup-codes.txt\" href=\"data:text/plain;charset=utf-8,{download}\">Download as .txt</a>\
-         <button type=\"button\" class=\"secondary\" id=\"print-codes\" data-print hidden>Print</button></p>\n\
-         <form method=\"get\" action=\"/account\" id=\"saved-codes\">\n\
-         <label><input type=\"checkbox\" name=\"saved\" value=\"1\" required> \
-         I have saved these codes somewhere safe (a password manager, or on paper)</label>\n\
-         <button type=\"submit\">Continue to my account</button>\n</form>\n</div>",
-        copy = escape(&codes.join("\n")),
-        download = utf8_percent_encode(&text, NON_ALPHANUMERIC),
-    );
-    layout(heading, &body)
+    let download = utf8_percent_encode(&text, NON_ALPHANUMERIC).to_string();
+    layout(
+        heading,
+        html! {
+            div id="codes-once" data-reload-to="/account?notice=codes_shown" {
+                p {
+                    strong { "Save these backup codes now." }
+                    " If you lose your phone, each one lets you log in once. They are not shown again."
+                }
+                ol class="codes" id="backup-codes" {
+                    @for c in codes { li { (c) } }
+                }
+                p class="no-print" {
+                    button type="button" class="secondary" id="copy-codes" data-copy=(codes.join("\n")) hidden { "Copy" }
+                    a class="button secondary" id="download-codes" download="backup-codes.txt" href={ "data:text/plain;charset=utf-8," (download) } { "Download as .txt" }
+                    button type="button" class="secondary" id="print-codes" data-print hidden { "Print" }
+                }
+                form method="get" action="/account" id="saved-codes" {
+                    label {
+                        input type="checkbox" name="saved" value="1" required;
+                        " I have saved these codes somewhere safe (a password manager, or on paper)"
+                    }
+                    button type="submit" { "Continue to my account" }
+                }
+            }
+        },
+    )
 }
 
 /// A page for an error outside any form (forbidden origin, not found, …).
 pub fn message(title: &str, text: &str) -> String {
     layout(
         title,
-        &format!(
-            "<p class=\"error\" role=\"alert\">{}</p>\n<p><a href=\"/\">Home</a></p>",
-            escape(text)
-        ),
+        html! {
+            p class="error" role="alert" { (text) }
+            p { a href="/" { "Home" } }
+        },
     )
 }
 
