@@ -50,6 +50,9 @@ macro_rules! contract_suite {
                 successful_logins_do_not_use_up_the_client_limit,
                 start_up_refusals_are_one_line,
                 password_limits_are_in_characters,
+                migrated_users_log_in,
+                reset_2fa_lets_the_user_in_with_the_password_alone,
+                a_burst_of_registrations_stays_under_400_mib,
                     );
     };
     (@tests $example:literal, $binary:expr; $($name:ident),* $(,)?) => {
@@ -1265,6 +1268,21 @@ pub async fn successful_logins_do_not_use_up_the_client_limit(example: &str) {
 
 /// A `postgres://` database without `SF_MASTER_KEY`, or a development key file that
 /// group or others can read, stop the start with one line (the operator tool too).
+/// Users migrated from a pyotp app log in (see [`crate::migrate`]).
+pub async fn migrated_users_log_in(example: &str) {
+    crate::migrate::migrated_users_log_in(example).await
+}
+
+/// 120 concurrent registrations leave the server under 400 MiB resident (see
+/// [`crate::burst`]; Linux only, as it reads `/proc`).
+#[cfg(target_os = "linux")]
+pub async fn a_burst_of_registrations_stays_under_400_mib(example: &str) {
+    crate::burst::burst(example).await
+}
+
+#[cfg(not(target_os = "linux"))]
+pub async fn a_burst_of_registrations_stays_under_400_mib(_example: &str) {}
+
 /// The pages state the password limits in characters (8 to 256), and the server
 /// checks exactly that, whatever the bytes: 8 two-byte letters pass, 7 three-byte
 /// ones (21 bytes) do not, 256 two-byte letters (512 bytes) pass, 257 letters do not.
@@ -2654,6 +2672,9 @@ fn reset_2fa(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+#[cfg(not(unix))]
+pub async fn reset_2fa_lets_the_user_in_with_the_password_alone(_example: &str) {}
 
 /// The operator's `reset_2fa` tool on the servers' store (run with `example`'s server).
 #[cfg(unix)]
