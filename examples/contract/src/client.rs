@@ -1,4 +1,4 @@
-//! Black-box helpers for the HTTP contract suite: build an example server once, run it
+//! Black-box helpers for the HTTP contract suite: run a registered server binary
 //! as a real process on a free port in its own working directory, and talk to it with
 //! reqwest.
 

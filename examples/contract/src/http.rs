@@ -1,8 +1,9 @@
 //! The HTTP contract (`API.md`), driven black-box against the example servers.
 //!
-//! Each scenario builds the example once, starts it as a real process on a free port
-//! in a fresh working directory, and talks to it over HTTP. The scenarios are generic
-//! over the example's name; [`contract_suite!`] instantiates them for one example.
+//! Each scenario starts the server binary that cargo built for the calling crate's
+//! tests as a real process on a free port in a fresh working directory, and talks
+//! to it over HTTP. The scenarios are generic
+//! over the example's name; [`crate::contract_suite!`] instantiates them for one example.
 //! TOTP codes are computed from the `secret` the setup returns, as a phone would.
 
 use std::sync::Arc;
