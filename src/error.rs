@@ -14,7 +14,7 @@
 //! | `login_expired` | [`Error::LoginExpired`] | 401 | no, unknown, spent or expired pending login |
 //! | `setup_expired` | [`Error::SetupExpired`] | 401 | no, unknown or expired pending enrollment |
 //! | `unauthenticated` | [`Error::Unauthenticated`] | 401 | no, unknown, revoked or expired session |
-//! | `too_many_attempts` | [`Error::TooManyAttempts`] | 429 | throttled; retry after the given time |
+//! | `too_many_attempts` | [`Error::TooManyAttempts`] | 429 | throttled; retry after the given time; [`Limiter`] says whether the account or this client is locked |
 //! | `username_taken` | [`Error::UsernameTaken`] | 409 | registration with a login name already in use |
 //! | `two_factor_already_enabled` | [`Error::TwoFactorAlreadyEnabled`] | 409 | enrollment while 2FA is on |
 //! | `two_factor_not_enabled` | [`Error::TwoFactorNotEnabled`] | 409 | disable / regenerate while 2FA is off |
@@ -40,14 +40,24 @@
 //! fn body(e: &Error) -> (u16, String) {
 //!     let extra = match e {
 //!         Error::InvalidCode { remaining_attempts: Some(n) } => format!(r#","remaining_attempts":{n}"#),
-//!         Error::TooManyAttempts { retry_after } => format!(r#","retry_after":{}"#, retry_after.as_secs()),
+//!         Error::TooManyAttempts { retry_after, limiter } => format!(
+//!             r#","retry_after":{},"limiter":"{}""#,
+//!             retry_after.as_secs(),
+//!             limiter.code()
+//!         ),
 //!         _ => String::new(),
 //!     };
 //!     (e.http_status(), format!(r#"{{"error":"{}"{extra}}}"#, e.code()))
 //! }
 //!
-//! let locked = Error::TooManyAttempts { retry_after: Duration::from_secs(60) };
-//! assert_eq!(body(&locked), (429, r#"{"error":"too_many_attempts","retry_after":60}"#.to_owned()));
+//! let locked = Error::TooManyAttempts {
+//!     retry_after: Duration::from_secs(60),
+//!     limiter: secondfactor::error::Limiter::Account,
+//! };
+//! assert_eq!(
+//!     body(&locked),
+//!     (429, r#"{"error":"too_many_attempts","retry_after":60,"limiter":"account"}"#.to_owned())
+//! );
 //! ```
 
 use std::time::Duration;
@@ -105,11 +115,14 @@ pub enum Error {
     #[error("not logged in")]
     Unauthenticated,
 
-    /// Throttled (`too_many_attempts`): the account or client is locked for `retry_after`.
+    /// Throttled (`too_many_attempts`): the account or client (`limiter`) is locked
+    /// for `retry_after`, computed from the service's [`Clock`](crate::clock::Clock).
     #[error("too many attempts; retry in {} s", retry_after.as_secs())]
     TooManyAttempts {
         /// How long until the next attempt is allowed (rounded up to whole seconds).
         retry_after: Duration,
+        /// Which limiter refused the attempt: the account's or this client's.
+        limiter: Limiter,
     },
 
     /// The login name is already registered (`username_taken`).
@@ -185,6 +198,34 @@ pub enum Error {
     /// An internal error (`internal`): a bug, a corrupt row, or an RNG failure.
     #[error("internal error: {0}")]
     Internal(&'static str),
+}
+
+/// Which limiter refused an attempt with [`Error::TooManyAttempts`].
+///
+/// ```
+/// use secondfactor::error::Limiter;
+/// assert_eq!(Limiter::Account.code(), "account");
+/// assert_eq!(Limiter::Client.code(), "client");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limiter {
+    /// The account (or the login name) is locked, whoever tries: too many wrong
+    /// codes or passwords for it (`"account"`).
+    Account,
+    /// This client (its IP address, or its IPv6 /64) sent too many attempts,
+    /// whatever the account (`"client"`).
+    Client,
+}
+
+impl Limiter {
+    /// The stable machine code: `"account"` or `"client"`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Limiter::Account => "account",
+            Limiter::Client => "client",
+        }
+    }
 }
 
 impl Error {
@@ -287,6 +328,7 @@ mod tests {
             Error::Unauthenticated,
             Error::TooManyAttempts {
                 retry_after: Duration::from_secs(3),
+                limiter: Limiter::Client,
             },
             Error::UsernameTaken,
             Error::TwoFactorAlreadyEnabled,

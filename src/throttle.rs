@@ -62,6 +62,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::error::Limiter;
 use crate::store::{EphemeralStore, ThrottleState, UserId};
 use crate::{Error, Result};
 
@@ -394,8 +395,15 @@ fn client_limiter_key(client: &str) -> String {
 }
 
 fn retry_after(until: u64, now: u64) -> Error {
+    refused(until, now, Limiter::Account)
+}
+
+/// [`Error::TooManyAttempts`] from `limiter`, locked until `until` (seconds of the
+/// service's clock), at least 1 s.
+fn refused(until: u64, now: u64, limiter: Limiter) -> Error {
     Error::TooManyAttempts {
         retry_after: Duration::from_secs(until.saturating_sub(now).max(1)),
+        limiter,
     }
 }
 
@@ -596,7 +604,7 @@ pub(crate) async fn hit_client<S: EphemeralStore>(
                 until: now.saturating_add(policy.client_window),
             }
         } else if current.count >= policy.client_limit {
-            return Err(retry_after(current.until, now));
+            return Err(refused(current.until, now, Limiter::Client));
         } else {
             ThrottleState {
                 count: current.count + 1,
@@ -610,7 +618,7 @@ pub(crate) async fn hit_client<S: EphemeralStore>(
             return Ok(());
         }
     }
-    Err(retry_after(now + 1, now))
+    Err(refused(now + 1, now, Limiter::Client))
 }
 
 /// Gives a client its attempt back after a successful login.
@@ -689,7 +697,13 @@ mod tests {
             .await
             .unwrap_err();
         match err {
-            Error::TooManyAttempts { retry_after } => assert_eq!(retry_after.as_secs(), 60),
+            Error::TooManyAttempts {
+                retry_after,
+                limiter,
+            } => {
+                assert_eq!(retry_after.as_secs(), 60);
+                assert_eq!(limiter, Limiter::Account);
+            }
             e => panic!("{e:?}"),
         }
         // After the lockout the 7th attempt goes through and doubles the next wait.
@@ -740,7 +754,8 @@ mod tests {
         }
         assert!(matches!(
             hit_client(&store, &p, "1.2.3.4", 120).await,
-            Err(Error::TooManyAttempts { retry_after }) if retry_after.as_secs() == 40
+            Err(Error::TooManyAttempts { retry_after, limiter: Limiter::Client })
+                if retry_after.as_secs() == 40
         ));
         hit_client(&store, &p, "5.6.7.8", 120).await.unwrap();
         hit_client(&store, &p, "1.2.3.4", 160).await.unwrap();

@@ -499,7 +499,13 @@ async fn restarting_the_password_step_gives_no_fresh_attempts() {
         .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
         .await
     {
-        Err(Error::TooManyAttempts { retry_after }) => assert_eq!(retry_after.as_secs(), 60),
+        Err(Error::TooManyAttempts {
+            retry_after,
+            limiter,
+        }) => {
+            assert_eq!(retry_after.as_secs(), 60);
+            assert_eq!(limiter, secondfactor::error::Limiter::Account);
+        }
         other => panic!("{other:?}"),
     }
     assert!(
@@ -610,7 +616,7 @@ async fn simulate_attacker(owner_per_day: u64) {
             .await
         {
             Err(Error::InvalidCode { .. }) => guesses += 1,
-            Err(Error::TooManyAttempts { retry_after }) => {
+            Err(Error::TooManyAttempts { retry_after, .. }) => {
                 let wait = retry_after.as_secs().max(1);
                 h.advance(wait.min(next_owner.saturating_sub(h.now())).max(1));
             }
@@ -1047,7 +1053,7 @@ async fn password_only_accounts_log_in_directly_and_rate_limit_per_client() {
             .await
         {
             Err(Error::InvalidCredentials) => {}
-            Err(Error::TooManyAttempts { retry_after }) => {
+            Err(Error::TooManyAttempts { retry_after, .. }) => {
                 limited = Some((i, retry_after));
                 break;
             }
@@ -1111,7 +1117,7 @@ async fn wrong_current_passwords_are_throttled_on_password_change() {
     }
     // Even the right password waits now: guessing from a stolen session is slowed down.
     match h.change_password(&user, PW, "a new password").await {
-        Err(Error::TooManyAttempts { retry_after }) => assert_eq!(retry_after.as_secs(), 60),
+        Err(Error::TooManyAttempts { retry_after, .. }) => assert_eq!(retry_after.as_secs(), 60),
         other => panic!("{other:?}"),
     }
     assert!(

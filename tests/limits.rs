@@ -285,7 +285,7 @@ async fn backup_codes_stay_usable_while_totp_is_locked() {
             .await
         {
             Err(Error::InvalidCode { .. }) => {}
-            Err(Error::TooManyAttempts { retry_after }) => {
+            Err(Error::TooManyAttempts { retry_after, .. }) => {
                 if retry_after > Duration::from_secs(24 * 3600) {
                     locked = true;
                     break;

@@ -447,7 +447,7 @@ impl<S: Store> Service<S> {
     ) -> Result<Reservation> {
         let lockout = self.inner.throttle.password_lockout();
         let result = throttle::reserve_account_attempt(&self.inner.store, lockout, key, now).await;
-        if let Err(Error::TooManyAttempts { retry_after }) = &result {
+        if let Err(Error::TooManyAttempts { retry_after, .. }) = &result {
             self.emit(Event::PasswordLimited {
                 user_id: account.map(|a| a.id.clone()),
                 retry_after: *retry_after,
@@ -681,7 +681,7 @@ impl<S: Store> Service<S> {
         throttle::check_budget(store, policy, &budget, now).await?;
         let reservation = self.reserve(&throttle::account_key(user_id), now).await?;
         if let Err(e) = throttle::spend_budget(store, policy, &budget, now).await {
-            if let Error::TooManyAttempts { retry_after } = e {
+            if let Error::TooManyAttempts { retry_after, .. } = e {
                 self.record(Event::LockedOut {
                     user_id: user_id.clone(),
                     retry_after,

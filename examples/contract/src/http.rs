@@ -442,6 +442,11 @@ pub async fn lockout_is_not_reset_by_a_new_login(example: &str) {
     assert_error(&r, 429, "too_many_attempts");
     let retry = r.json["retry_after"].as_u64().unwrap();
     assert!((1..=60).contains(&retry), "retry_after {retry}");
+    assert_eq!(r.json["limiter"], "account", "{}", r.text);
+    assert_eq!(
+        r.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some(retry.to_string().as_str())
+    );
 
     let again = server.client();
     assert_eq!(
@@ -1109,6 +1114,12 @@ pub async fn password_attempts_are_limited_per_client(example: &str) {
     assert_error(&r, 429, "too_many_attempts");
     let retry = r.json["retry_after"].as_u64().unwrap();
     assert!((1..=3600).contains(&retry), "retry_after {retry}");
+    // One login name from one address: the name's own limit is reached first.
+    assert_eq!(r.json["limiter"], "account", "{}", r.text);
+    assert_eq!(
+        r.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some(retry.to_string().as_str())
+    );
 
     // Trusted only when configured.
     let proxied = Server::start(example, &[("SF_TRUST_FORWARDED", "1")]);
@@ -1164,12 +1175,7 @@ pub async fn known_browsers_pass_the_account_password_limit(example: &str) {
         .form("/login", &[("username", "olga"), ("password", PW)])
         .await;
     assert_html(&r, 429);
-    assert!(
-        r.text
-            .contains("Too many attempts: this account is locked for"),
-        "{}",
-        r.text
-    );
+    assert!(r.text.contains("This account is locked for"), "{}", r.text);
 }
 
 /// Behind a trusted proxy, only the right-most `X-Forwarded-For` entry (the proxy's,
@@ -1222,7 +1228,30 @@ pub async fn ipv6_clients_of_one_64_share_a_limit(example: &str) {
         let ip = ["2001:db8:7:1::a", "2001:db8:7:1:ffff:1:2:3"][i % 2];
         assert_eq!(attempt(i, ip).await, 401);
     }
-    assert_eq!(attempt(20, "2001:db8:7:1::b").await, 429, "same /64");
+    let body = json!({ "username": "nobody20", "password": "wrong password" });
+    let r = server
+        .client()
+        .via("2001:db8:7:1::b")
+        .post("/api/login", body)
+        .await;
+    assert_error(&r, 429, "too_many_attempts");
+    assert_eq!(r.json["limiter"], "client", "same /64: {}", r.text);
+    assert!(r.headers.get("retry-after").is_some(), "{:?}", r.headers);
+    // The login page says it is this network, not the account.
+    let r = server
+        .client()
+        .via("2001:db8:7:1::c")
+        .form(
+            "/login",
+            &[("username", "nobody21"), ("password", "wrong password")],
+        )
+        .await;
+    assert_html(&r, 429);
+    assert!(
+        r.text.contains("Too many attempts from your network"),
+        "{}",
+        r.text
+    );
     assert_eq!(attempt(21, "2001:db8:7:2::a").await, 401, "the next /64");
 }
 
@@ -1239,6 +1268,7 @@ pub async fn registrations_are_limited_per_client(example: &str) {
         "{}",
         r.text
     );
+    assert_eq!(r.json["limiter"], "client", "{}", r.text);
     // The page says so in words.
     let r = c
         .form("/register", &[("username", "reg21"), ("password", PW)])

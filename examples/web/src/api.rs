@@ -1,7 +1,10 @@
 //! The JSON API's bodies, error shape and cookies, framework-neutral.
 //!
 //! Every error is `{"error": "<code>", "message": "<text>"}` plus `remaining_attempts`
-//! for `invalid_code` and `retry_after` (whole seconds) for `too_many_attempts`. The
+//! for `invalid_code`, `retry_after` (whole seconds, also sent as a `Retry-After`
+//! header) for `too_many_attempts` and `busy`, and `limiter` (`"account"`: the account
+//! is locked for everyone; `"client"`: this address sent too many) for
+//! `too_many_attempts`. The
 //! code and the status come from the library ([`Error::code`],
 //! [`Error::http_status`]); framework-level rejections get codes of their own here.
 
@@ -55,7 +58,14 @@ pub fn error(e: &Error) -> Reply {
         Error::InvalidCode {
             remaining_attempts: Some(n),
         } => body["remaining_attempts"] = json!(n),
-        Error::TooManyAttempts { retry_after } | Error::Busy { retry_after } => {
+        Error::TooManyAttempts {
+            retry_after,
+            limiter,
+        } => {
+            body["retry_after"] = json!(retry_secs(*retry_after));
+            body["limiter"] = json!(limiter.code());
+        }
+        Error::Busy { retry_after } => {
             body["retry_after"] = json!(retry_secs(*retry_after));
         }
         _ => {}

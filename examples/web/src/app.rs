@@ -350,7 +350,11 @@ impl Out {
 
     /// A JSON error.
     pub fn api_error(reply: &Reply) -> Out {
-        Out::json(reply.status, &reply.body, &[])
+        let mut out = Out::json(reply.status, &reply.body, &[]);
+        if let Some(secs) = reply.body["retry_after"].as_u64() {
+            out.headers.push(("retry-after", secs.to_string()));
+        }
+        out
     }
 
     /// `204` from the API.

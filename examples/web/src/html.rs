@@ -6,6 +6,7 @@
 use maud::{DOCTYPE, Markup, html};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
+use secondfactor::error::Limiter;
 use secondfactor::flow::{SessionInfo, TrustedDevice, TwoFactorStatus};
 use secondfactor::security_log::{SecurityEvent, SecurityEventKind};
 use secondfactor::{AuthMethod, Error};
@@ -44,8 +45,16 @@ pub fn error_text(e: &Error) -> String {
             remaining_attempts: Some(n),
         } => format!("That code is not right. {n} attempts left."),
         Error::InvalidCode { .. } => "That code is not right.".to_owned(),
-        Error::TooManyAttempts { retry_after } => format!(
-            "Too many attempts: this account is locked for {d}. Try again in {d}.",
+        Error::TooManyAttempts {
+            retry_after,
+            limiter: Limiter::Client,
+        } => format!(
+            "Too many attempts from your network; try again in {}.",
+            duration_text(super::api::retry_secs(*retry_after))
+        ),
+        Error::TooManyAttempts { retry_after, .. } => format!(
+            "This account is locked for {d} after too many wrong codes or passwords. \
+             Try again in {d}.",
             d = duration_text(super::api::retry_secs(*retry_after))
         ),
         Error::CodeAlreadyUsed => "That code was already used. Wait for the next code in \
@@ -91,7 +100,7 @@ pub fn error_text(e: &Error) -> String {
 /// not one account's.
 pub fn register_error_text(e: &Error) -> String {
     match e {
-        Error::TooManyAttempts { retry_after } => format!(
+        Error::TooManyAttempts { retry_after, .. } => format!(
             "Too many attempts from this address: creating accounts is locked for {d}. \
              Try again in {d}.",
             d = duration_text(super::api::retry_secs(*retry_after))
@@ -822,4 +831,31 @@ pub struct NoticeQuery {
     /// A key for [`notice_text`].
     #[serde(default)]
     pub notice: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn lockouts_say_who_is_locked_and_for_how_long() {
+        let account = Error::TooManyAttempts {
+            retry_after: Duration::from_secs(15 * 60),
+            limiter: Limiter::Account,
+        };
+        assert_eq!(
+            error_text(&account),
+            "This account is locked for 15 minutes after too many wrong codes or passwords. \
+             Try again in 15 minutes."
+        );
+        let client = Error::TooManyAttempts {
+            retry_after: Duration::from_secs(60),
+            limiter: Limiter::Client,
+        };
+        assert_eq!(
+            error_text(&client),
+            "Too many attempts from your network; try again in 60 seconds."
+        );
+    }
 }
