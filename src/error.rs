@@ -11,6 +11,7 @@
 //! | `invalid_credentials` | [`Error::InvalidCredentials`] | 401 | unknown user or wrong password (indistinguishable on purpose) |
 //! | `invalid_code` | [`Error::InvalidCode`] | 401 | a well-formed TOTP or backup code that is wrong |
 //! | `code_already_used` | [`Error::CodeAlreadyUsed`] | 401 | a correct TOTP code whose time step was already accepted (replay) |
+//! | `backup_code_used` | [`Error::BackupCodeUsed`] | 401 | a backup code of this account that was already spent (counted as a failed attempt) |
 //! | `login_expired` | [`Error::LoginExpired`] | 401 | no, unknown, spent or expired pending login |
 //! | `setup_expired` | [`Error::SetupExpired`] | 401 | no, unknown or expired pending enrollment |
 //! | `unauthenticated` | [`Error::Unauthenticated`] | 401 | no, unknown, revoked or expired session |
@@ -102,6 +103,15 @@ pub enum Error {
     /// phished or shoulder-surfed; the flows also emit an audit event.
     #[error("this code was already used; wait for the next one")]
     CodeAlreadyUsed,
+
+    /// A backup code of this account that was already spent (`backup_code_used`).
+    /// Only someone who had the code can get this answer (a guess is `invalid_code`);
+    /// the attempt counts as a failure exactly like [`Error::InvalidCode`].
+    #[error("this backup code was already used; each backup code works once")]
+    BackupCodeUsed {
+        /// Attempts left, as in [`Error::InvalidCode`].
+        remaining_attempts: Option<u32>,
+    },
 
     /// The pending login is missing, unknown, spent, burnt or expired (`login_expired`).
     #[error("the login expired; start again with your password")]
@@ -241,6 +251,7 @@ impl Error {
             Error::InvalidCredentials => "invalid_credentials",
             Error::InvalidCode { .. } => "invalid_code",
             Error::CodeAlreadyUsed => "code_already_used",
+            Error::BackupCodeUsed { .. } => "backup_code_used",
             Error::LoginExpired => "login_expired",
             Error::SetupExpired => "setup_expired",
             Error::Unauthenticated => "unauthenticated",
@@ -268,6 +279,7 @@ impl Error {
             Error::InvalidCredentials
             | Error::InvalidCode { .. }
             | Error::CodeAlreadyUsed
+            | Error::BackupCodeUsed { .. }
             | Error::LoginExpired
             | Error::SetupExpired
             | Error::Unauthenticated => 401,
@@ -323,6 +335,9 @@ mod tests {
                 remaining_attempts: Some(2),
             },
             Error::CodeAlreadyUsed,
+            Error::BackupCodeUsed {
+                remaining_attempts: Some(1),
+            },
             Error::LoginExpired,
             Error::SetupExpired,
             Error::Unauthenticated,

@@ -338,8 +338,12 @@ async fn concurrent_use_of_one_backup_code_has_exactly_one_winner() {
                     assert_eq!(a.method(), AuthMethod::BackupCode);
                     wins += 1
                 }
+                // A loser reads the code as spent once the winner marked it.
                 Err(e) => assert!(
-                    matches!(e.code(), "invalid_code" | "too_many_attempts"),
+                    matches!(
+                        e.code(),
+                        "invalid_code" | "backup_code_used" | "too_many_attempts"
+                    ),
                     "round {round}: {e:?}"
                 ),
             }
@@ -406,6 +410,24 @@ async fn backup_codes_are_single_use_case_and_hyphen_insensitive() {
     let err = h
         .service
         .second_factor(&t, SecondFactor::BackupCode(&codes[3]))
+        .await
+        .unwrap_err();
+    // Said as spent, and counted like any wrong code (one attempt of five gone).
+    assert_eq!(code_of(&err), "backup_code_used");
+    assert!(matches!(
+        err,
+        Error::BackupCodeUsed {
+            remaining_attempts: Some(4)
+        }
+    ));
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        Event::SecondFactorRejected { user_id, remaining_attempts: 4 } if *user_id == user
+    )));
+    // A code that never was one stays `invalid_code`.
+    let err = h
+        .service
+        .second_factor(&t, SecondFactor::BackupCode("AAAAA-AAAAA-AAAAA"))
         .await
         .unwrap_err();
     assert_eq!(code_of(&err), "invalid_code");

@@ -906,7 +906,7 @@ impl World {
             Err(e) => {
                 if live && predicted {
                     assert!(
-                        !matches!(e, Error::InvalidCode { .. } | Error::CodeAlreadyUsed),
+                        !matches!(e, Error::InvalidCode { .. } | Error::BackupCodeUsed { .. } | Error::CodeAlreadyUsed),
                         "a valid factor was refused: {e:?}"
                     );
                 }

@@ -11,7 +11,7 @@ use crate::password::MAX_PASSWORD_BYTES;
 use crate::secret::KeyedHash;
 use crate::store::{
     AccountRecord, AuthenticatorId, AuthenticatorRecord, DeviceId, DeviceRecord, PendingLogin,
-    SessionId, SessionRecord, Store, UserId,
+    SessionId, SessionRecord, Store, ThrottleState, UserId,
 };
 use crate::throttle::{self, Reservation};
 use crate::token::{self, DeviceToken, KnownBrowserToken, LoginToken, SessionToken};
@@ -27,6 +27,15 @@ pub const MIN_PASSWORD_BYTES: usize = 8;
 /// Longest login name, in characters.
 pub const MAX_USERNAME_CHARS: usize = 64;
 const MAX_LABEL_CHARS: usize = 128;
+
+/// How long a spent backup code is remembered (30 days), so that typing it again is
+/// said as `backup_code_used` instead of `invalid_code`.
+const SPENT_BACKUP_MEMORY: u64 = 30 * 24 * 3600;
+
+/// The ephemeral-store key that marks a spent backup code of an account.
+fn spent_backup_key(user_id: &UserId, h: &KeyedHash) -> String {
+    format!("spent:{}:{}", user_id.as_str(), h.to_hex())
+}
 
 /// The password step's input.
 #[derive(Clone, Copy)]
@@ -598,6 +607,7 @@ impl<S: Store> Service<S> {
 
         let pending_left = max.saturating_sub(pending.attempts);
         let mut known_auths = None;
+        let mut spent = false;
         let method = match &factor {
             Factor::Totp(code) => {
                 let auths = known_auths.insert(store.authenticators(&account.id).await?);
@@ -625,6 +635,7 @@ impl<S: Store> Service<S> {
                     Ok(true) => Some(AuthMethod::BackupCode),
                     Ok(false) => {
                         self.restore_pending(&hash, &taken, pending_left).await;
+                        spent = self.backup_code_was_spent(&account.id, code).await;
                         None
                     }
                     Err(e) => {
@@ -644,7 +655,12 @@ impl<S: Store> Service<S> {
                 if pending_left == 0 {
                     store.delete_pending_login(&hash).await?;
                 }
-                Err(self.failure(&account.id, reservation, pending_left).await)
+                match self.failure(&account.id, reservation, pending_left).await {
+                    Error::InvalidCode { remaining_attempts } if spent => {
+                        Err(Error::BackupCodeUsed { remaining_attempts })
+                    }
+                    e => Err(e),
+                }
             }
         }
     }
@@ -873,6 +889,7 @@ impl<S: Store> Service<S> {
             if store.consume_backup_code(user_id, &h).await? {
                 // The code is spent: from here on nothing may fail the login. The
                 // count is for the audit event only.
+                self.remember_spent_backup_code(user_id, &h).await;
                 match store.backup_codes_remaining(user_id).await {
                     Ok(remaining) => {
                         self.record(Event::BackupCodeUsed {
@@ -887,6 +904,53 @@ impl<S: Store> Service<S> {
             }
         }
         Ok(false)
+    }
+
+    /// Remembers a spent backup code's keyed hash for [`SPENT_BACKUP_MEMORY`] seconds
+    /// (in the ephemeral store, as a throttle entry), so that typing it again is
+    /// `backup_code_used`. Best effort: the code is spent either way.
+    async fn remember_spent_backup_code(&self, user_id: &UserId, h: &KeyedHash) {
+        let now = self.now();
+        let key = spent_backup_key(user_id, h);
+        let mark = ThrottleState {
+            count: 1,
+            until: now.saturating_add(SPENT_BACKUP_MEMORY),
+        };
+        let store = &self.inner.store;
+        let written = match store.throttle(&key, now).await {
+            Ok(current) => {
+                store
+                    .update_throttle(&key, current, mark, mark.until, now)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "spent backup code could not be remembered");
+        }
+    }
+
+    /// Whether `code` is a backup code of this account that was spent (within
+    /// [`SPENT_BACKUP_MEMORY`]). A store failure reads as "no": the answer is then
+    /// the plain `invalid_code`.
+    async fn backup_code_was_spent(&self, user_id: &UserId, code: &NormalizedBackupCode) -> bool {
+        let now = self.now();
+        for h in backup::hash_candidates(&self.inner.keys, code) {
+            match self
+                .inner
+                .store
+                .throttle(&spent_backup_key(user_id, &h), now)
+                .await
+            {
+                Ok(state) if state.count > 0 => return true,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "spent backup codes could not be read");
+                    return false;
+                }
+            }
+        }
+        false
     }
 
     /// Re-seals the account's secrets under the active key if any uses an older one.

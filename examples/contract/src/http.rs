@@ -382,9 +382,15 @@ pub async fn backup_codes_are_single_use_and_can_be_replaced(example: &str) {
 
     let c2 = server.client();
     c2.login("erin").await;
+    // A spent code is said as such (only someone who had it can see this), and
+    // counts as a failed attempt all the same.
     let r = backup(&c2, &code).await;
+    assert_error(&r, 401, "backup_code_used");
+    assert_eq!(r.json["remaining_attempts"], 4, "{}", r.text);
+    // A code that never was one is plain `invalid_code`.
+    let r = backup(&c2, "AAAAA-AAAAA-AAAAA").await;
     assert_error(&r, 401, "invalid_code");
-    assert!(r.json["remaining_attempts"].is_u64(), "{}", r.text);
+    assert_eq!(r.json["remaining_attempts"], 3, "{}", r.text);
 
     // A new set replaces the old one.
     let r = user

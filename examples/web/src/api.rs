@@ -1,7 +1,7 @@
 //! The JSON API's bodies, error shape and cookies, framework-neutral.
 //!
 //! Every error is `{"error": "<code>", "message": "<text>"}` plus `remaining_attempts`
-//! for `invalid_code`, `retry_after` (whole seconds, also sent as a `Retry-After`
+//! for `invalid_code` and `backup_code_used`, `retry_after` (whole seconds, also sent as a `Retry-After`
 //! header) for `too_many_attempts` and `busy`, and `limiter` (`"account"`: the account
 //! is locked for everyone; `"client"`: this address sent too many) for
 //! `too_many_attempts`. The
@@ -56,6 +56,9 @@ pub fn error(e: &Error) -> Reply {
     let mut body = json!({ "error": e.code(), "message": e.to_string() });
     match e {
         Error::InvalidCode {
+            remaining_attempts: Some(n),
+        }
+        | Error::BackupCodeUsed {
             remaining_attempts: Some(n),
         } => body["remaining_attempts"] = json!(n),
         Error::TooManyAttempts {

@@ -45,6 +45,18 @@ pub fn error_text(e: &Error) -> String {
             remaining_attempts: Some(n),
         } => format!("That code is not right. {n} attempts left."),
         Error::InvalidCode { .. } => "That code is not right.".to_owned(),
+        Error::BackupCodeUsed { remaining_attempts } => {
+            let left = match remaining_attempts {
+                Some(0) => " No attempts are left.".to_owned(),
+                Some(1) => " 1 attempt left.".to_owned(),
+                Some(n) => format!(" {n} attempts left."),
+                None => String::new(),
+            };
+            format!(
+                "That backup code was already used: each backup code works once. \
+                 Use another one, or a code from your app.{left}"
+            )
+        }
         Error::TooManyAttempts {
             retry_after,
             limiter: Limiter::Client,
@@ -856,6 +868,18 @@ mod tests {
         assert_eq!(
             error_text(&client),
             "Too many attempts from your network; try again in 60 seconds."
+        );
+    }
+
+    #[test]
+    fn a_spent_backup_code_is_said_as_such() {
+        let e = Error::BackupCodeUsed {
+            remaining_attempts: Some(4),
+        };
+        assert_eq!(
+            error_text(&e),
+            "That backup code was already used: each backup code works once. \
+             Use another one, or a code from your app. 4 attempts left."
         );
     }
 }
