@@ -486,8 +486,46 @@ pub async fn a_pending_login_and_a_pending_setup_expire(example: &str) {
     let setup = other.post_empty("/api/2fa/setup").await;
     assert_eq!(setup.json["expires_in"], 2);
     let phone = Phone::new(setup.json["secret"].as_str().unwrap());
+    // Gina (2FA on) starts adding a second authenticator from the account page.
+    let r = user
+        .client
+        .form("/account/authenticators", &[("name", "tablet")])
+        .await;
+    assert_eq!(r.location(), Some("/account/2fa/setup"), "{}", r.text);
+    let page = user.client.get("/account/2fa/setup").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text.contains(r#"name="adding""#),
+        "the add form says so: {}",
+        page.text
+    );
 
     tokio::time::sleep(Duration::from_millis(3100)).await;
+    // The expired addition is said as such on the account page, not as the
+    // backup-codes notice of a first setup.
+    let r = user
+        .client
+        .form(
+            "/account/2fa/setup/confirm",
+            &[("code", "123456"), ("adding", "1")],
+        )
+        .await;
+    assert_eq!(
+        r.location(),
+        Some("/account?notice=add_expired"),
+        "{} {}",
+        r.status,
+        r.text
+    );
+    let account = user.client.get("/account?notice=add_expired").await;
+    assert!(
+        account
+            .text
+            .contains("Adding the authenticator took too long"),
+        "{}",
+        account.text
+    );
+    assert!(!account.text.contains("backup codes were shown once"));
     // Present the cookie by hand: the server must refuse it, whatever the jar does.
     let bare = server.client();
     let r = Client::send(

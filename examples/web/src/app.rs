@@ -1109,6 +1109,11 @@ impl<S: Store> Cx<'_, S> {
                     }
                     None => Out::redirect("/account?notice=authenticator_added", &[]),
                 },
+                // An added authenticator's setup expired: 2FA stays on, so back to
+                // the account page, which says so.
+                Err(Error::SetupExpired) if form.adding.is_some() => {
+                    Out::redirect("/account?notice=add_expired", &[])
+                }
                 // No pending setup: it expired (the page shows a new one), or this is
                 // the backup-codes page posted again by a reload after 2FA was turned
                 // on (the account page says the codes were shown once).

@@ -144,6 +144,10 @@ pub fn notice_text(key: &str) -> Option<&'static str> {
         "expired" => "The login expired. Start again with your password.",
         "password_changed" => "Your password is changed. Every other session has ended.",
         "authenticator_added" => "The new authenticator is added.",
+        "add_expired" => {
+            "Adding the authenticator took too long and its setup expired; nothing was \
+             added. Add it again below."
+        }
         "authenticator_removed" => "The authenticator is removed.",
         "session_ended" => "The session has ended.",
         "sessions_ended" => "Every other session has ended.",
@@ -704,7 +708,13 @@ pub fn setup(view: &SetupView<'_>, error: Option<&str>) -> String {
                     form method="post" action="/account/2fa/setup/confirm" {
                         label for="code" { "6-digit code" }
                         input type="text" id="code" name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus maxlength="16";
-                        button type="submit" { "Turn on" }
+                        @if view.adding {
+                            // Tells an expired addition from a reloaded first setup.
+                            input type="hidden" name="adding" value="1";
+                            button type="submit" { "Add" }
+                        } @else {
+                            button type="submit" { "Turn on" }
+                        }
                     }
                 }
             }
@@ -809,6 +819,9 @@ pub struct CodeForm {
     /// A TOTP code.
     #[serde(default)]
     pub code: String,
+    /// Present when the form adds a second authenticator (not the first setup).
+    #[serde(default)]
+    pub adding: Option<String>,
 }
 
 /// The account page's forms (each uses some of the fields).
