@@ -790,7 +790,7 @@ pub async fn flows<S: Store>(store: S) {
             .code(),
         "code_already_used"
     );
-    // A backup code works once.
+    // A backup code works once; typed again it is said as spent.
     let auth = service
         .second_factor(&token, SecondFactor::BackupCode(&backup[0]))
         .await
@@ -806,7 +806,7 @@ pub async fn flows<S: Store>(store: S) {
             .await
             .unwrap_err()
             .code(),
-        "invalid_code"
+        "backup_code_used"
     );
     // Sessions and devices.
     let device = service.trust_device(&auth, "laptop").await.unwrap();
