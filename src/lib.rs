@@ -89,6 +89,7 @@
 //! | `postgres` | no | `store::PgStore`: one database shared by several instances |
 //! | `redis` | no | `store::RedisStore`: short-lived state in Redis (pair it with an `AccountStore` through [`store::Combined`]) |
 //! | `conformance` | no | the public store conformance suite |
+//! | `webauthn` | no | [`webauthn`]: security keys and passkeys as a second factor (needs OpenSSL headers) |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -111,6 +112,9 @@ pub mod store;
 pub mod throttle;
 mod token;
 pub mod totp;
+#[cfg(feature = "webauthn")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+pub mod webauthn;
 
 pub use error::{Error, Result};
 

@@ -222,6 +222,14 @@ impl<S: Store> Service<S> {
         factor: Factor,
         now: u64,
     ) -> Result<AuthMethod> {
+        #[cfg(feature = "webauthn")]
+        if let Factor::WebAuthn(_) = factor {
+            // An assertion answers a login's ceremony; other actions take a code.
+            return Err(Error::input(
+                "webauthn",
+                "a security key completes a login; confirm this action with a code",
+            ));
+        }
         let reservation = self.reserve_factor(user_id, &factor, now).await?;
         let method = match &factor {
             Factor::Totp(code) => {
@@ -236,6 +244,8 @@ impl<S: Store> Service<S> {
                 .spend_backup_code(user_id, code)
                 .await?
                 .then_some(AuthMethod::BackupCode),
+            #[cfg(feature = "webauthn")]
+            Factor::WebAuthn(_) => None,
         };
         match method {
             Some(method) => {

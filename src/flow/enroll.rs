@@ -88,6 +88,26 @@ pub struct EnrollmentConfirmed {
     pub backup_codes: Option<Vec<BackupCode>>,
 }
 
+/// What kind of authenticator it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthenticatorKind {
+    /// A TOTP app (a phone).
+    Totp,
+    /// A security key or passkey (WebAuthn).
+    WebAuthn,
+}
+
+impl AuthenticatorKind {
+    /// A stable name: `totp`, `webauthn`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuthenticatorKind::Totp => "totp",
+            AuthenticatorKind::WebAuthn => "webauthn",
+        }
+    }
+}
+
 /// One authenticator, as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthenticatorInfo {
@@ -95,6 +115,8 @@ pub struct AuthenticatorInfo {
     pub id: AuthenticatorId,
     /// Its name.
     pub name: String,
+    /// A phone app or a security key.
+    pub kind: AuthenticatorKind,
     /// When it was confirmed (Unix seconds).
     pub created_at: u64,
     /// `false` when its secret cannot be opened with the service's key ring (its
@@ -147,8 +169,20 @@ impl<S: Store> Service<S> {
                 auths
                     .into_iter()
                     .map(|a| {
+                        if a.sealed_secret.is_record() {
+                            let readable = keys.open_record(user_id.as_str(), &a.sealed_secret);
+                            return AuthenticatorInfo {
+                                readable: readable.is_ok(),
+                                weak: false,
+                                kind: AuthenticatorKind::WebAuthn,
+                                id: a.id,
+                                name: a.name,
+                                created_at: a.created_at,
+                            };
+                        }
                         let opened = keys.open(user_id.as_str(), &a.sealed_secret);
                         AuthenticatorInfo {
+                            kind: AuthenticatorKind::Totp,
                             readable: opened.is_ok(),
                             weak: opened.is_ok_and(|s| s.is_weak()),
                             id: a.id,

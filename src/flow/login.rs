@@ -110,11 +110,19 @@ pub struct PendingLoginTicket {
 
 /// A second factor as the user typed it.
 #[derive(Clone, Copy)]
+#[non_exhaustive]
 pub enum SecondFactor<'a> {
     /// A TOTP code (spaces allowed: `" 123 456 "`).
     Totp(&'a str),
     /// A backup code (any case, hyphens optional).
     BackupCode(&'a str),
+    /// A security key's or passkey's assertion: the JSON of the browser's
+    /// `PublicKeyCredential` (from `navigator.credentials.get` with the options of
+    /// [`Service::start_webauthn_login`], binary fields base64url). It completes only
+    /// the pending login whose ceremony it answers.
+    #[cfg(feature = "webauthn")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+    WebAuthn(&'a str),
 }
 
 impl std::fmt::Debug for SecondFactor<'_> {
@@ -122,6 +130,8 @@ impl std::fmt::Debug for SecondFactor<'_> {
         match self {
             SecondFactor::Totp(_) => f.write_str("Totp(<redacted>)"),
             SecondFactor::BackupCode(_) => f.write_str("BackupCode(<redacted>)"),
+            #[cfg(feature = "webauthn")]
+            SecondFactor::WebAuthn(_) => f.write_str("WebAuthn(<redacted>)"),
         }
     }
 }
@@ -130,6 +140,8 @@ impl std::fmt::Debug for SecondFactor<'_> {
 pub(crate) enum Factor {
     Totp(Code),
     Backup(NormalizedBackupCode),
+    #[cfg(feature = "webauthn")]
+    WebAuthn(Box<crate::webauthn::PublicKeyCredential>),
 }
 
 /// A live session, as looked up by [`Service::session`].
@@ -410,8 +422,32 @@ impl<S: Store> Service<S> {
         Ok(LoginOutcome::SecondFactorRequired(PendingLoginTicket {
             token,
             expires_in: Duration::from_secs(ttl),
-            methods: vec![AuthMethod::Totp, AuthMethod::BackupCode],
+            methods: self.second_factor_methods(&account.id).await?,
         }))
+    }
+
+    /// What the second-factor step accepts for this account: TOTP (when it has a
+    /// phone), WebAuthn (when it has a key and the service has a relying party), and
+    /// backup codes.
+    #[cfg(feature = "webauthn")]
+    async fn second_factor_methods(&self, user_id: &UserId) -> Result<Vec<AuthMethod>> {
+        let auths = self.inner.store.authenticators(user_id).await?;
+        let has_key = auths.iter().any(|a| a.sealed_secret.is_record());
+        let has_totp = auths.iter().any(|a| !a.sealed_secret.is_record());
+        let mut methods = Vec::with_capacity(3);
+        if has_totp || !has_key {
+            methods.push(AuthMethod::Totp);
+        }
+        if has_key && self.inner.webauthn.is_some() {
+            methods.push(AuthMethod::WebAuthn);
+        }
+        methods.push(AuthMethod::BackupCode);
+        Ok(methods)
+    }
+
+    #[cfg(not(feature = "webauthn"))]
+    async fn second_factor_methods(&self, _user_id: &UserId) -> Result<Vec<AuthMethod>> {
+        Ok(vec![AuthMethod::Totp, AuthMethod::BackupCode])
     }
 
     /// Whether `presented` is a known-browser token of `account` (the same MAC work is
@@ -535,6 +571,10 @@ impl<S: Store> Service<S> {
         Ok(match factor {
             SecondFactor::Totp(code) => Factor::Totp(self.inner.totp.normalize_code(code)?),
             SecondFactor::BackupCode(code) => Factor::Backup(backup::normalize(code)?),
+            #[cfg(feature = "webauthn")]
+            SecondFactor::WebAuthn(json) => {
+                Factor::WebAuthn(Box::new(crate::webauthn::parse_json(json)?))
+            }
         })
     }
 
@@ -617,6 +657,18 @@ impl<S: Store> Service<S> {
                             return Err(e);
                         }
                     }
+                }
+            }
+            #[cfg(feature = "webauthn")]
+            Factor::WebAuthn(credential) => {
+                if self
+                    .verify_assertion(&account.id, &hash, credential, now)
+                    .await?
+                {
+                    self.take_pending(&hash, now).await?;
+                    Some(AuthMethod::WebAuthn)
+                } else {
+                    None
                 }
             }
             Factor::Backup(code) => {
@@ -802,7 +854,8 @@ impl<S: Store> Service<S> {
         now: u64,
     ) -> Result<Vec<(AuthenticatorId, u64)>> {
         let mut matches = Vec::new();
-        for a in auths {
+        // Security keys (sealed records) have no codes.
+        for a in auths.iter().filter(|a| !a.sealed_secret.is_record()) {
             let secret = match self.inner.keys.open(user_id.as_str(), &a.sealed_secret) {
                 Ok(secret) => secret,
                 Err(e @ (Error::UnknownKey { .. } | Error::SealedSecretInvalid)) => {
@@ -1048,7 +1101,7 @@ impl<S: Store> Service<S> {
     /// label), `unavailable`.
     #[tracing::instrument(skip_all)]
     pub async fn trust_device(&self, auth: &Authenticated, label: &str) -> Result<DeviceToken> {
-        if !matches!(auth.method, AuthMethod::Totp | AuthMethod::BackupCode) {
+        if !auth.method.is_second_factor() {
             return Err(Error::input(
                 "remember_device",
                 "only a login that passed a second factor can trust its device",

@@ -198,6 +198,7 @@ pub async fn account_store<A: AccountStore>(store: &A) {
     two_factor_lifecycle(store).await;
     two_factor_without_backup_codes(store).await;
     authenticators_order_remove_reseal(store).await;
+    authenticator_secret_updates(store).await;
     authenticator_cap(store).await;
     backup_codes(store).await;
     security_log_order_and_bounds(store).await;
@@ -218,6 +219,7 @@ pub async fn ephemeral_store<E: EphemeralStore>(store: &E) {
     pending_logins(store).await;
     pending_login_expiry(store).await;
     enrollments(store).await;
+    ceremonies(store).await;
     replay_marks(store).await;
     throttles(store).await;
     throttle_expiry(store).await;
@@ -264,7 +266,10 @@ pub async fn races<S: Store + Clone>(stores: &[S], config: RaceConfig) {
 /// - a password change (epoch `e` to `e + 1`) against rehashes (`e` to `e`): the
 ///   change is written and stays (a login can never undo a password change);
 /// - `add_authenticator` with a cap of three to an account with one: exactly two
-///   succeed, the rest get `TooManyAuthenticators`, three are left.
+///   succeed, the rest get `TooManyAuthenticators`, three are left;
+/// - `update_authenticator_secret` with one expected secret and distinct new ones
+///   (one WebAuthn assertion finishing several logins): exactly one `true`, whose
+///   secret stays.
 ///
 /// # Panics
 ///
@@ -284,6 +289,7 @@ pub async fn account_races<A: AccountStore + Clone>(stores: &[A], config: RaceCo
         race_set_password(stores, config.tasks, round).await;
         race_password_change_vs_rehash(stores, config.tasks, round).await;
         race_authenticator_cap(stores, config.tasks, round).await;
+        race_update_authenticator_secret(stores, config.tasks, round).await;
     }
 }
 
@@ -305,6 +311,7 @@ pub async fn account_races<A: AccountStore + Clone>(stores: &[A], config: RaceCo
 /// - `take_enrollment`: exactly one `true`;
 /// - `take_enrollment` of an old setup against `put_enrollment` of a new one: the
 ///   new one is never taken;
+/// - `take_ceremony` (a WebAuthn ceremony's state): exactly one `Some`;
 /// - `update_throttle` with one expected state: exactly one `true`, whose state
 ///   stays;
 /// - `update_throttle` as a counter (read, compare-and-set, retry): no increment is
@@ -332,6 +339,7 @@ pub async fn ephemeral_races<E: EphemeralStore + Clone>(stores: &[E], config: Ra
         race_begin_login_attempt(stores, config.tasks, round).await;
         race_take_enrollment(stores, config.tasks, round).await;
         race_take_enrollment_vs_put(stores, config.tasks, round).await;
+        race_take_ceremony(stores, config.tasks, round).await;
         race_update_throttle(stores, config.tasks, round).await;
         race_throttle_counter(stores, config.tasks, round).await;
         race_update_expired_throttle(stores, config.tasks, round).await;
@@ -444,6 +452,24 @@ fn sealed_secret() -> SealedSecret {
     ok(
         SealedSecret::from_bytes(bytes),
         "building a test sealed secret",
+    )
+}
+
+/// A sealed record (version 2) of `len` payload bytes, as the core keeps a WebAuthn
+/// credential: much longer than a TOTP secret.
+#[track_caller]
+fn sealed_record(len: usize) -> SealedSecret {
+    let mut bytes = vec![2u8];
+    bytes.extend_from_slice(&u32::from(random_bytes::<1>()[0]).to_be_bytes());
+    let mut rest = vec![0u8; 24 + len + 16];
+    for chunk in rest.chunks_mut(32) {
+        let r = random_bytes::<32>();
+        chunk.copy_from_slice(&r[..chunk.len()]);
+    }
+    bytes.extend_from_slice(&rest);
+    ok(
+        SealedSecret::from_bytes(bytes),
+        "building a test sealed record",
     )
 }
 
@@ -1159,6 +1185,86 @@ async fn authenticators_order_remove_reseal<A: AccountStore>(store: &A) {
     );
 }
 
+async fn authenticator_secret_updates<A: AccountStore>(store: &A) {
+    let t = now();
+    let account = new_account(store).await;
+    let id = &account.id;
+    let totp = authenticator(id, "phone", t);
+    ok(
+        store.enable_two_factor(&totp, &hashes(1), key_id()).await,
+        "enable_two_factor",
+    );
+    // A WebAuthn credential is an authenticator whose secret is a long sealed record.
+    let mut key = authenticator(id, "key", t + 1);
+    key.sealed_secret = sealed_record(3000);
+    ok(
+        store.add_authenticator(&key, ROOMY).await,
+        "add_authenticator (sealed record)",
+    );
+    assert_same_authenticators(
+        &ok(store.authenticators(id).await, "authenticators"),
+        &[&totp, &key],
+        "update_authenticator_secret: a 3 KB sealed record must round-trip",
+    );
+    let next = sealed_record(3000);
+    let stale = sealed_record(3000);
+    assert!(
+        !ok(
+            store
+                .update_authenticator_secret(id, &key.id, &stale, &next)
+                .await,
+            "update_authenticator_secret",
+        ),
+        "update_authenticator_secret: returned true although the stored secret is not \
+         the expected one"
+    );
+    assert!(
+        !ok(
+            store
+                .update_authenticator_secret(id, &authenticator_id(), &key.sealed_secret, &next)
+                .await,
+            "update_authenticator_secret",
+        ),
+        "update_authenticator_secret: returned true for an unknown authenticator"
+    );
+    let other = new_account(store).await;
+    assert!(
+        !ok(
+            store
+                .update_authenticator_secret(&other.id, &key.id, &key.sealed_secret, &next)
+                .await,
+            "update_authenticator_secret",
+        ),
+        "update_authenticator_secret: returned true for another account's authenticator"
+    );
+    assert!(
+        ok(
+            store
+                .update_authenticator_secret(id, &key.id, &key.sealed_secret, &next)
+                .await,
+            "update_authenticator_secret",
+        ),
+        "update_authenticator_secret: returned false with the stored secret as expected"
+    );
+    let mut updated = key.clone();
+    updated.sealed_secret = next.clone();
+    assert_same_authenticators(
+        &ok(store.authenticators(id).await, "authenticators"),
+        &[&totp, &updated],
+        "update_authenticator_secret: the new secret must be stored, the other \
+         authenticator untouched",
+    );
+    assert!(
+        !ok(
+            store
+                .update_authenticator_secret(id, &key.id, &key.sealed_secret, &sealed_record(10))
+                .await,
+            "update_authenticator_secret",
+        ),
+        "update_authenticator_secret: the old secret must no longer match"
+    );
+}
+
 async fn authenticator_cap<A: AccountStore>(store: &A) {
     const MAX: u32 = 3;
     let t = now();
@@ -1852,6 +1958,63 @@ fn assert_same_enrollment(got: Option<PendingEnrollment>, want: &PendingEnrollme
         ),
         None => panic!("{what}: the enrollment is missing"),
     }
+}
+
+fn ceremony_record(login: Option<KeyedHash>, expires_at: u64) -> CeremonyRecord {
+    CeremonyRecord {
+        user_id: user_id(),
+        login,
+        state: random_bytes::<32>().repeat(40),
+        expires_at,
+    }
+}
+
+async fn ceremonies<E: EphemeralStore>(store: &E) {
+    let t = now();
+    for login in [None, Some(hash())] {
+        let key = hex_id();
+        let c = ceremony_record(login, t + TTL);
+        ok(store.put_ceremony(&key, &c).await, "put_ceremony");
+        assert_eq!(
+            ok(store.take_ceremony(&key, t).await, "take_ceremony"),
+            Some(c.clone()),
+            "take_ceremony: must return the ceremony as stored"
+        );
+        assert_eq!(
+            ok(store.take_ceremony(&key, t).await, "take_ceremony"),
+            None,
+            "take_ceremony: a ceremony must be single use"
+        );
+    }
+    // A later put replaces the earlier ceremony under the same key.
+    let key = hex_id();
+    let first = ceremony_record(None, t + TTL);
+    let second = ceremony_record(Some(hash()), t + TTL);
+    ok(store.put_ceremony(&key, &first).await, "put_ceremony");
+    ok(store.put_ceremony(&key, &second).await, "put_ceremony");
+    assert_eq!(
+        ok(store.take_ceremony(&key, t).await, "take_ceremony"),
+        Some(second),
+        "take_ceremony: put_ceremony must replace the earlier ceremony"
+    );
+    // Expired: absent, also to a take at exactly `expires_at`.
+    let key = hex_id();
+    ok(
+        store
+            .put_ceremony(&key, &ceremony_record(None, t + 5))
+            .await,
+        "put_ceremony",
+    );
+    assert_eq!(
+        ok(store.take_ceremony(&key, t + 5).await, "take_ceremony"),
+        None,
+        "take_ceremony: a ceremony with expires_at <= now must be absent"
+    );
+    assert_eq!(
+        ok(store.take_ceremony(&hex_id(), t).await, "take_ceremony"),
+        None,
+        "take_ceremony: an unknown key must be absent"
+    );
 }
 
 async fn enrollments<E: EphemeralStore>(store: &E) {
@@ -3662,6 +3825,81 @@ async fn race_take_pending_login<E: EphemeralStore + Clone>(
     for r in results.into_iter().flatten() {
         assert_eq!(r, login, "take_pending_login race: the taken login differs");
     }
+}
+
+async fn race_take_ceremony<E: EphemeralStore + Clone>(stores: &[E], tasks: usize, round: usize) {
+    let t = now();
+    let key = hex_id();
+    let c = ceremony_record(Some(hash()), t + TTL);
+    ok(
+        stores[round % stores.len()].put_ceremony(&key, &c).await,
+        "put_ceremony",
+    );
+    let results = race(stores, tasks, |_, s| {
+        let key = key.clone();
+        async move { s.take_ceremony(&key, t).await }
+    })
+    .await;
+    let results: Vec<Option<CeremonyRecord>> = results
+        .into_iter()
+        .map(|r| ok(r, "take_ceremony race"))
+        .collect();
+    let winners = count(&results, |r| r.is_some());
+    assert_eq!(
+        winners, 1,
+        "take_ceremony race (round {round}): {winners} of {tasks} concurrent takes got the \
+         ceremony; exactly one must (one WebAuthn assertion must not finish two logins)"
+    );
+    for r in results.into_iter().flatten() {
+        assert_eq!(r, c, "take_ceremony race: the taken ceremony differs");
+    }
+}
+
+async fn race_update_authenticator_secret<A: AccountStore + Clone>(
+    stores: &[A],
+    tasks: usize,
+    round: usize,
+) {
+    let t = now();
+    let first = &stores[round % stores.len()];
+    let account = new_account(first).await;
+    let id = account.id.clone();
+    let mut key = authenticator(&id, "key", t);
+    key.sealed_secret = sealed_record(600);
+    ok(
+        first.enable_two_factor(&key, &hashes(1), key_id()).await,
+        "enable_two_factor",
+    );
+    let news: Vec<SealedSecret> = (0..tasks).map(|_| sealed_record(600)).collect();
+    let results = race(stores, tasks, |i, s| {
+        let (id, aid) = (id.clone(), key.id.clone());
+        let (expected, new) = (key.sealed_secret.clone(), news[i].clone());
+        async move {
+            s.update_authenticator_secret(&id, &aid, &expected, &new)
+                .await
+        }
+    })
+    .await;
+    let results: Vec<bool> = results
+        .into_iter()
+        .map(|r| ok(r, "update_authenticator_secret race"))
+        .collect();
+    let winners = count(&results, |r| *r);
+    assert_eq!(
+        winners, 1,
+        "update_authenticator_secret race (round {round}): {winners} of {tasks} concurrent \
+         compare-and-sets from one expected secret returned true; exactly one must"
+    );
+    let winner = results.iter().position(|r| *r).unwrap_or_default();
+    let stored = ok(
+        checker(stores, round).authenticators(&id).await,
+        "authenticators",
+    );
+    assert!(
+        stored.len() == 1 && stored[0].sealed_secret == news[winner],
+        "update_authenticator_secret race (round {round}): the stored secret is not the \
+         winner's"
+    );
 }
 
 async fn race_advance_distinct_ids<E: EphemeralStore + Clone>(

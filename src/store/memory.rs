@@ -79,6 +79,7 @@ struct Inner {
     throttles: Sharded<String, (ThrottleState, u64)>,
     device_index: Sharded<[u8; 32], UserId>,
     session_index: Sharded<[u8; 32], UserId>,
+    ceremonies: Sharded<String, CeremonyRecord>,
 }
 
 /// An in-memory [`Store`]: for tests, examples, and single-process services that
@@ -119,6 +120,7 @@ impl MemoryStore {
                 throttles: Sharded::new(),
                 device_index: Sharded::new(),
                 session_index: Sharded::new(),
+                ceremonies: Sharded::new(),
             }),
         }
     }
@@ -136,6 +138,7 @@ impl MemoryStore {
         };
         i.pending.retain_all(|p| gone(p.expires_at > now));
         i.enrollments.retain_all(|e| gone(e.expires_at > now));
+        i.ceremonies.retain_all(|c| gone(c.expires_at > now));
         i.steps.retain_all(|(_, keep)| gone(*keep > now));
         i.throttles.retain_all(|(_, keep)| gone(*keep > now));
         i.users.retain_all(|u| {
@@ -421,6 +424,26 @@ impl AccountStore for MemoryStore {
         }
     }
 
+    async fn update_authenticator_secret(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+        expected: &SealedSecret,
+        new: &SealedSecret,
+    ) -> Result<bool> {
+        let mut users = self.inner.users.lock(user_id);
+        let found = users
+            .get_mut(user_id)
+            .and_then(|u| u.authenticators.iter_mut().find(|a| &a.id == id));
+        match found {
+            Some(a) if &a.sealed_secret == expected => {
+                a.sealed_secret = new.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn disable_two_factor(&self, user_id: &UserId) -> Result<bool> {
         let mut users = self.inner.users.lock(user_id);
         let Some(user) = users.get_mut(user_id) else {
@@ -586,6 +609,23 @@ impl EphemeralStore for MemoryStore {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn put_ceremony(&self, key: &str, ceremony: &CeremonyRecord) -> Result<()> {
+        self.inner
+            .ceremonies
+            .lock(key)
+            .insert(key.to_owned(), ceremony.clone());
+        Ok(())
+    }
+
+    async fn take_ceremony(&self, key: &str, now: u64) -> Result<Option<CeremonyRecord>> {
+        Ok(self
+            .inner
+            .ceremonies
+            .lock(key)
+            .remove(key)
+            .filter(|c| c.expires_at > now))
     }
 
     async fn advance_last_step(

@@ -221,6 +221,21 @@ pub struct PendingEnrollment {
     pub expires_at: u64,
 }
 
+/// The server-side state of a WebAuthn ceremony (registration or authentication)
+/// between its start and its finish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CeremonyRecord {
+    /// Whose ceremony it is.
+    pub user_id: UserId,
+    /// For an authentication, the keyed hash of the pending login it belongs to;
+    /// `None` for a registration.
+    pub login: Option<KeyedHash>,
+    /// The ceremony state, sealed by the core (opaque to the store).
+    pub state: Vec<u8>,
+    /// Unix seconds after which the ceremony is gone.
+    pub expires_at: u64,
+}
+
 /// A counter with a time attached, used by the throttles.
 ///
 /// For an account throttle `count` is the number of failures since the last success
@@ -364,6 +379,22 @@ pub trait AccountStore: Send + Sync + 'static {
         sealed_secret: &SealedSecret,
     ) -> impl Future<Output = Result<bool>> + Send;
 
+    /// Replaces the sealed secret of an authenticator with `new` if and only if it is
+    /// still `expected` (byte for byte); returns whether it did. `false` also when the
+    /// authenticator does not exist. The core keeps a WebAuthn credential (with its
+    /// signature counter and backup flags) as a sealed record and updates it with
+    /// this after each assertion.
+    ///
+    /// Atomicity: a compare-and-set. Of N concurrent calls with the same `expected`,
+    /// exactly one returns `true`.
+    fn update_authenticator_secret(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+        expected: &SealedSecret,
+        new: &SealedSecret,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
     /// Turns two-factor authentication off: removes every authenticator and backup
     /// code, clears the flag and `backup_codes_key_id`. Returns whether it was on.
     ///
@@ -476,6 +507,24 @@ pub trait EphemeralStore: Send + Sync + 'static {
         id: &str,
         now: u64,
     ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Stores a WebAuthn ceremony's state under `key`, replacing any earlier one
+    /// with that key.
+    fn put_ceremony(
+        &self,
+        key: &str,
+        ceremony: &CeremonyRecord,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Takes a WebAuthn ceremony: deletes it and returns it; `None` when missing or
+    /// expired.
+    ///
+    /// Atomicity: of any number of concurrent takes, at most one gets `Some`.
+    fn take_ceremony(
+        &self,
+        key: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<CeremonyRecord>>> + Send;
 
     /// Records that TOTP time step `step` of an authenticator was accepted, if and
     /// only if it is greater than the last step recorded (or none was). Returns
@@ -599,7 +648,8 @@ pub trait EphemeralStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<u32>> + Send;
 
     /// Deletes every record of this half that is expired at `now`: pending logins,
-    /// enrollments, trusted devices and sessions with `expires_at <= now`, replay
+    /// enrollments, WebAuthn ceremonies, trusted devices and sessions with
+    /// `expires_at <= now`, replay
     /// marks and throttles with `keep_until <= now`. Returns how many records it
     /// deleted (what counts as one record is the store's own: a store may also count
     /// index entries or other rows it drops, and a store whose records expire by

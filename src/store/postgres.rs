@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "stepup",
         include_str!("../../migrations/postgres/0002_stepup.sql"),
     ),
+    (
+        3,
+        "webauthn",
+        include_str!("../../migrations/postgres/0003_webauthn.sql"),
+    ),
 ];
 
 /// How long [`PgStore::connect`] waits for a connection before `unavailable`.
@@ -153,6 +158,7 @@ impl PgStore {
         for sql in [
             "DELETE FROM sf_pending_logins WHERE expires_at <= $1",
             "DELETE FROM sf_enrollments WHERE expires_at <= $1",
+            "DELETE FROM sf_webauthn_ceremonies WHERE expires_at <= $1",
             "DELETE FROM sf_authenticator_steps WHERE keep_until <= $1",
             "DELETE FROM sf_throttles WHERE keep_until <= $1",
             "DELETE FROM sf_devices WHERE expires_at <= $1",
@@ -490,6 +496,28 @@ impl AccountStore for PgStore {
         Ok(r.rows_affected() > 0)
     }
 
+    async fn update_authenticator_secret(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+        expected: &SealedSecret,
+        new: &SealedSecret,
+    ) -> Result<bool> {
+        // One statement: the row is written only while it still holds `expected`.
+        let r = sqlx::query(
+            "UPDATE sf_authenticators SET sealed_secret = $1 \
+             WHERE user_id = $2 AND id = $3 AND sealed_secret = $4",
+        )
+        .bind(new.as_bytes())
+        .bind(user_id.as_str())
+        .bind(id.as_str())
+        .bind(expected.as_bytes())
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable("update_authenticator_secret"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn disable_two_factor(&self, user_id: &UserId) -> Result<bool> {
         const CX: &str = "disable_two_factor";
         let mut tx = self.tx(CX).await?;
@@ -748,6 +776,42 @@ impl EphemeralStore for PgStore {
         .await
         .map_err(unavailable("take_enrollment"))?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn put_ceremony(&self, key: &str, ceremony: &CeremonyRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sf_webauthn_ceremonies \
+             (ceremony_key, user_id, login_hash, state, expires_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (ceremony_key) DO UPDATE SET user_id = EXCLUDED.user_id, \
+             login_hash = EXCLUDED.login_hash, state = EXCLUDED.state, \
+             expires_at = EXCLUDED.expires_at",
+        )
+        .bind(key)
+        .bind(ceremony.user_id.as_str())
+        .bind(ceremony.login.as_ref().map(|h| h.as_bytes().to_vec()))
+        .bind(ceremony.state.as_slice())
+        .bind(time_to_db(ceremony.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable("put_ceremony"))?;
+        Ok(())
+    }
+
+    async fn take_ceremony(&self, key: &str, now: u64) -> Result<Option<CeremonyRecord>> {
+        // One statement: of concurrent takes, only the one whose DELETE removed the
+        // row gets it back.
+        let row = sqlx::query_as::<_, CeremonyRow>(
+            "DELETE FROM sf_webauthn_ceremonies WHERE ceremony_key = $1 \
+             RETURNING user_id, login_hash, state, expires_at",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable("take_ceremony"))?;
+        match row {
+            Some(row) => Ok(Some(ceremony_from_row(row)?).filter(|c| c.expires_at > now)),
+            None => Ok(None),
+        }
     }
 
     async fn advance_last_step(

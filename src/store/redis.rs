@@ -70,6 +70,13 @@ if redis.call('DEL', KEYS[1]) == 0 then return false end
 return v
 "#;
 
+/// KEYS[1] WebAuthn ceremony. Returns its fields and deletes it, or false.
+const TAKE_CEREMONY: &str = r#"
+local v = redis.call('HMGET', KEYS[1], 'u', 'l', 's', 'x')
+if redis.call('DEL', KEYS[1]) == 0 then return false end
+return v
+"#;
+
 /// KEYS[1] enrollment; ARGV[1] id, ARGV[2] now (padded). Returns 1 when taken.
 const TAKE_ENROLLMENT: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -348,10 +355,11 @@ struct Scripts {
     delete_session_by_id: Script,
     delete_sessions: Script,
     purge: Script,
+    take_ceremony: Script,
 }
 
 impl Scripts {
-    fn all(&self) -> [&Script; 16] {
+    fn all(&self) -> [&Script; 17] {
         [
             &self.begin_attempt,
             &self.take_pending,
@@ -369,6 +377,7 @@ impl Scripts {
             &self.delete_session_by_id,
             &self.delete_sessions,
             &self.purge,
+            &self.take_ceremony,
         ]
     }
 }
@@ -392,6 +401,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
         delete_session_by_id: s(DELETE_SESSION_BY_ID),
         delete_sessions: s(DELETE_SESSIONS),
         purge: s(PURGE),
+        take_ceremony: s(TAKE_CEREMONY),
     }
 });
 
@@ -805,6 +815,23 @@ fn decode_enrollment(f: &Fields) -> Result<PendingEnrollment> {
     })
 }
 
+const CEREMONY_FIELDS: usize = 4;
+
+fn decode_ceremony(f: &Fields) -> Result<CeremonyRecord> {
+    let login = match f.bytes(1)? {
+        [] => None,
+        bytes => Some(KeyedHash(
+            <[u8; 32]>::try_from(bytes).map_err(|_| corrupt())?,
+        )),
+    };
+    Ok(CeremonyRecord {
+        user_id: UserId::new(f.string(0)?),
+        login,
+        state: f.bytes(2)?.to_vec(),
+        expires_at: f.num(3)?,
+    })
+}
+
 const DEVICE_FIELDS: [&str; 6] = ["i", "u", "l", "p", "c", "x"];
 
 fn decode_device(f: &Fields) -> Result<DeviceRecord> {
@@ -1010,6 +1037,36 @@ impl EphemeralStore for RedisStore {
             )
             .await?;
         flag(value)
+    }
+
+    async fn put_ceremony(&self, key: &str, ceremony: &CeremonyRecord) -> Result<()> {
+        let key = self.key("wa", key);
+        let expires = pad(ceremony.expires_at);
+        let login: &[u8] = ceremony.login.as_ref().map_or(&[], |h| h.as_bytes());
+        let fields: [(&str, &[u8]); 4] = [
+            ("u", ceremony.user_id.as_str().as_bytes()),
+            ("l", login),
+            ("s", &ceremony.state),
+            ("x", expires.as_bytes()),
+        ];
+        self.put_hash(
+            "redis put_ceremony",
+            &key,
+            &fields,
+            gc_ttl(ceremony.expires_at),
+        )
+        .await
+    }
+
+    async fn take_ceremony(&self, key: &str, now: u64) -> Result<Option<CeremonyRecord>> {
+        let key = self.key("wa", key);
+        let value = self
+            .run("redis take_ceremony", &SCRIPTS.take_ceremony, &[&key], &[])
+            .await?;
+        match Fields::decode(value, CEREMONY_FIELDS)? {
+            Some(f) => Ok(Some(decode_ceremony(&f)?).filter(|c| c.expires_at > now)),
+            None => Ok(None),
+        }
     }
 
     async fn advance_last_step(

@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "stepup",
         include_str!("../../migrations/sqlite/0002_stepup.sql"),
     ),
+    (
+        3,
+        "webauthn",
+        include_str!("../../migrations/sqlite/0003_webauthn.sql"),
+    ),
 ];
 
 /// How long a connection waits for another writer before giving up.
@@ -194,6 +199,7 @@ impl SqliteStore {
         for sql in [
             "DELETE FROM sf_pending_logins WHERE expires_at <= ?",
             "DELETE FROM sf_enrollments WHERE expires_at <= ?",
+            "DELETE FROM sf_webauthn_ceremonies WHERE expires_at <= ?",
             "DELETE FROM sf_authenticator_steps WHERE keep_until <= ?",
             "DELETE FROM sf_throttles WHERE keep_until <= ?",
             "DELETE FROM sf_devices WHERE expires_at <= ?",
@@ -428,6 +434,28 @@ impl AccountStore for SqliteStore {
         .await
         .map_err(unavailable("reseal_authenticator"))?;
         Ok(r.rows_affected() > 0)
+    }
+
+    async fn update_authenticator_secret(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+        expected: &SealedSecret,
+        new: &SealedSecret,
+    ) -> Result<bool> {
+        // One statement: the row is written only while it still holds `expected`.
+        let r = sqlx::query(
+            "UPDATE sf_authenticators SET sealed_secret = ? \
+             WHERE user_id = ? AND id = ? AND sealed_secret = ?",
+        )
+        .bind(new.as_bytes())
+        .bind(user_id.as_str())
+        .bind(id.as_str())
+        .bind(expected.as_bytes())
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable("update_authenticator_secret"))?;
+        Ok(r.rows_affected() == 1)
     }
 
     async fn disable_two_factor(&self, user_id: &UserId) -> Result<bool> {
@@ -735,6 +763,42 @@ impl EphemeralStore for SqliteStore {
         .await
         .map_err(unavailable("take_enrollment"))?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn put_ceremony(&self, key: &str, ceremony: &CeremonyRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sf_webauthn_ceremonies \
+             (ceremony_key, user_id, login_hash, state, expires_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (ceremony_key) DO UPDATE SET user_id = excluded.user_id, \
+             login_hash = excluded.login_hash, state = excluded.state, \
+             expires_at = excluded.expires_at",
+        )
+        .bind(key)
+        .bind(ceremony.user_id.as_str())
+        .bind(ceremony.login.as_ref().map(|h| h.as_bytes().to_vec()))
+        .bind(ceremony.state.as_slice())
+        .bind(time_to_db(ceremony.expires_at))
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable("put_ceremony"))?;
+        Ok(())
+    }
+
+    async fn take_ceremony(&self, key: &str, now: u64) -> Result<Option<CeremonyRecord>> {
+        // One statement: of concurrent takes, only the one whose DELETE removed the
+        // row gets it back.
+        let row = sqlx::query_as::<_, CeremonyRow>(
+            "DELETE FROM sf_webauthn_ceremonies WHERE ceremony_key = ? \
+             RETURNING user_id, login_hash, state, expires_at",
+        )
+        .bind(key)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(unavailable("take_ceremony"))?;
+        match row {
+            Some(row) => Ok(Some(ceremony_from_row(row)?).filter(|c| c.expires_at > now)),
+            None => Ok(None),
+        }
     }
 
     async fn advance_last_step(

@@ -1,0 +1,1 @@
+//! WebAuthn tests (in progress).
