@@ -344,7 +344,7 @@ impl<S: Store> Service<S> {
             .seal_record(pending.user_id.as_str(), &to_json(&LoginState { state })?)?;
         let ceremony = CeremonyRecord {
             user_id: pending.user_id.clone(),
-            login: Some(hash.clone()),
+            login: Some(hash),
             state: sealed.into_bytes(),
             expires_at: now.saturating_add(rp.ceremony_ttl).min(pending.expires_at),
         };
