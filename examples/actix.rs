@@ -239,6 +239,19 @@ fn app<S: Store>(
         .service(resource("/api/devices", "GET,HEAD").route(to::<S>(get(), ApiDevices)))
         .service(resource("/api/devices/{id}", "DELETE").route(to::<S>(delete(), ApiRevokeDevice)))
         .service(resource("/api/security-log", "GET,HEAD").route(to::<S>(get(), ApiSecurityLog)))
+        .service(
+            resource("/api/2fa/webauthn/register/start", "POST")
+                .route(to::<S>(post(), ApiWebAuthnRegisterStart)),
+        )
+        .service(
+            resource("/api/2fa/webauthn/register/finish", "POST")
+                .route(to::<S>(post(), ApiWebAuthnRegisterFinish)),
+        )
+        .service(
+            resource("/api/login/webauthn/start", "POST")
+                .route(to::<S>(post(), ApiWebAuthnLoginStart)),
+        )
+        .service(resource("/static/webauthn.js", "GET,HEAD").route(to::<S>(get(), WebAuthnScript)))
         // HTML pages
         .service(resource("/static/style.css", "GET,HEAD").route(to::<S>(get(), Style)))
         .service(resource("/static/app.js", "GET,HEAD").route(to::<S>(get(), Script)))

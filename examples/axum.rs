@@ -180,6 +180,19 @@ fn router<S: Store>(app: App<S>) -> Router {
         .route("/api/devices", get(to::<S>(ApiDevices)))
         .route("/api/devices/{id}", delete(to::<S>(ApiRevokeDevice)))
         .route("/api/security-log", get(to::<S>(ApiSecurityLog)))
+        .route(
+            "/api/2fa/webauthn/register/start",
+            post(to::<S>(ApiWebAuthnRegisterStart)),
+        )
+        .route(
+            "/api/2fa/webauthn/register/finish",
+            post(to::<S>(ApiWebAuthnRegisterFinish)),
+        )
+        .route(
+            "/api/login/webauthn/start",
+            post(to::<S>(ApiWebAuthnLoginStart)),
+        )
+        .route("/static/webauthn.js", get(to::<S>(WebAuthnScript)))
         // HTML pages
         .route("/static/style.css", get(to::<S>(Style)))
         .route("/static/app.js", get(to::<S>(Script)))

@@ -65,6 +65,7 @@ pub struct WebAuthnConfig {
     rp_name: Option<String>,
     user_verification: UserVerification,
     ceremony_ttl: u64,
+    allow_any_port: bool,
 }
 
 impl WebAuthnConfig {
@@ -108,6 +109,7 @@ impl WebAuthnConfig {
             rp_name: None,
             user_verification: UserVerification::default(),
             ceremony_ttl: 300,
+            allow_any_port: false,
         })
     }
 
@@ -128,6 +130,14 @@ impl WebAuthnConfig {
     /// 10 minutes). A login ceremony never outlives its pending login.
     pub fn ceremony_ttl(mut self, ttl: Duration) -> Self {
         self.ceremony_ttl = ttl.as_secs();
+        self
+    }
+
+    /// Accept assertions from the origin's host on any port (default: only the
+    /// URL's port). For development on `http://localhost` with a port chosen at
+    /// start.
+    pub fn allow_any_port(mut self, allow: bool) -> Self {
+        self.allow_any_port = allow;
         self
     }
 
@@ -176,6 +186,7 @@ impl RelyingParty {
                 Error::InvalidConfig("webauthn: the relying-party id does not match the origin")
             })?
             .rp_name(name)
+            .allow_any_port(config.allow_any_port)
             .build()
             .map_err(|_| Error::InvalidConfig("webauthn: the relying party was refused"))?;
         Ok(RelyingParty {

@@ -25,7 +25,7 @@ pub const HEADERS: &[(&str, &str)] = &[
     ("referrer-policy", "same-origin"),
     (
         "content-security-policy",
-        "default-src 'none'; img-src data:; style-src 'self'; script-src 'self'; connect-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; img-src data:; style-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
 ];
 
@@ -138,6 +138,7 @@ pub fn notice_text(key: &str) -> Option<&'static str> {
         "password_changed" => "Your password is changed. Every other session has ended.",
         "authenticator_added" => "The new authenticator is added.",
         "authenticator_removed" => "The authenticator is removed.",
+        "key_added" => "The security key is added.",
         "session_ended" => "The session has ended.",
         "sessions_ended" => "Every other session has ended.",
         "device_forgotten" => "The device is forgotten: it needs a code at the next login.",
@@ -363,8 +364,9 @@ pub fn verify(error: Option<&str>) -> String {
          <label for=\"backup_code\">Backup code</label>\n\
          <input type=\"text\" id=\"backup_code\" name=\"backup_code\" autocomplete=\"one-time-code\" autocapitalize=\"characters\" spellcheck=\"false\" required maxlength=\"64\">\n\
          {remember}<button type=\"submit\">Use backup code</button>\n</form></section>\n\
-         <p><a href=\"/login\">Start again</a></p>",
+         {webauthn}<p><a href=\"/login\">Start again</a></p>",
         msgs = messages(None, error),
+        webauthn = webauthn_verify_section(),
     );
     layout("Two-factor verification", &body)
 }
@@ -590,17 +592,36 @@ pub fn account(view: &AccountView, notice: Option<&str>, error: Option<&str>) ->
          <p class=\"explain\" id=\"two-factor-explained\">Two-factor authentication asks for a \
          6-digit code from an app on your phone after your password, so a stolen password alone \
          does not open your account.</p>\n{two_factor}\
-         {password}{sessions}{devices}{log}\
+         {webauthn}{password}{sessions}{devices}{log}\
          <section><form method=\"post\" action=\"/logout\">\n\
          <button type=\"submit\">Log out</button>\n</form></section>",
         msgs = messages(notice, error),
         user = escape(&status.username),
+        webauthn = webauthn_account_section(),
         password = password_section(),
         sessions = sessions_section(view),
         devices = devices_section(view),
         log = log_section(view),
     );
     layout("Your account", &body)
+}
+
+/// The security-key sections (feature `webauthn`; empty without it).
+#[cfg(feature = "webauthn")]
+fn webauthn_account_section() -> &'static str {
+    super::webauthn::account_section()
+}
+#[cfg(not(feature = "webauthn"))]
+fn webauthn_account_section() -> &'static str {
+    ""
+}
+#[cfg(feature = "webauthn")]
+fn webauthn_verify_section() -> &'static str {
+    super::webauthn::verify_section()
+}
+#[cfg(not(feature = "webauthn"))]
+fn webauthn_verify_section() -> &'static str {
+    ""
 }
 
 /// `/reauth`: the password and, with 2FA on, a code or a backup code.
@@ -758,6 +779,7 @@ impl FactorForm {
             code: self.code,
             backup_code: self.backup_code,
             remember_device: self.remember_device.is_some(),
+            webauthn: None,
         }
     }
 }

@@ -16,3 +16,5 @@ pub mod html;
 pub mod keyfile;
 pub mod memory;
 pub mod setup;
+#[cfg(feature = "webauthn")]
+pub mod webauthn;
