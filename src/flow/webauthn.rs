@@ -145,10 +145,21 @@ impl<S: Store> Service<S> {
                 None,
             )
             .map_err(|_| Error::Internal("webauthn registration could not start"))?;
-        if rp.policy == UserVerification::Required
-            && let Some(selection) = options.public_key.authenticator_selection.as_mut()
-        {
-            selection.user_verification = UserVerificationPolicy::Required;
+        match rp.policy {
+            UserVerification::Required => {
+                if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+                    selection.user_verification = UserVerificationPolicy::Required;
+                }
+            }
+            _ => {
+                // webauthn-rs asks for credProtect "userVerificationRequired" (not
+                // enforced); Chromium refuses that combination with user verification
+                // only preferred on a non-discoverable credential, so the request
+                // drops it: the key's UV is this service's policy, checked here.
+                if let Some(extensions) = options.public_key.extensions.as_mut() {
+                    extensions.cred_protect = None;
+                }
+            }
         }
         let sealed = self.inner.keys.seal_record(
             user_id.as_str(),

@@ -41,6 +41,9 @@ fn features() -> Vec<&'static str> {
     if cfg!(feature = "postgres") {
         f.push("postgres");
     }
+    if cfg!(feature = "webauthn") {
+        f.push("webauthn");
+    }
     f
 }
 
