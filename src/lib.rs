@@ -70,6 +70,7 @@
 //! | [`security_log`] | the account's security log, as its owner reads it |
 //! | [`store`] | the storage traits and their atomicity contract; [`store::MemoryStore`] |
 //! | [`totp`] | TOTP policy and constant-time verification that returns the matched step |
+//! | `webauthn` | security keys and passkeys: the relying party's configuration (feature `webauthn`) |
 //! | [`secret`] | secrets, sealing at rest (XChaCha20-Poly1305, key ring), keyed hashes |
 //! | [`provisioning`] | `otpauth://` URIs and QR codes (PNG, SVG, terminal) |
 //! | [`backup`] | backup codes |

@@ -186,6 +186,7 @@ pub fn method_text(method: AuthMethod) -> &'static str {
         AuthMethod::Totp => "authenticator code",
         AuthMethod::BackupCode => "backup code",
         AuthMethod::TrustedDevice => "trusted device",
+        AuthMethod::WebAuthn => "security key",
         #[allow(unreachable_patterns)]
         _ => "other",
     }
