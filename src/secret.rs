@@ -1663,15 +1663,77 @@ mod tests {
             SealedSecret::from_bytes(vec![1; 110]),
             Err(Error::SealedSecretInvalid)
         ));
+        let mut v3 = blob.clone();
+        v3[0] = 3;
+        assert!(matches!(
+            SealedSecret::from_bytes(v3),
+            Err(Error::SealedSecretInvalid)
+        ));
+        // Version 2 is a sealed record: structurally fine, but never a TOTP secret.
         let mut v2 = blob.clone();
         v2[0] = 2;
+        let v2 = SealedSecret::from_bytes(v2).unwrap();
+        assert!(v2.is_record());
         assert!(matches!(
-            SealedSecret::from_bytes(v2),
+            ring.open("u", &v2),
+            Err(Error::SealedSecretInvalid)
+        ));
+        assert!(matches!(
+            ring.open_record("u", &v2),
             Err(Error::SealedSecretInvalid)
         ));
         assert!(
             ring.open("u", &SealedSecret::from_bytes(blob).unwrap())
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn records_round_trip_and_never_open_as_totp_secrets() {
+        let ring = KeyRing::new(1, key(1));
+        let record = vec![7u8; 3000];
+        let sealed = ring.seal_record("u", &record).unwrap();
+        assert!(sealed.is_record());
+        assert_eq!(
+            ring.open_record("u", &sealed).unwrap().as_slice(),
+            &record[..]
+        );
+        // Bound to the user, and never a TOTP secret.
+        assert!(matches!(
+            ring.open_record("v", &sealed),
+            Err(Error::SealedSecretInvalid)
+        ));
+        assert!(matches!(
+            ring.open("u", &sealed),
+            Err(Error::SealedSecretInvalid)
+        ));
+        // A TOTP secret never opens as a record.
+        let totp = ring
+            .seal("u", &Secret::from_bytes(&[3; 32]).unwrap())
+            .unwrap();
+        assert!(!totp.is_record());
+        assert!(matches!(
+            ring.open_record("u", &totp),
+            Err(Error::SealedSecretInvalid)
+        ));
+        // Tampering is detected; rotation keeps a record a record.
+        let mut bytes = sealed.clone().into_bytes();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let tampered = SealedSecret::from_bytes(bytes).unwrap();
+        assert!(ring.open_record("u", &tampered).is_err());
+        let rotated = KeyRing::new(2, key(2)).with_key(1, key(1)).unwrap();
+        let resealed = rotated.reseal("u", &sealed).unwrap();
+        assert!(resealed.is_record());
+        assert_eq!(resealed.key_id(), 2);
+        assert_eq!(
+            rotated.open_record("u", &resealed).unwrap().as_slice(),
+            &record[..]
+        );
+        // Too long to seal.
+        assert!(
+            ring.seal_record("u", &vec![0; MAX_RECORD_BYTES + 1])
+                .is_err()
         );
     }
 
