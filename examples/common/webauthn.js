@@ -34,6 +34,7 @@
   function showError(el, e) {
     if (!el) { return; }
     el.textContent = e && e.message ? e.message : 'The security key did not answer.';
+    el.className = 'error';
     el.hidden = false;
   }
   function creationOptions(options) {

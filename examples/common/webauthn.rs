@@ -75,7 +75,7 @@ pub fn account_section() -> &'static str {
      <label for=\"webauthn-name\">Name</label>\n\
      <input type=\"text\" id=\"webauthn-name\" value=\"security key\" maxlength=\"128\">\n\
      <button type=\"button\" id=\"webauthn-register\" hidden>Add a security key</button>\n\
-     <p class=\"error\" role=\"alert\" id=\"webauthn-error\" hidden></p>\n\
+     <p role=\"alert\" id=\"webauthn-error\" hidden></p>\n\
      <script src=\"/static/webauthn.js\" defer></script></section>\n"
 }
 
@@ -83,6 +83,6 @@ pub fn account_section() -> &'static str {
 pub fn verify_section() -> &'static str {
     "<section id=\"webauthn\"><p>Have a security key or passkey on this account?</p>\n\
      <button type=\"button\" id=\"webauthn-login\" hidden>Use your security key</button>\n\
-     <p class=\"error\" role=\"alert\" id=\"webauthn-error\" hidden></p>\n\
+     <p role=\"alert\" id=\"webauthn-error\" hidden></p>\n\
      <script src=\"/static/webauthn.js\" defer></script></section>\n"
 }
