@@ -104,7 +104,8 @@ async fn a_successful_second_factor_call_is_two_round_trips() {
     let token = pending(&s).await;
     let code = s.phone.generate(s.clock.now());
     s.service.store().reset();
-    s.service
+    let _auth = s
+        .service
         .second_factor(&token, SecondFactor::Totp(&code))
         .await
         .unwrap();
@@ -130,7 +131,8 @@ async fn a_wrong_code_and_a_replay_are_two_round_trips_too() {
             .is_err()
     );
     assert_eq!(s.service.store().calls().len(), 2);
-    s.service
+    let _auth = s
+        .service
         .second_factor(&token, SecondFactor::Totp(&code))
         .await
         .unwrap();
