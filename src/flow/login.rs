@@ -1009,6 +1009,13 @@ impl<S: Store> Service<S> {
     ) -> Result<Vec<(AuthenticatorId, u64)>> {
         let mut matches = Vec::new();
         for a in auths {
+            let sealed = a.sealed_secret.as_bytes();
+            if let Some(key) = self.inner.prepared.get(user_id, sealed) {
+                if let Some(step) = key.verify(code, now) {
+                    matches.push((a.id.clone(), step));
+                }
+                continue;
+            }
             let secret = match self.inner.keys.open(user_id.as_str(), &a.sealed_secret) {
                 Ok(secret) => secret,
                 Err(e @ (Error::UnknownKey { .. } | Error::SealedSecretInvalid)) => {
@@ -1021,10 +1028,11 @@ impl<S: Store> Service<S> {
                 }
                 Err(e) => return Err(e),
             };
-            let key = TotpKey::new(&self.inner.totp, secret.expose_bytes());
+            let key = std::sync::Arc::new(TotpKey::new(&self.inner.totp, secret.expose_bytes()));
             if let Some(step) = key.verify(code, now) {
                 matches.push((a.id.clone(), step));
             }
+            self.inner.prepared.insert(user_id, sealed, key);
         }
         matches.sort_by_key(|m| std::cmp::Reverse(m.1));
         Ok(matches)

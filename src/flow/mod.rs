@@ -74,6 +74,7 @@ mod account;
 mod enroll;
 mod import;
 mod login;
+mod prepared;
 mod signin;
 
 pub use account::{ReauthRequest, SessionInfo};
@@ -228,6 +229,9 @@ impl Blocking for TokioBlocking {
     }
 }
 
+/// How many prepared TOTP keys a service keeps (about 0.5 KiB each).
+const PREPARED_KEYS: usize = 8192;
+
 /// Twice the number of CPUs (2 when it cannot be told).
 fn default_hash_slots() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().saturating_mul(2))
@@ -260,6 +264,8 @@ pub(crate) struct Inner<S> {
     pub(crate) config: Config,
     /// One permit per password hash allowed to run at once.
     pub(crate) hash_slots: async_lock::Semaphore,
+    /// Prepared TOTP keys of recently used secrets.
+    pub(crate) prepared: prepared::PreparedKeys,
 }
 
 /// The two-factor login service: every flow, over one store. Cheap to clone (an
@@ -693,6 +699,7 @@ impl<S: Store> ServiceBuilder<S> {
                 events: self.events,
                 blocking: self.blocking,
                 hash_slots: async_lock::Semaphore::new(self.config.max_concurrent_hashes),
+                prepared: prepared::PreparedKeys::new(PREPARED_KEYS),
                 config: self.config,
             }),
         })
