@@ -4336,7 +4336,7 @@ async fn factor_step_read<S: Store>(store: &S) {
         &ok(store.account(&account.id).await, "account").expect("account"),
         "read_factor_step",
     );
-    assert_same_authenticators(&view.authenticators, std::slice::from_ref(&auth), "read_factor_step");
+    assert_same_authenticators(&view.authenticators, &[&auth], "read_factor_step");
     assert_eq!(view.throttles[0].count, 1, "read_factor_step: the lockout");
     assert_eq!(view.throttles[1].count, 2, "read_factor_step: the budget");
     // Two more attempts use the login up; the fourth burns it.
