@@ -9,8 +9,11 @@
 //! - [`EphemeralStore`]: pending logins, pending enrollments, replay marks, throttles,
 //!   trusted devices and sessions — state with an expiry.
 //!
-//! [`Store`] is implemented for every type that implements both; [`Combined`] glues
-//! two different stores together, and [`MemoryStore`] implements both in memory.
+//! [`Store`] is both halves plus the unit-of-work operations of the hot paths (one
+//! read and one commit for the second-factor step), which have provided
+//! implementations: a type with both halves needs only `impl Store for MyStore {}`.
+//! [`Combined`] glues two different stores together, and [`MemoryStore`] implements
+//! both in memory.
 //!
 //! # The atomicity contract
 //!
