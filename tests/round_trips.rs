@@ -57,7 +57,12 @@ async fn enrolled() -> Setup {
 }
 
 async fn pending(s: &Setup) -> String {
-    match s.service.sign_in(LoginRequest::new("owner", PW)).await.unwrap() {
+    match s
+        .service
+        .sign_in(LoginRequest::new("owner", PW))
+        .await
+        .unwrap()
+    {
         SignIn::SecondFactorRequired(t) => t.token.expose().to_owned(),
         SignIn::LoggedIn(_) => panic!("2FA is on"),
         _ => panic!("unexpected outcome"),

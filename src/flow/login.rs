@@ -695,7 +695,9 @@ impl<S: Store> Service<S> {
         // What a success writes besides the throttles, made once.
         let method = AuthMethod::Totp;
         let session = match finish {
-            Some(_) => Some(self.session_record(user_id.clone(), account.password_epoch, method)?),
+            Some(_) => {
+                Some(self.session_record(user_id.clone(), account.password_epoch, method)?)
+            }
             None => None,
         };
         let device = match finish.flatten() {

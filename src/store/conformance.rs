@@ -4328,11 +4328,19 @@ async fn factor_step_read<S: Store>(store: &S) {
         "read_factor_step",
     )
     .expect("read_factor_step: the pending login is found under the second hash");
-    assert!(view.token == token, "read_factor_step: the hash it was found under");
-    assert_eq!(view.pending.attempts, 1, "read_factor_step counts the attempt");
+    assert!(
+        view.token == token,
+        "read_factor_step: the hash it was found under"
+    );
+    assert_eq!(
+        view.pending.attempts, 1,
+        "read_factor_step counts the attempt"
+    );
     assert_eq!(view.pending.user_id, account.id);
     assert_same_account(
-        view.account.as_ref().expect("read_factor_step: the account"),
+        view.account
+            .as_ref()
+            .expect("read_factor_step: the account"),
         &ok(store.account(&account.id).await, "account").expect("account"),
         "read_factor_step",
     );
@@ -4341,19 +4349,38 @@ async fn factor_step_read<S: Store>(store: &S) {
     assert_eq!(view.throttles[1].count, 2, "read_factor_step: the budget");
     // Two more attempts use the login up; the fourth burns it.
     for n in 2..=3 {
-        let v = ok(store.read_factor_step(&[token], 3, t).await, "read_factor_step");
-        assert_eq!(v.map(|v| v.pending.attempts), Some(n), "read_factor_step attempt {n}");
+        let v = ok(
+            store.read_factor_step(&[token], 3, t).await,
+            "read_factor_step",
+        );
+        assert_eq!(
+            v.map(|v| v.pending.attempts),
+            Some(n),
+            "read_factor_step attempt {n}"
+        );
     }
     assert!(
-        ok(store.read_factor_step(&[token], 3, t).await, "read_factor_step").is_none(),
+        ok(
+            store.read_factor_step(&[token], 3, t).await,
+            "read_factor_step"
+        )
+        .is_none(),
         "read_factor_step: a pending login past its attempts must be burnt"
     );
     assert!(
-        ok(store.take_pending_login(&token, t).await, "take_pending_login").is_none(),
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        )
+        .is_none(),
         "read_factor_step: the burnt pending login is gone"
     );
     assert!(
-        ok(store.read_factor_step(&[hash()], 3, t).await, "read_factor_step").is_none(),
+        ok(
+            store.read_factor_step(&[hash()], 3, t).await,
+            "read_factor_step"
+        )
+        .is_none(),
         "read_factor_step: an unknown token"
     );
 }
@@ -4380,11 +4407,18 @@ fn commit_parts(user: &UserId, auth: &AuthenticatorId, step: u64) -> CommitParts
         session: session_record(user, t, t + TTL),
         device_hash: hash(),
         device: device_record(user, t, t + TTL),
-        log: vec![SecurityEvent::new(t, crate::security_log::SecurityEventKind::Login)],
+        log: vec![SecurityEvent::new(
+            t,
+            crate::security_log::SecurityEventKind::Login,
+        )],
     }
 }
 
-fn throttle_writes(keys: &[String; 2], expected: [ThrottleState; 2], t: u64) -> [ThrottleWrite<'_>; 2] {
+fn throttle_writes(
+    keys: &[String; 2],
+    expected: [ThrottleState; 2],
+    t: u64,
+) -> [ThrottleWrite<'_>; 2] {
     [
         ThrottleWrite {
             key: &keys[0],
@@ -4453,11 +4487,18 @@ async fn factor_step_commit<S: Store>(store: &S) {
         "commit_factor_step with a fresh step"
     );
     assert!(
-        !ok(store.advance_last_step(&auth.id, step, t + TTL).await, "advance_last_step"),
+        !ok(
+            store.advance_last_step(&auth.id, step, t + TTL).await,
+            "advance_last_step"
+        ),
         "commit_factor_step: the spent step's replay mark must be recorded"
     );
     assert!(
-        ok(store.take_pending_login(&token, t).await, "take_pending_login").is_none(),
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        )
+        .is_none(),
         "commit_factor_step: a spent step takes the pending login"
     );
     assert_eq!(
@@ -4504,7 +4545,11 @@ async fn factor_step_commit<S: Store>(store: &S) {
         ok(store.session(&parts.session_hash, t).await, "session").is_none(),
         "commit_factor_step: a replay writes no session"
     );
-    assert_eq!(log_of(store, &account.id, 10).await.len(), 2, "the failure's log entry");
+    assert_eq!(
+        log_of(store, &account.id, 10).await.len(),
+        2,
+        "the failure's log entry"
+    );
 
     // A wrong code (nothing to spend) that uses the login up: counted, login burnt.
     let read = read_throttles(store, &keys).await;
@@ -4521,7 +4566,11 @@ async fn factor_step_commit<S: Store>(store: &S) {
         "commit_factor_step: a wrong code is counted on the throttles"
     );
     assert!(
-        ok(store.take_pending_login(&token, t).await, "take_pending_login").is_none(),
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        )
+        .is_none(),
         "commit_factor_step: a failure with take_pending burns the pending login"
     );
 }
@@ -4553,7 +4602,10 @@ async fn factor_step_commit_refused<S: Store>(store: &S) {
         "commit_factor_step: a conflict writes no throttle"
     );
     assert!(
-        ok(store.advance_last_step(&auth.id, step, t + TTL).await, "advance_last_step"),
+        ok(
+            store.advance_last_step(&auth.id, step, t + TTL).await,
+            "advance_last_step"
+        ),
         "commit_factor_step: a conflict must not spend the step"
     );
     assert!(
@@ -4561,7 +4613,11 @@ async fn factor_step_commit_refused<S: Store>(store: &S) {
         "commit_factor_step: a conflict writes no session"
     );
     assert!(
-        ok(store.take_pending_login(&token, t).await, "take_pending_login").is_some(),
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        )
+        .is_some(),
         "commit_factor_step: a conflict keeps the pending login"
     );
 
@@ -4576,7 +4632,10 @@ async fn factor_step_commit_refused<S: Store>(store: &S) {
         "commit_factor_step without its pending login"
     );
     assert!(
-        ok(store.advance_last_step(&auth.id, step + 1, t + TTL).await, "advance_last_step"),
+        ok(
+            store.advance_last_step(&auth.id, step + 1, t + TTL).await,
+            "advance_last_step"
+        ),
         "commit_factor_step: without its pending login the step must not be spent"
     );
     assert!(
@@ -4594,7 +4653,8 @@ async fn race_commit_same_step<S: Store + Clone>(stores: &[S], tasks: usize, rou
         async move {
             let token = hash();
             let t = now();
-            s.create_pending_login(&token, &pending(&user, 1, t + TTL)).await?;
+            s.create_pending_login(&token, &pending(&user, 1, t + TTL))
+                .await?;
             let keys = [throttle_key(), throttle_key()];
             let parts = commit_parts(&user, &auth, step);
             let zero = ThrottleState::default();
@@ -4660,7 +4720,9 @@ async fn race_commit_same_login<S: Store + Clone>(stores: &[S], tasks: usize, ro
     );
     assert!(
         ok(
-            checker(stores, round).take_pending_login(&token, now()).await,
+            checker(stores, round)
+                .take_pending_login(&token, now())
+                .await,
             "take_pending_login"
         )
         .is_none(),

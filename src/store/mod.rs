@@ -81,16 +81,16 @@ mod unit;
 pub use self::redis::RedisStore;
 pub use combined::Combined;
 pub use memory::MemoryStore;
-pub use unit::{
-    FactorCommit, FactorCommitted, FactorStepView, OutcomeWrites, StepMark, ThrottleWrite,
-    factor_throttle_keys,
-};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
+pub use unit::{
+    FactorCommit, FactorCommitted, FactorStepView, OutcomeWrites, StepMark, ThrottleWrite,
+    factor_throttle_keys,
+};
 
 macro_rules! string_id {
     ($(#[$meta:meta])* $name:ident) => {

@@ -537,36 +537,36 @@ async fn append_log(
     forget_before: u64,
 ) -> Result<()> {
     const CX: &str = "append_security_event";
-        let r = sqlx::query(
-            "INSERT INTO sf_security_log (user_id, at, kind, method, client, detail) \
+    let r = sqlx::query(
+        "INSERT INTO sf_security_log (user_id, at, kind, method, client, detail) \
              SELECT id, ?, ?, ?, ?, ? FROM sf_accounts WHERE id = ?",
-        )
-        .bind(time_to_db(event.at))
-        .bind(event.kind.as_str())
-        .bind(event.method.as_ref().map(|m| m.as_str()))
-        .bind(event.client.as_deref())
-        .bind(event.detail.as_deref())
-        .bind(user_id.as_str())
-        .execute(&mut *conn)
-        .await
-        .map_err(unavailable(CX))?;
-        if r.rows_affected() == 0 {
-            // No such account: nothing is kept.
-            return Ok(());
-        }
-        // Beyond the newest `max_entries` (ids only grow), or older than the horizon.
-        sqlx::query(
-            "DELETE FROM sf_security_log WHERE user_id = ? AND (at < ? OR id <= \
+    )
+    .bind(time_to_db(event.at))
+    .bind(event.kind.as_str())
+    .bind(event.method.as_ref().map(|m| m.as_str()))
+    .bind(event.client.as_deref())
+    .bind(event.detail.as_deref())
+    .bind(user_id.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable(CX))?;
+    if r.rows_affected() == 0 {
+        // No such account: nothing is kept.
+        return Ok(());
+    }
+    // Beyond the newest `max_entries` (ids only grow), or older than the horizon.
+    sqlx::query(
+        "DELETE FROM sf_security_log WHERE user_id = ? AND (at < ? OR id <= \
              (SELECT id FROM sf_security_log WHERE user_id = ? \
               ORDER BY id DESC LIMIT 1 OFFSET ?))",
-        )
-        .bind(user_id.as_str())
-        .bind(time_to_db(forget_before))
-        .bind(user_id.as_str())
-        .bind(i64::from(max_entries))
-        .execute(&mut *conn)
-        .await
-        .map_err(unavailable(CX))?;
+    )
+    .bind(user_id.as_str())
+    .bind(time_to_db(forget_before))
+    .bind(user_id.as_str())
+    .bind(i64::from(max_entries))
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable(CX))?;
     Ok(())
 }
 
@@ -698,8 +698,14 @@ impl Store for SqliteStore {
             insert_session(&mut *tx, hash, session).await?;
         }
         for entry in writes.log {
-            append_log(&mut *tx, c.user_id, entry, c.log_max_entries, c.log_forget_before)
-                .await?;
+            append_log(
+                &mut *tx,
+                c.user_id,
+                entry,
+                c.log_max_entries,
+                c.log_forget_before,
+            )
+            .await?;
         }
         tx.commit().await.map_err(unavailable(CX))?;
         Ok(if spent {
@@ -1070,20 +1076,20 @@ async fn advance_step<'e>(
     step: u64,
     keep_until: u64,
 ) -> Result<bool> {
-        let row: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO sf_authenticator_steps (authenticator_id, last_step, keep_until) \
+    let row: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO sf_authenticator_steps (authenticator_id, last_step, keep_until) \
              VALUES (?, ?, ?) \
              ON CONFLICT (authenticator_id) DO UPDATE \
              SET last_step = excluded.last_step, keep_until = excluded.keep_until \
              WHERE sf_authenticator_steps.last_step < excluded.last_step \
              RETURNING last_step",
-        )
-        .bind(id.as_str())
-        .bind(u64_to_db(step)?)
-        .bind(time_to_db(keep_until))
-        .fetch_optional(ex)
-        .await
-        .map_err(unavailable("advance_last_step"))?;
+    )
+    .bind(id.as_str())
+    .bind(u64_to_db(step)?)
+    .bind(time_to_db(keep_until))
+    .fetch_optional(ex)
+    .await
+    .map_err(unavailable("advance_last_step"))?;
     Ok(row.is_some())
 }
 
@@ -1093,25 +1099,25 @@ async fn insert_device<'e>(
     token: &KeyedHash,
     device: &DeviceRecord,
 ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sf_devices \
+    sqlx::query(
+        "INSERT INTO sf_devices \
              (token_hash, id, user_id, label, password_epoch, created_at, expires_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (token_hash) DO UPDATE SET id = excluded.id, \
              user_id = excluded.user_id, label = excluded.label, \
              password_epoch = excluded.password_epoch, created_at = excluded.created_at, \
              expires_at = excluded.expires_at",
-        )
-        .bind(token.as_bytes().as_slice())
-        .bind(device.id.as_str())
-        .bind(device.user_id.as_str())
-        .bind(device.label.as_str())
-        .bind(u64_to_db(device.password_epoch)?)
-        .bind(time_to_db(device.created_at))
-        .bind(time_to_db(device.expires_at))
-        .execute(ex)
-        .await
-        .map_err(unavailable("create_device"))?;
+    )
+    .bind(token.as_bytes().as_slice())
+    .bind(device.id.as_str())
+    .bind(device.user_id.as_str())
+    .bind(device.label.as_str())
+    .bind(u64_to_db(device.password_epoch)?)
+    .bind(time_to_db(device.created_at))
+    .bind(time_to_db(device.expires_at))
+    .execute(ex)
+    .await
+    .map_err(unavailable("create_device"))?;
     Ok(())
 }
 
@@ -1121,31 +1127,31 @@ async fn insert_session<'e>(
     token: &KeyedHash,
     session: &SessionRecord,
 ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sf_sessions \
+    sqlx::query(
+        "INSERT INTO sf_sessions \
              (token_hash, id, user_id, password_epoch, method, created_at, authenticated_at, \
              expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (token_hash) DO UPDATE SET id = excluded.id, \
              user_id = excluded.user_id, password_epoch = excluded.password_epoch, \
              method = excluded.method, created_at = excluded.created_at, \
              authenticated_at = excluded.authenticated_at, expires_at = excluded.expires_at",
-        )
-        .bind(token.as_bytes().as_slice())
-        .bind(session.id.as_str())
-        .bind(session.user_id.as_str())
-        .bind(u64_to_db(session.password_epoch)?)
-        .bind(session.method.as_str())
-        .bind(time_to_db(session.created_at))
-        .bind(time_to_db(session.authenticated_at))
-        .bind(time_to_db(session.expires_at))
-        .execute(ex)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                Error::Internal("session id already exists")
-            } else {
-                Error::unavailable("create_session", e)
-            }
-        })?;
+    )
+    .bind(token.as_bytes().as_slice())
+    .bind(session.id.as_str())
+    .bind(session.user_id.as_str())
+    .bind(u64_to_db(session.password_epoch)?)
+    .bind(session.method.as_str())
+    .bind(time_to_db(session.created_at))
+    .bind(time_to_db(session.authenticated_at))
+    .bind(time_to_db(session.expires_at))
+    .execute(ex)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::Internal("session id already exists")
+        } else {
+            Error::unavailable("create_session", e)
+        }
+    })?;
     Ok(())
 }

@@ -77,35 +77,71 @@ impl<S: AccountStore> AccountStore for Counting<S> {
         self.hit("create_account");
         self.inner.create_account(account)
     }
-    fn account_by_username(&self, username: &str) -> impl Future<Output = Result<Option<AccountRecord>>> + Send {
+    fn account_by_username(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<AccountRecord>>> + Send {
         self.hit("account_by_username");
         self.inner.account_by_username(username)
     }
-    fn account(&self, user_id: &UserId) -> impl Future<Output = Result<Option<AccountRecord>>> + Send {
+    fn account(
+        &self,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<Option<AccountRecord>>> + Send {
         self.hit("account");
         self.inner.account(user_id)
     }
-    fn set_password(&self, user_id: &UserId, hash: &PasswordHash, expected_epoch: u64, new_epoch: u64) -> impl Future<Output = Result<bool>> + Send {
+    fn set_password(
+        &self,
+        user_id: &UserId,
+        hash: &PasswordHash,
+        expected_epoch: u64,
+        new_epoch: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
         self.hit("set_password");
-        self.inner.set_password(user_id, hash, expected_epoch, new_epoch)
+        self.inner
+            .set_password(user_id, hash, expected_epoch, new_epoch)
     }
-    fn authenticators(&self, user_id: &UserId) -> impl Future<Output = Result<Vec<AuthenticatorRecord>>> + Send {
+    fn authenticators(
+        &self,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<Vec<AuthenticatorRecord>>> + Send {
         self.hit("authenticators");
         self.inner.authenticators(user_id)
     }
-    fn enable_two_factor(&self, authenticator: &AuthenticatorRecord, backup_codes: &[KeyedHash], backup_key_id: u32) -> impl Future<Output = Result<()>> + Send {
+    fn enable_two_factor(
+        &self,
+        authenticator: &AuthenticatorRecord,
+        backup_codes: &[KeyedHash],
+        backup_key_id: u32,
+    ) -> impl Future<Output = Result<()>> + Send {
         self.hit("enable_two_factor");
-        self.inner.enable_two_factor(authenticator, backup_codes, backup_key_id)
+        self.inner
+            .enable_two_factor(authenticator, backup_codes, backup_key_id)
     }
-    fn add_authenticator(&self, authenticator: &AuthenticatorRecord, max_authenticators: u32) -> impl Future<Output = Result<()>> + Send {
+    fn add_authenticator(
+        &self,
+        authenticator: &AuthenticatorRecord,
+        max_authenticators: u32,
+    ) -> impl Future<Output = Result<()>> + Send {
         self.hit("add_authenticator");
-        self.inner.add_authenticator(authenticator, max_authenticators)
+        self.inner
+            .add_authenticator(authenticator, max_authenticators)
     }
-    fn remove_authenticator(&self, user_id: &UserId, id: &AuthenticatorId) -> impl Future<Output = Result<RemoveOutcome>> + Send {
+    fn remove_authenticator(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+    ) -> impl Future<Output = Result<RemoveOutcome>> + Send {
         self.hit("remove_authenticator");
         self.inner.remove_authenticator(user_id, id)
     }
-    fn reseal_authenticator(&self, user_id: &UserId, id: &AuthenticatorId, sealed_secret: &SealedSecret) -> impl Future<Output = Result<bool>> + Send {
+    fn reseal_authenticator(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+        sealed_secret: &SealedSecret,
+    ) -> impl Future<Output = Result<bool>> + Send {
         self.hit("reseal_authenticator");
         self.inner.reseal_authenticator(user_id, id, sealed_secret)
     }
@@ -113,11 +149,20 @@ impl<S: AccountStore> AccountStore for Counting<S> {
         self.hit("disable_two_factor");
         self.inner.disable_two_factor(user_id)
     }
-    fn replace_backup_codes(&self, user_id: &UserId, hashes: &[KeyedHash], key_id: u32) -> impl Future<Output = Result<()>> + Send {
+    fn replace_backup_codes(
+        &self,
+        user_id: &UserId,
+        hashes: &[KeyedHash],
+        key_id: u32,
+    ) -> impl Future<Output = Result<()>> + Send {
         self.hit("replace_backup_codes");
         self.inner.replace_backup_codes(user_id, hashes, key_id)
     }
-    fn consume_backup_code(&self, user_id: &UserId, hash: &KeyedHash) -> impl Future<Output = Result<bool>> + Send {
+    fn consume_backup_code(
+        &self,
+        user_id: &UserId,
+        hash: &KeyedHash,
+    ) -> impl Future<Output = Result<bool>> + Send {
         self.hit("consume_backup_code");
         self.inner.consume_backup_code(user_id, hash)
     }
@@ -125,26 +170,50 @@ impl<S: AccountStore> AccountStore for Counting<S> {
         self.hit("backup_codes_remaining");
         self.inner.backup_codes_remaining(user_id)
     }
-    fn append_security_event(&self, user_id: &UserId, event: &SecurityEvent, max_entries: u32, forget_before: u64) -> impl Future<Output = Result<()>> + Send {
+    fn append_security_event(
+        &self,
+        user_id: &UserId,
+        event: &SecurityEvent,
+        max_entries: u32,
+        forget_before: u64,
+    ) -> impl Future<Output = Result<()>> + Send {
         self.hit("append_security_event");
-        self.inner.append_security_event(user_id, event, max_entries, forget_before)
+        self.inner
+            .append_security_event(user_id, event, max_entries, forget_before)
     }
-    fn security_log(&self, user_id: &UserId, limit: u32) -> impl Future<Output = Result<Vec<SecurityEvent>>> + Send {
+    fn security_log(
+        &self,
+        user_id: &UserId,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<SecurityEvent>>> + Send {
         self.hit("security_log");
         self.inner.security_log(user_id, limit)
     }
 }
 
 impl<S: EphemeralStore> EphemeralStore for Counting<S> {
-    fn create_pending_login(&self, token: &KeyedHash, login: &PendingLogin) -> impl Future<Output = Result<()>> + Send {
+    fn create_pending_login(
+        &self,
+        token: &KeyedHash,
+        login: &PendingLogin,
+    ) -> impl Future<Output = Result<()>> + Send {
         self.hit("create_pending_login");
         self.inner.create_pending_login(token, login)
     }
-    fn begin_login_attempt(&self, token: &KeyedHash, max_attempts: u32, now: u64) -> impl Future<Output = Result<Option<PendingLogin>>> + Send {
+    fn begin_login_attempt(
+        &self,
+        token: &KeyedHash,
+        max_attempts: u32,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<PendingLogin>>> + Send {
         self.hit("begin_login_attempt");
         self.inner.begin_login_attempt(token, max_attempts, now)
     }
-    fn take_pending_login(&self, token: &KeyedHash, now: u64) -> impl Future<Output = Result<Option<PendingLogin>>> + Send {
+    fn take_pending_login(
+        &self,
+        token: &KeyedHash,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<PendingLogin>>> + Send {
         self.hit("take_pending_login");
         self.inner.take_pending_login(token, now)
     }
@@ -152,19 +221,37 @@ impl<S: EphemeralStore> EphemeralStore for Counting<S> {
         self.hit("delete_pending_login");
         self.inner.delete_pending_login(token)
     }
-    fn put_enrollment(&self, user_id: &UserId, enrollment: &PendingEnrollment) -> impl Future<Output = Result<()>> + Send {
+    fn put_enrollment(
+        &self,
+        user_id: &UserId,
+        enrollment: &PendingEnrollment,
+    ) -> impl Future<Output = Result<()>> + Send {
         self.hit("put_enrollment");
         self.inner.put_enrollment(user_id, enrollment)
     }
-    fn enrollment(&self, user_id: &UserId, now: u64) -> impl Future<Output = Result<Option<PendingEnrollment>>> + Send {
+    fn enrollment(
+        &self,
+        user_id: &UserId,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<PendingEnrollment>>> + Send {
         self.hit("enrollment");
         self.inner.enrollment(user_id, now)
     }
-    fn take_enrollment(&self, user_id: &UserId, id: &str, now: u64) -> impl Future<Output = Result<bool>> + Send {
+    fn take_enrollment(
+        &self,
+        user_id: &UserId,
+        id: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
         self.hit("take_enrollment");
         self.inner.take_enrollment(user_id, id, now)
     }
-    fn advance_last_step(&self, id: &AuthenticatorId, step: u64, keep_until: u64) -> impl Future<Output = Result<bool>> + Send {
+    fn advance_last_step(
+        &self,
+        id: &AuthenticatorId,
+        step: u64,
+        keep_until: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
         self.hit("advance_last_step");
         self.inner.advance_last_step(id, step, keep_until)
     }
@@ -172,23 +259,47 @@ impl<S: EphemeralStore> EphemeralStore for Counting<S> {
         self.hit("throttle");
         self.inner.throttle(key, now)
     }
-    fn update_throttle(&self, key: &str, expected: ThrottleState, new: ThrottleState, keep_until: u64, now: u64) -> impl Future<Output = Result<bool>> + Send {
+    fn update_throttle(
+        &self,
+        key: &str,
+        expected: ThrottleState,
+        new: ThrottleState,
+        keep_until: u64,
+        now: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
         self.hit("update_throttle");
-        self.inner.update_throttle(key, expected, new, keep_until, now)
+        self.inner
+            .update_throttle(key, expected, new, keep_until, now)
     }
-    fn create_device(&self, token: &KeyedHash, device: &DeviceRecord) -> impl Future<Output = Result<()>> + Send {
+    fn create_device(
+        &self,
+        token: &KeyedHash,
+        device: &DeviceRecord,
+    ) -> impl Future<Output = Result<()>> + Send {
         self.hit("create_device");
         self.inner.create_device(token, device)
     }
-    fn device(&self, token: &KeyedHash, now: u64) -> impl Future<Output = Result<Option<DeviceRecord>>> + Send {
+    fn device(
+        &self,
+        token: &KeyedHash,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<DeviceRecord>>> + Send {
         self.hit("device");
         self.inner.device(token, now)
     }
-    fn devices(&self, user_id: &UserId, now: u64) -> impl Future<Output = Result<Vec<DeviceRecord>>> + Send {
+    fn devices(
+        &self,
+        user_id: &UserId,
+        now: u64,
+    ) -> impl Future<Output = Result<Vec<DeviceRecord>>> + Send {
         self.hit("devices");
         self.inner.devices(user_id, now)
     }
-    fn revoke_device(&self, user_id: &UserId, id: &DeviceId) -> impl Future<Output = Result<bool>> + Send {
+    fn revoke_device(
+        &self,
+        user_id: &UserId,
+        id: &DeviceId,
+    ) -> impl Future<Output = Result<bool>> + Send {
         self.hit("revoke_device");
         self.inner.revoke_device(user_id, id)
     }
@@ -196,11 +307,19 @@ impl<S: EphemeralStore> EphemeralStore for Counting<S> {
         self.hit("revoke_all_devices");
         self.inner.revoke_all_devices(user_id)
     }
-    fn create_session(&self, token: &KeyedHash, session: &SessionRecord) -> impl Future<Output = Result<()>> + Send {
+    fn create_session(
+        &self,
+        token: &KeyedHash,
+        session: &SessionRecord,
+    ) -> impl Future<Output = Result<()>> + Send {
         self.hit("create_session");
         self.inner.create_session(token, session)
     }
-    fn session(&self, token: &KeyedHash, now: u64) -> impl Future<Output = Result<Option<SessionRecord>>> + Send {
+    fn session(
+        &self,
+        token: &KeyedHash,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<SessionRecord>>> + Send {
         self.hit("session");
         self.inner.session(token, now)
     }
@@ -208,19 +327,35 @@ impl<S: EphemeralStore> EphemeralStore for Counting<S> {
         self.hit("delete_session");
         self.inner.delete_session(token)
     }
-    fn sessions(&self, user_id: &UserId, now: u64) -> impl Future<Output = Result<Vec<SessionRecord>>> + Send {
+    fn sessions(
+        &self,
+        user_id: &UserId,
+        now: u64,
+    ) -> impl Future<Output = Result<Vec<SessionRecord>>> + Send {
         self.hit("sessions");
         self.inner.sessions(user_id, now)
     }
-    fn reauthenticate_session(&self, token: &KeyedHash, at: u64) -> impl Future<Output = Result<bool>> + Send {
+    fn reauthenticate_session(
+        &self,
+        token: &KeyedHash,
+        at: u64,
+    ) -> impl Future<Output = Result<bool>> + Send {
         self.hit("reauthenticate_session");
         self.inner.reauthenticate_session(token, at)
     }
-    fn delete_session_by_id(&self, user_id: &UserId, id: &SessionId) -> impl Future<Output = Result<bool>> + Send {
+    fn delete_session_by_id(
+        &self,
+        user_id: &UserId,
+        id: &SessionId,
+    ) -> impl Future<Output = Result<bool>> + Send {
         self.hit("delete_session_by_id");
         self.inner.delete_session_by_id(user_id, id)
     }
-    fn delete_sessions(&self, user_id: &UserId, keep: Option<&SessionId>) -> impl Future<Output = Result<u32>> + Send {
+    fn delete_sessions(
+        &self,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
+    ) -> impl Future<Output = Result<u32>> + Send {
         self.hit("delete_sessions");
         self.inner.delete_sessions(user_id, keep)
     }
