@@ -4323,11 +4323,12 @@ async fn factor_step_read<S: Store>(store: &S) {
     let (account, auth, token, _) = step_fixture(store).await;
     let t = now();
     let other = hash();
-    let view = ok(
+    let Some(view) = ok(
         store.read_factor_step(&[other, token], 3, t).await,
         "read_factor_step",
-    )
-    .expect("read_factor_step: the pending login is found under the second hash");
+    ) else {
+        panic!("read_factor_step: the pending login must be found under the second hash");
+    };
     assert!(
         view.token == token,
         "read_factor_step: the hash it was found under"
@@ -4337,13 +4338,13 @@ async fn factor_step_read<S: Store>(store: &S) {
         "read_factor_step counts the attempt"
     );
     assert_eq!(view.pending.user_id, account.id);
-    assert_same_account(
-        view.account
-            .as_ref()
-            .expect("read_factor_step: the account"),
-        &ok(store.account(&account.id).await, "account").expect("account"),
-        "read_factor_step",
-    );
+    let Some(got) = view.account.as_ref() else {
+        panic!("read_factor_step: the account must be returned");
+    };
+    let Some(stored) = ok(store.account(&account.id).await, "account") else {
+        panic!("read_factor_step: the account exists");
+    };
+    assert_same_account(got, &stored, "read_factor_step");
     assert_same_authenticators(&view.authenticators, &[&auth], "read_factor_step");
     assert_eq!(view.throttles[0].count, 1, "read_factor_step: the lockout");
     assert_eq!(view.throttles[1].count, 2, "read_factor_step: the budget");

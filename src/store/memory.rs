@@ -783,9 +783,9 @@ impl Store for MemoryStore {
         let spent = if c.spend.is_empty() {
             false
         } else {
-            if !pending
+            if pending
                 .get(&c.token.0)
-                .is_some_and(|p| p.expires_at > c.now)
+                .is_none_or(|p| p.expires_at <= c.now)
             {
                 return Ok(FactorCommitted::Expired);
             }

@@ -505,7 +505,7 @@ impl AccountStore for SqliteStore {
         // One write transaction: concurrent appends trim one after the other, so the
         // log never keeps more than `max_entries`.
         let mut tx = self.write_tx("append_security_event").await?;
-        append_log(&mut *tx, user_id, event, max_entries, forget_before).await?;
+        append_log(&mut tx, user_id, event, max_entries, forget_before).await?;
         tx.commit()
             .await
             .map_err(unavailable("append_security_event"))
@@ -699,7 +699,7 @@ impl Store for SqliteStore {
         }
         for entry in writes.log {
             append_log(
-                &mut *tx,
+                &mut tx,
                 c.user_id,
                 entry,
                 c.log_max_entries,
