@@ -74,6 +74,7 @@ mod account;
 mod enroll;
 mod import;
 mod login;
+mod prepared;
 mod signin;
 #[cfg(feature = "webauthn")]
 mod webauthn;
@@ -234,6 +235,9 @@ impl Blocking for TokioBlocking {
     }
 }
 
+/// How many prepared TOTP keys a service keeps (about 0.5 KiB each).
+const PREPARED_KEYS: usize = 8192;
+
 /// Twice the number of CPUs (2 when it cannot be told).
 fn default_hash_slots() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().saturating_mul(2))
@@ -269,6 +273,8 @@ pub(crate) struct Inner<S> {
     /// The WebAuthn relying party, when configured.
     #[cfg(feature = "webauthn")]
     pub(crate) webauthn: Option<crate::webauthn::RelyingParty>,
+    /// Prepared TOTP keys of recently used secrets.
+    pub(crate) prepared: prepared::PreparedKeys,
 }
 
 /// The two-factor login service: every flow, over one store. Cheap to clone (an
@@ -722,6 +728,7 @@ impl<S: Store> ServiceBuilder<S> {
                 events: self.events,
                 blocking: self.blocking,
                 hash_slots: async_lock::Semaphore::new(self.config.max_concurrent_hashes),
+                prepared: prepared::PreparedKeys::new(PREPARED_KEYS),
                 config: self.config,
             }),
         })

@@ -149,6 +149,8 @@ impl<A: AccountStore, E: Send + Sync + 'static> AccountStore for Combined<A, E> 
     }
 }
 
+impl<A: AccountStore, E: EphemeralStore> Store for Combined<A, E> {}
+
 impl<A: Send + Sync + 'static, E: EphemeralStore> EphemeralStore for Combined<A, E> {
     fn put_ceremony(
         &self,

@@ -151,6 +151,7 @@ pub async fn all<S: Store + Clone>(stores: &[S], config: RaceConfig) {
     for store in stores {
         account_store(store).await;
         ephemeral_store(store).await;
+        unit_of_work(store).await;
     }
     races(stores, config).await;
 }
@@ -240,6 +241,43 @@ pub async fn ephemeral_store<E: EphemeralStore>(store: &E) {
 pub async fn races<S: Store + Clone>(stores: &[S], config: RaceConfig) {
     account_races(stores, config).await;
     ephemeral_races(stores, config).await;
+    unit_of_work_races(stores, config).await;
+}
+
+/// Checks the unit-of-work operations of [`Store`], one call at a time:
+/// [`read_factor_step`](Store::read_factor_step) (the attempt counted, the account,
+/// its authenticators and throttles returned, a burnt or missing login `None`) and
+/// [`commit_factor_step`](Store::commit_factor_step) (a spent step with its session,
+/// device, throttles and log entry; a replay and a wrong code counted; a throttle
+/// that moved or a pending login that is gone spend nothing).
+///
+/// # Panics
+///
+/// On the first contract the store breaks, and on any store error.
+pub async fn unit_of_work<S: Store>(store: &S) {
+    factor_step_read(store).await;
+    factor_step_commit(store).await;
+    factor_step_commit_refused(store).await;
+}
+
+/// Races [`commit_factor_step`](Store::commit_factor_step), `config.rounds()` rounds,
+/// `config.tasks()` tasks per round spread over `stores`:
+///
+/// - commits spending the same step of one authenticator, each on its own pending
+///   login with its own throttles: exactly one `Spent`, the others `NotSpent`;
+/// - commits on one pending login from the same throttle states, each with its own
+///   fresh authenticator step: exactly one `Spent`, the pending login is gone, and
+///   exactly one session is written.
+///
+/// # Panics
+///
+/// As [`all`].
+pub async fn unit_of_work_races<S: Store + Clone>(stores: &[S], config: RaceConfig) {
+    check_race_setup(stores, "unit_of_work_races");
+    for round in 0..config.rounds {
+        race_commit_same_step(stores, config.tasks, round).await;
+        race_commit_same_login(stores, config.tasks, round).await;
+    }
 }
 
 /// Races the atomicity contracts of [`AccountStore`], `config.rounds()` rounds each,
@@ -4473,4 +4511,460 @@ async fn race_delete_sessions<E: EphemeralStore + Clone>(stores: &[E], tasks: us
             }
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Unit of work
+// ---------------------------------------------------------------------------------------
+
+/// A fresh 2FA account with a pending login (one attempt made of `max`), and its
+/// two throttles set to a known non-zero state.
+async fn step_fixture<S: Store>(
+    store: &S,
+) -> (AccountRecord, AuthenticatorRecord, KeyedHash, [String; 2]) {
+    let (account, auth, _) = new_2fa_account(store, 2).await;
+    let token = hash();
+    ok(
+        store
+            .create_pending_login(&token, &pending(&account.id, 0, now() + TTL))
+            .await,
+        "create_pending_login",
+    );
+    let keys = factor_throttle_keys(&account.id);
+    let t = now();
+    for (i, key) in keys.iter().enumerate() {
+        let state = ThrottleState {
+            count: 1 + i as u32,
+            until: t - 1,
+        };
+        assert!(
+            ok(
+                store
+                    .update_throttle(key, ThrottleState::default(), state, t + TTL, t)
+                    .await,
+                "update_throttle"
+            ),
+            "update_throttle from the zero state"
+        );
+    }
+    (account, auth, token, keys)
+}
+
+fn counted(expected: ThrottleState, t: u64) -> ThrottleState {
+    ThrottleState {
+        count: expected.count + 1,
+        until: t + 60,
+    }
+}
+
+async fn factor_step_read<S: Store>(store: &S) {
+    let (account, auth, token, _) = step_fixture(store).await;
+    let t = now();
+    let other = hash();
+    let Some(view) = ok(
+        store.read_factor_step(&[other, token], 3, t).await,
+        "read_factor_step",
+    ) else {
+        panic!("read_factor_step: the pending login must be found under the second hash");
+    };
+    assert!(
+        view.token == token,
+        "read_factor_step: the hash it was found under"
+    );
+    assert_eq!(
+        view.pending.attempts, 1,
+        "read_factor_step counts the attempt"
+    );
+    assert_eq!(view.pending.user_id, account.id);
+    let Some(got) = view.account.as_ref() else {
+        panic!("read_factor_step: the account must be returned");
+    };
+    let Some(stored) = ok(store.account(&account.id).await, "account") else {
+        panic!("read_factor_step: the account exists");
+    };
+    assert_same_account(got, &stored, "read_factor_step");
+    assert_same_authenticators(&view.authenticators, &[&auth], "read_factor_step");
+    assert_eq!(view.throttles[0].count, 1, "read_factor_step: the lockout");
+    assert_eq!(view.throttles[1].count, 2, "read_factor_step: the budget");
+    // Two more attempts use the login up; the fourth burns it.
+    for n in 2..=3 {
+        let v = ok(
+            store.read_factor_step(&[token], 3, t).await,
+            "read_factor_step",
+        );
+        assert_eq!(
+            v.map(|v| v.pending.attempts),
+            Some(n),
+            "read_factor_step attempt {n}"
+        );
+    }
+    assert!(
+        ok(
+            store.read_factor_step(&[token], 3, t).await,
+            "read_factor_step"
+        )
+        .is_none(),
+        "read_factor_step: a pending login past its attempts must be burnt"
+    );
+    assert!(
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        )
+        .is_none(),
+        "read_factor_step: the burnt pending login is gone"
+    );
+    assert!(
+        ok(
+            store.read_factor_step(&[hash()], 3, t).await,
+            "read_factor_step"
+        )
+        .is_none(),
+        "read_factor_step: an unknown token"
+    );
+}
+
+/// The writes of a commit for a step of `auth`.
+struct CommitParts {
+    marks: Vec<StepMark>,
+    session_hash: KeyedHash,
+    session: SessionRecord,
+    device_hash: KeyedHash,
+    device: DeviceRecord,
+    log: Vec<SecurityEvent>,
+}
+
+fn commit_parts(user: &UserId, auth: &AuthenticatorId, step: u64) -> CommitParts {
+    let t = now();
+    CommitParts {
+        marks: vec![StepMark {
+            authenticator: auth.clone(),
+            step,
+            keep_until: t + TTL,
+        }],
+        session_hash: hash(),
+        session: session_record(user, t, t + TTL),
+        device_hash: hash(),
+        device: device_record(user, t, t + TTL),
+        log: vec![SecurityEvent::new(
+            t,
+            crate::security_log::SecurityEventKind::Login,
+        )],
+    }
+}
+
+fn throttle_writes(
+    keys: &[String; 2],
+    expected: [ThrottleState; 2],
+    t: u64,
+) -> [ThrottleWrite<'_>; 2] {
+    [
+        ThrottleWrite {
+            key: &keys[0],
+            expected: expected[0],
+            counted: (counted(expected[0], t), t + TTL),
+            on_success: (ThrottleState::default(), 0),
+        },
+        ThrottleWrite {
+            key: &keys[1],
+            expected: expected[1],
+            counted: (counted(expected[1], t), t + TTL),
+            on_success: (expected[1], t + TTL),
+        },
+    ]
+}
+
+fn commit<'a>(
+    token: &'a KeyedHash,
+    user: &'a UserId,
+    spend: &'a [StepMark],
+    throttles: &'a [ThrottleWrite<'a>],
+    parts: &'a CommitParts,
+    take_on_failure: bool,
+) -> FactorCommit<'a> {
+    FactorCommit {
+        token,
+        user_id: user,
+        spend,
+        throttles,
+        on_success: OutcomeWrites {
+            take_pending: true,
+            session: Some((&parts.session_hash, &parts.session)),
+            device: Some((&parts.device_hash, &parts.device)),
+            log: &parts.log,
+        },
+        on_failure: OutcomeWrites {
+            take_pending: take_on_failure,
+            log: &parts.log,
+            ..OutcomeWrites::default()
+        },
+        log_max_entries: 100,
+        log_forget_before: 0,
+        now: now(),
+    }
+}
+
+async fn read_throttles<S: Store>(store: &S, keys: &[String; 2]) -> [ThrottleState; 2] {
+    let t = now();
+    [
+        ok(store.throttle(&keys[0], t).await, "throttle"),
+        ok(store.throttle(&keys[1], t).await, "throttle"),
+    ]
+}
+
+async fn factor_step_commit<S: Store>(store: &S) {
+    let (account, auth, token, keys) = step_fixture(store).await;
+    let t = now();
+    let read = read_throttles(store, &keys).await;
+    let step = t / 30;
+    let parts = commit_parts(&account.id, &auth.id, step);
+    let writes = throttle_writes(&keys, read, t);
+    let c = commit(&token, &account.id, &parts.marks, &writes, &parts, false);
+    assert_eq!(
+        ok(store.commit_factor_step(&c).await, "commit_factor_step"),
+        FactorCommitted::Spent,
+        "commit_factor_step with a fresh step"
+    );
+    assert!(
+        !ok(
+            store.advance_last_step(&auth.id, step, t + TTL).await,
+            "advance_last_step"
+        ),
+        "commit_factor_step: the spent step's replay mark must be recorded"
+    );
+    assert!(
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        )
+        .is_none(),
+        "commit_factor_step: a spent step takes the pending login"
+    );
+    assert_eq!(
+        read_throttles(store, &keys).await,
+        [ThrottleState::default(), read[1]],
+        "commit_factor_step: a spent step writes the throttles' success states"
+    );
+    assert_eq!(
+        ok(store.session(&parts.session_hash, t).await, "session"),
+        Some(parts.session.clone()),
+        "commit_factor_step: the session"
+    );
+    assert_eq!(
+        ok(store.device(&parts.device_hash, t).await, "device"),
+        Some(parts.device.clone()),
+        "commit_factor_step: the trusted device"
+    );
+    let log = log_of(store, &account.id, 10).await;
+    assert_eq!(log.len(), 1, "commit_factor_step: the security-log entry");
+
+    // A replay on a new pending login: counted, nothing spent, the login kept.
+    let token = hash();
+    ok(
+        store
+            .create_pending_login(&token, &pending(&account.id, 1, t + TTL))
+            .await,
+        "create_pending_login",
+    );
+    let read = read_throttles(store, &keys).await;
+    let parts = commit_parts(&account.id, &auth.id, step);
+    let writes = throttle_writes(&keys, read, t);
+    let c = commit(&token, &account.id, &parts.marks, &writes, &parts, false);
+    assert_eq!(
+        ok(store.commit_factor_step(&c).await, "commit_factor_step"),
+        FactorCommitted::NotSpent,
+        "commit_factor_step with a step already used (a replay)"
+    );
+    assert_eq!(
+        read_throttles(store, &keys).await,
+        [counted(read[0], t), counted(read[1], t)],
+        "commit_factor_step: a replay is counted on the throttles"
+    );
+    assert!(
+        ok(store.session(&parts.session_hash, t).await, "session").is_none(),
+        "commit_factor_step: a replay writes no session"
+    );
+    assert_eq!(
+        log_of(store, &account.id, 10).await.len(),
+        2,
+        "the failure's log entry"
+    );
+
+    // A wrong code (nothing to spend) that uses the login up: counted, login burnt.
+    let read = read_throttles(store, &keys).await;
+    let writes = throttle_writes(&keys, read, t);
+    let c = commit(&token, &account.id, &[], &writes, &parts, true);
+    assert_eq!(
+        ok(store.commit_factor_step(&c).await, "commit_factor_step"),
+        FactorCommitted::NotSpent,
+        "commit_factor_step of a wrong code"
+    );
+    assert_eq!(
+        read_throttles(store, &keys).await,
+        [counted(read[0], t), counted(read[1], t)],
+        "commit_factor_step: a wrong code is counted on the throttles"
+    );
+    assert!(
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        )
+        .is_none(),
+        "commit_factor_step: a failure with take_pending burns the pending login"
+    );
+}
+
+async fn factor_step_commit_refused<S: Store>(store: &S) {
+    // A throttle that moved since the read: nothing is written.
+    let (account, auth, token, keys) = step_fixture(store).await;
+    let t = now();
+    let read = read_throttles(store, &keys).await;
+    let moved = counted(read[0], t);
+    assert!(ok(
+        store
+            .update_throttle(&keys[0], read[0], moved, t + TTL, t)
+            .await,
+        "update_throttle"
+    ));
+    let step = t / 30;
+    let parts = commit_parts(&account.id, &auth.id, step);
+    let writes = throttle_writes(&keys, read, t);
+    let c = commit(&token, &account.id, &parts.marks, &writes, &parts, false);
+    assert_eq!(
+        ok(store.commit_factor_step(&c).await, "commit_factor_step"),
+        FactorCommitted::Conflict,
+        "commit_factor_step after a throttle moved"
+    );
+    assert_eq!(
+        read_throttles(store, &keys).await,
+        [moved, read[1]],
+        "commit_factor_step: a conflict writes no throttle"
+    );
+    assert!(
+        ok(
+            store.advance_last_step(&auth.id, step, t + TTL).await,
+            "advance_last_step"
+        ),
+        "commit_factor_step: a conflict must not spend the step"
+    );
+    assert!(
+        ok(store.session(&parts.session_hash, t).await, "session").is_none(),
+        "commit_factor_step: a conflict writes no session"
+    );
+    assert!(
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        )
+        .is_some(),
+        "commit_factor_step: a conflict keeps the pending login"
+    );
+
+    // The pending login is gone (taken just above): nothing is spent.
+    let read = read_throttles(store, &keys).await;
+    let parts = commit_parts(&account.id, &auth.id, step + 1);
+    let writes = throttle_writes(&keys, read, t);
+    let c = commit(&token, &account.id, &parts.marks, &writes, &parts, false);
+    assert_eq!(
+        ok(store.commit_factor_step(&c).await, "commit_factor_step"),
+        FactorCommitted::Expired,
+        "commit_factor_step without its pending login"
+    );
+    assert!(
+        ok(
+            store.advance_last_step(&auth.id, step + 1, t + TTL).await,
+            "advance_last_step"
+        ),
+        "commit_factor_step: without its pending login the step must not be spent"
+    );
+    assert!(
+        ok(store.session(&parts.session_hash, t).await, "session").is_none(),
+        "commit_factor_step: without its pending login no session is written"
+    );
+}
+
+async fn race_commit_same_step<S: Store + Clone>(stores: &[S], tasks: usize, round: usize) {
+    let (account, auth, _) = new_2fa_account(&stores[0], 0).await;
+    let step = now() / 30;
+    let user = account.id.clone();
+    let results = race(stores, tasks, |_, s| {
+        let (user, auth) = (user.clone(), auth.id.clone());
+        async move {
+            let token = hash();
+            let t = now();
+            s.create_pending_login(&token, &pending(&user, 1, t + TTL))
+                .await?;
+            let keys = [throttle_key(), throttle_key()];
+            let parts = commit_parts(&user, &auth, step);
+            let zero = ThrottleState::default();
+            let writes = throttle_writes(&keys, [zero, zero], t);
+            let c = commit(&token, &user, &parts.marks, &writes, &parts, false);
+            s.commit_factor_step(&c).await
+        }
+    })
+    .await;
+    let results: Vec<FactorCommitted> = results
+        .into_iter()
+        .map(|r| ok(r, "commit_factor_step race"))
+        .collect();
+    let spent = count(&results, |r| *r == FactorCommitted::Spent);
+    assert_eq!(
+        spent, 1,
+        "commit_factor_step race (round {round}): {spent} of {tasks} commits spending the same \
+         step were Spent; exactly one must be (a replayed TOTP code): {results:?}"
+    );
+    assert_eq!(
+        count(&results, |r| *r == FactorCommitted::NotSpent),
+        tasks - 1,
+        "commit_factor_step race (round {round}): the others are replays: {results:?}"
+    );
+}
+
+async fn race_commit_same_login<S: Store + Clone>(stores: &[S], tasks: usize, round: usize) {
+    let (account, _, token, keys) = step_fixture(&stores[0]).await;
+    let read = read_throttles(&stores[0], &keys).await;
+    let user = account.id.clone();
+    let keys = Arc::new(keys);
+    let results = race(stores, tasks, |_, s| {
+        let (user, keys) = (user.clone(), Arc::clone(&keys));
+        async move {
+            let t = now();
+            let parts = commit_parts(&user, &authenticator_id(), t / 30);
+            let writes = throttle_writes(&keys, read, t);
+            let c = commit(&token, &user, &parts.marks, &writes, &parts, false);
+            let r = s.commit_factor_step(&c).await?;
+            let session = s.session(&parts.session_hash, t).await?;
+            Ok::<_, crate::Error>((r, session.is_some()))
+        }
+    })
+    .await;
+    let results: Vec<(FactorCommitted, bool)> = results
+        .into_iter()
+        .map(|r| ok(r, "commit_factor_step race"))
+        .collect();
+    let spent = count(&results, |r| r.0 == FactorCommitted::Spent);
+    assert_eq!(
+        spent, 1,
+        "commit_factor_step race (round {round}): {spent} of {tasks} commits on one pending \
+         login were Spent; exactly one must be (one login, one session): {results:?}"
+    );
+    assert_eq!(
+        count(&results, |r| r.1),
+        1,
+        "commit_factor_step race (round {round}): exactly the winner's session exists"
+    );
+    assert!(
+        results.iter().all(|r| r.0 != FactorCommitted::NotSpent),
+        "commit_factor_step race (round {round}): a loser must write nothing: {results:?}"
+    );
+    assert!(
+        ok(
+            checker(stores, round)
+                .take_pending_login(&token, now())
+                .await,
+            "take_pending_login"
+        )
+        .is_none(),
+        "commit_factor_step race (round {round}): the pending login is taken"
+    );
 }

@@ -32,9 +32,22 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + ?Sized,
     {
-        let i = (self.hasher.hash_one(key) as usize) % self.shards.len();
         // A poisoned shard only means another thread panicked while holding it; the
         // map itself is always left consistent by the operations below.
+        self.lock_shard(self.shard_of(key))
+    }
+
+    /// The index of the shard of `key`.
+    fn shard_of<Q>(&self, key: &Q) -> usize
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + ?Sized,
+    {
+        (self.hasher.hash_one(key) as usize) % self.shards.len()
+    }
+
+    /// Locks shard `i` (from [`shard_of`](Self::shard_of)).
+    fn lock_shard(&self, i: usize) -> MutexGuard<'_, HashMap<K, V>> {
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -753,5 +766,125 @@ impl EphemeralStore for MemoryStore {
 
     async fn purge_expired(&self, now: u64) -> Result<u64> {
         Ok(self.purge(now))
+    }
+}
+
+/// Writes a throttle state into its (locked) shard: the default state deletes the key.
+fn put_throttle(
+    map: &mut HashMap<String, (ThrottleState, u64)>,
+    key: &str,
+    new: ThrottleState,
+    keep_until: u64,
+) {
+    if new == ThrottleState::default() {
+        map.remove(key);
+    } else if let Some(entry) = map.get_mut(key) {
+        *entry = (new, keep_until);
+    } else {
+        map.insert(key.to_owned(), (new, keep_until));
+    }
+}
+
+/// The second-factor commit in one critical section: the shards of the throttles
+/// (in ascending order), then of the pending login, then of each replay mark in turn
+/// are locked and held until every conditional write is made; no other operation
+/// holds more than one of these locks at once, so the order cannot deadlock. The
+/// unconditional writes (session, device, security log) follow; they cannot fail.
+impl Store for MemoryStore {
+    async fn commit_factor_step(&self, c: &FactorCommit<'_>) -> Result<FactorCommitted> {
+        let i = &self.inner;
+        let mut shards: Vec<usize> = c
+            .throttles
+            .iter()
+            .map(|t| i.throttles.shard_of(t.key))
+            .collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let mut guards: Vec<_> = shards
+            .iter()
+            .map(|&n| (n, i.throttles.lock_shard(n)))
+            .collect();
+        let shard_for = |key: &str| i.throttles.shard_of(key);
+        for t in c.throttles {
+            let n = shard_for(t.key);
+            let Some((_, map)) = guards.iter().find(|(m, _)| *m == n) else {
+                return Err(crate::Error::Internal("throttle shard not locked"));
+            };
+            let current = map
+                .get(t.key)
+                .filter(|(_, keep)| *keep > c.now)
+                .map(|(s, _)| *s)
+                .unwrap_or_default();
+            if current != t.expected {
+                return Ok(FactorCommitted::Conflict);
+            }
+        }
+        let mut pending = i.pending.lock(&c.token.0);
+        let spent = if c.spend.is_empty() {
+            false
+        } else {
+            if pending
+                .get(&c.token.0)
+                .is_none_or(|p| p.expires_at <= c.now)
+            {
+                return Ok(FactorCommitted::Expired);
+            }
+            let mut spent = false;
+            for m in c.spend {
+                let mut steps = i.steps.lock(&m.authenticator);
+                match steps.get_mut(&m.authenticator) {
+                    Some((last, keep)) if *last >= m.step => {
+                        *keep = (*keep).max(m.keep_until);
+                    }
+                    Some(entry) => {
+                        *entry = (m.step, m.keep_until);
+                        spent = true;
+                    }
+                    None => {
+                        steps.insert(m.authenticator.clone(), (m.step, m.keep_until));
+                        spent = true;
+                    }
+                }
+                if spent {
+                    break;
+                }
+            }
+            spent
+        };
+        let writes = if spent { &c.on_success } else { &c.on_failure };
+        if spent || writes.take_pending {
+            pending.remove(&c.token.0);
+        }
+        drop(pending);
+        for t in c.throttles {
+            let n = shard_for(t.key);
+            if let Some((_, map)) = guards.iter_mut().find(|(m, _)| *m == n) {
+                let (state, keep) = if spent { t.on_success } else { t.counted };
+                put_throttle(map, t.key, state, keep);
+            }
+        }
+        drop(guards);
+        if let Some((hash, device)) = writes.device {
+            self.add_token(hash, device);
+        }
+        if let Some((hash, session)) = writes.session {
+            self.add_token(hash, session);
+        }
+        if !writes.log.is_empty() {
+            let mut users = i.users.lock(c.user_id);
+            if let Some(user) = users.get_mut(c.user_id).filter(|u| u.account.is_some()) {
+                let log = &mut user.security_log;
+                for entry in writes.log {
+                    log.push_front(entry.clone());
+                }
+                log.truncate(c.log_max_entries as usize);
+                log.retain(|e| e.at >= c.log_forget_before);
+            }
+        }
+        Ok(if spent {
+            FactorCommitted::Spent
+        } else {
+            FactorCommitted::NotSpent
+        })
     }
 }

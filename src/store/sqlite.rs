@@ -530,41 +530,13 @@ impl AccountStore for SqliteStore {
         max_entries: u32,
         forget_before: u64,
     ) -> Result<()> {
-        const CX: &str = "append_security_event";
         // One write transaction: concurrent appends trim one after the other, so the
         // log never keeps more than `max_entries`.
-        let mut tx = self.write_tx(CX).await?;
-        let r = sqlx::query(
-            "INSERT INTO sf_security_log (user_id, at, kind, method, client, detail) \
-             SELECT id, ?, ?, ?, ?, ? FROM sf_accounts WHERE id = ?",
-        )
-        .bind(time_to_db(event.at))
-        .bind(event.kind.as_str())
-        .bind(event.method.as_ref().map(|m| m.as_str()))
-        .bind(event.client.as_deref())
-        .bind(event.detail.as_deref())
-        .bind(user_id.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable(CX))?;
-        if r.rows_affected() == 0 {
-            // No such account: nothing is kept.
-            return Ok(());
-        }
-        // Beyond the newest `max_entries` (ids only grow), or older than the horizon.
-        sqlx::query(
-            "DELETE FROM sf_security_log WHERE user_id = ? AND (at < ? OR id <= \
-             (SELECT id FROM sf_security_log WHERE user_id = ? \
-              ORDER BY id DESC LIMIT 1 OFFSET ?))",
-        )
-        .bind(user_id.as_str())
-        .bind(time_to_db(forget_before))
-        .bind(user_id.as_str())
-        .bind(i64::from(max_entries))
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable(CX))?;
-        tx.commit().await.map_err(unavailable(CX))
+        let mut tx = self.write_tx("append_security_event").await?;
+        append_log(&mut tx, user_id, event, max_entries, forget_before).await?;
+        tx.commit()
+            .await
+            .map_err(unavailable("append_security_event"))
     }
 
     async fn security_log(&self, user_id: &UserId, limit: u32) -> Result<Vec<SecurityEvent>> {
@@ -581,6 +553,49 @@ impl AccountStore for SqliteStore {
         .map(security_event_from_row)
         .collect()
     }
+}
+
+/// Appends a security-log entry and trims the account's log, inside a write
+/// transaction.
+async fn append_log(
+    conn: &mut sqlx::SqliteConnection,
+    user_id: &UserId,
+    event: &SecurityEvent,
+    max_entries: u32,
+    forget_before: u64,
+) -> Result<()> {
+    const CX: &str = "append_security_event";
+    let r = sqlx::query(
+        "INSERT INTO sf_security_log (user_id, at, kind, method, client, detail) \
+             SELECT id, ?, ?, ?, ?, ? FROM sf_accounts WHERE id = ?",
+    )
+    .bind(time_to_db(event.at))
+    .bind(event.kind.as_str())
+    .bind(event.method.as_ref().map(|m| m.as_str()))
+    .bind(event.client.as_deref())
+    .bind(event.detail.as_deref())
+    .bind(user_id.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable(CX))?;
+    if r.rows_affected() == 0 {
+        // No such account: nothing is kept.
+        return Ok(());
+    }
+    // Beyond the newest `max_entries` (ids only grow), or older than the horizon.
+    sqlx::query(
+        "DELETE FROM sf_security_log WHERE user_id = ? AND (at < ? OR id <= \
+             (SELECT id FROM sf_security_log WHERE user_id = ? \
+              ORDER BY id DESC LIMIT 1 OFFSET ?))",
+    )
+    .bind(user_id.as_str())
+    .bind(time_to_db(forget_before))
+    .bind(user_id.as_str())
+    .bind(i64::from(max_entries))
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable(CX))?;
+    Ok(())
 }
 
 async fn insert_authenticator(
@@ -632,6 +647,101 @@ async fn replace_codes(
         .map_err(unavailable(context))?;
     }
     Ok(())
+}
+
+/// The second-factor commit is one `BEGIN IMMEDIATE` transaction: one fsync.
+impl Store for SqliteStore {
+    async fn commit_factor_step(&self, c: &FactorCommit<'_>) -> Result<FactorCommitted> {
+        const CX: &str = "commit_factor_step";
+        let now = time_to_db(c.now);
+        let mut tx = self.write_tx(CX).await?;
+        for t in c.throttles {
+            let row: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT count, until FROM sf_throttles WHERE key = ? AND keep_until > ?",
+            )
+            .bind(t.key)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable(CX))?;
+            let current = row.map(throttle_from_row).transpose()?.unwrap_or_default();
+            if current != t.expected {
+                // Dropping the transaction rolls it back: nothing was written.
+                return Ok(FactorCommitted::Conflict);
+            }
+        }
+        let mut spent = false;
+        if !c.spend.is_empty() {
+            let live: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM sf_pending_logins WHERE token_hash = ? AND expires_at > ?",
+            )
+            .bind(c.token.as_bytes().as_slice())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable(CX))?;
+            if live.is_none() {
+                return Ok(FactorCommitted::Expired);
+            }
+            for m in c.spend {
+                if advance_step(&mut *tx, &m.authenticator, m.step, m.keep_until).await? {
+                    spent = true;
+                    break;
+                }
+            }
+        }
+        let writes = if spent { &c.on_success } else { &c.on_failure };
+        if spent || writes.take_pending {
+            sqlx::query("DELETE FROM sf_pending_logins WHERE token_hash = ?")
+                .bind(c.token.as_bytes().as_slice())
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable(CX))?;
+        }
+        for t in c.throttles {
+            let (state, keep) = if spent { t.on_success } else { t.counted };
+            if state == t.expected {
+                continue;
+            }
+            let q = if state == ThrottleState::default() {
+                sqlx::query("DELETE FROM sf_throttles WHERE key = ?").bind(t.key)
+            } else {
+                sqlx::query(
+                    "INSERT INTO sf_throttles (count, until, keep_until, key) \
+                     VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET \
+                     count = excluded.count, until = excluded.until, \
+                     keep_until = excluded.keep_until",
+                )
+                .bind(i64::from(state.count))
+                .bind(time_to_db(state.until))
+                .bind(time_to_db(keep))
+                .bind(t.key)
+            };
+            q.execute(&mut *tx).await.map_err(unavailable(CX))?;
+        }
+        if let Some((hash, device)) = writes.device {
+            insert_device(&mut *tx, hash, device).await?;
+        }
+        if let Some((hash, session)) = writes.session {
+            insert_session(&mut *tx, hash, session).await?;
+        }
+        for entry in writes.log {
+            append_log(
+                &mut tx,
+                c.user_id,
+                entry,
+                c.log_max_entries,
+                c.log_forget_before,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(unavailable(CX))?;
+        Ok(if spent {
+            FactorCommitted::Spent
+        } else {
+            FactorCommitted::NotSpent
+        })
+    }
 }
 
 impl EphemeralStore for SqliteStore {
@@ -807,23 +917,7 @@ impl EphemeralStore for SqliteStore {
         step: u64,
         keep_until: u64,
     ) -> Result<bool> {
-        // One statement: inserts the first mark, or raises the mark only if the new
-        // step is greater. RETURNING yields a row only when a row was written.
-        let row: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO sf_authenticator_steps (authenticator_id, last_step, keep_until) \
-             VALUES (?, ?, ?) \
-             ON CONFLICT (authenticator_id) DO UPDATE \
-             SET last_step = excluded.last_step, keep_until = excluded.keep_until \
-             WHERE sf_authenticator_steps.last_step < excluded.last_step \
-             RETURNING last_step",
-        )
-        .bind(id.as_str())
-        .bind(u64_to_db(step)?)
-        .bind(time_to_db(keep_until))
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(unavailable("advance_last_step"))?;
-        Ok(row.is_some())
+        advance_step(&self.writer, id, step, keep_until).await
     }
 
     async fn throttle(&self, key: &str, now: u64) -> Result<ThrottleState> {
@@ -898,26 +992,7 @@ impl EphemeralStore for SqliteStore {
     }
 
     async fn create_device(&self, token: &KeyedHash, device: &DeviceRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sf_devices \
-             (token_hash, id, user_id, label, password_epoch, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (token_hash) DO UPDATE SET id = excluded.id, \
-             user_id = excluded.user_id, label = excluded.label, \
-             password_epoch = excluded.password_epoch, created_at = excluded.created_at, \
-             expires_at = excluded.expires_at",
-        )
-        .bind(token.as_bytes().as_slice())
-        .bind(device.id.as_str())
-        .bind(device.user_id.as_str())
-        .bind(device.label.as_str())
-        .bind(u64_to_db(device.password_epoch)?)
-        .bind(time_to_db(device.created_at))
-        .bind(time_to_db(device.expires_at))
-        .execute(&self.writer)
-        .await
-        .map_err(unavailable("create_device"))?;
-        Ok(())
+        insert_device(&self.writer, token, device).await
     }
 
     async fn device(&self, token: &KeyedHash, now: u64) -> Result<Option<DeviceRecord>> {
@@ -969,33 +1044,7 @@ impl EphemeralStore for SqliteStore {
     }
 
     async fn create_session(&self, token: &KeyedHash, session: &SessionRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sf_sessions \
-             (token_hash, id, user_id, password_epoch, method, created_at, authenticated_at, \
-             expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (token_hash) DO UPDATE SET id = excluded.id, \
-             user_id = excluded.user_id, password_epoch = excluded.password_epoch, \
-             method = excluded.method, created_at = excluded.created_at, \
-             authenticated_at = excluded.authenticated_at, expires_at = excluded.expires_at",
-        )
-        .bind(token.as_bytes().as_slice())
-        .bind(session.id.as_str())
-        .bind(session.user_id.as_str())
-        .bind(u64_to_db(session.password_epoch)?)
-        .bind(session.method.as_str())
-        .bind(time_to_db(session.created_at))
-        .bind(time_to_db(session.authenticated_at))
-        .bind(time_to_db(session.expires_at))
-        .execute(&self.writer)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                Error::Internal("session id already exists")
-            } else {
-                Error::unavailable("create_session", e)
-            }
-        })?;
-        Ok(())
+        insert_session(&self.writer, token, session).await
     }
 
     async fn session(&self, token: &KeyedHash, now: u64) -> Result<Option<SessionRecord>> {
@@ -1080,4 +1129,93 @@ impl EphemeralStore for SqliteStore {
     async fn purge_expired(&self, now: u64) -> Result<u64> {
         SqliteStore::purge_expired(self, now).await
     }
+}
+
+/// Raises an authenticator's replay mark to `step` if it is greater: one statement
+/// that inserts the first mark, or raises the mark only if the new step is greater.
+/// RETURNING yields a row only when a row was written.
+async fn advance_step<'e>(
+    ex: impl sqlx::SqliteExecutor<'e>,
+    id: &AuthenticatorId,
+    step: u64,
+    keep_until: u64,
+) -> Result<bool> {
+    let row: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO sf_authenticator_steps (authenticator_id, last_step, keep_until) \
+             VALUES (?, ?, ?) \
+             ON CONFLICT (authenticator_id) DO UPDATE \
+             SET last_step = excluded.last_step, keep_until = excluded.keep_until \
+             WHERE sf_authenticator_steps.last_step < excluded.last_step \
+             RETURNING last_step",
+    )
+    .bind(id.as_str())
+    .bind(u64_to_db(step)?)
+    .bind(time_to_db(keep_until))
+    .fetch_optional(ex)
+    .await
+    .map_err(unavailable("advance_last_step"))?;
+    Ok(row.is_some())
+}
+
+/// Stores a trusted device under the keyed hash of its token.
+async fn insert_device<'e>(
+    ex: impl sqlx::SqliteExecutor<'e>,
+    token: &KeyedHash,
+    device: &DeviceRecord,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sf_devices \
+             (token_hash, id, user_id, label, password_epoch, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (token_hash) DO UPDATE SET id = excluded.id, \
+             user_id = excluded.user_id, label = excluded.label, \
+             password_epoch = excluded.password_epoch, created_at = excluded.created_at, \
+             expires_at = excluded.expires_at",
+    )
+    .bind(token.as_bytes().as_slice())
+    .bind(device.id.as_str())
+    .bind(device.user_id.as_str())
+    .bind(device.label.as_str())
+    .bind(u64_to_db(device.password_epoch)?)
+    .bind(time_to_db(device.created_at))
+    .bind(time_to_db(device.expires_at))
+    .execute(ex)
+    .await
+    .map_err(unavailable("create_device"))?;
+    Ok(())
+}
+
+/// Stores a session under the keyed hash of its token.
+async fn insert_session<'e>(
+    ex: impl sqlx::SqliteExecutor<'e>,
+    token: &KeyedHash,
+    session: &SessionRecord,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sf_sessions \
+             (token_hash, id, user_id, password_epoch, method, created_at, authenticated_at, \
+             expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (token_hash) DO UPDATE SET id = excluded.id, \
+             user_id = excluded.user_id, password_epoch = excluded.password_epoch, \
+             method = excluded.method, created_at = excluded.created_at, \
+             authenticated_at = excluded.authenticated_at, expires_at = excluded.expires_at",
+    )
+    .bind(token.as_bytes().as_slice())
+    .bind(session.id.as_str())
+    .bind(session.user_id.as_str())
+    .bind(u64_to_db(session.password_epoch)?)
+    .bind(session.method.as_str())
+    .bind(time_to_db(session.created_at))
+    .bind(time_to_db(session.authenticated_at))
+    .bind(time_to_db(session.expires_at))
+    .execute(ex)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::Internal("session id already exists")
+        } else {
+            Error::unavailable("create_session", e)
+        }
+    })?;
+    Ok(())
 }
