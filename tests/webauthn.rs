@@ -16,7 +16,9 @@ use secondfactor::totp::TotpKey;
 use secondfactor::webauthn::{
     CreationChallengeResponse, RequestChallengeResponse, UserVerification, WebAuthnConfig,
 };
-use secondfactor::{AuthMethod, Error, LoginOutcome, LoginRequest, SecondFactor, Service};
+use secondfactor::{
+    AuthMethod, Error, LoginOutcome, LoginRequest, ReauthRequest, SecondFactor, Service,
+};
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -153,6 +155,17 @@ impl<S: Store> H<S> {
             LoginOutcome::SecondFactorRequired(t) => (t.token.expose().to_owned(), t.methods),
             LoginOutcome::Authenticated(_) => panic!("2FA is on"),
         }
+    }
+
+    /// A session made by logging in with the password and `key`.
+    async fn session_with_key(&self, name: &str, key: &mut SoftPasskey) -> String {
+        let (_, result) = self.key_login(name, key).await;
+        self.service
+            .issue_session(result.unwrap())
+            .await
+            .unwrap()
+            .expose()
+            .to_owned()
     }
 
     /// A full key login: the assertion JSON is returned with the result.
@@ -827,11 +840,136 @@ async fn a_removed_key_no_longer_logs_in() {
 }
 
 #[tokio::test]
-async fn a_key_cannot_confirm_disable_and_starting_needs_a_key() {
+async fn a_key_steps_up_and_confirms_disable_without_spending_backup_codes() {
+    let h = h();
+    let (user, session) = h.account("alice").await;
+    let (mut key, codes) = h.add_key(&session, "key").await;
+    assert_eq!(codes, Some(10));
+    // The window of the login closes: the key-only user steps up with the key.
+    h.advance(3600);
+    assert_eq!(
+        code_of(&h.service.recent_auth(&session).await.unwrap_err()),
+        "reauthentication_required"
+    );
+    let options = h
+        .service
+        .start_webauthn_confirmation(&session)
+        .await
+        .unwrap();
+    let json = get(&mut key, options);
+    h.service
+        .reauthenticate(
+            &session,
+            ReauthRequest::new(PW).factor(SecondFactor::WebAuthn(&json)),
+        )
+        .await
+        .unwrap();
+    let proof = h.service.recent_auth(&session).await.unwrap();
+    // The same answer cannot confirm a second action: its ceremony is spent.
+    let e = h
+        .service
+        .disable_two_factor(&proof, SecondFactor::WebAuthn(&json))
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&e), "invalid_code");
+    let options = h
+        .service
+        .start_webauthn_confirmation(&session)
+        .await
+        .unwrap();
+    let json = get(&mut key, options);
+    h.service
+        .disable_two_factor(&proof, SecondFactor::WebAuthn(&json))
+        .await
+        .unwrap();
+    let status = h.service.status(&user).await.unwrap();
+    assert!(!status.enabled);
+}
+
+#[tokio::test]
+async fn a_key_renews_the_backup_codes_once_per_confirmation() {
+    let h = h();
+    let (user, session) = h.account("alice").await;
+    let (mut key, _) = h.add_key(&session, "key").await;
+    let proof = h.service.recent_auth(&session).await.unwrap();
+    let options = h
+        .service
+        .start_webauthn_confirmation(&session)
+        .await
+        .unwrap();
+    let json = get(&mut key, options);
+    let codes = h
+        .service
+        .regenerate_backup_codes_with_key(&proof, &json)
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    assert_eq!(
+        h.service
+            .status(&user)
+            .await
+            .unwrap()
+            .backup_codes_remaining,
+        10
+    );
+    let e = h
+        .service
+        .regenerate_backup_codes_with_key(&proof, &json)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_of(&e),
+        "invalid_code",
+        "the confirmation is single use"
+    );
+}
+
+#[tokio::test]
+async fn a_login_answer_or_another_sessions_cannot_confirm_an_action() {
     let h = h();
     let (_, session) = h.account("alice").await;
-    let (_, _) = h.add_key(&session, "key").await;
+    let (mut key, _) = h.add_key(&session, "key").await;
+    let other = h.session_with_key("alice", &mut key).await;
     let proof = h.service.recent_auth(&session).await.unwrap();
+    // This session starts a confirmation, then another session starts its own:
+    // the other's answer is not for this one.
+    let _ = h
+        .service
+        .start_webauthn_confirmation(&session)
+        .await
+        .unwrap();
+    let options = h.service.start_webauthn_confirmation(&other).await.unwrap();
+    let other_answer = get(&mut key, options);
+    let e = h
+        .service
+        .disable_two_factor(&proof, SecondFactor::WebAuthn(&other_answer))
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&e), "invalid_code");
+    // This session starts a confirmation, then a login starts its ceremony: the
+    // login's answer is not for this one.
+    let _ = h
+        .service
+        .start_webauthn_confirmation(&session)
+        .await
+        .unwrap();
+    let (token, _) = h.pending("alice").await;
+    let options = h.service.start_webauthn_login(&token).await.unwrap();
+    let login_answer = get(&mut key, options);
+    let e = h
+        .service
+        .disable_two_factor(&proof, SecondFactor::WebAuthn(&login_answer))
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&e), "invalid_code");
+    assert!(
+        h.service
+            .status(&proof_user(&h, &session).await)
+            .await
+            .unwrap()
+            .enabled
+    );
+    // Garbage is an input error; a confirmation needs a session.
     let e = h
         .service
         .disable_two_factor(&proof, SecondFactor::WebAuthn("{}"))
@@ -840,10 +978,67 @@ async fn a_key_cannot_confirm_disable_and_starting_needs_a_key() {
     assert_eq!(code_of(&e), "invalid_input");
     let e = h
         .service
+        .start_webauthn_confirmation("not a session")
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&e), "unauthenticated");
+    let e = h
+        .service
         .start_webauthn_login("not a token")
         .await
         .unwrap_err();
     assert_eq!(code_of(&e), "login_expired");
+}
+
+#[tokio::test]
+async fn wrong_answers_to_confirmations_lock_the_account_second_factor() {
+    let h = h();
+    let (_, session) = h.account("alice").await;
+    let (mut key, _) = h.add_key(&session, "key").await;
+    let proof = h.service.recent_auth(&session).await.unwrap();
+    let mut refused = Vec::new();
+    for _ in 0..12 {
+        let options = h
+            .service
+            .start_webauthn_confirmation(&session)
+            .await
+            .unwrap();
+        let json = get(&mut key, options);
+        let mut bad: serde_json::Value = serde_json::from_str(&json).unwrap();
+        bad["response"]["signature"] = serde_json::Value::String("AAAA".into());
+        let e = h
+            .service
+            .disable_two_factor(&proof, SecondFactor::WebAuthn(&bad.to_string()))
+            .await
+            .unwrap_err();
+        refused.push(code_of(&e));
+        if code_of(&e) == "too_many_attempts" {
+            break;
+        }
+    }
+    assert_eq!(
+        refused.last(),
+        Some(&"too_many_attempts"),
+        "forged answers lock the account's second factor: {refused:?}"
+    );
+    assert!(
+        refused[..refused.len() - 1]
+            .iter()
+            .all(|c| *c == "invalid_code")
+    );
+    // Locked: even the key's right answer is refused now.
+    let options = h
+        .service
+        .start_webauthn_confirmation(&session)
+        .await
+        .unwrap();
+    let json = get(&mut key, options);
+    let e = h
+        .service
+        .disable_two_factor(&proof, SecondFactor::WebAuthn(&json))
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&e), "too_many_attempts");
 }
 
 #[tokio::test]

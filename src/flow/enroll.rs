@@ -514,7 +514,8 @@ impl<S: Store> Service<S> {
         if !account.two_factor_enabled {
             return Err(Error::TwoFactorNotEnabled);
         }
-        self.check_factor(&account.id, factor, self.now()).await?;
+        self.check_factor(&account.id, &proof.session_id, factor, self.now())
+            .await?;
         Ok(())
     }
 
@@ -554,8 +555,36 @@ impl<S: Store> Service<S> {
         proof: &RecentAuth,
         totp_code: &str,
     ) -> Result<Vec<BackupCode>> {
-        self.verify_for_action(proof, SecondFactor::Totp(totp_code))
-            .await?;
+        self.regenerate_confirmed(proof, SecondFactor::Totp(totp_code))
+            .await
+    }
+
+    /// [`regenerate_backup_codes`](Self::regenerate_backup_codes) confirmed with a
+    /// security key instead of a TOTP code (feature `webauthn`): `assertion_json` is
+    /// the browser's answer to
+    /// [`start_webauthn_confirmation`](Self::start_webauthn_confirmation) in the
+    /// proof's session. An account whose only factors are keys renews its codes this
+    /// way.
+    ///
+    /// Errors: as [`regenerate_backup_codes`](Self::regenerate_backup_codes).
+    #[cfg(feature = "webauthn")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+    #[tracing::instrument(skip_all)]
+    pub async fn regenerate_backup_codes_with_key(
+        &self,
+        proof: &RecentAuth,
+        assertion_json: &str,
+    ) -> Result<Vec<BackupCode>> {
+        self.regenerate_confirmed(proof, SecondFactor::WebAuthn(assertion_json))
+            .await
+    }
+
+    async fn regenerate_confirmed(
+        &self,
+        proof: &RecentAuth,
+        factor: SecondFactor<'_>,
+    ) -> Result<Vec<BackupCode>> {
+        self.verify_for_action(proof, factor).await?;
         let codes = self.new_backup_codes()?;
         let hashes = self.hash_backup_codes(&codes);
         self.end_others(proof).await?;

@@ -14,7 +14,9 @@ use super::{RecentAuth, Service};
 use crate::backup::BackupCode;
 use crate::events::Event;
 use crate::secret::KeyedHash;
-use crate::store::{AuthenticatorId, AuthenticatorRecord, CeremonyRecord, Store, UserId};
+use crate::store::{
+    AuthenticatorId, AuthenticatorRecord, CeremonyRecord, SessionId, Store, UserId,
+};
 use crate::token::{self, LoginToken};
 use crate::webauthn::{
     CreationChallengeResponse, LoginState, PublicKeyCredential, RegisterPublicKeyCredential,
@@ -45,6 +47,11 @@ fn registration_key(proof: &RecentAuth) -> String {
 
 fn login_key(pending: &KeyedHash) -> String {
     format!("login:{}", pending.to_hex())
+}
+
+/// The ceremony that confirms an action (re-authentication, disable) in a session.
+fn confirm_key(session_id: &SessionId) -> String {
+    format!("confirm:{session_id}")
 }
 
 /// The user handle the key stores: derived from the user id (stable, and not the
@@ -291,6 +298,65 @@ impl<S: Store> Service<S> {
         })
     }
 
+    /// Starts a ceremony that confirms an action in the session named by
+    /// `session_token` with one of the account's keys: returns the request options for
+    /// `navigator.credentials.get` and keeps the state bound to this session (a new
+    /// start replaces the session's earlier one). Pass the browser's answer as
+    /// [`SecondFactor::WebAuthn`](super::SecondFactor::WebAuthn) to
+    /// [`reauthenticate`](Self::reauthenticate) or
+    /// [`disable_two_factor`](Self::disable_two_factor): an account whose only factor is
+    /// a key steps up with it, without spending backup codes. The assertion counts on
+    /// the account's second-factor throttle like a code; an assertion made for a
+    /// login or for another session's ceremony is refused.
+    ///
+    /// Errors: `invalid_config`, `unauthenticated`, `two_factor_not_enabled`,
+    /// `not_found` (the account has no key), `unavailable`.
+    #[tracing::instrument(skip_all)]
+    pub async fn start_webauthn_confirmation(
+        &self,
+        session_token: &str,
+    ) -> Result<RequestChallengeResponse> {
+        let rp = self.relying_party()?;
+        let now = self.now();
+        let (_, session, account) = self.find_session(session_token).await?;
+        if !account.two_factor_enabled {
+            return Err(Error::TwoFactorNotEnabled);
+        }
+        let keys: Vec<_> = self
+            .keys_of(&account.id)
+            .await?
+            .into_iter()
+            .map(|(_, k)| k.key)
+            .collect();
+        if keys.is_empty() {
+            return Err(Error::NotFound {
+                what: "security key",
+            });
+        }
+        let (mut options, state) = rp
+            .webauthn
+            .start_securitykey_authentication(&keys)
+            .map_err(|_| Error::Internal("webauthn confirmation could not start"))?;
+        if rp.policy == UserVerification::Required {
+            options.public_key.user_verification = UserVerificationPolicy::Required;
+        }
+        let sealed = self
+            .inner
+            .keys
+            .seal_record(account.id.as_str(), &to_json(&LoginState { state })?)?;
+        let ceremony = CeremonyRecord {
+            user_id: account.id.clone(),
+            login: None,
+            state: sealed.into_bytes(),
+            expires_at: now.saturating_add(rp.ceremony_ttl),
+        };
+        self.inner
+            .store
+            .put_ceremony(&confirm_key(&session.id), &ceremony)
+            .await?;
+        Ok(options)
+    }
+
     /// Starts the login's WebAuthn ceremony for the pending login named by
     /// `login_token`: returns the request options for the browser's
     /// `navigator.credentials.get` (`{"publicKey": …}`, listing the account's keys)
@@ -375,12 +441,38 @@ impl<S: Store> Service<S> {
         credential: &PublicKeyCredential,
         now: u64,
     ) -> Result<bool> {
+        self.verify_assertion_at(user_id, &login_key(pending), Some(pending), credential, now)
+            .await
+    }
+
+    /// Checks an assertion against the confirmation ceremony of session
+    /// `session_id` (started by [`start_webauthn_confirmation`](Self::start_webauthn_confirmation)),
+    /// as [`verify_assertion`](Self::verify_assertion) does for a login's.
+    pub(crate) async fn verify_confirmation(
+        &self,
+        user_id: &UserId,
+        session_id: &SessionId,
+        credential: &PublicKeyCredential,
+        now: u64,
+    ) -> Result<bool> {
+        self.verify_assertion_at(user_id, &confirm_key(session_id), None, credential, now)
+            .await
+    }
+
+    async fn verify_assertion_at(
+        &self,
+        user_id: &UserId,
+        ceremony_key: &str,
+        login: Option<&KeyedHash>,
+        credential: &PublicKeyCredential,
+        now: u64,
+    ) -> Result<bool> {
         let rp = self.relying_party()?;
         let store = &self.inner.store;
-        let Some(ceremony) = store.take_ceremony(&login_key(pending), now).await? else {
+        let Some(ceremony) = store.take_ceremony(ceremony_key, now).await? else {
             return Ok(false);
         };
-        if &ceremony.user_id != user_id || ceremony.login.as_ref() != Some(pending) {
+        if &ceremony.user_id != user_id || ceremony.login.as_ref() != login {
             return Ok(false);
         }
         let sealed = crate::secret::SealedSecret::from_bytes(ceremony.state)?;
