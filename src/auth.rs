@@ -13,16 +13,19 @@ pub enum AuthMethod {
     BackupCode,
     /// Password, on a trusted device.
     TrustedDevice,
+    /// Password, then a security key or passkey (WebAuthn).
+    WebAuthn,
 }
 
 impl AuthMethod {
-    /// A stable name: `password`, `totp`, `backup_code`, `trusted_device`.
+    /// A stable name: `password`, `totp`, `backup_code`, `trusted_device`, `webauthn`.
     pub fn as_str(&self) -> &'static str {
         match self {
             AuthMethod::Password => "password",
             AuthMethod::Totp => "totp",
             AuthMethod::BackupCode => "backup_code",
             AuthMethod::TrustedDevice => "trusted_device",
+            AuthMethod::WebAuthn => "webauthn",
         }
     }
 
@@ -33,13 +36,17 @@ impl AuthMethod {
             "totp" => AuthMethod::Totp,
             "backup_code" => AuthMethod::BackupCode,
             "trusted_device" => AuthMethod::TrustedDevice,
+            "webauthn" => AuthMethod::WebAuthn,
             _ => return None,
         })
     }
 
     /// Whether this method passed a second factor.
     pub fn is_second_factor(&self) -> bool {
-        matches!(self, AuthMethod::Totp | AuthMethod::BackupCode)
+        matches!(
+            self,
+            AuthMethod::Totp | AuthMethod::BackupCode | AuthMethod::WebAuthn
+        )
     }
 }
 
@@ -54,6 +61,7 @@ mod tests {
             AuthMethod::Totp,
             AuthMethod::BackupCode,
             AuthMethod::TrustedDevice,
+            AuthMethod::WebAuthn,
         ] {
             assert_eq!(AuthMethod::parse(m.as_str()), Some(m));
         }

@@ -70,6 +70,7 @@
 //! | [`security_log`] | the account's security log, as its owner reads it |
 //! | [`store`] | the storage traits and their atomicity contract; [`store::MemoryStore`] |
 //! | [`totp`] | TOTP policy and constant-time verification that returns the matched step |
+//! | `webauthn` | security keys and passkeys: the relying party's configuration (feature `webauthn`) |
 //! | [`secret`] | secrets, sealing at rest (XChaCha20-Poly1305, key ring), keyed hashes |
 //! | [`provisioning`] | `otpauth://` URIs and QR codes (PNG, SVG, terminal) |
 //! | [`backup`] | backup codes |
@@ -89,6 +90,7 @@
 //! | `postgres` | no | `store::PgStore`: one database shared by several instances |
 //! | `redis` | no | `store::RedisStore`: short-lived state in Redis (pair it with an `AccountStore` through [`store::Combined`]) |
 //! | `conformance` | no | the public store conformance suite |
+//! | `webauthn` | no | [`webauthn`]: security keys and passkeys as a second factor (needs OpenSSL headers) |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -111,6 +113,9 @@ pub mod store;
 pub mod throttle;
 mod token;
 pub mod totp;
+#[cfg(feature = "webauthn")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+pub mod webauthn;
 
 pub use error::{Error, Result};
 

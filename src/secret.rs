@@ -544,6 +544,13 @@ const TAG_LEN: usize = 16;
 const DOMAIN_LABEL: &[u8] = b"secondfactor/totp-secret/v1";
 const SEALED_MIN_LEN: usize = HEADER_LEN + NONCE_LEN + Secret::IMPORT_MIN_BITS / 8 + TAG_LEN;
 const SEALED_MAX_LEN: usize = HEADER_LEN + NONCE_LEN + Secret::MAX_BYTES + TAG_LEN;
+/// The version byte of a sealed *record* (a WebAuthn credential, say) rather than a
+/// TOTP secret: its own domain label, so neither ever opens as the other.
+const VERSION_RECORD: u8 = 2;
+const RECORD_DOMAIN_LABEL: &[u8] = b"secondfactor/sealed-record/v1";
+/// The longest plaintext [`KeyRing::seal_record`] takes.
+pub const MAX_RECORD_BYTES: usize = 16 * 1024;
+const RECORD_MAX_LEN: usize = HEADER_LEN + NONCE_LEN + MAX_RECORD_BYTES + TAG_LEN;
 
 /// A TOTP secret sealed by a [`KeyRing`] for one user: an opaque blob to store as is.
 ///
@@ -563,13 +570,21 @@ impl SealedSecret {
     /// # Errors
     ///
     /// [`Error::SealedSecretInvalid`] for an unknown version or a length outside
-    /// 55..=109 bytes (truncated or padded).
+    /// 55..=109 bytes (truncated or padded); a sealed record (version 2,
+    /// [`KeyRing::seal_record`]) may be up to 16 KiB longer.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
-        if !(SEALED_MIN_LEN..=SEALED_MAX_LEN).contains(&bytes.len()) {
+        let len_ok = match bytes.first() {
+            Some(&VERSION) => (SEALED_MIN_LEN..=SEALED_MAX_LEN).contains(&bytes.len()),
+            Some(&VERSION_RECORD) => {
+                (HEADER_LEN + NONCE_LEN + TAG_LEN..=RECORD_MAX_LEN).contains(&bytes.len())
+            }
+            _ => false,
+        };
+        if !len_ok {
             return Err(Error::SealedSecretInvalid);
         }
         match bytes.as_slice() {
-            [VERSION, k0, k1, k2, k3, ..] => {
+            [VERSION | VERSION_RECORD, k0, k1, k2, k3, ..] => {
                 let key_id = u32::from_be_bytes([*k0, *k1, *k2, *k3]);
                 Ok(SealedSecret { key_id, bytes })
             }
@@ -590,6 +605,12 @@ impl SealedSecret {
     /// The id of the key it was sealed under.
     pub fn key_id(&self) -> u32 {
         self.key_id
+    }
+
+    /// Whether it is a sealed record ([`KeyRing::seal_record`], a WebAuthn
+    /// credential) rather than a TOTP secret.
+    pub fn is_record(&self) -> bool {
+        self.bytes.first() == Some(&VERSION_RECORD)
     }
 }
 
@@ -841,6 +862,9 @@ impl KeyRing {
     /// [`Error::SealedSecretInvalid`] if it does not authenticate: tampered, sealed for
     /// another user, or its header edited.
     pub fn open(&self, user_id: &str, sealed: &SealedSecret) -> Result<Secret> {
+        if sealed.is_record() {
+            return Err(Error::SealedSecretInvalid);
+        }
         let entry = self.entry(sealed.key_id).ok_or(Error::UnknownKey {
             key_id: sealed.key_id,
         })?;
@@ -874,13 +898,93 @@ impl KeyRing {
     }
 
     /// Opens `sealed` and seals the secret again under the active key (key rotation).
+    /// A sealed record ([`seal_record`](Self::seal_record)) stays a record.
     ///
     /// # Errors
     ///
     /// As [`KeyRing::open`] and [`KeyRing::seal`].
     pub fn reseal(&self, user_id: &str, sealed: &SealedSecret) -> Result<SealedSecret> {
+        if sealed.is_record() {
+            let record = self.open_record(user_id, sealed)?;
+            return self.seal_record(user_id, &record);
+        }
         let secret = self.open(user_id, sealed)?;
         self.seal(user_id, &secret)
+    }
+
+    /// Seals a record of up to [`MAX_RECORD_BYTES`] (a serialized WebAuthn
+    /// credential or ceremony state) for `user_id` under the active key. It has its
+    /// own version byte and domain label: [`open`](Self::open) refuses it and
+    /// [`open_record`](Self::open_record) refuses a TOTP secret.
+    ///
+    /// # Errors
+    ///
+    /// `invalid_input` on field `"record"` when it is too long; [`Error::Internal`]
+    /// if the random number generator fails.
+    pub fn seal_record(&self, user_id: &str, record: &[u8]) -> Result<SealedSecret> {
+        if record.len() > MAX_RECORD_BYTES {
+            return Err(Error::input("record", "is too long to seal"));
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        SysRng
+            .try_fill_bytes(&mut nonce)
+            .map_err(|_| Error::Internal(RNG_FAILED))?;
+        let entry = &self.active;
+        let header = record_header(entry.id);
+        let mut blob = Vec::with_capacity(HEADER_LEN + NONCE_LEN + record.len() + TAG_LEN);
+        blob.extend_from_slice(&header);
+        blob.extend_from_slice(&nonce);
+        blob.extend_from_slice(record);
+        let body = blob.get_mut(HEADER_LEN + NONCE_LEN..).unwrap_or_default();
+        match entry.cipher.encrypt_inout_detached(
+            &XNonce::from(nonce),
+            &record_aad(&header, user_id),
+            body.into(),
+        ) {
+            Ok(tag) => {
+                blob.extend_from_slice(&tag);
+                SealedSecret::from_bytes(blob)
+            }
+            Err(_) => {
+                blob.zeroize();
+                Err(Error::Internal("sealing failed"))
+            }
+        }
+    }
+
+    /// Opens a record sealed by [`seal_record`](Self::seal_record) for `user_id`.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open); a TOTP secret is [`Error::SealedSecretInvalid`].
+    pub fn open_record(&self, user_id: &str, sealed: &SealedSecret) -> Result<Zeroizing<Vec<u8>>> {
+        if !sealed.is_record() {
+            return Err(Error::SealedSecretInvalid);
+        }
+        let entry = self.entry(sealed.key_id).ok_or(Error::UnknownKey {
+            key_id: sealed.key_id,
+        })?;
+        let (header, rest) = sealed
+            .bytes
+            .split_first_chunk::<HEADER_LEN>()
+            .ok_or(Error::SealedSecretInvalid)?;
+        let (nonce, rest) = rest
+            .split_first_chunk::<NONCE_LEN>()
+            .ok_or(Error::SealedSecretInvalid)?;
+        let (ciphertext, tag) = rest
+            .split_last_chunk::<TAG_LEN>()
+            .ok_or(Error::SealedSecretInvalid)?;
+        let mut plain = Zeroizing::new(ciphertext.to_vec());
+        entry
+            .cipher
+            .decrypt_inout_detached(
+                &XNonce::from(*nonce),
+                &record_aad(header, user_id),
+                plain.as_mut_slice().into(),
+                &Tag::from(*tag),
+            )
+            .map_err(|_| Error::SealedSecretInvalid)?;
+        Ok(plain)
     }
 
     /// Whether `sealed` was sealed under another key than the active one.
@@ -931,6 +1035,20 @@ const _: () = {
 fn header(key_id: u32) -> [u8; HEADER_LEN] {
     let [a, b, c, d] = key_id.to_be_bytes();
     [VERSION, a, b, c, d]
+}
+
+fn record_header(key_id: u32) -> [u8; HEADER_LEN] {
+    let [a, b, c, d] = key_id.to_be_bytes();
+    [VERSION_RECORD, a, b, c, d]
+}
+
+/// Associated data of a sealed record: its own domain label, header, user id.
+fn record_aad(header: &[u8; HEADER_LEN], user_id: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(RECORD_DOMAIN_LABEL.len() + HEADER_LEN + user_id.len());
+    aad.extend_from_slice(RECORD_DOMAIN_LABEL);
+    aad.extend_from_slice(header);
+    aad.extend_from_slice(user_id.as_bytes());
+    aad
 }
 
 /// Associated data: domain label, header (version, key id), user id.
@@ -1545,15 +1663,77 @@ mod tests {
             SealedSecret::from_bytes(vec![1; 110]),
             Err(Error::SealedSecretInvalid)
         ));
+        let mut v3 = blob.clone();
+        v3[0] = 3;
+        assert!(matches!(
+            SealedSecret::from_bytes(v3),
+            Err(Error::SealedSecretInvalid)
+        ));
+        // Version 2 is a sealed record: structurally fine, but never a TOTP secret.
         let mut v2 = blob.clone();
         v2[0] = 2;
+        let v2 = SealedSecret::from_bytes(v2).unwrap();
+        assert!(v2.is_record());
         assert!(matches!(
-            SealedSecret::from_bytes(v2),
+            ring.open("u", &v2),
+            Err(Error::SealedSecretInvalid)
+        ));
+        assert!(matches!(
+            ring.open_record("u", &v2),
             Err(Error::SealedSecretInvalid)
         ));
         assert!(
             ring.open("u", &SealedSecret::from_bytes(blob).unwrap())
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn records_round_trip_and_never_open_as_totp_secrets() {
+        let ring = KeyRing::new(1, key(1));
+        let record = vec![7u8; 3000];
+        let sealed = ring.seal_record("u", &record).unwrap();
+        assert!(sealed.is_record());
+        assert_eq!(
+            ring.open_record("u", &sealed).unwrap().as_slice(),
+            &record[..]
+        );
+        // Bound to the user, and never a TOTP secret.
+        assert!(matches!(
+            ring.open_record("v", &sealed),
+            Err(Error::SealedSecretInvalid)
+        ));
+        assert!(matches!(
+            ring.open("u", &sealed),
+            Err(Error::SealedSecretInvalid)
+        ));
+        // A TOTP secret never opens as a record.
+        let totp = ring
+            .seal("u", &Secret::from_bytes(&[3; 32]).unwrap())
+            .unwrap();
+        assert!(!totp.is_record());
+        assert!(matches!(
+            ring.open_record("u", &totp),
+            Err(Error::SealedSecretInvalid)
+        ));
+        // Tampering is detected; rotation keeps a record a record.
+        let mut bytes = sealed.clone().into_bytes();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let tampered = SealedSecret::from_bytes(bytes).unwrap();
+        assert!(ring.open_record("u", &tampered).is_err());
+        let rotated = KeyRing::new(2, key(2)).with_key(1, key(1)).unwrap();
+        let resealed = rotated.reseal("u", &sealed).unwrap();
+        assert!(resealed.is_record());
+        assert_eq!(resealed.key_id(), 2);
+        assert_eq!(
+            rotated.open_record("u", &resealed).unwrap().as_slice(),
+            &record[..]
+        );
+        // Too long to seal.
+        assert!(
+            ring.seal_record("u", &vec![0; MAX_RECORD_BYTES + 1])
+                .is_err()
         );
     }
 

@@ -70,7 +70,7 @@ use crate::{Error, Result};
 /// failure.
 const FAILURE_MEMORY_SECS: u64 = 30 * 24 * 3600;
 /// Compare-and-set retries before a contended throttle answers "try again".
-const CAS_ROUNDS: usize = 16;
+pub(crate) const CAS_ROUNDS: usize = 16;
 
 /// A lockout schedule: free failures, then a doubling wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -394,7 +394,7 @@ fn client_limiter_key(client: &str) -> String {
     format!("client:{client}")
 }
 
-fn retry_after(until: u64, now: u64) -> Error {
+pub(crate) fn retry_after(until: u64, now: u64) -> Error {
     refused(until, now, Limiter::Account)
 }
 
@@ -407,6 +407,24 @@ fn refused(until: u64, now: u64, limiter: Limiter) -> Error {
     }
 }
 
+/// The state of a lockout throttle with one more attempt counted, and how long to
+/// keep it; [`Error::TooManyAttempts`] while it is locked.
+pub(crate) fn lockout_after(
+    lockout: &Lockout,
+    current: ThrottleState,
+    now: u64,
+) -> Result<(ThrottleState, u64)> {
+    if current.until > now {
+        return Err(retry_after(current.until, now));
+    }
+    let count = current.count.saturating_add(1);
+    let new = ThrottleState {
+        count,
+        until: now.saturating_add(lockout.secs(count)),
+    };
+    Ok((new, new.until.saturating_add(lockout.memory)))
+}
+
 /// Counts one attempt on a lockout throttle before the secret is checked, or refuses
 /// it with [`Error::TooManyAttempts`] while it is locked.
 pub(crate) async fn reserve_account_attempt<S: EphemeralStore>(
@@ -417,15 +435,7 @@ pub(crate) async fn reserve_account_attempt<S: EphemeralStore>(
 ) -> Result<Reservation> {
     for _ in 0..CAS_ROUNDS {
         let current = store.throttle(key, now).await?;
-        if current.until > now {
-            return Err(retry_after(current.until, now));
-        }
-        let count = current.count.saturating_add(1);
-        let new = ThrottleState {
-            count,
-            until: now.saturating_add(lockout.secs(count)),
-        };
-        let keep_until = new.until.saturating_add(lockout.memory);
+        let (new, keep_until) = lockout_after(lockout, current, now)?;
         if store
             .update_throttle(key, current, new, keep_until, now)
             .await?
@@ -523,7 +533,7 @@ pub(crate) async fn check_budget<S: EphemeralStore>(
 /// The budget state after one more failure, or the refusal while it is spent. The
 /// state's `until` is the bucket's "theoretical arrival time": every failure pushes it
 /// one interval further; it may run at most `budget_failures` intervals ahead of now.
-fn budget_after(
+pub(crate) fn budget_after(
     policy: &ThrottlePolicy,
     current: ThrottleState,
     now: u64,

@@ -74,8 +74,8 @@ mod flawed {
     use secondfactor::Result;
     use secondfactor::secret::KeyedHash;
     use secondfactor::store::{
-        AuthenticatorId, DeviceId, DeviceRecord, EphemeralStore, MemoryStore, PendingEnrollment,
-        PendingLogin, SessionId, SessionRecord, ThrottleState, UserId,
+        AuthenticatorId, CeremonyRecord, DeviceId, DeviceRecord, EphemeralStore, MemoryStore,
+        PendingEnrollment, PendingLogin, SessionId, SessionRecord, ThrottleState, UserId,
     };
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +95,8 @@ mod flawed {
         /// `delete_sessions` lists the sessions, then deletes them one by one and
         /// counts every one it listed.
         DeleteSessions,
+        /// `take_ceremony` reads the WebAuthn ceremony, then deletes it.
+        Ceremony,
     }
 
     #[derive(Default)]
@@ -104,6 +106,7 @@ mod flawed {
         throttles: HashMap<String, (ThrottleState, u64)>,
         pending: HashMap<[u8; 32], PendingLogin>,
         enrollments: HashMap<UserId, PendingEnrollment>,
+        ceremonies: HashMap<String, CeremonyRecord>,
     }
 
     #[derive(Clone)]
@@ -136,6 +139,24 @@ mod flawed {
     }
 
     impl EphemeralStore for Flawed {
+        async fn put_ceremony(&self, key: &str, ceremony: &CeremonyRecord) -> Result<()> {
+            self.state()
+                .ceremonies
+                .insert(key.to_owned(), ceremony.clone());
+            Ok(())
+        }
+
+        async fn take_ceremony(&self, key: &str, now: u64) -> Result<Option<CeremonyRecord>> {
+            if self.flaw == Flaw::Ceremony {
+                let read = self.state().ceremonies.get(key).cloned();
+                self.gap(Flaw::Ceremony).await;
+                self.state().ceremonies.remove(key);
+                return Ok(read.filter(|c| c.expires_at > now));
+            }
+            let taken = self.state().ceremonies.remove(key);
+            Ok(taken.filter(|c| c.expires_at > now))
+        }
+
         async fn create_pending_login(
             &self,
             token: &KeyedHash,
@@ -514,6 +535,8 @@ mod flawed_accounts {
         CapIgnored,
         /// `add_authenticator` counts the authenticators, then inserts.
         CapCheckThenAdd,
+        /// `update_authenticator_secret` compares the stored secret, then writes.
+        SecretCheckThenWrite,
     }
 
     #[derive(Clone)]
@@ -651,6 +674,29 @@ mod flawed_accounts {
                 .await
         }
 
+        async fn update_authenticator_secret(
+            &self,
+            user_id: &UserId,
+            id: &AuthenticatorId,
+            expected: &SealedSecret,
+            new: &SealedSecret,
+        ) -> Result<bool> {
+            if self.flaw == Flaw::SecretCheckThenWrite {
+                let current = self.inner.authenticators(user_id).await?;
+                if !current
+                    .iter()
+                    .any(|a| &a.id == id && &a.sealed_secret == expected)
+                {
+                    return Ok(false);
+                }
+                tokio::task::yield_now().await;
+                return self.inner.reseal_authenticator(user_id, id, new).await;
+            }
+            self.inner
+                .update_authenticator_secret(user_id, id, expected, new)
+                .await
+        }
+
         async fn disable_two_factor(&self, user_id: &UserId) -> Result<bool> {
             self.inner.disable_two_factor(user_id).await
         }
@@ -771,6 +817,24 @@ fn races_catch_a_rehash_that_undoes_a_password_change() {
     let msg = caught_accounts(flawed_accounts::Flaw::RehashCheckThenWrite);
     assert!(
         msg.contains("set_password race (round") && msg.contains("never undo a password change"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn races_catch_a_non_atomic_ceremony_take() {
+    let msg = caught(flawed::Flaw::Ceremony);
+    assert!(
+        msg.contains("take_ceremony") && msg.contains("race (round"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn races_catch_a_non_atomic_authenticator_secret_update() {
+    let msg = caught_accounts(flawed_accounts::Flaw::SecretCheckThenWrite);
+    assert!(
+        msg.contains("update_authenticator_secret race (round"),
         "{msg}"
     );
 }

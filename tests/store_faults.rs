@@ -136,7 +136,32 @@ macro_rules! fault_scenarios {
             .await
             .unwrap();
 
-        // 3. Enabling 2FA fails half-way (the backup codes cannot be inserted): all or
+        // 3. The sign-in's session cannot be written: the commit that would spend the
+        //    code fails as a whole (`unavailable`), so the code is not spent, no device
+        //    is trusted, and the same code signs in once the store is back.
+        clock.advance(Duration::from_secs(30));
+        let token = pending_login(&service, &e.name).await;
+        let code = e.phone.generate(service.now());
+        let options = secondfactor::flow::SecondFactorOptions {
+            remember_device: Some("laptop"),
+            client_key: None,
+        };
+        $fail("sf_sessions", "INSERT").await;
+        let err = service
+            .sign_in_second_factor(&token, SecondFactor::Totp(&code), options)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "unavailable");
+        $heal().await;
+        assert!(service.trusted_devices(&e.user).await.unwrap().is_empty());
+        let done = service
+            .sign_in_second_factor(&token, SecondFactor::Totp(&code), options)
+            .await
+            .unwrap();
+        assert!(done.device.is_some());
+        assert_eq!(service.trusted_devices(&e.user).await.unwrap().len(), 1);
+
+        // 4. Enabling 2FA fails half-way (the backup codes cannot be inserted): all or
         //    nothing, so 2FA stays off with no authenticator and no codes.
         let name = unique("g");
         let user = service.register(&name, PW).await.unwrap();

@@ -97,7 +97,7 @@ async fn the_migration_history_is_apart_from_the_applications_own() {
         .fetch_all(s.pool())
         .await
         .unwrap();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     let theirs: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = '_sqlx_migrations'")
             .fetch_one(s.pool())
@@ -150,7 +150,7 @@ async fn a_0_1_database_upgrades_in_place() {
         .fetch_all(s.pool())
         .await
         .unwrap();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     upgraded(&s, &acct.id, &token).await;
 }
 

@@ -131,7 +131,8 @@ impl<S: Store> Service<S> {
     }
 
     /// Re-authenticates a session (step-up): checks the password and, when 2FA is on,
-    /// a TOTP or backup code, in that order, then opens the session's
+    /// a TOTP or backup code (or, feature `webauthn`, a security key's answer to
+    /// [`start_webauthn_confirmation`](Self::start_webauthn_confirmation)), in that order, then opens the session's
     /// re-authentication window. Returns when it closes (Unix seconds).
     ///
     /// Counts like a login. A wrong password counts on the per-client limiter and
@@ -195,7 +196,8 @@ impl<S: Store> Service<S> {
                 "code",
                 "a code from your authenticator app or a backup code is required",
             ))?;
-            self.check_factor(&account.id, factor, now).await?
+            self.check_factor(&account.id, &session.id, factor, now)
+                .await?
         } else {
             AuthMethod::Password
         };
@@ -219,9 +221,12 @@ impl<S: Store> Service<S> {
     pub(crate) async fn check_factor(
         &self,
         user_id: &UserId,
+        session_id: &SessionId,
         factor: Factor,
         now: u64,
     ) -> Result<AuthMethod> {
+        #[cfg(not(feature = "webauthn"))]
+        let _ = session_id;
         let reservation = self.reserve_factor(user_id, &factor, now).await?;
         let method = match &factor {
             Factor::Totp(code) => {
@@ -236,6 +241,12 @@ impl<S: Store> Service<S> {
                 .spend_backup_code(user_id, code)
                 .await?
                 .then_some(AuthMethod::BackupCode),
+            // An assertion answers this session's confirmation ceremony only.
+            #[cfg(feature = "webauthn")]
+            Factor::WebAuthn(credential) => self
+                .verify_confirmation(user_id, session_id, credential, now)
+                .await?
+                .then_some(AuthMethod::WebAuthn),
         };
         match method {
             Some(method) => {

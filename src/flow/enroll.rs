@@ -88,6 +88,26 @@ pub struct EnrollmentConfirmed {
     pub backup_codes: Option<Vec<BackupCode>>,
 }
 
+/// What kind of authenticator it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthenticatorKind {
+    /// A TOTP app (a phone).
+    Totp,
+    /// A security key or passkey (WebAuthn).
+    WebAuthn,
+}
+
+impl AuthenticatorKind {
+    /// A stable name: `totp`, `webauthn`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuthenticatorKind::Totp => "totp",
+            AuthenticatorKind::WebAuthn => "webauthn",
+        }
+    }
+}
+
 /// One authenticator, as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthenticatorInfo {
@@ -95,6 +115,8 @@ pub struct AuthenticatorInfo {
     pub id: AuthenticatorId,
     /// Its name.
     pub name: String,
+    /// A phone app or a security key.
+    pub kind: AuthenticatorKind,
     /// When it was confirmed (Unix seconds).
     pub created_at: u64,
     /// `false` when its secret cannot be opened with the service's key ring (its
@@ -147,8 +169,20 @@ impl<S: Store> Service<S> {
                 auths
                     .into_iter()
                     .map(|a| {
+                        if a.sealed_secret.is_record() {
+                            let readable = keys.open_record(user_id.as_str(), &a.sealed_secret);
+                            return AuthenticatorInfo {
+                                readable: readable.is_ok(),
+                                weak: false,
+                                kind: AuthenticatorKind::WebAuthn,
+                                id: a.id,
+                                name: a.name,
+                                created_at: a.created_at,
+                            };
+                        }
                         let opened = keys.open(user_id.as_str(), &a.sealed_secret);
                         AuthenticatorInfo {
+                            kind: AuthenticatorKind::Totp,
                             readable: opened.is_ok(),
                             weak: opened.is_ok_and(|s| s.is_weak()),
                             id: a.id,
@@ -480,7 +514,8 @@ impl<S: Store> Service<S> {
         if !account.two_factor_enabled {
             return Err(Error::TwoFactorNotEnabled);
         }
-        self.check_factor(&account.id, factor, self.now()).await?;
+        self.check_factor(&account.id, &proof.session_id, factor, self.now())
+            .await?;
         Ok(())
     }
 
@@ -520,8 +555,36 @@ impl<S: Store> Service<S> {
         proof: &RecentAuth,
         totp_code: &str,
     ) -> Result<Vec<BackupCode>> {
-        self.verify_for_action(proof, SecondFactor::Totp(totp_code))
-            .await?;
+        self.regenerate_confirmed(proof, SecondFactor::Totp(totp_code))
+            .await
+    }
+
+    /// [`regenerate_backup_codes`](Self::regenerate_backup_codes) confirmed with a
+    /// security key instead of a TOTP code (feature `webauthn`): `assertion_json` is
+    /// the browser's answer to
+    /// [`start_webauthn_confirmation`](Self::start_webauthn_confirmation) in the
+    /// proof's session. An account whose only factors are keys renews its codes this
+    /// way.
+    ///
+    /// Errors: as [`regenerate_backup_codes`](Self::regenerate_backup_codes).
+    #[cfg(feature = "webauthn")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+    #[tracing::instrument(skip_all)]
+    pub async fn regenerate_backup_codes_with_key(
+        &self,
+        proof: &RecentAuth,
+        assertion_json: &str,
+    ) -> Result<Vec<BackupCode>> {
+        self.regenerate_confirmed(proof, SecondFactor::WebAuthn(assertion_json))
+            .await
+    }
+
+    async fn regenerate_confirmed(
+        &self,
+        proof: &RecentAuth,
+        factor: SecondFactor<'_>,
+    ) -> Result<Vec<BackupCode>> {
+        self.verify_for_action(proof, factor).await?;
         let codes = self.new_backup_codes()?;
         let hashes = self.hash_backup_codes(&codes);
         self.end_others(proof).await?;

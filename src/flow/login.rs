@@ -10,8 +10,9 @@ use crate::events::Event;
 use crate::password::MAX_PASSWORD_BYTES;
 use crate::secret::KeyedHash;
 use crate::store::{
-    AccountRecord, AuthenticatorId, AuthenticatorRecord, DeviceId, DeviceRecord, PendingLogin,
-    SessionId, SessionRecord, Store, ThrottleState, UserId,
+    AccountRecord, AuthenticatorId, AuthenticatorRecord, DeviceId, DeviceRecord, FactorCommit,
+    FactorCommitted, FactorStepView, OutcomeWrites, PendingLogin, SessionId, SessionRecord,
+    StepMark, Store, ThrottleState, ThrottleWrite, UserId, factor_throttle_keys,
 };
 use crate::throttle::{self, Reservation};
 use crate::token::{self, DeviceToken, KnownBrowserToken, LoginToken, SessionToken};
@@ -119,11 +120,19 @@ pub struct PendingLoginTicket {
 
 /// A second factor as the user typed it.
 #[derive(Clone, Copy)]
+#[non_exhaustive]
 pub enum SecondFactor<'a> {
     /// A TOTP code (spaces allowed: `" 123 456 "`).
     Totp(&'a str),
     /// A backup code (any case, hyphens optional).
     BackupCode(&'a str),
+    /// A security key's or passkey's assertion: the JSON of the browser's
+    /// `PublicKeyCredential` (from `navigator.credentials.get` with the options of
+    /// [`Service::start_webauthn_login`], binary fields base64url). It completes only
+    /// the pending login whose ceremony it answers.
+    #[cfg(feature = "webauthn")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+    WebAuthn(&'a str),
 }
 
 impl std::fmt::Debug for SecondFactor<'_> {
@@ -131,14 +140,26 @@ impl std::fmt::Debug for SecondFactor<'_> {
         match self {
             SecondFactor::Totp(_) => f.write_str("Totp(<redacted>)"),
             SecondFactor::BackupCode(_) => f.write_str("BackupCode(<redacted>)"),
+            #[cfg(feature = "webauthn")]
+            SecondFactor::WebAuthn(_) => f.write_str("WebAuthn(<redacted>)"),
         }
     }
+}
+
+/// What the unit-of-work TOTP step made: the proof, and the session and device
+/// tokens when the sign-in asked for them.
+pub(crate) struct StepDone {
+    pub(crate) auth: Authenticated,
+    pub(crate) session: Option<SessionToken>,
+    pub(crate) device: Option<DeviceToken>,
 }
 
 /// A second factor after normalization.
 pub(crate) enum Factor {
     Totp(Code),
     Backup(NormalizedBackupCode),
+    #[cfg(feature = "webauthn")]
+    WebAuthn(Box<crate::webauthn::PublicKeyCredential>),
 }
 
 /// A live session, as looked up by [`Service::session`].
@@ -419,8 +440,32 @@ impl<S: Store> Service<S> {
         Ok(LoginOutcome::SecondFactorRequired(PendingLoginTicket {
             token,
             expires_in: Duration::from_secs(ttl),
-            methods: vec![AuthMethod::Totp, AuthMethod::BackupCode],
+            methods: self.second_factor_methods(&account.id).await?,
         }))
+    }
+
+    /// What the second-factor step accepts for this account: TOTP (when it has a
+    /// phone), WebAuthn (when it has a key and the service has a relying party), and
+    /// backup codes.
+    #[cfg(feature = "webauthn")]
+    async fn second_factor_methods(&self, user_id: &UserId) -> Result<Vec<AuthMethod>> {
+        let auths = self.inner.store.authenticators(user_id).await?;
+        let has_key = auths.iter().any(|a| a.sealed_secret.is_record());
+        let has_totp = auths.iter().any(|a| !a.sealed_secret.is_record());
+        let mut methods = Vec::with_capacity(3);
+        if has_totp || !has_key {
+            methods.push(AuthMethod::Totp);
+        }
+        if has_key && self.inner.webauthn.is_some() {
+            methods.push(AuthMethod::WebAuthn);
+        }
+        methods.push(AuthMethod::BackupCode);
+        Ok(methods)
+    }
+
+    #[cfg(not(feature = "webauthn"))]
+    async fn second_factor_methods(&self, _user_id: &UserId) -> Result<Vec<AuthMethod>> {
+        Ok(vec![AuthMethod::Totp, AuthMethod::BackupCode])
     }
 
     /// Whether `presented` is a known-browser token of `account` (the same MAC work is
@@ -544,6 +589,10 @@ impl<S: Store> Service<S> {
         Ok(match factor {
             SecondFactor::Totp(code) => Factor::Totp(self.inner.totp.normalize_code(code)?),
             SecondFactor::BackupCode(code) => Factor::Backup(backup::normalize(code)?),
+            #[cfg(feature = "webauthn")]
+            SecondFactor::WebAuthn(json) => {
+                Factor::WebAuthn(Box::new(crate::webauthn::parse_json(json)?))
+            }
         })
     }
 
@@ -579,8 +628,16 @@ impl<S: Store> Service<S> {
         factor: SecondFactor<'_>,
         client_key: Option<&str>,
     ) -> Result<Authenticated> {
+        let factor = match self.normalize_factor(factor)? {
+            Factor::Totp(code) => {
+                return Ok(self
+                    .totp_step(login_token, &code, client_key, None)
+                    .await?
+                    .auth);
+            }
+            other => other,
+        };
         let now = self.now();
-        let factor = self.normalize_factor(factor)?;
         let store = &self.inner.store;
         let Some(hashes) =
             token::lookup_hashes(&self.inner.keys, LoginToken::purpose(), login_token)
@@ -606,27 +663,20 @@ impl<S: Store> Service<S> {
         let reservation = self.reserve_factor(&account.id, &factor, now).await?;
 
         let pending_left = max.saturating_sub(pending.attempts);
-        let mut known_auths = None;
         let mut spent = false;
         let method = match &factor {
-            Factor::Totp(code) => {
-                let auths = known_auths.insert(store.authenticators(&account.id).await?);
-                let matches = self.match_totp(&account.id, auths, code, now)?;
-                if matches.is_empty() {
-                    None
+            // Routed to `totp_step` above.
+            Factor::Totp(_) => return Err(Error::Internal("TOTP step took the backup path")),
+            #[cfg(feature = "webauthn")]
+            Factor::WebAuthn(credential) => {
+                if self
+                    .verify_assertion(&account.id, &hash, credential, now)
+                    .await?
+                {
+                    self.take_pending(&hash, now).await?;
+                    Some(AuthMethod::WebAuthn)
                 } else {
-                    let taken = self.take_pending(&hash, now).await?;
-                    match self.spend_totp(&account.id, &matches, now).await {
-                        Ok(true) => Some(AuthMethod::Totp),
-                        Ok(false) => {
-                            self.restore_pending(&hash, &taken, pending_left).await;
-                            return Err(Error::CodeAlreadyUsed);
-                        }
-                        Err(e) => {
-                            self.restore_pending(&hash, &taken, pending_left).await;
-                            return Err(e);
-                        }
-                    }
+                    None
                 }
             }
             Factor::Backup(code) => {
@@ -648,7 +698,7 @@ impl<S: Store> Service<S> {
         match method {
             Some(method) => {
                 self.factor_succeeded(&account.id, reservation).await;
-                self.reseal_if_needed(&account.id, known_auths).await;
+                self.reseal_if_needed(&account.id, None).await;
                 Ok(self.authenticated(&account, method, client_key).await)
             }
             None => {
@@ -663,6 +713,216 @@ impl<S: Store> Service<S> {
                 }
             }
         }
+    }
+
+    /// The TOTP second-factor step in one read and one commit
+    /// ([`Store::read_factor_step`], [`Store::commit_factor_step`]).
+    ///
+    /// The decisions are today's: the pending login's attempt is counted by the read;
+    /// the budget and the lockout refuse before the code is checked; the commit counts
+    /// the attempt on both throttles (or, when the code is spent, clears the lockout
+    /// and leaves the budget as it was: spent and refunded) against the states the
+    /// code was checked under, so a result is only revealed for a counted attempt. A
+    /// throttle that moved meanwhile makes the commit write nothing; the throttles are
+    /// read again and the step decided again. `finish` (the sign-in) adds the session
+    /// and, with a label, the trusted device to the commit.
+    pub(crate) async fn totp_step(
+        &self,
+        login_token: &str,
+        code: &Code,
+        client_key: Option<&str>,
+        finish: Option<Option<&str>>,
+    ) -> Result<StepDone> {
+        let now = self.now();
+        let store = &self.inner.store;
+        let policy = &self.inner.throttle;
+        let hashes = token::lookup_hashes(&self.inner.keys, LoginToken::purpose(), login_token)
+            .ok_or(Error::LoginExpired)?;
+        let max = policy.attempts_per_login();
+        let FactorStepView {
+            token: hash,
+            pending,
+            account,
+            authenticators,
+            throttles,
+        } = store
+            .read_factor_step(&hashes, max, now)
+            .await?
+            .ok_or(Error::LoginExpired)?;
+        let account = match account {
+            Some(a) if a.password_epoch == pending.password_epoch && a.two_factor_enabled => a,
+            _ => {
+                store.delete_pending_login(&hash).await?;
+                return Err(Error::LoginExpired);
+            }
+        };
+        let user_id = &account.id;
+        let pending_left = max.saturating_sub(pending.attempts);
+        let [lockout_key, budget_key] = factor_throttle_keys(user_id);
+
+        // What a success writes besides the throttles, made once.
+        let method = AuthMethod::Totp;
+        let session = match finish {
+            Some(_) => {
+                Some(self.session_record(user_id.clone(), account.password_epoch, method)?)
+            }
+            None => None,
+        };
+        let device = match finish.flatten() {
+            Some(label) => {
+                Some(self.device_record(user_id.clone(), account.password_epoch, label, now)?)
+            }
+            None => None,
+        };
+        let succeeded = Event::LoginSucceeded {
+            user_id: user_id.clone(),
+            method,
+        };
+        let success_log: Vec<_> = succeeded
+            .security_entry(now)
+            .map(|(_, e)| e.with_client(client_key))
+            .into_iter()
+            .collect();
+
+        let mut states = throttles;
+        let mut marks: Option<Vec<StepMark>> = None;
+        for _ in 0..throttle::CAS_ROUNDS {
+            let [lockout, budget] = states;
+            let budget_counted = throttle::budget_after(policy, budget, now)?;
+            let (lockout_counted, lockout_keep) =
+                throttle::lockout_after(policy.second_factor_lockout(), lockout, now)?;
+            let marks = match &mut marks {
+                Some(m) => &*m,
+                None => {
+                    let matches = self.match_totp(user_id, &authenticators, code, now)?;
+                    marks.insert(
+                        matches
+                            .into_iter()
+                            .map(|(authenticator, step)| StepMark {
+                                authenticator,
+                                step,
+                                keep_until: self.replay_keep_until(step, now),
+                            })
+                            .collect(),
+                    )
+                }
+            };
+            let writes = [
+                ThrottleWrite {
+                    key: &lockout_key,
+                    expected: lockout,
+                    counted: (lockout_counted, lockout_keep),
+                    on_success: (ThrottleState::default(), 0),
+                },
+                ThrottleWrite {
+                    key: &budget_key,
+                    expected: budget,
+                    counted: (budget_counted, budget_counted.until),
+                    on_success: (budget, budget.until),
+                },
+            ];
+            let failure_events = match marks.first() {
+                Some(m) => vec![Event::CodeReplayed {
+                    user_id: user_id.clone(),
+                    authenticator_id: m.authenticator.clone(),
+                }],
+                None => self.failure_events(user_id, lockout_counted, pending_left),
+            };
+            let failure_log: Vec<_> = failure_events
+                .iter()
+                .filter_map(|e| e.security_entry(now).map(|(_, e)| e))
+                .collect();
+            let commit = FactorCommit {
+                token: &hash,
+                user_id,
+                spend: marks,
+                throttles: &writes,
+                on_success: OutcomeWrites {
+                    take_pending: true,
+                    session: session.as_ref().map(|(_, h, r)| (h, r)),
+                    device: device.as_ref().map(|(_, h, r)| (h, r)),
+                    log: &success_log,
+                },
+                on_failure: OutcomeWrites {
+                    take_pending: pending_left == 0,
+                    log: &failure_log,
+                    ..OutcomeWrites::default()
+                },
+                log_max_entries: crate::security_log::MAX_ENTRIES,
+                log_forget_before: now.saturating_sub(crate::security_log::RETENTION_SECS),
+                now,
+            };
+            match store.commit_factor_step(&commit).await? {
+                FactorCommitted::Spent => {
+                    self.reseal_if_needed(user_id, Some(authenticators)).await;
+                    self.emit(succeeded);
+                    let device = device.map(|(token, _, record)| {
+                        self.emit(Event::DeviceTrusted {
+                            user_id: record.user_id,
+                            device_id: record.id,
+                        });
+                        token
+                    });
+                    return Ok(StepDone {
+                        auth: Authenticated {
+                            user_id: account.id.clone(),
+                            username: account.username.clone(),
+                            method,
+                            password_epoch: account.password_epoch,
+                        },
+                        session: session.map(|(token, _, _)| token),
+                        device,
+                    });
+                }
+                FactorCommitted::NotSpent => {
+                    for e in &failure_events {
+                        self.emit(e.clone());
+                    }
+                    if marks.is_empty() {
+                        let remaining = policy
+                            .account_attempts_left(lockout_counted.count)
+                            .min(pending_left);
+                        return Err(Error::InvalidCode {
+                            remaining_attempts: (remaining != u32::MAX).then_some(remaining),
+                        });
+                    }
+                    return Err(Error::CodeAlreadyUsed);
+                }
+                FactorCommitted::Expired => return Err(Error::LoginExpired),
+                FactorCommitted::Conflict => {
+                    states = [
+                        store.throttle(&lockout_key, now).await?,
+                        store.throttle(&budget_key, now).await?,
+                    ];
+                }
+            }
+        }
+        Err(throttle::retry_after(now.saturating_add(1), now))
+    }
+
+    /// The audit events of a wrong TOTP code, as [`Self::failure`] records them.
+    fn failure_events(
+        &self,
+        user_id: &UserId,
+        counted: ThrottleState,
+        pending_left: u32,
+    ) -> Vec<Event> {
+        let policy = &self.inner.throttle;
+        let remaining = policy
+            .account_attempts_left(counted.count)
+            .min(pending_left);
+        let mut events = vec![Event::SecondFactorRejected {
+            user_id: user_id.clone(),
+            remaining_attempts: remaining,
+        }];
+        let lockout = policy.lockout_after(counted.count);
+        if !lockout.is_zero() {
+            events.push(Event::LockedOut {
+                user_id: user_id.clone(),
+                retry_after: lockout,
+            });
+        }
+        events
     }
 
     /// Counts one attempt on a lockout throttle (the second-factor schedule) before
@@ -818,7 +1078,15 @@ impl<S: Store> Service<S> {
         now: u64,
     ) -> Result<Vec<(AuthenticatorId, u64)>> {
         let mut matches = Vec::new();
-        for a in auths {
+        // Security keys (sealed records) have no codes.
+        for a in auths.iter().filter(|a| !a.sealed_secret.is_record()) {
+            let sealed = a.sealed_secret.as_bytes();
+            if let Some(key) = self.inner.prepared.get(user_id, sealed) {
+                if let Some(step) = key.verify(code, now) {
+                    matches.push((a.id.clone(), step));
+                }
+                continue;
+            }
             let secret = match self.inner.keys.open(user_id.as_str(), &a.sealed_secret) {
                 Ok(secret) => secret,
                 Err(e @ (Error::UnknownKey { .. } | Error::SealedSecretInvalid)) => {
@@ -831,10 +1099,11 @@ impl<S: Store> Service<S> {
                 }
                 Err(e) => return Err(e),
             };
-            let key = TotpKey::new(&self.inner.totp, secret.expose_bytes());
+            let key = std::sync::Arc::new(TotpKey::new(&self.inner.totp, secret.expose_bytes()));
             if let Some(step) = key.verify(code, now) {
                 matches.push((a.id.clone(), step));
             }
+            self.inner.prepared.insert(user_id, sealed, key);
         }
         matches.sort_by_key(|m| std::cmp::Reverse(m.1));
         Ok(matches)
@@ -1017,6 +1286,19 @@ impl<S: Store> Service<S> {
         password_epoch: u64,
         method: AuthMethod,
     ) -> Result<SessionToken> {
+        let (token, hash, record) = self.session_record(user_id, password_epoch, method)?;
+        self.inner.store.create_session(&hash, &record).await?;
+        Ok(token)
+    }
+
+    /// A fresh session token, its keyed hash and its record, recently authenticated
+    /// as of now.
+    pub(crate) fn session_record(
+        &self,
+        user_id: UserId,
+        password_epoch: u64,
+        method: AuthMethod,
+    ) -> Result<(SessionToken, KeyedHash, SessionRecord)> {
         let now = self.now();
         let token = SessionToken::generate();
         let hash = token::storage_hash(&self.inner.keys, SessionToken::purpose(), token.expose())
@@ -1030,8 +1312,31 @@ impl<S: Store> Service<S> {
             authenticated_at: now,
             expires_at: now.saturating_add(self.inner.config.session_ttl),
         };
-        self.inner.store.create_session(&hash, &record).await?;
-        Ok(token)
+        Ok((token, hash, record))
+    }
+
+    /// A fresh trusted-device token, its keyed hash and its record (the label is
+    /// checked here).
+    pub(crate) fn device_record(
+        &self,
+        user_id: UserId,
+        password_epoch: u64,
+        label: &str,
+        now: u64,
+    ) -> Result<(DeviceToken, KeyedHash, DeviceRecord)> {
+        let label = check_label(label)?;
+        let token = DeviceToken::generate();
+        let hash = token::storage_hash(&self.inner.keys, DeviceToken::purpose(), token.expose())
+            .ok_or(Error::Internal("fresh device token did not decode"))?;
+        let record = DeviceRecord {
+            id: DeviceId::random(),
+            user_id,
+            label,
+            password_epoch,
+            created_at: now,
+            expires_at: now.saturating_add(self.inner.config.device_ttl),
+        };
+        Ok((token, hash, record))
     }
 
     /// Looks a session up by its token. Sessions end at their expiry and when the
@@ -1112,25 +1417,14 @@ impl<S: Store> Service<S> {
     /// label), `unavailable`.
     #[tracing::instrument(skip_all)]
     pub async fn trust_device(&self, auth: &Authenticated, label: &str) -> Result<DeviceToken> {
-        if !matches!(auth.method, AuthMethod::Totp | AuthMethod::BackupCode) {
+        if !auth.method.is_second_factor() {
             return Err(Error::input(
                 "remember_device",
                 "only a login that passed a second factor can trust its device",
             ));
         }
-        let label = check_label(label)?;
-        let now = self.now();
-        let token = DeviceToken::generate();
-        let hash = token::storage_hash(&self.inner.keys, DeviceToken::purpose(), token.expose())
-            .ok_or(Error::Internal("fresh device token did not decode"))?;
-        let record = DeviceRecord {
-            id: DeviceId::random(),
-            user_id: auth.user_id.clone(),
-            label,
-            password_epoch: auth.password_epoch,
-            created_at: now,
-            expires_at: now.saturating_add(self.inner.config.device_ttl),
-        };
+        let (token, hash, record) =
+            self.device_record(auth.user_id.clone(), auth.password_epoch, label, self.now())?;
         self.inner.store.create_device(&hash, &record).await?;
         self.emit(Event::DeviceTrusted {
             user_id: record.user_id,

@@ -74,16 +74,23 @@ mod account;
 mod enroll;
 mod import;
 mod login;
+mod prepared;
 mod signin;
+#[cfg(feature = "webauthn")]
+mod webauthn;
 
 pub use account::{ReauthRequest, SessionInfo};
-pub use enroll::{AuthenticatorInfo, EnrollmentConfirmed, EnrollmentSetup, TwoFactorStatus};
+pub use enroll::{
+    AuthenticatorInfo, AuthenticatorKind, EnrollmentConfirmed, EnrollmentSetup, TwoFactorStatus,
+};
 pub use import::{ImportOutcome, ImportedAccount, ImportedTotp, LegacyPassword};
 pub use login::{
     KNOWN_BROWSER_TTL_SECS, LoginOutcome, LoginRequest, PendingLoginTicket, SecondFactor, Session,
     TrustedDevice,
 };
 pub use signin::{LoggedIn, SecondFactorOptions, SignIn};
+#[cfg(feature = "webauthn")]
+pub use webauthn::WebAuthnRegistered;
 
 pub use crate::token::{DeviceToken, KnownBrowserToken, LoginToken, SessionToken};
 
@@ -228,6 +235,9 @@ impl Blocking for TokioBlocking {
     }
 }
 
+/// How many prepared TOTP keys a service keeps (about 0.5 KiB each).
+const PREPARED_KEYS: usize = 8192;
+
 /// Twice the number of CPUs (2 when it cannot be told).
 fn default_hash_slots() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().saturating_mul(2))
@@ -260,6 +270,11 @@ pub(crate) struct Inner<S> {
     pub(crate) config: Config,
     /// One permit per password hash allowed to run at once.
     pub(crate) hash_slots: async_lock::Semaphore,
+    /// The WebAuthn relying party, when configured.
+    #[cfg(feature = "webauthn")]
+    pub(crate) webauthn: Option<crate::webauthn::RelyingParty>,
+    /// Prepared TOTP keys of recently used secrets.
+    pub(crate) prepared: prepared::PreparedKeys,
 }
 
 /// The two-factor login service: every flow, over one store. Cheap to clone (an
@@ -369,6 +384,8 @@ pub struct ServiceBuilder<S> {
     events: Arc<dyn EventSink>,
     blocking: Arc<dyn Blocking>,
     config: Config,
+    #[cfg(feature = "webauthn")]
+    webauthn: Option<crate::webauthn::WebAuthnConfig>,
 }
 
 impl<S: Store> Service<S> {
@@ -396,6 +413,8 @@ impl<S: Store> Service<S> {
                 max_concurrent_hashes: default_hash_slots(),
                 hash_wait: Duration::from_secs(5),
             },
+            #[cfg(feature = "webauthn")]
+            webauthn: None,
         }
     }
 
@@ -641,6 +660,15 @@ impl<S: Store> ServiceBuilder<S> {
         self
     }
 
+    /// Turns on security keys and passkeys (WebAuthn) with this relying party
+    /// (feature `webauthn`).
+    #[cfg(feature = "webauthn")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+    pub fn webauthn(mut self, config: crate::webauthn::WebAuthnConfig) -> Self {
+        self.webauthn = Some(config);
+        self
+    }
+
     /// Validates the settings and makes the service.
     pub fn build(self) -> Result<Service<S>> {
         let c = &self.config;
@@ -682,8 +710,15 @@ impl<S: Store> ServiceBuilder<S> {
         if c.hash_wait > Duration::from_secs(60) {
             return Err(Error::InvalidConfig("hash_wait must be at most 1 minute"));
         }
+        #[cfg(feature = "webauthn")]
+        let webauthn = match &self.webauthn {
+            Some(config) => Some(crate::webauthn::RelyingParty::new(config, &c.issuer)?),
+            None => None,
+        };
         Ok(Service {
             inner: Arc::new(Inner {
+                #[cfg(feature = "webauthn")]
+                webauthn,
                 store: self.store,
                 keys: self.keys,
                 clock: self.clock,
@@ -693,6 +728,7 @@ impl<S: Store> ServiceBuilder<S> {
                 events: self.events,
                 blocking: self.blocking,
                 hash_slots: async_lock::Semaphore::new(self.config.max_concurrent_hashes),
+                prepared: prepared::PreparedKeys::new(PREPARED_KEYS),
                 config: self.config,
             }),
         })

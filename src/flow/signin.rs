@@ -97,6 +97,23 @@ impl<S: Store> Service<S> {
         if let Some(label) = options.remember_device {
             super::login::check_label(label)?;
         }
+        if let SecondFactor::Totp(code) = factor {
+            // One read and one commit: the session and the device are written with
+            // the code's replay mark, all or nothing.
+            let code = self.totp_policy().normalize_code(code)?;
+            let done = self
+                .totp_step(
+                    login_token,
+                    &code,
+                    options.client_key,
+                    Some(options.remember_device),
+                )
+                .await?;
+            let session = done
+                .session
+                .ok_or(crate::Error::Internal("the sign-in step made no session"))?;
+            return Ok(self.logged_in_with(done.auth, session, done.device));
+        }
         let auth = self
             .second_factor_from(login_token, factor, options.client_key)
             .await?;
@@ -139,11 +156,22 @@ impl<S: Store> Service<S> {
             },
             None => None,
         };
+        let session = self
+            .new_session(auth.user_id.clone(), auth.password_epoch, auth.method)
+            .await?;
+        Ok(self.logged_in_with(auth, session, device))
+    }
+
+    fn logged_in_with(
+        &self,
+        auth: Authenticated,
+        session: SessionToken,
+        device: Option<DeviceToken>,
+    ) -> LoggedIn {
         let known_browser = self.remember_browser(&auth);
         let username = auth.username().to_owned();
         let method = auth.method();
-        let session = self.issue_session(auth).await?;
-        Ok(LoggedIn {
+        LoggedIn {
             username,
             method,
             session,
@@ -152,6 +180,6 @@ impl<S: Store> Service<S> {
             known_browser_ttl: Duration::from_secs(KNOWN_BROWSER_TTL_SECS),
             device,
             device_ttl: self.device_ttl(),
-        })
+        }
     }
 }

@@ -99,6 +99,16 @@ impl<A: AccountStore, E: Send + Sync + 'static> AccountStore for Combined<A, E> 
         self.accounts
             .reseal_authenticator(user_id, id, sealed_secret)
     }
+    fn update_authenticator_secret(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+        expected: &SealedSecret,
+        new: &SealedSecret,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        self.accounts
+            .update_authenticator_secret(user_id, id, expected, new)
+    }
     fn disable_two_factor(&self, user_id: &UserId) -> impl Future<Output = Result<bool>> + Send {
         self.accounts.disable_two_factor(user_id)
     }
@@ -139,7 +149,23 @@ impl<A: AccountStore, E: Send + Sync + 'static> AccountStore for Combined<A, E> 
     }
 }
 
+impl<A: AccountStore, E: EphemeralStore> Store for Combined<A, E> {}
+
 impl<A: Send + Sync + 'static, E: EphemeralStore> EphemeralStore for Combined<A, E> {
+    fn put_ceremony(
+        &self,
+        key: &str,
+        ceremony: &CeremonyRecord,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.ephemeral.put_ceremony(key, ceremony)
+    }
+    fn take_ceremony(
+        &self,
+        key: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<CeremonyRecord>>> + Send {
+        self.ephemeral.take_ceremony(key, now)
+    }
     fn create_pending_login(
         &self,
         token: &KeyedHash,

@@ -151,6 +151,7 @@ pub async fn all<S: Store + Clone>(stores: &[S], config: RaceConfig) {
     for store in stores {
         account_store(store).await;
         ephemeral_store(store).await;
+        unit_of_work(store).await;
     }
     races(stores, config).await;
 }
@@ -198,6 +199,7 @@ pub async fn account_store<A: AccountStore>(store: &A) {
     two_factor_lifecycle(store).await;
     two_factor_without_backup_codes(store).await;
     authenticators_order_remove_reseal(store).await;
+    authenticator_secret_updates(store).await;
     authenticator_cap(store).await;
     backup_codes(store).await;
     security_log_order_and_bounds(store).await;
@@ -218,6 +220,7 @@ pub async fn ephemeral_store<E: EphemeralStore>(store: &E) {
     pending_logins(store).await;
     pending_login_expiry(store).await;
     enrollments(store).await;
+    ceremonies(store).await;
     replay_marks(store).await;
     throttles(store).await;
     throttle_expiry(store).await;
@@ -238,6 +241,43 @@ pub async fn ephemeral_store<E: EphemeralStore>(store: &E) {
 pub async fn races<S: Store + Clone>(stores: &[S], config: RaceConfig) {
     account_races(stores, config).await;
     ephemeral_races(stores, config).await;
+    unit_of_work_races(stores, config).await;
+}
+
+/// Checks the unit-of-work operations of [`Store`], one call at a time:
+/// [`read_factor_step`](Store::read_factor_step) (the attempt counted, the account,
+/// its authenticators and throttles returned, a burnt or missing login `None`) and
+/// [`commit_factor_step`](Store::commit_factor_step) (a spent step with its session,
+/// device, throttles and log entry; a replay and a wrong code counted; a throttle
+/// that moved or a pending login that is gone spend nothing).
+///
+/// # Panics
+///
+/// On the first contract the store breaks, and on any store error.
+pub async fn unit_of_work<S: Store>(store: &S) {
+    factor_step_read(store).await;
+    factor_step_commit(store).await;
+    factor_step_commit_refused(store).await;
+}
+
+/// Races [`commit_factor_step`](Store::commit_factor_step), `config.rounds()` rounds,
+/// `config.tasks()` tasks per round spread over `stores`:
+///
+/// - commits spending the same step of one authenticator, each on its own pending
+///   login with its own throttles: exactly one `Spent`, the others `NotSpent`;
+/// - commits on one pending login from the same throttle states, each with its own
+///   fresh authenticator step: exactly one `Spent`, the pending login is gone, and
+///   exactly one session is written.
+///
+/// # Panics
+///
+/// As [`all`].
+pub async fn unit_of_work_races<S: Store + Clone>(stores: &[S], config: RaceConfig) {
+    check_race_setup(stores, "unit_of_work_races");
+    for round in 0..config.rounds {
+        race_commit_same_step(stores, config.tasks, round).await;
+        race_commit_same_login(stores, config.tasks, round).await;
+    }
 }
 
 /// Races the atomicity contracts of [`AccountStore`], `config.rounds()` rounds each,
@@ -264,7 +304,10 @@ pub async fn races<S: Store + Clone>(stores: &[S], config: RaceConfig) {
 /// - a password change (epoch `e` to `e + 1`) against rehashes (`e` to `e`): the
 ///   change is written and stays (a login can never undo a password change);
 /// - `add_authenticator` with a cap of three to an account with one: exactly two
-///   succeed, the rest get `TooManyAuthenticators`, three are left.
+///   succeed, the rest get `TooManyAuthenticators`, three are left;
+/// - `update_authenticator_secret` with one expected secret and distinct new ones
+///   (one WebAuthn assertion finishing several logins): exactly one `true`, whose
+///   secret stays.
 ///
 /// # Panics
 ///
@@ -284,6 +327,7 @@ pub async fn account_races<A: AccountStore + Clone>(stores: &[A], config: RaceCo
         race_set_password(stores, config.tasks, round).await;
         race_password_change_vs_rehash(stores, config.tasks, round).await;
         race_authenticator_cap(stores, config.tasks, round).await;
+        race_update_authenticator_secret(stores, config.tasks, round).await;
     }
 }
 
@@ -305,6 +349,7 @@ pub async fn account_races<A: AccountStore + Clone>(stores: &[A], config: RaceCo
 /// - `take_enrollment`: exactly one `true`;
 /// - `take_enrollment` of an old setup against `put_enrollment` of a new one: the
 ///   new one is never taken;
+/// - `take_ceremony` (a WebAuthn ceremony's state): exactly one `Some`;
 /// - `update_throttle` with one expected state: exactly one `true`, whose state
 ///   stays;
 /// - `update_throttle` as a counter (read, compare-and-set, retry): no increment is
@@ -332,6 +377,7 @@ pub async fn ephemeral_races<E: EphemeralStore + Clone>(stores: &[E], config: Ra
         race_begin_login_attempt(stores, config.tasks, round).await;
         race_take_enrollment(stores, config.tasks, round).await;
         race_take_enrollment_vs_put(stores, config.tasks, round).await;
+        race_take_ceremony(stores, config.tasks, round).await;
         race_update_throttle(stores, config.tasks, round).await;
         race_throttle_counter(stores, config.tasks, round).await;
         race_update_expired_throttle(stores, config.tasks, round).await;
@@ -444,6 +490,24 @@ fn sealed_secret() -> SealedSecret {
     ok(
         SealedSecret::from_bytes(bytes),
         "building a test sealed secret",
+    )
+}
+
+/// A sealed record (version 2) of `len` payload bytes, as the core keeps a WebAuthn
+/// credential: much longer than a TOTP secret.
+#[track_caller]
+fn sealed_record(len: usize) -> SealedSecret {
+    let mut bytes = vec![2u8];
+    bytes.extend_from_slice(&u32::from(random_bytes::<1>()[0]).to_be_bytes());
+    let mut rest = vec![0u8; 24 + len + 16];
+    for chunk in rest.chunks_mut(32) {
+        let r = random_bytes::<32>();
+        chunk.copy_from_slice(&r[..chunk.len()]);
+    }
+    bytes.extend_from_slice(&rest);
+    ok(
+        SealedSecret::from_bytes(bytes),
+        "building a test sealed record",
     )
 }
 
@@ -1159,6 +1223,86 @@ async fn authenticators_order_remove_reseal<A: AccountStore>(store: &A) {
     );
 }
 
+async fn authenticator_secret_updates<A: AccountStore>(store: &A) {
+    let t = now();
+    let account = new_account(store).await;
+    let id = &account.id;
+    let totp = authenticator(id, "phone", t);
+    ok(
+        store.enable_two_factor(&totp, &hashes(1), key_id()).await,
+        "enable_two_factor",
+    );
+    // A WebAuthn credential is an authenticator whose secret is a long sealed record.
+    let mut key = authenticator(id, "key", t + 1);
+    key.sealed_secret = sealed_record(3000);
+    ok(
+        store.add_authenticator(&key, ROOMY).await,
+        "add_authenticator (sealed record)",
+    );
+    assert_same_authenticators(
+        &ok(store.authenticators(id).await, "authenticators"),
+        &[&totp, &key],
+        "update_authenticator_secret: a 3 KB sealed record must round-trip",
+    );
+    let next = sealed_record(3000);
+    let stale = sealed_record(3000);
+    assert!(
+        !ok(
+            store
+                .update_authenticator_secret(id, &key.id, &stale, &next)
+                .await,
+            "update_authenticator_secret",
+        ),
+        "update_authenticator_secret: returned true although the stored secret is not \
+         the expected one"
+    );
+    assert!(
+        !ok(
+            store
+                .update_authenticator_secret(id, &authenticator_id(), &key.sealed_secret, &next)
+                .await,
+            "update_authenticator_secret",
+        ),
+        "update_authenticator_secret: returned true for an unknown authenticator"
+    );
+    let other = new_account(store).await;
+    assert!(
+        !ok(
+            store
+                .update_authenticator_secret(&other.id, &key.id, &key.sealed_secret, &next)
+                .await,
+            "update_authenticator_secret",
+        ),
+        "update_authenticator_secret: returned true for another account's authenticator"
+    );
+    assert!(
+        ok(
+            store
+                .update_authenticator_secret(id, &key.id, &key.sealed_secret, &next)
+                .await,
+            "update_authenticator_secret",
+        ),
+        "update_authenticator_secret: returned false with the stored secret as expected"
+    );
+    let mut updated = key.clone();
+    updated.sealed_secret = next.clone();
+    assert_same_authenticators(
+        &ok(store.authenticators(id).await, "authenticators"),
+        &[&totp, &updated],
+        "update_authenticator_secret: the new secret must be stored, the other \
+         authenticator untouched",
+    );
+    assert!(
+        !ok(
+            store
+                .update_authenticator_secret(id, &key.id, &key.sealed_secret, &sealed_record(10))
+                .await,
+            "update_authenticator_secret",
+        ),
+        "update_authenticator_secret: the old secret must no longer match"
+    );
+}
+
 async fn authenticator_cap<A: AccountStore>(store: &A) {
     const MAX: u32 = 3;
     let t = now();
@@ -1852,6 +1996,63 @@ fn assert_same_enrollment(got: Option<PendingEnrollment>, want: &PendingEnrollme
         ),
         None => panic!("{what}: the enrollment is missing"),
     }
+}
+
+fn ceremony_record(login: Option<KeyedHash>, expires_at: u64) -> CeremonyRecord {
+    CeremonyRecord {
+        user_id: user_id(),
+        login,
+        state: random_bytes::<32>().repeat(40),
+        expires_at,
+    }
+}
+
+async fn ceremonies<E: EphemeralStore>(store: &E) {
+    let t = now();
+    for login in [None, Some(hash())] {
+        let key = hex_id();
+        let c = ceremony_record(login, t + TTL);
+        ok(store.put_ceremony(&key, &c).await, "put_ceremony");
+        assert_eq!(
+            ok(store.take_ceremony(&key, t).await, "take_ceremony"),
+            Some(c.clone()),
+            "take_ceremony: must return the ceremony as stored"
+        );
+        assert_eq!(
+            ok(store.take_ceremony(&key, t).await, "take_ceremony"),
+            None,
+            "take_ceremony: a ceremony must be single use"
+        );
+    }
+    // A later put replaces the earlier ceremony under the same key.
+    let key = hex_id();
+    let first = ceremony_record(None, t + TTL);
+    let second = ceremony_record(Some(hash()), t + TTL);
+    ok(store.put_ceremony(&key, &first).await, "put_ceremony");
+    ok(store.put_ceremony(&key, &second).await, "put_ceremony");
+    assert_eq!(
+        ok(store.take_ceremony(&key, t).await, "take_ceremony"),
+        Some(second),
+        "take_ceremony: put_ceremony must replace the earlier ceremony"
+    );
+    // Expired: absent, also to a take at exactly `expires_at`.
+    let key = hex_id();
+    ok(
+        store
+            .put_ceremony(&key, &ceremony_record(None, t + 5))
+            .await,
+        "put_ceremony",
+    );
+    assert_eq!(
+        ok(store.take_ceremony(&key, t + 5).await, "take_ceremony"),
+        None,
+        "take_ceremony: a ceremony with expires_at <= now must be absent"
+    );
+    assert_eq!(
+        ok(store.take_ceremony(&hex_id(), t).await, "take_ceremony"),
+        None,
+        "take_ceremony: an unknown key must be absent"
+    );
 }
 
 async fn enrollments<E: EphemeralStore>(store: &E) {
@@ -3664,6 +3865,81 @@ async fn race_take_pending_login<E: EphemeralStore + Clone>(
     }
 }
 
+async fn race_take_ceremony<E: EphemeralStore + Clone>(stores: &[E], tasks: usize, round: usize) {
+    let t = now();
+    let key = hex_id();
+    let c = ceremony_record(Some(hash()), t + TTL);
+    ok(
+        stores[round % stores.len()].put_ceremony(&key, &c).await,
+        "put_ceremony",
+    );
+    let results = race(stores, tasks, |_, s| {
+        let key = key.clone();
+        async move { s.take_ceremony(&key, t).await }
+    })
+    .await;
+    let results: Vec<Option<CeremonyRecord>> = results
+        .into_iter()
+        .map(|r| ok(r, "take_ceremony race"))
+        .collect();
+    let winners = count(&results, |r| r.is_some());
+    assert_eq!(
+        winners, 1,
+        "take_ceremony race (round {round}): {winners} of {tasks} concurrent takes got the \
+         ceremony; exactly one must (one WebAuthn assertion must not finish two logins)"
+    );
+    for r in results.into_iter().flatten() {
+        assert_eq!(r, c, "take_ceremony race: the taken ceremony differs");
+    }
+}
+
+async fn race_update_authenticator_secret<A: AccountStore + Clone>(
+    stores: &[A],
+    tasks: usize,
+    round: usize,
+) {
+    let t = now();
+    let first = &stores[round % stores.len()];
+    let account = new_account(first).await;
+    let id = account.id.clone();
+    let mut key = authenticator(&id, "key", t);
+    key.sealed_secret = sealed_record(600);
+    ok(
+        first.enable_two_factor(&key, &hashes(1), key_id()).await,
+        "enable_two_factor",
+    );
+    let news: Vec<SealedSecret> = (0..tasks).map(|_| sealed_record(600)).collect();
+    let results = race(stores, tasks, |i, s| {
+        let (id, aid) = (id.clone(), key.id.clone());
+        let (expected, new) = (key.sealed_secret.clone(), news[i].clone());
+        async move {
+            s.update_authenticator_secret(&id, &aid, &expected, &new)
+                .await
+        }
+    })
+    .await;
+    let results: Vec<bool> = results
+        .into_iter()
+        .map(|r| ok(r, "update_authenticator_secret race"))
+        .collect();
+    let winners = count(&results, |r| *r);
+    assert_eq!(
+        winners, 1,
+        "update_authenticator_secret race (round {round}): {winners} of {tasks} concurrent \
+         compare-and-sets from one expected secret returned true; exactly one must"
+    );
+    let winner = results.iter().position(|r| *r).unwrap_or_default();
+    let stored = ok(
+        checker(stores, round).authenticators(&id).await,
+        "authenticators",
+    );
+    assert!(
+        stored.len() == 1 && stored[0].sealed_secret == news[winner],
+        "update_authenticator_secret race (round {round}): the stored secret is not the \
+         winner's"
+    );
+}
+
 async fn race_advance_distinct_ids<E: EphemeralStore + Clone>(
     stores: &[E],
     tasks: usize,
@@ -4235,4 +4511,460 @@ async fn race_delete_sessions<E: EphemeralStore + Clone>(stores: &[E], tasks: us
             }
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Unit of work
+// ---------------------------------------------------------------------------------------
+
+/// A fresh 2FA account with a pending login (one attempt made of `max`), and its
+/// two throttles set to a known non-zero state.
+async fn step_fixture<S: Store>(
+    store: &S,
+) -> (AccountRecord, AuthenticatorRecord, KeyedHash, [String; 2]) {
+    let (account, auth, _) = new_2fa_account(store, 2).await;
+    let token = hash();
+    ok(
+        store
+            .create_pending_login(&token, &pending(&account.id, 0, now() + TTL))
+            .await,
+        "create_pending_login",
+    );
+    let keys = factor_throttle_keys(&account.id);
+    let t = now();
+    for (i, key) in keys.iter().enumerate() {
+        let state = ThrottleState {
+            count: 1 + i as u32,
+            until: t - 1,
+        };
+        assert!(
+            ok(
+                store
+                    .update_throttle(key, ThrottleState::default(), state, t + TTL, t)
+                    .await,
+                "update_throttle"
+            ),
+            "update_throttle from the zero state"
+        );
+    }
+    (account, auth, token, keys)
+}
+
+fn counted(expected: ThrottleState, t: u64) -> ThrottleState {
+    ThrottleState {
+        count: expected.count + 1,
+        until: t + 60,
+    }
+}
+
+async fn factor_step_read<S: Store>(store: &S) {
+    let (account, auth, token, _) = step_fixture(store).await;
+    let t = now();
+    let other = hash();
+    let Some(view) = ok(
+        store.read_factor_step(&[other, token], 3, t).await,
+        "read_factor_step",
+    ) else {
+        panic!("read_factor_step: the pending login must be found under the second hash");
+    };
+    assert!(
+        view.token == token,
+        "read_factor_step: the hash it was found under"
+    );
+    assert_eq!(
+        view.pending.attempts, 1,
+        "read_factor_step counts the attempt"
+    );
+    assert_eq!(view.pending.user_id, account.id);
+    let Some(got) = view.account.as_ref() else {
+        panic!("read_factor_step: the account must be returned");
+    };
+    let Some(stored) = ok(store.account(&account.id).await, "account") else {
+        panic!("read_factor_step: the account exists");
+    };
+    assert_same_account(got, &stored, "read_factor_step");
+    assert_same_authenticators(&view.authenticators, &[&auth], "read_factor_step");
+    assert_eq!(view.throttles[0].count, 1, "read_factor_step: the lockout");
+    assert_eq!(view.throttles[1].count, 2, "read_factor_step: the budget");
+    // Two more attempts use the login up; the fourth burns it.
+    for n in 2..=3 {
+        let v = ok(
+            store.read_factor_step(&[token], 3, t).await,
+            "read_factor_step",
+        );
+        assert_eq!(
+            v.map(|v| v.pending.attempts),
+            Some(n),
+            "read_factor_step attempt {n}"
+        );
+    }
+    assert!(
+        ok(
+            store.read_factor_step(&[token], 3, t).await,
+            "read_factor_step"
+        )
+        .is_none(),
+        "read_factor_step: a pending login past its attempts must be burnt"
+    );
+    assert!(
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        )
+        .is_none(),
+        "read_factor_step: the burnt pending login is gone"
+    );
+    assert!(
+        ok(
+            store.read_factor_step(&[hash()], 3, t).await,
+            "read_factor_step"
+        )
+        .is_none(),
+        "read_factor_step: an unknown token"
+    );
+}
+
+/// The writes of a commit for a step of `auth`.
+struct CommitParts {
+    marks: Vec<StepMark>,
+    session_hash: KeyedHash,
+    session: SessionRecord,
+    device_hash: KeyedHash,
+    device: DeviceRecord,
+    log: Vec<SecurityEvent>,
+}
+
+fn commit_parts(user: &UserId, auth: &AuthenticatorId, step: u64) -> CommitParts {
+    let t = now();
+    CommitParts {
+        marks: vec![StepMark {
+            authenticator: auth.clone(),
+            step,
+            keep_until: t + TTL,
+        }],
+        session_hash: hash(),
+        session: session_record(user, t, t + TTL),
+        device_hash: hash(),
+        device: device_record(user, t, t + TTL),
+        log: vec![SecurityEvent::new(
+            t,
+            crate::security_log::SecurityEventKind::Login,
+        )],
+    }
+}
+
+fn throttle_writes(
+    keys: &[String; 2],
+    expected: [ThrottleState; 2],
+    t: u64,
+) -> [ThrottleWrite<'_>; 2] {
+    [
+        ThrottleWrite {
+            key: &keys[0],
+            expected: expected[0],
+            counted: (counted(expected[0], t), t + TTL),
+            on_success: (ThrottleState::default(), 0),
+        },
+        ThrottleWrite {
+            key: &keys[1],
+            expected: expected[1],
+            counted: (counted(expected[1], t), t + TTL),
+            on_success: (expected[1], t + TTL),
+        },
+    ]
+}
+
+fn commit<'a>(
+    token: &'a KeyedHash,
+    user: &'a UserId,
+    spend: &'a [StepMark],
+    throttles: &'a [ThrottleWrite<'a>],
+    parts: &'a CommitParts,
+    take_on_failure: bool,
+) -> FactorCommit<'a> {
+    FactorCommit {
+        token,
+        user_id: user,
+        spend,
+        throttles,
+        on_success: OutcomeWrites {
+            take_pending: true,
+            session: Some((&parts.session_hash, &parts.session)),
+            device: Some((&parts.device_hash, &parts.device)),
+            log: &parts.log,
+        },
+        on_failure: OutcomeWrites {
+            take_pending: take_on_failure,
+            log: &parts.log,
+            ..OutcomeWrites::default()
+        },
+        log_max_entries: 100,
+        log_forget_before: 0,
+        now: now(),
+    }
+}
+
+async fn read_throttles<S: Store>(store: &S, keys: &[String; 2]) -> [ThrottleState; 2] {
+    let t = now();
+    [
+        ok(store.throttle(&keys[0], t).await, "throttle"),
+        ok(store.throttle(&keys[1], t).await, "throttle"),
+    ]
+}
+
+async fn factor_step_commit<S: Store>(store: &S) {
+    let (account, auth, token, keys) = step_fixture(store).await;
+    let t = now();
+    let read = read_throttles(store, &keys).await;
+    let step = t / 30;
+    let parts = commit_parts(&account.id, &auth.id, step);
+    let writes = throttle_writes(&keys, read, t);
+    let c = commit(&token, &account.id, &parts.marks, &writes, &parts, false);
+    assert_eq!(
+        ok(store.commit_factor_step(&c).await, "commit_factor_step"),
+        FactorCommitted::Spent,
+        "commit_factor_step with a fresh step"
+    );
+    assert!(
+        !ok(
+            store.advance_last_step(&auth.id, step, t + TTL).await,
+            "advance_last_step"
+        ),
+        "commit_factor_step: the spent step's replay mark must be recorded"
+    );
+    assert!(
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        )
+        .is_none(),
+        "commit_factor_step: a spent step takes the pending login"
+    );
+    assert_eq!(
+        read_throttles(store, &keys).await,
+        [ThrottleState::default(), read[1]],
+        "commit_factor_step: a spent step writes the throttles' success states"
+    );
+    assert_eq!(
+        ok(store.session(&parts.session_hash, t).await, "session"),
+        Some(parts.session.clone()),
+        "commit_factor_step: the session"
+    );
+    assert_eq!(
+        ok(store.device(&parts.device_hash, t).await, "device"),
+        Some(parts.device.clone()),
+        "commit_factor_step: the trusted device"
+    );
+    let log = log_of(store, &account.id, 10).await;
+    assert_eq!(log.len(), 1, "commit_factor_step: the security-log entry");
+
+    // A replay on a new pending login: counted, nothing spent, the login kept.
+    let token = hash();
+    ok(
+        store
+            .create_pending_login(&token, &pending(&account.id, 1, t + TTL))
+            .await,
+        "create_pending_login",
+    );
+    let read = read_throttles(store, &keys).await;
+    let parts = commit_parts(&account.id, &auth.id, step);
+    let writes = throttle_writes(&keys, read, t);
+    let c = commit(&token, &account.id, &parts.marks, &writes, &parts, false);
+    assert_eq!(
+        ok(store.commit_factor_step(&c).await, "commit_factor_step"),
+        FactorCommitted::NotSpent,
+        "commit_factor_step with a step already used (a replay)"
+    );
+    assert_eq!(
+        read_throttles(store, &keys).await,
+        [counted(read[0], t), counted(read[1], t)],
+        "commit_factor_step: a replay is counted on the throttles"
+    );
+    assert!(
+        ok(store.session(&parts.session_hash, t).await, "session").is_none(),
+        "commit_factor_step: a replay writes no session"
+    );
+    assert_eq!(
+        log_of(store, &account.id, 10).await.len(),
+        2,
+        "the failure's log entry"
+    );
+
+    // A wrong code (nothing to spend) that uses the login up: counted, login burnt.
+    let read = read_throttles(store, &keys).await;
+    let writes = throttle_writes(&keys, read, t);
+    let c = commit(&token, &account.id, &[], &writes, &parts, true);
+    assert_eq!(
+        ok(store.commit_factor_step(&c).await, "commit_factor_step"),
+        FactorCommitted::NotSpent,
+        "commit_factor_step of a wrong code"
+    );
+    assert_eq!(
+        read_throttles(store, &keys).await,
+        [counted(read[0], t), counted(read[1], t)],
+        "commit_factor_step: a wrong code is counted on the throttles"
+    );
+    assert!(
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        )
+        .is_none(),
+        "commit_factor_step: a failure with take_pending burns the pending login"
+    );
+}
+
+async fn factor_step_commit_refused<S: Store>(store: &S) {
+    // A throttle that moved since the read: nothing is written.
+    let (account, auth, token, keys) = step_fixture(store).await;
+    let t = now();
+    let read = read_throttles(store, &keys).await;
+    let moved = counted(read[0], t);
+    assert!(ok(
+        store
+            .update_throttle(&keys[0], read[0], moved, t + TTL, t)
+            .await,
+        "update_throttle"
+    ));
+    let step = t / 30;
+    let parts = commit_parts(&account.id, &auth.id, step);
+    let writes = throttle_writes(&keys, read, t);
+    let c = commit(&token, &account.id, &parts.marks, &writes, &parts, false);
+    assert_eq!(
+        ok(store.commit_factor_step(&c).await, "commit_factor_step"),
+        FactorCommitted::Conflict,
+        "commit_factor_step after a throttle moved"
+    );
+    assert_eq!(
+        read_throttles(store, &keys).await,
+        [moved, read[1]],
+        "commit_factor_step: a conflict writes no throttle"
+    );
+    assert!(
+        ok(
+            store.advance_last_step(&auth.id, step, t + TTL).await,
+            "advance_last_step"
+        ),
+        "commit_factor_step: a conflict must not spend the step"
+    );
+    assert!(
+        ok(store.session(&parts.session_hash, t).await, "session").is_none(),
+        "commit_factor_step: a conflict writes no session"
+    );
+    assert!(
+        ok(
+            store.take_pending_login(&token, t).await,
+            "take_pending_login"
+        )
+        .is_some(),
+        "commit_factor_step: a conflict keeps the pending login"
+    );
+
+    // The pending login is gone (taken just above): nothing is spent.
+    let read = read_throttles(store, &keys).await;
+    let parts = commit_parts(&account.id, &auth.id, step + 1);
+    let writes = throttle_writes(&keys, read, t);
+    let c = commit(&token, &account.id, &parts.marks, &writes, &parts, false);
+    assert_eq!(
+        ok(store.commit_factor_step(&c).await, "commit_factor_step"),
+        FactorCommitted::Expired,
+        "commit_factor_step without its pending login"
+    );
+    assert!(
+        ok(
+            store.advance_last_step(&auth.id, step + 1, t + TTL).await,
+            "advance_last_step"
+        ),
+        "commit_factor_step: without its pending login the step must not be spent"
+    );
+    assert!(
+        ok(store.session(&parts.session_hash, t).await, "session").is_none(),
+        "commit_factor_step: without its pending login no session is written"
+    );
+}
+
+async fn race_commit_same_step<S: Store + Clone>(stores: &[S], tasks: usize, round: usize) {
+    let (account, auth, _) = new_2fa_account(&stores[0], 0).await;
+    let step = now() / 30;
+    let user = account.id.clone();
+    let results = race(stores, tasks, |_, s| {
+        let (user, auth) = (user.clone(), auth.id.clone());
+        async move {
+            let token = hash();
+            let t = now();
+            s.create_pending_login(&token, &pending(&user, 1, t + TTL))
+                .await?;
+            let keys = [throttle_key(), throttle_key()];
+            let parts = commit_parts(&user, &auth, step);
+            let zero = ThrottleState::default();
+            let writes = throttle_writes(&keys, [zero, zero], t);
+            let c = commit(&token, &user, &parts.marks, &writes, &parts, false);
+            s.commit_factor_step(&c).await
+        }
+    })
+    .await;
+    let results: Vec<FactorCommitted> = results
+        .into_iter()
+        .map(|r| ok(r, "commit_factor_step race"))
+        .collect();
+    let spent = count(&results, |r| *r == FactorCommitted::Spent);
+    assert_eq!(
+        spent, 1,
+        "commit_factor_step race (round {round}): {spent} of {tasks} commits spending the same \
+         step were Spent; exactly one must be (a replayed TOTP code): {results:?}"
+    );
+    assert_eq!(
+        count(&results, |r| *r == FactorCommitted::NotSpent),
+        tasks - 1,
+        "commit_factor_step race (round {round}): the others are replays: {results:?}"
+    );
+}
+
+async fn race_commit_same_login<S: Store + Clone>(stores: &[S], tasks: usize, round: usize) {
+    let (account, _, token, keys) = step_fixture(&stores[0]).await;
+    let read = read_throttles(&stores[0], &keys).await;
+    let user = account.id.clone();
+    let keys = Arc::new(keys);
+    let results = race(stores, tasks, |_, s| {
+        let (user, keys) = (user.clone(), Arc::clone(&keys));
+        async move {
+            let t = now();
+            let parts = commit_parts(&user, &authenticator_id(), t / 30);
+            let writes = throttle_writes(&keys, read, t);
+            let c = commit(&token, &user, &parts.marks, &writes, &parts, false);
+            let r = s.commit_factor_step(&c).await?;
+            let session = s.session(&parts.session_hash, t).await?;
+            Ok::<_, crate::Error>((r, session.is_some()))
+        }
+    })
+    .await;
+    let results: Vec<(FactorCommitted, bool)> = results
+        .into_iter()
+        .map(|r| ok(r, "commit_factor_step race"))
+        .collect();
+    let spent = count(&results, |r| r.0 == FactorCommitted::Spent);
+    assert_eq!(
+        spent, 1,
+        "commit_factor_step race (round {round}): {spent} of {tasks} commits on one pending \
+         login were Spent; exactly one must be (one login, one session): {results:?}"
+    );
+    assert_eq!(
+        count(&results, |r| r.1),
+        1,
+        "commit_factor_step race (round {round}): exactly the winner's session exists"
+    );
+    assert!(
+        results.iter().all(|r| r.0 != FactorCommitted::NotSpent),
+        "commit_factor_step race (round {round}): a loser must write nothing: {results:?}"
+    );
+    assert!(
+        ok(
+            checker(stores, round)
+                .take_pending_login(&token, now())
+                .await,
+            "take_pending_login"
+        )
+        .is_none(),
+        "commit_factor_step race (round {round}): the pending login is taken"
+    );
 }

@@ -32,9 +32,22 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + ?Sized,
     {
-        let i = (self.hasher.hash_one(key) as usize) % self.shards.len();
         // A poisoned shard only means another thread panicked while holding it; the
         // map itself is always left consistent by the operations below.
+        self.lock_shard(self.shard_of(key))
+    }
+
+    /// The index of the shard of `key`.
+    fn shard_of<Q>(&self, key: &Q) -> usize
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + ?Sized,
+    {
+        (self.hasher.hash_one(key) as usize) % self.shards.len()
+    }
+
+    /// Locks shard `i` (from [`shard_of`](Self::shard_of)).
+    fn lock_shard(&self, i: usize) -> MutexGuard<'_, HashMap<K, V>> {
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -79,6 +92,7 @@ struct Inner {
     throttles: Sharded<String, (ThrottleState, u64)>,
     device_index: Sharded<[u8; 32], UserId>,
     session_index: Sharded<[u8; 32], UserId>,
+    ceremonies: Sharded<String, CeremonyRecord>,
 }
 
 /// An in-memory [`Store`]: for tests, examples, and single-process services that
@@ -119,6 +133,7 @@ impl MemoryStore {
                 throttles: Sharded::new(),
                 device_index: Sharded::new(),
                 session_index: Sharded::new(),
+                ceremonies: Sharded::new(),
             }),
         }
     }
@@ -136,6 +151,7 @@ impl MemoryStore {
         };
         i.pending.retain_all(|p| gone(p.expires_at > now));
         i.enrollments.retain_all(|e| gone(e.expires_at > now));
+        i.ceremonies.retain_all(|c| gone(c.expires_at > now));
         i.steps.retain_all(|(_, keep)| gone(*keep > now));
         i.throttles.retain_all(|(_, keep)| gone(*keep > now));
         i.users.retain_all(|u| {
@@ -421,6 +437,26 @@ impl AccountStore for MemoryStore {
         }
     }
 
+    async fn update_authenticator_secret(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+        expected: &SealedSecret,
+        new: &SealedSecret,
+    ) -> Result<bool> {
+        let mut users = self.inner.users.lock(user_id);
+        let found = users
+            .get_mut(user_id)
+            .and_then(|u| u.authenticators.iter_mut().find(|a| &a.id == id));
+        match found {
+            Some(a) if &a.sealed_secret == expected => {
+                a.sealed_secret = new.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn disable_two_factor(&self, user_id: &UserId) -> Result<bool> {
         let mut users = self.inner.users.lock(user_id);
         let Some(user) = users.get_mut(user_id) else {
@@ -588,6 +624,23 @@ impl EphemeralStore for MemoryStore {
         }
     }
 
+    async fn put_ceremony(&self, key: &str, ceremony: &CeremonyRecord) -> Result<()> {
+        self.inner
+            .ceremonies
+            .lock(key)
+            .insert(key.to_owned(), ceremony.clone());
+        Ok(())
+    }
+
+    async fn take_ceremony(&self, key: &str, now: u64) -> Result<Option<CeremonyRecord>> {
+        Ok(self
+            .inner
+            .ceremonies
+            .lock(key)
+            .remove(key)
+            .filter(|c| c.expires_at > now))
+    }
+
     async fn advance_last_step(
         &self,
         id: &AuthenticatorId,
@@ -713,5 +766,125 @@ impl EphemeralStore for MemoryStore {
 
     async fn purge_expired(&self, now: u64) -> Result<u64> {
         Ok(self.purge(now))
+    }
+}
+
+/// Writes a throttle state into its (locked) shard: the default state deletes the key.
+fn put_throttle(
+    map: &mut HashMap<String, (ThrottleState, u64)>,
+    key: &str,
+    new: ThrottleState,
+    keep_until: u64,
+) {
+    if new == ThrottleState::default() {
+        map.remove(key);
+    } else if let Some(entry) = map.get_mut(key) {
+        *entry = (new, keep_until);
+    } else {
+        map.insert(key.to_owned(), (new, keep_until));
+    }
+}
+
+/// The second-factor commit in one critical section: the shards of the throttles
+/// (in ascending order), then of the pending login, then of each replay mark in turn
+/// are locked and held until every conditional write is made; no other operation
+/// holds more than one of these locks at once, so the order cannot deadlock. The
+/// unconditional writes (session, device, security log) follow; they cannot fail.
+impl Store for MemoryStore {
+    async fn commit_factor_step(&self, c: &FactorCommit<'_>) -> Result<FactorCommitted> {
+        let i = &self.inner;
+        let mut shards: Vec<usize> = c
+            .throttles
+            .iter()
+            .map(|t| i.throttles.shard_of(t.key))
+            .collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let mut guards: Vec<_> = shards
+            .iter()
+            .map(|&n| (n, i.throttles.lock_shard(n)))
+            .collect();
+        let shard_for = |key: &str| i.throttles.shard_of(key);
+        for t in c.throttles {
+            let n = shard_for(t.key);
+            let Some((_, map)) = guards.iter().find(|(m, _)| *m == n) else {
+                return Err(crate::Error::Internal("throttle shard not locked"));
+            };
+            let current = map
+                .get(t.key)
+                .filter(|(_, keep)| *keep > c.now)
+                .map(|(s, _)| *s)
+                .unwrap_or_default();
+            if current != t.expected {
+                return Ok(FactorCommitted::Conflict);
+            }
+        }
+        let mut pending = i.pending.lock(&c.token.0);
+        let spent = if c.spend.is_empty() {
+            false
+        } else {
+            if pending
+                .get(&c.token.0)
+                .is_none_or(|p| p.expires_at <= c.now)
+            {
+                return Ok(FactorCommitted::Expired);
+            }
+            let mut spent = false;
+            for m in c.spend {
+                let mut steps = i.steps.lock(&m.authenticator);
+                match steps.get_mut(&m.authenticator) {
+                    Some((last, keep)) if *last >= m.step => {
+                        *keep = (*keep).max(m.keep_until);
+                    }
+                    Some(entry) => {
+                        *entry = (m.step, m.keep_until);
+                        spent = true;
+                    }
+                    None => {
+                        steps.insert(m.authenticator.clone(), (m.step, m.keep_until));
+                        spent = true;
+                    }
+                }
+                if spent {
+                    break;
+                }
+            }
+            spent
+        };
+        let writes = if spent { &c.on_success } else { &c.on_failure };
+        if spent || writes.take_pending {
+            pending.remove(&c.token.0);
+        }
+        drop(pending);
+        for t in c.throttles {
+            let n = shard_for(t.key);
+            if let Some((_, map)) = guards.iter_mut().find(|(m, _)| *m == n) {
+                let (state, keep) = if spent { t.on_success } else { t.counted };
+                put_throttle(map, t.key, state, keep);
+            }
+        }
+        drop(guards);
+        if let Some((hash, device)) = writes.device {
+            self.add_token(hash, device);
+        }
+        if let Some((hash, session)) = writes.session {
+            self.add_token(hash, session);
+        }
+        if !writes.log.is_empty() {
+            let mut users = i.users.lock(c.user_id);
+            if let Some(user) = users.get_mut(c.user_id).filter(|u| u.account.is_some()) {
+                let log = &mut user.security_log;
+                for entry in writes.log {
+                    log.push_front(entry.clone());
+                }
+                log.truncate(c.log_max_entries as usize);
+                log.retain(|e| e.at >= c.log_forget_before);
+            }
+        }
+        Ok(if spent {
+            FactorCommitted::Spent
+        } else {
+            FactorCommitted::NotSpent
+        })
     }
 }

@@ -9,8 +9,11 @@
 //! - [`EphemeralStore`]: pending logins, pending enrollments, replay marks, throttles,
 //!   trusted devices and sessions — state with an expiry.
 //!
-//! [`Store`] is implemented for every type that implements both; [`Combined`] glues
-//! two different stores together, and [`MemoryStore`] implements both in memory.
+//! [`Store`] is both halves plus the unit-of-work operations of the hot paths (one
+//! read and one commit for the second-factor step), which have provided
+//! implementations: a type with both halves needs only `impl Store for MyStore {}`.
+//! [`Combined`] glues two different stores together, and [`MemoryStore`] implements
+//! both in memory.
 //!
 //! # The atomicity contract
 //!
@@ -71,6 +74,7 @@ mod redis;
 mod sql_common;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod unit;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -83,6 +87,10 @@ pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
+pub use unit::{
+    FactorCommit, FactorCommitted, FactorStepView, OutcomeWrites, StepMark, ThrottleWrite,
+    factor_throttle_keys,
+};
 
 macro_rules! string_id {
     ($(#[$meta:meta])* $name:ident) => {
@@ -218,6 +226,21 @@ pub struct PendingEnrollment {
     /// when it turns 2FA on.
     pub adding: bool,
     /// Unix seconds after which the enrollment is gone.
+    pub expires_at: u64,
+}
+
+/// The server-side state of a WebAuthn ceremony (registration or authentication)
+/// between its start and its finish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CeremonyRecord {
+    /// Whose ceremony it is.
+    pub user_id: UserId,
+    /// For an authentication, the keyed hash of the pending login it belongs to;
+    /// `None` for a registration.
+    pub login: Option<KeyedHash>,
+    /// The ceremony state, sealed by the core (opaque to the store).
+    pub state: Vec<u8>,
+    /// Unix seconds after which the ceremony is gone.
     pub expires_at: u64,
 }
 
@@ -364,6 +387,22 @@ pub trait AccountStore: Send + Sync + 'static {
         sealed_secret: &SealedSecret,
     ) -> impl Future<Output = Result<bool>> + Send;
 
+    /// Replaces the sealed secret of an authenticator with `new` if and only if it is
+    /// still `expected` (byte for byte); returns whether it did. `false` also when the
+    /// authenticator does not exist. The core keeps a WebAuthn credential (with its
+    /// signature counter and backup flags) as a sealed record and updates it with
+    /// this after each assertion.
+    ///
+    /// Atomicity: a compare-and-set. Of N concurrent calls with the same `expected`,
+    /// exactly one returns `true`.
+    fn update_authenticator_secret(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+        expected: &SealedSecret,
+        new: &SealedSecret,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
     /// Turns two-factor authentication off: removes every authenticator and backup
     /// code, clears the flag and `backup_codes_key_id`. Returns whether it was on.
     ///
@@ -476,6 +515,24 @@ pub trait EphemeralStore: Send + Sync + 'static {
         id: &str,
         now: u64,
     ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Stores a WebAuthn ceremony's state under `key`, replacing any earlier one
+    /// with that key.
+    fn put_ceremony(
+        &self,
+        key: &str,
+        ceremony: &CeremonyRecord,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Takes a WebAuthn ceremony: deletes it and returns it; `None` when missing or
+    /// expired.
+    ///
+    /// Atomicity: of any number of concurrent takes, at most one gets `Some`.
+    fn take_ceremony(
+        &self,
+        key: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<CeremonyRecord>>> + Send;
 
     /// Records that TOTP time step `step` of an authenticator was accepted, if and
     /// only if it is greater than the last step recorded (or none was). Returns
@@ -599,7 +656,8 @@ pub trait EphemeralStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<u32>> + Send;
 
     /// Deletes every record of this half that is expired at `now`: pending logins,
-    /// enrollments, trusted devices and sessions with `expires_at <= now`, replay
+    /// enrollments, WebAuthn ceremonies, trusted devices and sessions with
+    /// `expires_at <= now`, replay
     /// marks and throttles with `keep_until <= now`. Returns how many records it
     /// deleted (what counts as one record is the store's own: a store may also count
     /// index entries or other rows it drops, and a store whose records expire by
@@ -611,7 +669,57 @@ pub trait EphemeralStore: Send + Sync + 'static {
     fn purge_expired(&self, now: u64) -> impl Future<Output = Result<u64>> + Send;
 }
 
-/// A complete store: both halves. Implemented for every type that has them.
-pub trait Store: AccountStore + EphemeralStore {}
+/// A complete store: both halves, and the unit-of-work operations of the hot paths.
+///
+/// The unit-of-work operations have provided implementations made of the
+/// fine-grained ones (as many round trips as before, each atomic on its own), so a
+/// store made of the two halves only needs `impl Store for MyStore {}`. A store that
+/// can do better overrides them: the memory store with one critical section, the SQL
+/// stores with one transaction.
+pub trait Store: AccountStore + EphemeralStore {
+    /// The read of the second-factor step: counts one attempt on the pending login
+    /// stored under the first of `tokens` that has one (exactly as
+    /// [`begin_login_attempt`](EphemeralStore::begin_login_attempt), burning it past
+    /// `max_attempts`), and returns it with its account, the account's
+    /// authenticators and its two second-factor throttles
+    /// ([`factor_throttle_keys`]) at `now`. `None` when no token has a live pending
+    /// login.
+    ///
+    /// Atomicity: the attempt count is as [`begin_login_attempt`](EphemeralStore::begin_login_attempt)'s;
+    /// the rest is a read (the commit checks the throttles again).
+    fn read_factor_step(
+        &self,
+        tokens: &[KeyedHash],
+        max_attempts: u32,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<FactorStepView>>> + Send {
+        unit::read_factor_step(self, tokens, max_attempts, now)
+    }
 
-impl<T: AccountStore + EphemeralStore> Store for T {}
+    /// The commit of the second-factor step.
+    ///
+    /// When every throttle is still in its `expected` state (else
+    /// [`FactorCommitted::Conflict`], nothing written) and, if there are steps to
+    /// spend, the pending login is still there (else [`FactorCommitted::Expired`],
+    /// nothing written): advances the replay mark of the first step of `spend` that
+    /// is newer than its authenticator's last one; if one advanced, takes the
+    /// pending login, writes every throttle's `on_success` state and the success
+    /// writes ([`FactorCommitted::Spent`]); otherwise writes every throttle's
+    /// `counted` state and the failure writes ([`FactorCommitted::NotSpent`]).
+    ///
+    /// Atomicity: in a store that overrides it, all or nothing, as one unit against
+    /// every other operation: of two commits with the same step (or on the same
+    /// pending login, or from the same throttle states) exactly one is `Spent`; when
+    /// it fails with an error nothing is written (no code spent, no throttle moved).
+    /// The provided implementation gives the guarantees of the fine-grained
+    /// operations it is made of: the throttles are counted first, the pending login
+    /// is taken before the code is spent and put back when it cannot be, so an error
+    /// never leaves a code spent without its login, nor an attempt uncounted in an
+    /// attacker's favour.
+    fn commit_factor_step(
+        &self,
+        commit: &FactorCommit<'_>,
+    ) -> impl Future<Output = Result<FactorCommitted>> + Send {
+        unit::commit_factor_step(self, commit)
+    }
+}

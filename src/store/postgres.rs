@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "stepup",
         include_str!("../../migrations/postgres/0002_stepup.sql"),
     ),
+    (
+        3,
+        "webauthn",
+        include_str!("../../migrations/postgres/0003_webauthn.sql"),
+    ),
 ];
 
 /// How long [`PgStore::connect`] waits for a connection before `unavailable`.
@@ -153,6 +158,7 @@ impl PgStore {
         for sql in [
             "DELETE FROM sf_pending_logins WHERE expires_at <= $1",
             "DELETE FROM sf_enrollments WHERE expires_at <= $1",
+            "DELETE FROM sf_webauthn_ceremonies WHERE expires_at <= $1",
             "DELETE FROM sf_authenticator_steps WHERE keep_until <= $1",
             "DELETE FROM sf_throttles WHERE keep_until <= $1",
             "DELETE FROM sf_devices WHERE expires_at <= $1",
@@ -490,6 +496,28 @@ impl AccountStore for PgStore {
         Ok(r.rows_affected() > 0)
     }
 
+    async fn update_authenticator_secret(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+        expected: &SealedSecret,
+        new: &SealedSecret,
+    ) -> Result<bool> {
+        // One statement: the row is written only while it still holds `expected`.
+        let r = sqlx::query(
+            "UPDATE sf_authenticators SET sealed_secret = $1 \
+             WHERE user_id = $2 AND id = $3 AND sealed_secret = $4",
+        )
+        .bind(new.as_bytes())
+        .bind(user_id.as_str())
+        .bind(id.as_str())
+        .bind(expected.as_bytes())
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable("update_authenticator_secret"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn disable_two_factor(&self, user_id: &UserId) -> Result<bool> {
         const CX: &str = "disable_two_factor";
         let mut tx = self.tx(CX).await?;
@@ -561,44 +589,7 @@ impl AccountStore for PgStore {
     ) -> Result<()> {
         const CX: &str = "append_security_event";
         let mut tx = self.tx(CX).await?;
-        // Appends to one account's log run one at a time (so the trim below keeps
-        // exactly the newest `max_entries` and ids grow in commit order). NO KEY
-        // UPDATE does not block the foreign-key checks of authenticator inserts.
-        let exists: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM sf_accounts WHERE id = $1 FOR NO KEY UPDATE")
-                .bind(user_id.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(unavailable(CX))?;
-        if exists.is_none() {
-            // No such account: nothing is kept.
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO sf_security_log (user_id, at, kind, method, client, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(user_id.as_str())
-        .bind(time_to_db(event.at))
-        .bind(event.kind.as_str())
-        .bind(event.method.as_ref().map(|m| m.as_str()))
-        .bind(event.client.as_deref())
-        .bind(event.detail.as_deref())
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable(CX))?;
-        // Beyond the newest `max_entries`, or older than the horizon.
-        sqlx::query(
-            "DELETE FROM sf_security_log WHERE user_id = $1 AND (at < $2 OR id <= \
-             (SELECT id FROM sf_security_log WHERE user_id = $1 \
-              ORDER BY id DESC LIMIT 1 OFFSET $3))",
-        )
-        .bind(user_id.as_str())
-        .bind(time_to_db(forget_before))
-        .bind(i64::from(max_entries))
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable(CX))?;
+        append_log(&mut tx, user_id, event, max_entries, forget_before).await?;
         tx.commit().await.map_err(unavailable(CX))
     }
 
@@ -615,6 +606,98 @@ impl AccountStore for PgStore {
         .into_iter()
         .map(security_event_from_row)
         .collect()
+    }
+}
+
+/// The second-factor commit is one transaction: one WAL flush.
+impl Store for PgStore {
+    async fn commit_factor_step(&self, c: &FactorCommit<'_>) -> Result<FactorCommitted> {
+        const CX: &str = "commit_factor_step";
+        let now = time_to_db(c.now);
+        let mut tx = self.tx(CX).await?;
+        // Count the attempt first, each throttle a compare-and-set against the state
+        // the step read (a concurrent writer of the same row makes this one wait and
+        // re-check); the rows stay locked until the commit.
+        for t in c.throttles {
+            let (state, keep) = t.counted;
+            if !cas_throttle(&mut *tx, t.key, t.expected, state, keep, c.now).await? {
+                // Dropping the transaction rolls it back: nothing was written.
+                return Ok(FactorCommitted::Conflict);
+            }
+        }
+        let mut spent = false;
+        if !c.spend.is_empty() {
+            let live: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM sf_pending_logins \
+                 WHERE token_hash = $1 AND expires_at > $2 FOR UPDATE",
+            )
+            .bind(c.token.as_bytes().as_slice())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable(CX))?;
+            if live.is_none() {
+                return Ok(FactorCommitted::Expired);
+            }
+            for m in c.spend {
+                if advance_step(&mut *tx, &m.authenticator, m.step, m.keep_until).await? {
+                    spent = true;
+                    break;
+                }
+            }
+        }
+        let writes = if spent { &c.on_success } else { &c.on_failure };
+        if spent || writes.take_pending {
+            sqlx::query("DELETE FROM sf_pending_logins WHERE token_hash = $1")
+                .bind(c.token.as_bytes().as_slice())
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable(CX))?;
+        }
+        if spent {
+            // The rows are ours until the commit: plain writes.
+            for t in c.throttles {
+                let (state, keep) = t.on_success;
+                if state == t.counted.0 {
+                    continue;
+                }
+                let q = if state == ThrottleState::default() {
+                    sqlx::query("DELETE FROM sf_throttles WHERE key = $1").bind(t.key)
+                } else {
+                    sqlx::query(
+                        "UPDATE sf_throttles SET count = $1, until = $2, keep_until = $3 \
+                         WHERE key = $4",
+                    )
+                    .bind(i64::from(state.count))
+                    .bind(time_to_db(state.until))
+                    .bind(time_to_db(keep))
+                    .bind(t.key)
+                };
+                q.execute(&mut *tx).await.map_err(unavailable(CX))?;
+            }
+        }
+        if let Some((hash, device)) = writes.device {
+            insert_device(&mut *tx, hash, device).await?;
+        }
+        if let Some((hash, session)) = writes.session {
+            insert_session(&mut *tx, hash, session).await?;
+        }
+        for entry in writes.log {
+            append_log(
+                &mut tx,
+                c.user_id,
+                entry,
+                c.log_max_entries,
+                c.log_forget_before,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(unavailable(CX))?;
+        Ok(if spent {
+            FactorCommitted::Spent
+        } else {
+            FactorCommitted::NotSpent
+        })
     }
 }
 
@@ -750,31 +833,49 @@ impl EphemeralStore for PgStore {
         Ok(r.rows_affected() == 1)
     }
 
+    async fn put_ceremony(&self, key: &str, ceremony: &CeremonyRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sf_webauthn_ceremonies \
+             (ceremony_key, user_id, login_hash, state, expires_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (ceremony_key) DO UPDATE SET user_id = EXCLUDED.user_id, \
+             login_hash = EXCLUDED.login_hash, state = EXCLUDED.state, \
+             expires_at = EXCLUDED.expires_at",
+        )
+        .bind(key)
+        .bind(ceremony.user_id.as_str())
+        .bind(ceremony.login.as_ref().map(|h| h.as_bytes().to_vec()))
+        .bind(ceremony.state.as_slice())
+        .bind(time_to_db(ceremony.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable("put_ceremony"))?;
+        Ok(())
+    }
+
+    async fn take_ceremony(&self, key: &str, now: u64) -> Result<Option<CeremonyRecord>> {
+        // One statement: of concurrent takes, only the one whose DELETE removed the
+        // row gets it back.
+        let row = sqlx::query_as::<_, CeremonyRow>(
+            "DELETE FROM sf_webauthn_ceremonies WHERE ceremony_key = $1 \
+             RETURNING user_id, login_hash, state, expires_at",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable("take_ceremony"))?;
+        match row {
+            Some(row) => Ok(Some(ceremony_from_row(row)?).filter(|c| c.expires_at > now)),
+            None => Ok(None),
+        }
+    }
+
     async fn advance_last_step(
         &self,
         id: &AuthenticatorId,
         step: u64,
         keep_until: u64,
     ) -> Result<bool> {
-        // One statement: inserts the first mark, or raises the mark only if the new
-        // step is greater. A concurrent writer of the same row makes this one wait and
-        // re-check the WHERE against the new row, so equal steps have one winner.
-        // RETURNING yields a row only when a row was written.
-        let row: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO sf_authenticator_steps (authenticator_id, last_step, keep_until) \
-             VALUES ($1, $2, $3) \
-             ON CONFLICT (authenticator_id) DO UPDATE \
-             SET last_step = EXCLUDED.last_step, keep_until = EXCLUDED.keep_until \
-             WHERE sf_authenticator_steps.last_step < EXCLUDED.last_step \
-             RETURNING last_step",
-        )
-        .bind(id.as_str())
-        .bind(u64_to_db(step)?)
-        .bind(time_to_db(keep_until))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable("advance_last_step"))?;
-        Ok(row.is_some())
+        advance_step(&self.pool, id, step, keep_until).await
     }
 
     async fn throttle(&self, key: &str, now: u64) -> Result<ThrottleState> {
@@ -800,75 +901,16 @@ impl EphemeralStore for PgStore {
         keep_until: u64,
         now: u64,
     ) -> Result<bool> {
-        const CX: &str = "update_throttle";
         let zero = ThrottleState::default();
-        let now_db = time_to_db(now);
-        // The zero state is never stored: a missing row, or a row past its
-        // keep_until, is zero. Every write below is one statement whose condition
-        // includes the row's keep_until, so the compare-and-set holds for expired
-        // rows too.
-        let q = match (expected == zero, new == zero) {
-            (true, true) => {
-                // Nothing to write; succeeds iff the state is zero right now.
-                return Ok(self.throttle(key, now).await? == zero);
-            }
-            // Inserts, or replaces an expired row (the conflict update's WHERE).
-            (true, false) => sqlx::query(
-                "INSERT INTO sf_throttles (count, until, keep_until, key) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE \
-                 SET count = EXCLUDED.count, until = EXCLUDED.until, \
-                 keep_until = EXCLUDED.keep_until WHERE sf_throttles.keep_until <= $5",
-            )
-            .bind(i64::from(new.count))
-            .bind(time_to_db(new.until))
-            .bind(time_to_db(keep_until))
-            .bind(key)
-            .bind(now_db),
-            (false, true) => sqlx::query(
-                "DELETE FROM sf_throttles \
-                 WHERE key = $1 AND count = $2 AND until = $3 AND keep_until > $4",
-            )
-            .bind(key)
-            .bind(i64::from(expected.count))
-            .bind(time_to_db(expected.until))
-            .bind(now_db),
-            (false, false) => sqlx::query(
-                "UPDATE sf_throttles SET count = $1, until = $2, keep_until = $3 \
-                 WHERE key = $4 AND count = $5 AND until = $6 AND keep_until > $7",
-            )
-            .bind(i64::from(new.count))
-            .bind(time_to_db(new.until))
-            .bind(time_to_db(keep_until))
-            .bind(key)
-            .bind(i64::from(expected.count))
-            .bind(time_to_db(expected.until))
-            .bind(now_db),
-        };
-        let r = q.execute(&self.pool).await.map_err(unavailable(CX))?;
-        Ok(r.rows_affected() == 1)
+        if expected == zero && new == zero {
+            // Nothing to write; succeeds iff the state is zero right now.
+            return Ok(self.throttle(key, now).await? == zero);
+        }
+        cas_throttle(&self.pool, key, expected, new, keep_until, now).await
     }
 
     async fn create_device(&self, token: &KeyedHash, device: &DeviceRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sf_devices \
-             (token_hash, id, user_id, label, password_epoch, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (token_hash) DO UPDATE SET id = EXCLUDED.id, \
-             user_id = EXCLUDED.user_id, label = EXCLUDED.label, \
-             password_epoch = EXCLUDED.password_epoch, created_at = EXCLUDED.created_at, \
-             expires_at = EXCLUDED.expires_at",
-        )
-        .bind(token.as_bytes().as_slice())
-        .bind(device.id.as_str())
-        .bind(device.user_id.as_str())
-        .bind(device.label.as_str())
-        .bind(u64_to_db(device.password_epoch)?)
-        .bind(time_to_db(device.created_at))
-        .bind(time_to_db(device.expires_at))
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable("create_device"))?;
-        Ok(())
+        insert_device(&self.pool, token, device).await
     }
 
     async fn device(&self, token: &KeyedHash, now: u64) -> Result<Option<DeviceRecord>> {
@@ -920,33 +962,7 @@ impl EphemeralStore for PgStore {
     }
 
     async fn create_session(&self, token: &KeyedHash, session: &SessionRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sf_sessions \
-             (token_hash, id, user_id, password_epoch, method, created_at, authenticated_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (token_hash) DO UPDATE SET id = EXCLUDED.id, \
-             user_id = EXCLUDED.user_id, password_epoch = EXCLUDED.password_epoch, \
-             method = EXCLUDED.method, created_at = EXCLUDED.created_at, \
-             authenticated_at = EXCLUDED.authenticated_at, expires_at = EXCLUDED.expires_at",
-        )
-        .bind(token.as_bytes().as_slice())
-        .bind(session.id.as_str())
-        .bind(session.user_id.as_str())
-        .bind(u64_to_db(session.password_epoch)?)
-        .bind(session.method.as_str())
-        .bind(time_to_db(session.created_at))
-        .bind(time_to_db(session.authenticated_at))
-        .bind(time_to_db(session.expires_at))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                Error::Internal("session id already exists")
-            } else {
-                Error::unavailable("create_session", e)
-            }
-        })?;
-        Ok(())
+        insert_session(&self.pool, token, session).await
     }
 
     async fn session(&self, token: &KeyedHash, now: u64) -> Result<Option<SessionRecord>> {
@@ -1032,4 +1048,198 @@ impl EphemeralStore for PgStore {
     async fn purge_expired(&self, now: u64) -> Result<u64> {
         PgStore::purge_expired(self, now).await
     }
+}
+
+/// Appends a security-log entry and trims the account's log, inside a transaction.
+async fn append_log(
+    tx: &mut PgTx,
+    user_id: &UserId,
+    event: &SecurityEvent,
+    max_entries: u32,
+    forget_before: u64,
+) -> Result<()> {
+    const CX: &str = "append_security_event";
+    // Appends to one account's log run one at a time (so the trim below keeps
+    // exactly the newest `max_entries` and ids grow in commit order). NO KEY
+    // UPDATE does not block the foreign-key checks of authenticator inserts.
+    let exists: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM sf_accounts WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(user_id.as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(unavailable(CX))?;
+    if exists.is_none() {
+        // No such account: nothing is kept.
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO sf_security_log (user_id, at, kind, method, client, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(user_id.as_str())
+    .bind(time_to_db(event.at))
+    .bind(event.kind.as_str())
+    .bind(event.method.as_ref().map(|m| m.as_str()))
+    .bind(event.client.as_deref())
+    .bind(event.detail.as_deref())
+    .execute(&mut **tx)
+    .await
+    .map_err(unavailable(CX))?;
+    // Beyond the newest `max_entries`, or older than the horizon.
+    sqlx::query(
+        "DELETE FROM sf_security_log WHERE user_id = $1 AND (at < $2 OR id <= \
+             (SELECT id FROM sf_security_log WHERE user_id = $1 \
+              ORDER BY id DESC LIMIT 1 OFFSET $3))",
+    )
+    .bind(user_id.as_str())
+    .bind(time_to_db(forget_before))
+    .bind(i64::from(max_entries))
+    .execute(&mut **tx)
+    .await
+    .map_err(unavailable(CX))?;
+    Ok(())
+}
+
+/// Raises an authenticator's replay mark to `step` if it is greater.
+async fn advance_step<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &AuthenticatorId,
+    step: u64,
+    keep_until: u64,
+) -> Result<bool> {
+    // One statement: inserts the first mark, or raises the mark only if the new
+    // step is greater. A concurrent writer of the same row makes this one wait and
+    // re-check the WHERE against the new row, so equal steps have one winner.
+    // RETURNING yields a row only when a row was written.
+    let row: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO sf_authenticator_steps (authenticator_id, last_step, keep_until) \
+             VALUES ($1, $2, $3) \
+             ON CONFLICT (authenticator_id) DO UPDATE \
+             SET last_step = EXCLUDED.last_step, keep_until = EXCLUDED.keep_until \
+             WHERE sf_authenticator_steps.last_step < EXCLUDED.last_step \
+             RETURNING last_step",
+    )
+    .bind(id.as_str())
+    .bind(u64_to_db(step)?)
+    .bind(time_to_db(keep_until))
+    .fetch_optional(ex)
+    .await
+    .map_err(unavailable("advance_last_step"))?;
+    Ok(row.is_some())
+}
+
+/// Stores a trusted device under the keyed hash of its token.
+async fn insert_device<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    token: &KeyedHash,
+    device: &DeviceRecord,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sf_devices \
+             (token_hash, id, user_id, label, password_epoch, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (token_hash) DO UPDATE SET id = EXCLUDED.id, \
+             user_id = EXCLUDED.user_id, label = EXCLUDED.label, \
+             password_epoch = EXCLUDED.password_epoch, created_at = EXCLUDED.created_at, \
+             expires_at = EXCLUDED.expires_at",
+    )
+    .bind(token.as_bytes().as_slice())
+    .bind(device.id.as_str())
+    .bind(device.user_id.as_str())
+    .bind(device.label.as_str())
+    .bind(u64_to_db(device.password_epoch)?)
+    .bind(time_to_db(device.created_at))
+    .bind(time_to_db(device.expires_at))
+    .execute(ex)
+    .await
+    .map_err(unavailable("create_device"))?;
+    Ok(())
+}
+
+/// Stores a session under the keyed hash of its token.
+async fn insert_session<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    token: &KeyedHash,
+    session: &SessionRecord,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sf_sessions \
+             (token_hash, id, user_id, password_epoch, method, created_at, authenticated_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (token_hash) DO UPDATE SET id = EXCLUDED.id, \
+             user_id = EXCLUDED.user_id, password_epoch = EXCLUDED.password_epoch, \
+             method = EXCLUDED.method, created_at = EXCLUDED.created_at, \
+             authenticated_at = EXCLUDED.authenticated_at, expires_at = EXCLUDED.expires_at",
+    )
+    .bind(token.as_bytes().as_slice())
+    .bind(session.id.as_str())
+    .bind(session.user_id.as_str())
+    .bind(u64_to_db(session.password_epoch)?)
+    .bind(session.method.as_str())
+    .bind(time_to_db(session.created_at))
+    .bind(time_to_db(session.authenticated_at))
+    .bind(time_to_db(session.expires_at))
+    .execute(ex)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::Internal("session id already exists")
+        } else {
+            Error::unavailable("create_session", e)
+        }
+    })?;
+    Ok(())
+}
+
+/// The compare-and-set of a throttle, one statement (not from the zero state to the
+/// zero state). The zero state is never stored: a missing row, or a row past its
+/// keep_until, is zero. Every write below is one statement whose condition includes
+/// the row's keep_until, so the compare-and-set holds for expired rows too.
+async fn cas_throttle<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    key: &str,
+    expected: ThrottleState,
+    new: ThrottleState,
+    keep_until: u64,
+    now: u64,
+) -> Result<bool> {
+    const CX: &str = "update_throttle";
+    let zero = ThrottleState::default();
+    let now_db = time_to_db(now);
+    let q = match (expected == zero, new == zero) {
+        (true, true) => return Err(Error::Internal("throttle CAS from zero to zero")),
+        // Inserts, or replaces an expired row (the conflict update's WHERE).
+        (true, false) => sqlx::query(
+            "INSERT INTO sf_throttles (count, until, keep_until, key) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE \
+                 SET count = EXCLUDED.count, until = EXCLUDED.until, \
+                 keep_until = EXCLUDED.keep_until WHERE sf_throttles.keep_until <= $5",
+        )
+        .bind(i64::from(new.count))
+        .bind(time_to_db(new.until))
+        .bind(time_to_db(keep_until))
+        .bind(key)
+        .bind(now_db),
+        (false, true) => sqlx::query(
+            "DELETE FROM sf_throttles \
+                 WHERE key = $1 AND count = $2 AND until = $3 AND keep_until > $4",
+        )
+        .bind(key)
+        .bind(i64::from(expected.count))
+        .bind(time_to_db(expected.until))
+        .bind(now_db),
+        (false, false) => sqlx::query(
+            "UPDATE sf_throttles SET count = $1, until = $2, keep_until = $3 \
+                 WHERE key = $4 AND count = $5 AND until = $6 AND keep_until > $7",
+        )
+        .bind(i64::from(new.count))
+        .bind(time_to_db(new.until))
+        .bind(time_to_db(keep_until))
+        .bind(key)
+        .bind(i64::from(expected.count))
+        .bind(time_to_db(expected.until))
+        .bind(now_db),
+    };
+    let r = q.execute(ex).await.map_err(unavailable(CX))?;
+    Ok(r.rows_affected() == 1)
 }

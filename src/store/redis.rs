@@ -29,306 +29,87 @@ const TTL_MAX: u64 = 10 * 365 * 86_400;
 /// Helpers shared by the scripts: `cmp` compares two 20-digit zero-padded decimals
 /// exactly (as two 10-digit halves, each exact in a Lua double) and returns nil when
 /// either is malformed; `extend` sets a TTL unless the key already has a longer one.
-const LUA_PRELUDE: &str = r#"
-local function halves(s)
-  if type(s) ~= 'string' or #s ~= 20 or string.find(s, '[^0123456789]') then return nil end
-  return tonumber(string.sub(s, 1, 10)), tonumber(string.sub(s, 11))
-end
-local function cmp(a, b)
-  local ah, al = halves(a)
-  local bh, bl = halves(b)
-  if not ah or not bh then return nil end
-  if ah ~= bh then if ah > bh then return 1 else return -1 end end
-  if al ~= bl then if al > bl then return 1 else return -1 end end
-  return 0
-end
-local function extend(key, ttl)
-  if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, ttl) end
-end
-"#;
+const LUA_PRELUDE: &str = include_str!("redis/lua_prelude.lua");
 
 /// KEYS[1] pending login; ARGV[1] now (padded), ARGV[2] max attempts.
 /// Returns nil, the four fields `u p a x` after counting the attempt, or 'corrupt'.
-const BEGIN_ATTEMPT: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local v = redis.call('HMGET', KEYS[1], 'u', 'p', 'a', 'x')
-local c = cmp(v[4], ARGV[1])
-local a = v[3]
-if not c or not a or #a == 0 or #a > 10 or string.find(a, '[^0123456789]') then return 'corrupt' end
-if c <= 0 or tonumber(a) >= tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[1])
-  return false
-end
-v[3] = tostring(redis.call('HINCRBY', KEYS[1], 'a', 1))
-return v
-"#;
+const BEGIN_ATTEMPT: &str = include_str!("redis/begin_attempt.lua");
 
 /// KEYS[1] pending login. Deletes it and returns its fields `u p a x`, or nil.
-const TAKE_PENDING: &str = r#"
-local v = redis.call('HMGET', KEYS[1], 'u', 'p', 'a', 'x')
+const TAKE_PENDING: &str = include_str!("redis/take_pending.lua");
+
+/// KEYS[1] WebAuthn ceremony. Returns its fields and deletes it, or false.
+const TAKE_CEREMONY: &str = r#"
+local v = redis.call('HMGET', KEYS[1], 'u', 'l', 's', 'x')
 if redis.call('DEL', KEYS[1]) == 0 then return false end
 return v
 "#;
 
 /// KEYS[1] enrollment; ARGV[1] id, ARGV[2] now (padded). Returns 1 when taken.
-const TAKE_ENROLLMENT: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local v = redis.call('HMGET', KEYS[1], 'i', 'x')
-local c = cmp(v[2], ARGV[2])
-if not v[1] or not c then return 'corrupt' end
-if v[1] == ARGV[1] and c > 0 then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-"#;
+const TAKE_ENROLLMENT: &str = include_str!("redis/take_enrollment.lua");
 
 /// KEYS[1] replay mark; ARGV[1] step (padded), ARGV[2] TTL. Returns 1 when recorded.
-const ADVANCE_STEP: &str = r#"
-local ttl = tonumber(ARGV[2])
-local cur = redis.call('GET', KEYS[1])
-if not cur then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
-  return 1
-end
-local c = cmp(ARGV[1], cur)
-if not c then return 'corrupt' end
-if c > 0 then redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') end
-extend(KEYS[1], ttl)
-if c > 0 then return 1 end
-return 0
-"#;
+const ADVANCE_STEP: &str = include_str!("redis/advance_step.lua");
 
 /// KEYS[1] throttle; ARGV[1] expected `count:until`, ARGV[2] new value
 /// `count:until:keep_until` ('' deletes), ARGV[3] TTL, ARGV[4] now (padded).
 /// Returns 1 when replaced. A stored state past its keep_until is the zero state; a
 /// value without keep_until (written by 0.2) is compared as it is.
-const UPDATE_THROTTLE: &str = r#"
-local cur = redis.call('GET', KEYS[1])
-local state = '0:0'
-if cur then
-  local s, keep = string.match(cur, '^([^:]*:[^:]*):([^:]*)$')
-  if s then
-    local c = cmp(keep, ARGV[4])
-    if not c then return 'corrupt' end
-    if c > 0 then state = s end
-  else
-    state = cur
-  end
-end
-if state ~= ARGV[1] then return 0 end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-end
-return 1
-"#;
+const UPDATE_THROTTLE: &str = include_str!("redis/update_throttle.lua");
 
 /// KEYS: keys under the prefix (a batch of `SCAN`); ARGV[1] now (padded), ARGV[2]
 /// prefix. Deletes the pending logins, enrollments, devices, sessions and throttles
 /// among them that are expired at `now` (and their entries in the per-user list or
 /// set), prunes per-user lists and sets of entries whose record is gone, and returns
 /// how many records it deleted. Records it cannot read are left alone.
-const PURGE: &str = r#"
-local now, prefix = ARGV[1], ARGV[2]
-local n = 0
-for _, k in ipairs(KEYS) do
-  local kind = string.sub(k, #prefix + 1, #prefix + 3)
-  local rest = string.sub(k, #prefix + 4)
-  local t = redis.call('TYPE', k).ok
-  if t == 'hash' and (kind == 'pl:' or kind == 'en:' or kind == 'dv:' or kind == 'se:') then
-    local v = redis.call('HMGET', k, 'x', 'u')
-    local c = cmp(v[1], now)
-    if c and c <= 0 then
-      if kind == 'se:' and v[2] then
-        redis.call('SREM', prefix .. 'su:' .. v[2], rest)
-      elseif kind == 'dv:' and v[2] then
-        redis.call('LREM', prefix .. 'du:' .. v[2], 0, rest)
-      end
-      n = n + redis.call('DEL', k)
-    end
-  elseif t == 'string' and kind == 'th:' then
-    local keep = string.match(redis.call('GET', k), '^[^:]*:[^:]*:([^:]*)$')
-    local c = cmp(keep, now)
-    if c and c <= 0 then n = n + redis.call('DEL', k) end
-  elseif t == 'set' and kind == 'su:' then
-    for _, m in ipairs(redis.call('SMEMBERS', k)) do
-      if redis.call('EXISTS', prefix .. 'se:' .. m) == 0 then redis.call('SREM', k, m) end
-    end
-  elseif t == 'list' and kind == 'du:' then
-    for _, m in ipairs(redis.call('LRANGE', k, 0, -1)) do
-      if redis.call('EXISTS', prefix .. 'dv:' .. m) == 0 then redis.call('LREM', k, 0, m) end
-    end
-  end
-end
-return n
-"#;
+const PURGE: &str = include_str!("redis/purge.lua");
 
 /// KEYS[1] device, KEYS[2] user's device list; ARGV[1] token hash, ARGV[2] TTL,
 /// ARGV[3..8] fields `i u l p c x`.
-const CREATE_DEVICE: &str = r#"
-local ttl = tonumber(ARGV[2])
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'i', ARGV[3], 'u', ARGV[4], 'l', ARGV[5], 'p', ARGV[6], 'c', ARGV[7], 'x', ARGV[8])
-redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('LREM', KEYS[2], 0, ARGV[1])
-redis.call('RPUSH', KEYS[2], ARGV[1])
-extend(KEYS[2], ttl)
-return 1
-"#;
+const CREATE_DEVICE: &str = include_str!("redis/create_device.lua");
 
 /// KEYS[1] user's device list; ARGV[1] device key prefix. Returns the fields
 /// `i u l p c x` of every device still present, flattened, in insertion order, and prunes
 /// list entries whose device is gone.
-const LIST_DEVICES: &str = r#"
-local out = {}
-for _, t in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  local v = redis.call('HMGET', ARGV[1] .. t, 'i', 'u', 'l', 'p', 'c', 'x')
-  if v[1] then
-    for j = 1, 6 do out[#out + 1] = v[j] end
-  else
-    redis.call('LREM', KEYS[1], 0, t)
-  end
-end
-return out
-"#;
+const LIST_DEVICES: &str = include_str!("redis/list_devices.lua");
 
 /// KEYS[1] user's device list; ARGV[1] device key prefix, ARGV[2] device id.
 /// Returns 1 when the device was there.
-const REVOKE_DEVICE: &str = r#"
-local found = 0
-for _, t in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  local k = ARGV[1] .. t
-  local i = redis.call('HGET', k, 'i')
-  if not i then
-    redis.call('LREM', KEYS[1], 0, t)
-  elseif i == ARGV[2] then
-    redis.call('DEL', k)
-    redis.call('LREM', KEYS[1], 0, t)
-    found = 1
-  end
-end
-return found
-"#;
+const REVOKE_DEVICE: &str = include_str!("redis/revoke_device.lua");
 
 /// KEYS[1] user's device list; ARGV[1] device key prefix. Returns how many devices
 /// were deleted.
-const REVOKE_ALL_DEVICES: &str = r#"
-local n = 0
-for _, t in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  n = n + redis.call('DEL', ARGV[1] .. t)
-end
-redis.call('DEL', KEYS[1])
-return n
-"#;
+const REVOKE_ALL_DEVICES: &str = include_str!("redis/revoke_all_devices.lua");
 
 /// KEYS[1] session, KEYS[2] user's session set; ARGV[1] token hash, ARGV[2] TTL,
 /// ARGV[3..9] fields `i u p m c a x`. The set is written first: a set of the wrong
 /// type fails the script before anything was written.
-const CREATE_SESSION: &str = r#"
-local ttl = tonumber(ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[1])
-extend(KEYS[2], ttl)
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'i', ARGV[3], 'u', ARGV[4], 'p', ARGV[5], 'm', ARGV[6], 'c', ARGV[7], 'a', ARGV[8], 'x', ARGV[9])
-redis.call('EXPIRE', KEYS[1], ttl)
-return 1
-"#;
+const CREATE_SESSION: &str = include_str!("redis/create_session.lua");
 
 /// KEYS[1] session; ARGV[1] session set key prefix, ARGV[2] token hash. Deletes the
 /// session and its entry in its user's set.
-const DELETE_SESSION: &str = r#"
-if redis.call('TYPE', KEYS[1]).ok == 'hash' then
-  local u = redis.call('HGET', KEYS[1], 'u')
-  if u then redis.call('SREM', ARGV[1] .. u, ARGV[2]) end
-end
-redis.call('DEL', KEYS[1])
-return 1
-"#;
+const DELETE_SESSION: &str = include_str!("redis/delete_session.lua");
 
 /// KEYS[1] session; ARGV[1] at (padded), ARGV[2] at. Sets `a` of a session unexpired
 /// at `at`, keeping its TTL. Returns 1 when set; 0 for a missing, expired or 0.1
 /// session (no `i`, `m`, `a`).
-const REAUTHENTICATE_SESSION: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local v = redis.call('HMGET', KEYS[1], 'i', 'm', 'a', 'x')
-if not v[1] and not v[2] and not v[3] then return 0 end
-local c = cmp(v[4], ARGV[1])
-if not v[1] or not v[2] or not v[3] or not c then return 'corrupt' end
-if c <= 0 then return 0 end
-redis.call('HSET', KEYS[1], 'a', ARGV[2])
-return 1
-"#;
+const REAUTHENTICATE_SESSION: &str = include_str!("redis/reauthenticate_session.lua");
 
 /// KEYS[1] user's session set; ARGV[1] session key prefix, ARGV[2] user id, ARGV[3]
 /// now (padded). Returns the fields `i u p m c a x` of the user's sessions unexpired at
 /// `now`, flattened, in no order. Deletes the expired ones and prunes set entries
 /// whose session is gone or belongs to someone else; a hash without `u` is returned
 /// as it is, for the caller to reject.
-const LIST_SESSIONS: &str = r#"
-local out = {}
-for _, t in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local k = ARGV[1] .. t
-  local v = redis.call('HMGET', k, 'i', 'u', 'p', 'm', 'c', 'a', 'x')
-  local keep = true
-  if v[2] == ARGV[2] then
-    local c = cmp(v[7], ARGV[3])
-    if c and c <= 0 then
-      redis.call('DEL', k)
-      keep = false
-    end
-  elseif v[2] or redis.call('EXISTS', k) == 0 then
-    keep = false
-  end
-  if keep then
-    for j = 1, 7 do out[#out + 1] = v[j] end
-  else
-    redis.call('SREM', KEYS[1], t)
-  end
-end
-return out
-"#;
+const LIST_SESSIONS: &str = include_str!("redis/list_sessions.lua");
 
 /// KEYS[1] user's session set; ARGV[1] session key prefix, ARGV[2] user id, ARGV[3]
 /// session id. Returns 1 when the session was there.
-const DELETE_SESSION_BY_ID: &str = r#"
-local found = 0
-for _, t in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local k = ARGV[1] .. t
-  local v = redis.call('HMGET', k, 'i', 'u')
-  if v[2] == ARGV[2] then
-    if v[1] == ARGV[3] then
-      redis.call('DEL', k)
-      redis.call('SREM', KEYS[1], t)
-      found = 1
-    end
-  elseif v[2] or redis.call('EXISTS', k) == 0 then
-    redis.call('SREM', KEYS[1], t)
-  end
-end
-return found
-"#;
+const DELETE_SESSION_BY_ID: &str = include_str!("redis/delete_session_by_id.lua");
 
 /// KEYS[1] user's session set; ARGV[1] session key prefix, ARGV[2] user id, ARGV[3]
 /// `1` to keep the session with id ARGV[4], `0` to keep none. Returns how many
 /// sessions were deleted.
-const DELETE_SESSIONS: &str = r#"
-local n = 0
-for _, t in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local k = ARGV[1] .. t
-  local v = redis.call('HMGET', k, 'i', 'u')
-  if v[2] == ARGV[2] then
-    if not (ARGV[3] == '1' and v[1] == ARGV[4]) then
-      n = n + redis.call('DEL', k)
-      redis.call('SREM', KEYS[1], t)
-    end
-  elseif v[2] or redis.call('EXISTS', k) == 0 then
-    redis.call('SREM', KEYS[1], t)
-  end
-end
-return n
-"#;
+const DELETE_SESSIONS: &str = include_str!("redis/delete_sessions.lua");
 
 /// The scripts, compiled (hashed) once per process.
 struct Scripts {
@@ -348,10 +129,11 @@ struct Scripts {
     delete_session_by_id: Script,
     delete_sessions: Script,
     purge: Script,
+    take_ceremony: Script,
 }
 
 impl Scripts {
-    fn all(&self) -> [&Script; 16] {
+    fn all(&self) -> [&Script; 17] {
         [
             &self.begin_attempt,
             &self.take_pending,
@@ -369,6 +151,7 @@ impl Scripts {
             &self.delete_session_by_id,
             &self.delete_sessions,
             &self.purge,
+            &self.take_ceremony,
         ]
     }
 }
@@ -392,6 +175,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
         delete_session_by_id: s(DELETE_SESSION_BY_ID),
         delete_sessions: s(DELETE_SESSIONS),
         purge: s(PURGE),
+        take_ceremony: s(TAKE_CEREMONY),
     }
 });
 
@@ -805,6 +589,23 @@ fn decode_enrollment(f: &Fields) -> Result<PendingEnrollment> {
     })
 }
 
+const CEREMONY_FIELDS: usize = 4;
+
+fn decode_ceremony(f: &Fields) -> Result<CeremonyRecord> {
+    let login = match f.bytes(1)? {
+        [] => None,
+        bytes => Some(KeyedHash(
+            <[u8; 32]>::try_from(bytes).map_err(|_| corrupt())?,
+        )),
+    };
+    Ok(CeremonyRecord {
+        user_id: UserId::new(f.string(0)?),
+        login,
+        state: f.bytes(2)?.to_vec(),
+        expires_at: f.num(3)?,
+    })
+}
+
 const DEVICE_FIELDS: [&str; 6] = ["i", "u", "l", "p", "c", "x"];
 
 fn decode_device(f: &Fields) -> Result<DeviceRecord> {
@@ -1010,6 +811,36 @@ impl EphemeralStore for RedisStore {
             )
             .await?;
         flag(value)
+    }
+
+    async fn put_ceremony(&self, key: &str, ceremony: &CeremonyRecord) -> Result<()> {
+        let key = self.key("wa", key);
+        let expires = pad(ceremony.expires_at);
+        let login: &[u8] = ceremony.login.as_ref().map_or(&[], |h| h.as_bytes());
+        let fields: [(&str, &[u8]); 4] = [
+            ("u", ceremony.user_id.as_str().as_bytes()),
+            ("l", login),
+            ("s", &ceremony.state),
+            ("x", expires.as_bytes()),
+        ];
+        self.put_hash(
+            "redis put_ceremony",
+            &key,
+            &fields,
+            gc_ttl(ceremony.expires_at),
+        )
+        .await
+    }
+
+    async fn take_ceremony(&self, key: &str, now: u64) -> Result<Option<CeremonyRecord>> {
+        let key = self.key("wa", key);
+        let value = self
+            .run("redis take_ceremony", &SCRIPTS.take_ceremony, &[&key], &[])
+            .await?;
+        match Fields::decode(value, CEREMONY_FIELDS)? {
+            Some(f) => Ok(Some(decode_ceremony(&f)?).filter(|c| c.expires_at > now)),
+            None => Ok(None),
+        }
     }
 
     async fn advance_last_step(

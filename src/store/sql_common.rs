@@ -6,12 +6,12 @@
 //! fit is an [`Error::Internal`](crate::Error::Internal), never a panic.
 
 use super::{
-    AccountRecord, AuthenticatorId, AuthenticatorRecord, DeviceId, DeviceRecord, PendingEnrollment,
-    PendingLogin, SessionId, SessionRecord, ThrottleState, UserId,
+    AccountRecord, AuthenticatorId, AuthenticatorRecord, CeremonyRecord, DeviceId, DeviceRecord,
+    PendingEnrollment, PendingLogin, SessionId, SessionRecord, ThrottleState, UserId,
 };
 use crate::auth::AuthMethod;
 use crate::password::PasswordHash;
-use crate::secret::SealedSecret;
+use crate::secret::{KeyedHash, SealedSecret};
 use crate::security_log::{SecurityEvent, SecurityEventKind};
 use crate::{Error, Result};
 
@@ -148,6 +148,25 @@ pub(crate) fn enrollment_from_row(r: EnrollmentRow) -> Result<PendingEnrollment>
         name,
         sealed_secret: SealedSecret::from_bytes(sealed)?,
         adding,
+        expires_at: u64_from_db(expires_at)?,
+    })
+}
+
+/// A WebAuthn ceremony row: user id, pending-login hash, sealed state, expires at.
+pub(crate) type CeremonyRow = (String, Option<Vec<u8>>, Vec<u8>, i64);
+
+pub(crate) fn ceremony_from_row(r: CeremonyRow) -> Result<CeremonyRecord> {
+    let (user_id, login, state, expires_at) = r;
+    let login = match login {
+        Some(bytes) => Some(KeyedHash(<[u8; 32]>::try_from(bytes.as_slice()).map_err(
+            |_| Error::Internal("stored pending-login hash is not 32 bytes"),
+        )?)),
+        None => None,
+    };
+    Ok(CeremonyRecord {
+        user_id: UserId::new(user_id),
+        login,
+        state,
         expires_at: u64_from_db(expires_at)?,
     })
 }

@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "stepup",
         include_str!("../../migrations/sqlite/0002_stepup.sql"),
     ),
+    (
+        3,
+        "webauthn",
+        include_str!("../../migrations/sqlite/0003_webauthn.sql"),
+    ),
 ];
 
 /// How long a connection waits for another writer before giving up.
@@ -194,6 +199,7 @@ impl SqliteStore {
         for sql in [
             "DELETE FROM sf_pending_logins WHERE expires_at <= ?",
             "DELETE FROM sf_enrollments WHERE expires_at <= ?",
+            "DELETE FROM sf_webauthn_ceremonies WHERE expires_at <= ?",
             "DELETE FROM sf_authenticator_steps WHERE keep_until <= ?",
             "DELETE FROM sf_throttles WHERE keep_until <= ?",
             "DELETE FROM sf_devices WHERE expires_at <= ?",
@@ -430,6 +436,28 @@ impl AccountStore for SqliteStore {
         Ok(r.rows_affected() > 0)
     }
 
+    async fn update_authenticator_secret(
+        &self,
+        user_id: &UserId,
+        id: &AuthenticatorId,
+        expected: &SealedSecret,
+        new: &SealedSecret,
+    ) -> Result<bool> {
+        // One statement: the row is written only while it still holds `expected`.
+        let r = sqlx::query(
+            "UPDATE sf_authenticators SET sealed_secret = ? \
+             WHERE user_id = ? AND id = ? AND sealed_secret = ?",
+        )
+        .bind(new.as_bytes())
+        .bind(user_id.as_str())
+        .bind(id.as_str())
+        .bind(expected.as_bytes())
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable("update_authenticator_secret"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn disable_two_factor(&self, user_id: &UserId) -> Result<bool> {
         const CX: &str = "disable_two_factor";
         let mut tx = self.write_tx(CX).await?;
@@ -502,41 +530,13 @@ impl AccountStore for SqliteStore {
         max_entries: u32,
         forget_before: u64,
     ) -> Result<()> {
-        const CX: &str = "append_security_event";
         // One write transaction: concurrent appends trim one after the other, so the
         // log never keeps more than `max_entries`.
-        let mut tx = self.write_tx(CX).await?;
-        let r = sqlx::query(
-            "INSERT INTO sf_security_log (user_id, at, kind, method, client, detail) \
-             SELECT id, ?, ?, ?, ?, ? FROM sf_accounts WHERE id = ?",
-        )
-        .bind(time_to_db(event.at))
-        .bind(event.kind.as_str())
-        .bind(event.method.as_ref().map(|m| m.as_str()))
-        .bind(event.client.as_deref())
-        .bind(event.detail.as_deref())
-        .bind(user_id.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable(CX))?;
-        if r.rows_affected() == 0 {
-            // No such account: nothing is kept.
-            return Ok(());
-        }
-        // Beyond the newest `max_entries` (ids only grow), or older than the horizon.
-        sqlx::query(
-            "DELETE FROM sf_security_log WHERE user_id = ? AND (at < ? OR id <= \
-             (SELECT id FROM sf_security_log WHERE user_id = ? \
-              ORDER BY id DESC LIMIT 1 OFFSET ?))",
-        )
-        .bind(user_id.as_str())
-        .bind(time_to_db(forget_before))
-        .bind(user_id.as_str())
-        .bind(i64::from(max_entries))
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable(CX))?;
-        tx.commit().await.map_err(unavailable(CX))
+        let mut tx = self.write_tx("append_security_event").await?;
+        append_log(&mut tx, user_id, event, max_entries, forget_before).await?;
+        tx.commit()
+            .await
+            .map_err(unavailable("append_security_event"))
     }
 
     async fn security_log(&self, user_id: &UserId, limit: u32) -> Result<Vec<SecurityEvent>> {
@@ -553,6 +553,49 @@ impl AccountStore for SqliteStore {
         .map(security_event_from_row)
         .collect()
     }
+}
+
+/// Appends a security-log entry and trims the account's log, inside a write
+/// transaction.
+async fn append_log(
+    conn: &mut sqlx::SqliteConnection,
+    user_id: &UserId,
+    event: &SecurityEvent,
+    max_entries: u32,
+    forget_before: u64,
+) -> Result<()> {
+    const CX: &str = "append_security_event";
+    let r = sqlx::query(
+        "INSERT INTO sf_security_log (user_id, at, kind, method, client, detail) \
+             SELECT id, ?, ?, ?, ?, ? FROM sf_accounts WHERE id = ?",
+    )
+    .bind(time_to_db(event.at))
+    .bind(event.kind.as_str())
+    .bind(event.method.as_ref().map(|m| m.as_str()))
+    .bind(event.client.as_deref())
+    .bind(event.detail.as_deref())
+    .bind(user_id.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable(CX))?;
+    if r.rows_affected() == 0 {
+        // No such account: nothing is kept.
+        return Ok(());
+    }
+    // Beyond the newest `max_entries` (ids only grow), or older than the horizon.
+    sqlx::query(
+        "DELETE FROM sf_security_log WHERE user_id = ? AND (at < ? OR id <= \
+             (SELECT id FROM sf_security_log WHERE user_id = ? \
+              ORDER BY id DESC LIMIT 1 OFFSET ?))",
+    )
+    .bind(user_id.as_str())
+    .bind(time_to_db(forget_before))
+    .bind(user_id.as_str())
+    .bind(i64::from(max_entries))
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable(CX))?;
+    Ok(())
 }
 
 async fn insert_authenticator(
@@ -604,6 +647,101 @@ async fn replace_codes(
         .map_err(unavailable(context))?;
     }
     Ok(())
+}
+
+/// The second-factor commit is one `BEGIN IMMEDIATE` transaction: one fsync.
+impl Store for SqliteStore {
+    async fn commit_factor_step(&self, c: &FactorCommit<'_>) -> Result<FactorCommitted> {
+        const CX: &str = "commit_factor_step";
+        let now = time_to_db(c.now);
+        let mut tx = self.write_tx(CX).await?;
+        for t in c.throttles {
+            let row: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT count, until FROM sf_throttles WHERE key = ? AND keep_until > ?",
+            )
+            .bind(t.key)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable(CX))?;
+            let current = row.map(throttle_from_row).transpose()?.unwrap_or_default();
+            if current != t.expected {
+                // Dropping the transaction rolls it back: nothing was written.
+                return Ok(FactorCommitted::Conflict);
+            }
+        }
+        let mut spent = false;
+        if !c.spend.is_empty() {
+            let live: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM sf_pending_logins WHERE token_hash = ? AND expires_at > ?",
+            )
+            .bind(c.token.as_bytes().as_slice())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable(CX))?;
+            if live.is_none() {
+                return Ok(FactorCommitted::Expired);
+            }
+            for m in c.spend {
+                if advance_step(&mut *tx, &m.authenticator, m.step, m.keep_until).await? {
+                    spent = true;
+                    break;
+                }
+            }
+        }
+        let writes = if spent { &c.on_success } else { &c.on_failure };
+        if spent || writes.take_pending {
+            sqlx::query("DELETE FROM sf_pending_logins WHERE token_hash = ?")
+                .bind(c.token.as_bytes().as_slice())
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable(CX))?;
+        }
+        for t in c.throttles {
+            let (state, keep) = if spent { t.on_success } else { t.counted };
+            if state == t.expected {
+                continue;
+            }
+            let q = if state == ThrottleState::default() {
+                sqlx::query("DELETE FROM sf_throttles WHERE key = ?").bind(t.key)
+            } else {
+                sqlx::query(
+                    "INSERT INTO sf_throttles (count, until, keep_until, key) \
+                     VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET \
+                     count = excluded.count, until = excluded.until, \
+                     keep_until = excluded.keep_until",
+                )
+                .bind(i64::from(state.count))
+                .bind(time_to_db(state.until))
+                .bind(time_to_db(keep))
+                .bind(t.key)
+            };
+            q.execute(&mut *tx).await.map_err(unavailable(CX))?;
+        }
+        if let Some((hash, device)) = writes.device {
+            insert_device(&mut *tx, hash, device).await?;
+        }
+        if let Some((hash, session)) = writes.session {
+            insert_session(&mut *tx, hash, session).await?;
+        }
+        for entry in writes.log {
+            append_log(
+                &mut tx,
+                c.user_id,
+                entry,
+                c.log_max_entries,
+                c.log_forget_before,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(unavailable(CX))?;
+        Ok(if spent {
+            FactorCommitted::Spent
+        } else {
+            FactorCommitted::NotSpent
+        })
+    }
 }
 
 impl EphemeralStore for SqliteStore {
@@ -737,29 +875,49 @@ impl EphemeralStore for SqliteStore {
         Ok(r.rows_affected() == 1)
     }
 
+    async fn put_ceremony(&self, key: &str, ceremony: &CeremonyRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sf_webauthn_ceremonies \
+             (ceremony_key, user_id, login_hash, state, expires_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (ceremony_key) DO UPDATE SET user_id = excluded.user_id, \
+             login_hash = excluded.login_hash, state = excluded.state, \
+             expires_at = excluded.expires_at",
+        )
+        .bind(key)
+        .bind(ceremony.user_id.as_str())
+        .bind(ceremony.login.as_ref().map(|h| h.as_bytes().to_vec()))
+        .bind(ceremony.state.as_slice())
+        .bind(time_to_db(ceremony.expires_at))
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable("put_ceremony"))?;
+        Ok(())
+    }
+
+    async fn take_ceremony(&self, key: &str, now: u64) -> Result<Option<CeremonyRecord>> {
+        // One statement: of concurrent takes, only the one whose DELETE removed the
+        // row gets it back.
+        let row = sqlx::query_as::<_, CeremonyRow>(
+            "DELETE FROM sf_webauthn_ceremonies WHERE ceremony_key = ? \
+             RETURNING user_id, login_hash, state, expires_at",
+        )
+        .bind(key)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(unavailable("take_ceremony"))?;
+        match row {
+            Some(row) => Ok(Some(ceremony_from_row(row)?).filter(|c| c.expires_at > now)),
+            None => Ok(None),
+        }
+    }
+
     async fn advance_last_step(
         &self,
         id: &AuthenticatorId,
         step: u64,
         keep_until: u64,
     ) -> Result<bool> {
-        // One statement: inserts the first mark, or raises the mark only if the new
-        // step is greater. RETURNING yields a row only when a row was written.
-        let row: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO sf_authenticator_steps (authenticator_id, last_step, keep_until) \
-             VALUES (?, ?, ?) \
-             ON CONFLICT (authenticator_id) DO UPDATE \
-             SET last_step = excluded.last_step, keep_until = excluded.keep_until \
-             WHERE sf_authenticator_steps.last_step < excluded.last_step \
-             RETURNING last_step",
-        )
-        .bind(id.as_str())
-        .bind(u64_to_db(step)?)
-        .bind(time_to_db(keep_until))
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(unavailable("advance_last_step"))?;
-        Ok(row.is_some())
+        advance_step(&self.writer, id, step, keep_until).await
     }
 
     async fn throttle(&self, key: &str, now: u64) -> Result<ThrottleState> {
@@ -834,26 +992,7 @@ impl EphemeralStore for SqliteStore {
     }
 
     async fn create_device(&self, token: &KeyedHash, device: &DeviceRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sf_devices \
-             (token_hash, id, user_id, label, password_epoch, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (token_hash) DO UPDATE SET id = excluded.id, \
-             user_id = excluded.user_id, label = excluded.label, \
-             password_epoch = excluded.password_epoch, created_at = excluded.created_at, \
-             expires_at = excluded.expires_at",
-        )
-        .bind(token.as_bytes().as_slice())
-        .bind(device.id.as_str())
-        .bind(device.user_id.as_str())
-        .bind(device.label.as_str())
-        .bind(u64_to_db(device.password_epoch)?)
-        .bind(time_to_db(device.created_at))
-        .bind(time_to_db(device.expires_at))
-        .execute(&self.writer)
-        .await
-        .map_err(unavailable("create_device"))?;
-        Ok(())
+        insert_device(&self.writer, token, device).await
     }
 
     async fn device(&self, token: &KeyedHash, now: u64) -> Result<Option<DeviceRecord>> {
@@ -905,33 +1044,7 @@ impl EphemeralStore for SqliteStore {
     }
 
     async fn create_session(&self, token: &KeyedHash, session: &SessionRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sf_sessions \
-             (token_hash, id, user_id, password_epoch, method, created_at, authenticated_at, \
-             expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (token_hash) DO UPDATE SET id = excluded.id, \
-             user_id = excluded.user_id, password_epoch = excluded.password_epoch, \
-             method = excluded.method, created_at = excluded.created_at, \
-             authenticated_at = excluded.authenticated_at, expires_at = excluded.expires_at",
-        )
-        .bind(token.as_bytes().as_slice())
-        .bind(session.id.as_str())
-        .bind(session.user_id.as_str())
-        .bind(u64_to_db(session.password_epoch)?)
-        .bind(session.method.as_str())
-        .bind(time_to_db(session.created_at))
-        .bind(time_to_db(session.authenticated_at))
-        .bind(time_to_db(session.expires_at))
-        .execute(&self.writer)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                Error::Internal("session id already exists")
-            } else {
-                Error::unavailable("create_session", e)
-            }
-        })?;
-        Ok(())
+        insert_session(&self.writer, token, session).await
     }
 
     async fn session(&self, token: &KeyedHash, now: u64) -> Result<Option<SessionRecord>> {
@@ -1016,4 +1129,93 @@ impl EphemeralStore for SqliteStore {
     async fn purge_expired(&self, now: u64) -> Result<u64> {
         SqliteStore::purge_expired(self, now).await
     }
+}
+
+/// Raises an authenticator's replay mark to `step` if it is greater: one statement
+/// that inserts the first mark, or raises the mark only if the new step is greater.
+/// RETURNING yields a row only when a row was written.
+async fn advance_step<'e>(
+    ex: impl sqlx::SqliteExecutor<'e>,
+    id: &AuthenticatorId,
+    step: u64,
+    keep_until: u64,
+) -> Result<bool> {
+    let row: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO sf_authenticator_steps (authenticator_id, last_step, keep_until) \
+             VALUES (?, ?, ?) \
+             ON CONFLICT (authenticator_id) DO UPDATE \
+             SET last_step = excluded.last_step, keep_until = excluded.keep_until \
+             WHERE sf_authenticator_steps.last_step < excluded.last_step \
+             RETURNING last_step",
+    )
+    .bind(id.as_str())
+    .bind(u64_to_db(step)?)
+    .bind(time_to_db(keep_until))
+    .fetch_optional(ex)
+    .await
+    .map_err(unavailable("advance_last_step"))?;
+    Ok(row.is_some())
+}
+
+/// Stores a trusted device under the keyed hash of its token.
+async fn insert_device<'e>(
+    ex: impl sqlx::SqliteExecutor<'e>,
+    token: &KeyedHash,
+    device: &DeviceRecord,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sf_devices \
+             (token_hash, id, user_id, label, password_epoch, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (token_hash) DO UPDATE SET id = excluded.id, \
+             user_id = excluded.user_id, label = excluded.label, \
+             password_epoch = excluded.password_epoch, created_at = excluded.created_at, \
+             expires_at = excluded.expires_at",
+    )
+    .bind(token.as_bytes().as_slice())
+    .bind(device.id.as_str())
+    .bind(device.user_id.as_str())
+    .bind(device.label.as_str())
+    .bind(u64_to_db(device.password_epoch)?)
+    .bind(time_to_db(device.created_at))
+    .bind(time_to_db(device.expires_at))
+    .execute(ex)
+    .await
+    .map_err(unavailable("create_device"))?;
+    Ok(())
+}
+
+/// Stores a session under the keyed hash of its token.
+async fn insert_session<'e>(
+    ex: impl sqlx::SqliteExecutor<'e>,
+    token: &KeyedHash,
+    session: &SessionRecord,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sf_sessions \
+             (token_hash, id, user_id, password_epoch, method, created_at, authenticated_at, \
+             expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (token_hash) DO UPDATE SET id = excluded.id, \
+             user_id = excluded.user_id, password_epoch = excluded.password_epoch, \
+             method = excluded.method, created_at = excluded.created_at, \
+             authenticated_at = excluded.authenticated_at, expires_at = excluded.expires_at",
+    )
+    .bind(token.as_bytes().as_slice())
+    .bind(session.id.as_str())
+    .bind(session.user_id.as_str())
+    .bind(u64_to_db(session.password_epoch)?)
+    .bind(session.method.as_str())
+    .bind(time_to_db(session.created_at))
+    .bind(time_to_db(session.authenticated_at))
+    .bind(time_to_db(session.expires_at))
+    .execute(ex)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::Internal("session id already exists")
+        } else {
+            Error::unavailable("create_session", e)
+        }
+    })?;
+    Ok(())
 }

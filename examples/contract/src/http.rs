@@ -38,6 +38,7 @@ macro_rules! contract_suite {
                 dev_key_is_made_once_and_reused,
                 sigterm_shuts_down_cleanly,
                 browser_register_enable_and_log_in,
+                security_key_walk,
                 store_outage_is_503_and_recovers,
                 a_restart_keeps_accounts_and_two_factor,
                 two_instances_on_one_postgres_are_one_service,
@@ -2821,4 +2822,141 @@ pub async fn reset_2fa_lets_the_user_in_with_the_password_alone(example: &str) {
         .cloned()
         .unwrap_or_else(|| panic!("no two_factor_reset in {}", log.text));
     assert!(reset["at"].is_u64(), "{reset}");
+}
+
+// --- a security key in a real browser (feature `webauthn`) -------------------------
+
+/// The walk with a WebDriver virtual authenticator (W3C WebAuthn Level 2, §11
+/// "WebDriver Extension"): on `http://localhost`, register a key from the account
+/// page (it turns 2FA on and shows the backup codes), log out, log in with the
+/// password and the key, then turn 2FA off with a backup code, which removes it.
+/// `POST /session/{id}/webauthn/authenticator`: a CTAP2 platform authenticator
+/// that verifies its user.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (reqwest::Method, Option<String>) {
+        let body = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+        });
+        (reqwest::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// The security-key walk (see the comment above the virtual authenticator).
+pub async fn security_key_walk(example: &str) {
+    let Some(driver) = ChromeDriver::start() else {
+        return;
+    };
+    let server = Server::start(example, &[]);
+    let mut caps = fantoccini::wd::Capabilities::new();
+    caps.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=900,1300"],
+        }),
+    );
+    let client =
+        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("chromedriver session");
+    client
+        .issue_cmd(AddVirtualAuthenticator)
+        .await
+        .expect("a virtual authenticator");
+    let shots = crate::client::tmp_dir()
+        .join("screenshots")
+        .join(format!("{example}-webauthn"));
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+    // WebAuthn needs a domain: the relying party is localhost (an IP address is
+    // not a valid relying-party id).
+    let base = server.base.replace("127.0.0.1", "localhost");
+    let mut b = Browser {
+        client,
+        base,
+        shots,
+        n: 0,
+    };
+
+    b.goto("/register").await;
+    b.fill("username", "keyholder").await;
+    b.fill("password", PW).await;
+    b.click("form button[type=submit]").await;
+    b.wait_for("/account").await;
+    assert!(b.text("#status").await.contains("off"));
+
+    // The first key turns 2FA on and shows the backup codes once.
+    b.fill("webauthn-name", "laptop key").await;
+    b.click("#webauthn-register").await;
+    let start = std::time::Instant::now();
+    let codes = loop {
+        let codes = b
+            .client
+            .find_all(fantoccini::Locator::Css("#backup-codes li"))
+            .await
+            .unwrap();
+        if !codes.is_empty() {
+            break codes;
+        }
+        if start.elapsed() > Duration::from_secs(15) {
+            let page = b.client.source().await.unwrap_or_default();
+            panic!("no backup codes after adding the key; the page:\n{page}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(codes.len(), 10);
+    let backup = codes[0].text().await.unwrap();
+    b.screenshot("key-added").await;
+    b.click("#webauthn-continue").await;
+    b.wait_for("/account?notice=key_added").await;
+    assert!(b.text("#status").await.contains("on"));
+    let page = b.client.source().await.unwrap();
+    assert!(page.contains("laptop key"), "{page}");
+
+    // Log out, then in with the password and the key.
+    b.click("form[action='/logout'] button").await;
+    b.wait_for("/login?notice=logged_out").await;
+    b.fill("username", "keyholder").await;
+    b.fill("password", PW).await;
+    b.click("form button[type=submit]").await;
+    b.wait_for("/login/verify").await;
+    b.screenshot("verify-with-key").await;
+    b.click("#webauthn-login").await;
+    b.wait_for("/account").await;
+    assert_eq!(b.text("#username").await, "keyholder");
+    let log = b.text("#security-log").await;
+    assert!(log.contains("Logged in"), "{log}");
+    b.screenshot("logged-in-with-key").await;
+
+    // Remove it: turning 2FA off (with a backup code) removes the account's key.
+    b.fill("disable-backup", &backup).await;
+    b.click("form[action='/account/2fa/disable'] input[name=confirm]")
+        .await;
+    b.click("form[action='/account/2fa/disable'] button").await;
+    b.wait_for("/account?notice=disabled").await;
+    assert!(b.text("#status").await.contains("off"));
+    let page = b.client.source().await.unwrap();
+    assert!(!page.contains("laptop key"), "{page}");
+    b.client.close().await.unwrap();
 }

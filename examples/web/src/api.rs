@@ -298,11 +298,31 @@ pub struct FactorBody {
     /// Trust this device for 30 days.
     #[serde(default)]
     pub remember_device: bool,
+    /// A security key's assertion (the browser's credential JSON), as text.
+    #[serde(default, deserialize_with = "json_text")]
+    pub webauthn: Option<String>,
+}
+
+/// Keeps a JSON value (the browser's credential object) as its text, for the
+/// library to parse.
+fn json_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = <Option<serde_json::Value> as serde::Deserialize>::deserialize(d)?;
+    Ok(value.map(|v| v.to_string()))
 }
 
 impl FactorBody {
     /// The one factor sent; `invalid_input` unless exactly one of the two is present.
     pub fn factor(&self) -> Result<SecondFactor<'_>, Error> {
+        #[cfg(feature = "webauthn")]
+        if let Some(json) = &self.webauthn {
+            if self.code.is_some() || self.backup_code.is_some() {
+                return Err(Error::InvalidInput {
+                    field: "code",
+                    reason: "send one of code, backup_code and webauthn",
+                });
+            }
+            return Ok(SecondFactor::WebAuthn(json));
+        }
         optional_factor(&self.code, &self.backup_code)?.ok_or(Error::InvalidInput {
             field: "code",
             reason: "send a code or a backup_code",
@@ -344,11 +364,24 @@ pub struct ReauthBody {
     /// Where a page goes back to (forms only; a same-site path).
     #[serde(default)]
     pub next: Option<String>,
+    /// A security key's answer to `/api/reauth/webauthn/start`, as text.
+    #[serde(default, deserialize_with = "json_text")]
+    pub webauthn: Option<String>,
 }
 
 impl ReauthBody {
     /// The factor sent, if any (the library says whether one is needed).
     pub fn factor(&self) -> Result<Option<SecondFactor<'_>>, Error> {
+        #[cfg(feature = "webauthn")]
+        if let Some(json) = &self.webauthn {
+            if self.code.is_some() || self.backup_code.is_some() {
+                return Err(Error::InvalidInput {
+                    field: "code",
+                    reason: "send one of code, backup_code and webauthn",
+                });
+            }
+            return Ok(Some(SecondFactor::WebAuthn(json)));
+        }
         optional_factor(&self.code, &self.backup_code)
     }
 }

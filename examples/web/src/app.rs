@@ -66,6 +66,16 @@ pub enum Route {
     ApiRevokeDevice,
     /// `GET /api/security-log`
     ApiSecurityLog,
+    /// `POST /api/2fa/webauthn/register/start` † (feature `webauthn`)
+    ApiWebAuthnRegisterStart,
+    /// `POST /api/2fa/webauthn/register/finish` † (feature `webauthn`)
+    ApiWebAuthnRegisterFinish,
+    /// `POST /api/login/webauthn/start` (feature `webauthn`)
+    ApiWebAuthnLoginStart,
+    /// `POST /api/reauth/webauthn/start` (feature `webauthn`)
+    ApiWebAuthnConfirmStart,
+    /// `GET /static/webauthn.js` (feature `webauthn`)
+    WebAuthnScript,
     /// `GET /static/style.css`
     Style,
     /// `GET /static/app.js`
@@ -164,9 +174,22 @@ pub const ROUTES: &[(&str, Method, Route)] = {
         ("/api/devices", Get, ApiDevices),
         ("/api/devices/{id}", Delete, ApiRevokeDevice),
         ("/api/security-log", Get, ApiSecurityLog),
+        (
+            "/api/2fa/webauthn/register/start",
+            Post,
+            ApiWebAuthnRegisterStart,
+        ),
+        (
+            "/api/2fa/webauthn/register/finish",
+            Post,
+            ApiWebAuthnRegisterFinish,
+        ),
+        ("/api/login/webauthn/start", Post, ApiWebAuthnLoginStart),
+        ("/api/reauth/webauthn/start", Post, ApiWebAuthnConfirmStart),
         // HTML pages
         ("/static/style.css", Get, Style),
         ("/static/app.js", Get, Script),
+        ("/static/webauthn.js", Get, WebAuthnScript),
         ("/", Get, Home),
         ("/register", Get, Register),
         ("/register", Post, RegisterForm),
@@ -532,6 +555,10 @@ fn route_is_api(route: Route) -> bool {
             | ApiDevices
             | ApiRevokeDevice
             | ApiSecurityLog
+            | ApiWebAuthnRegisterStart
+            | ApiWebAuthnRegisterFinish
+            | ApiWebAuthnLoginStart
+            | ApiWebAuthnConfirmStart
     )
 }
 
@@ -726,6 +753,33 @@ impl<S: Store> Cx<'_, S> {
                 let step = self.login_step(&body.username, &body.password).await?;
                 Ok(Out::json(200, &step.body, &step.cookies))
             }
+            #[cfg(feature = "webauthn")]
+            Route::ApiWebAuthnRegisterStart => {
+                let proof = self.recent().await?;
+                let body: api::NameBody = self.json()?;
+                let options = super::webauthn::register_start(service, &proof, &body.name).await?;
+                Ok(Out::json(200, &options, &[]))
+            }
+            #[cfg(feature = "webauthn")]
+            Route::ApiWebAuthnRegisterFinish => {
+                let proof = self.recent().await?;
+                let _: Value = self.json()?;
+                let body = self.req.body.as_ref().map_err(Clone::clone)?;
+                let done = super::webauthn::register_finish(service, &proof, body).await?;
+                Ok(Out::json(200, &done, &[]))
+            }
+            #[cfg(feature = "webauthn")]
+            Route::ApiWebAuthnConfirmStart => {
+                let options =
+                    super::webauthn::confirm_start(service, self.req.session_token()).await?;
+                Ok(Out::json(200, &options, &[]))
+            }
+            #[cfg(feature = "webauthn")]
+            Route::ApiWebAuthnLoginStart => {
+                let pending = self.req.pending.as_deref().unwrap_or_default();
+                let options = super::webauthn::login_start(service, pending).await?;
+                Ok(Out::json(200, &options, &[]))
+            }
             Route::ApiSecondFactor => {
                 let body: api::FactorBody = self.json()?;
                 let step = self.second_factor_step(&body).await?;
@@ -866,6 +920,11 @@ impl<S: Store> Cx<'_, S> {
         let result = match route {
             Route::Style => Ok(Out::asset("text/css; charset=utf-8", html::STYLESHEET)),
             Route::Script => Ok(Out::asset("text/javascript; charset=utf-8", html::SCRIPT)),
+            #[cfg(feature = "webauthn")]
+            Route::WebAuthnScript => Ok(Out::asset(
+                "text/javascript; charset=utf-8",
+                super::webauthn::SCRIPT,
+            )),
             Route::Home => Ok(match self.session().await {
                 Ok(_) => Out::redirect("/account", &[]),
                 Err(_) => Out::page(200, html::home(), &[]),

@@ -28,7 +28,7 @@ pub const HEADERS: &[(&str, &str)] = &[
     ("referrer-policy", "same-origin"),
     (
         "content-security-policy",
-        "default-src 'none'; img-src data:; style-src 'self'; script-src 'self'; connect-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; img-src data:; style-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
 ];
 
@@ -149,6 +149,7 @@ pub fn notice_text(key: &str) -> Option<&'static str> {
              added. Add it again below."
         }
         "authenticator_removed" => "The authenticator is removed.",
+        "key_added" => "The security key is added.",
         "session_ended" => "The session has ended.",
         "sessions_ended" => "Every other session has ended.",
         "device_forgotten" => "The device is forgotten: it needs a code at the next login.",
@@ -196,6 +197,7 @@ pub fn method_text(method: AuthMethod) -> &'static str {
         AuthMethod::Totp => "authenticator code",
         AuthMethod::BackupCode => "backup code",
         AuthMethod::TrustedDevice => "trusted device",
+        AuthMethod::WebAuthn => "security key",
         #[allow(unreachable_patterns)]
         _ => "other",
     }
@@ -401,6 +403,7 @@ pub fn verify(error: Option<&str>) -> String {
                     button type="submit" { "Use backup code" }
                 }
             }
+            (webauthn_verify_section())
             p { a href="/login" { "Start again" } }
         },
     )
@@ -522,6 +525,32 @@ fn devices_section(view: &AccountView) -> Markup {
     }
 }
 
+/// The security-key sections (feature `webauthn`; empty without it).
+#[cfg(feature = "webauthn")]
+fn webauthn_account_section() -> Markup {
+    super::webauthn::account_section()
+}
+#[cfg(not(feature = "webauthn"))]
+fn webauthn_account_section() -> Markup {
+    html! {}
+}
+#[cfg(feature = "webauthn")]
+fn webauthn_reauth_section() -> Markup {
+    super::webauthn::reauth_section()
+}
+#[cfg(not(feature = "webauthn"))]
+fn webauthn_reauth_section() -> Markup {
+    html! {}
+}
+#[cfg(feature = "webauthn")]
+fn webauthn_verify_section() -> Markup {
+    super::webauthn::verify_section()
+}
+#[cfg(not(feature = "webauthn"))]
+fn webauthn_verify_section() -> Markup {
+    html! {}
+}
+
 fn password_section() -> Markup {
     html! {
         section {
@@ -618,6 +647,7 @@ pub fn account(view: &AccountView, notice: Option<&str>, error: Option<&str>) ->
                     button type="submit" { "Turn on two-factor authentication" }
                 }
             }
+            (webauthn_account_section())
             (password_section())
             (sessions_section(view))
             (devices_section(view))
@@ -649,6 +679,9 @@ pub fn reauth(next: &str, two_factor: bool, error: Option<&str>) -> String {
                     input type="text" id="backup_code" name="backup_code" autocomplete="one-time-code" spellcheck="false" maxlength="64";
                 }
                 button type="submit" { "Confirm" }
+            }
+            @if two_factor {
+                (webauthn_reauth_section())
             }
             p { a href="/account" { "Cancel" } }
         },
@@ -809,6 +842,7 @@ impl FactorForm {
             code: self.code,
             backup_code: self.backup_code,
             remember_device: self.remember_device.is_some(),
+            webauthn: None,
         }
     }
 }

@@ -15,3 +15,5 @@ pub mod html;
 pub mod keyfile;
 pub mod memory;
 pub mod setup;
+#[cfg(feature = "webauthn")]
+pub mod webauthn;

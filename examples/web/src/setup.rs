@@ -194,7 +194,13 @@ pub fn build<S: Store>(
     config: &Config,
     blocking: impl Blocking,
 ) -> Result<Service<S>, secondfactor::Error> {
-    Service::builder(store, keys)
+    let builder = Service::builder(store, keys);
+    #[cfg(feature = "webauthn")]
+    let builder = match super::webauthn::relying_party(config.public_url.as_deref()) {
+        Some(rp) => builder.webauthn(rp),
+        None => builder,
+    };
+    builder
         .issuer(config.issuer.clone())
         .login_ttl(config.login_ttl)
         .enrollment_ttl(config.setup_ttl)

@@ -1,0 +1,251 @@
+//! Unit-of-work operations: the second-factor step in one read and one commit.
+//!
+//! A TOTP step used to be seven to nine store round trips (count the attempt, read
+//! the account, read and compare-and-set two throttles, read the authenticators,
+//! take the pending login, advance the replay mark, reset the throttle, write the
+//! device and the session, append to the security log). [`Store::read_factor_step`]
+//! and [`Store::commit_factor_step`] make it two: the read counts the attempt on the
+//! pending login and returns everything the core needs to decide, and the commit
+//! writes the decision, all or nothing, conditional on the throttles still being as
+//! read (a snapshot compare-and-set: a result is only ever revealed for an attempt
+//! that was counted against the state it was checked under).
+//!
+//! The provided implementations compose the fine-grained operations, in the order
+//! and with the guarantees the core had before (so every store keeps working); the
+//! memory and SQL stores override them with one critical section or one transaction.
+
+use super::*;
+
+/// The keys of an account's two second-factor throttles, as the core names them:
+/// the short lockout and the long-term budget (see [`throttle`](crate::throttle)).
+pub fn factor_throttle_keys(user_id: &UserId) -> [String; 2] {
+    [
+        crate::throttle::account_key(user_id),
+        crate::throttle::budget_key(user_id),
+    ]
+}
+
+/// What the second-factor step reads: [`Store::read_factor_step`].
+#[derive(Clone, Debug)]
+pub struct FactorStepView {
+    /// The keyed hash the pending login was found under.
+    pub token: KeyedHash,
+    /// The pending login, with this attempt counted.
+    pub pending: PendingLogin,
+    /// Its account, `None` when it no longer exists.
+    pub account: Option<AccountRecord>,
+    /// The account's authenticators, oldest first (empty without an account).
+    pub authenticators: Vec<AuthenticatorRecord>,
+    /// The account's throttles at the time of the read, in the order of
+    /// [`factor_throttle_keys`]: the short lockout, then the budget.
+    pub throttles: [ThrottleState; 2],
+}
+
+/// One throttle the commit writes, compare-and-set against the state the step read.
+#[derive(Clone, Copy, Debug)]
+pub struct ThrottleWrite<'a> {
+    /// The throttle's key.
+    pub key: &'a str,
+    /// The state the step read (and decided under).
+    pub expected: ThrottleState,
+    /// The state with this attempt counted, written unless the factor is spent, kept
+    /// until the `u64` (Unix seconds).
+    pub counted: (ThrottleState, u64),
+    /// The state written instead when the factor is spent, kept until the `u64`.
+    pub on_success: (ThrottleState, u64),
+}
+
+/// A TOTP time step of one authenticator that the code matched.
+#[derive(Clone, Debug)]
+pub struct StepMark {
+    /// The authenticator.
+    pub authenticator: AuthenticatorId,
+    /// The matching time step.
+    pub step: u64,
+    /// How long the replay mark must be kept (Unix seconds).
+    pub keep_until: u64,
+}
+
+/// The writes of one outcome of the commit.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OutcomeWrites<'a> {
+    /// Delete the pending login (always done when the factor is spent; on a failure,
+    /// when its attempts are used up).
+    pub take_pending: bool,
+    /// A session to store under the keyed hash of its token.
+    pub session: Option<(&'a KeyedHash, &'a SessionRecord)>,
+    /// A trusted device to store under the keyed hash of its token.
+    pub device: Option<(&'a KeyedHash, &'a DeviceRecord)>,
+    /// Security-log entries to append, in order.
+    pub log: &'a [SecurityEvent],
+}
+
+/// What [`Store::commit_factor_step`] writes.
+#[derive(Clone, Copy, Debug)]
+pub struct FactorCommit<'a> {
+    /// The keyed hash of the pending login ([`FactorStepView::token`]).
+    pub token: &'a KeyedHash,
+    /// The account.
+    pub user_id: &'a UserId,
+    /// The matching steps, newest first: the first whose replay mark advances
+    /// ([`EphemeralStore::advance_last_step`]) spends the code. Empty for a wrong
+    /// code, which spends nothing.
+    pub spend: &'a [StepMark],
+    /// The throttles, all compare-and-set against what the step read.
+    pub throttles: &'a [ThrottleWrite<'a>],
+    /// Written when the code is spent.
+    pub on_success: OutcomeWrites<'a>,
+    /// Written when it is not (a wrong code or a replay).
+    pub on_failure: OutcomeWrites<'a>,
+    /// The security log keeps the newest `log_max_entries` entries of the account…
+    pub log_max_entries: u32,
+    /// …and forgets those with `at < log_forget_before`.
+    pub log_forget_before: u64,
+    /// The time of the step.
+    pub now: u64,
+}
+
+/// The outcome of [`Store::commit_factor_step`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FactorCommitted {
+    /// The code was spent and the success writes were made.
+    Spent,
+    /// Nothing was spent (a wrong code, or every matching step was already used);
+    /// the failure writes were made.
+    NotSpent,
+    /// A throttle is no longer in the state the step read: nothing was written.
+    Conflict,
+    /// A code was to be spent but the pending login is gone (taken by a concurrent
+    /// step, or expired): nothing was written.
+    Expired,
+}
+
+/// The provided [`Store::read_factor_step`]: the fine-grained operations in turn.
+pub(crate) async fn read_factor_step<S: AccountStore + EphemeralStore + ?Sized>(
+    store: &S,
+    tokens: &[KeyedHash],
+    max_attempts: u32,
+    now: u64,
+) -> Result<Option<FactorStepView>> {
+    let mut found = None;
+    for h in tokens {
+        if let Some(p) = store.begin_login_attempt(h, max_attempts, now).await? {
+            found = Some((*h, p));
+            break;
+        }
+    }
+    let Some((token, pending)) = found else {
+        return Ok(None);
+    };
+    let account = store.account(&pending.user_id).await?;
+    let authenticators = match &account {
+        Some(a) => store.authenticators(&a.id).await?,
+        None => Vec::new(),
+    };
+    let [lockout, budget] = factor_throttle_keys(&pending.user_id);
+    let throttles = [
+        store.throttle(&lockout, now).await?,
+        store.throttle(&budget, now).await?,
+    ];
+    Ok(Some(FactorStepView {
+        token,
+        pending,
+        account,
+        authenticators,
+        throttles,
+    }))
+}
+
+/// The provided [`Store::commit_factor_step`]: the fine-grained operations in the
+/// order the core used before, each atomic on its own. The throttles are counted
+/// first; a spent code then has its throttles set to their success states (best
+/// effort: a failure there leaves the attempt counted, never in an attacker's
+/// favour); the pending login is taken before the code is spent and put back when it
+/// cannot be.
+pub(crate) async fn commit_factor_step<S: AccountStore + EphemeralStore + ?Sized>(
+    store: &S,
+    c: &FactorCommit<'_>,
+) -> Result<FactorCommitted> {
+    for t in c.throttles {
+        let (state, keep) = t.counted;
+        // A conflict on a later throttle leaves the earlier ones counted: against
+        // the caller, who reads again and retries.
+        if !store
+            .update_throttle(t.key, t.expected, state, keep, c.now)
+            .await?
+        {
+            return Ok(FactorCommitted::Conflict);
+        }
+    }
+    let mut spent = false;
+    if !c.spend.is_empty() {
+        let Some(taken) = store.take_pending_login(c.token, c.now).await? else {
+            return Ok(FactorCommitted::Expired);
+        };
+        let mut result = Ok(false);
+        for m in c.spend {
+            match store
+                .advance_last_step(&m.authenticator, m.step, m.keep_until)
+                .await
+            {
+                Ok(true) => {
+                    result = Ok(true);
+                    break;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        match result {
+            Ok(true) => spent = true,
+            Ok(false) if c.on_failure.take_pending => {}
+            other => {
+                // Put the pending login back (best effort: a failure here leaves the
+                // user to start again, never with a spent code).
+                if let Err(e) = store.create_pending_login(c.token, &taken).await {
+                    tracing::warn!(error = %e, "pending login could not be restored");
+                }
+                other?;
+            }
+        }
+    } else if c.on_failure.take_pending {
+        store.delete_pending_login(c.token).await?;
+    }
+    let writes = if spent {
+        for t in c.throttles {
+            let (state, keep) = t.on_success;
+            if state != t.counted.0
+                && let Err(e) = store
+                    .update_throttle(t.key, t.counted.0, state, keep, c.now)
+                    .await
+            {
+                tracing::warn!(error = %e, throttle = t.key, "throttle could not be reset");
+            }
+        }
+        &c.on_success
+    } else {
+        &c.on_failure
+    };
+    if let Some((hash, device)) = writes.device {
+        store.create_device(hash, device).await?;
+    }
+    if let Some((hash, session)) = writes.session {
+        store.create_session(hash, session).await?;
+    }
+    for entry in writes.log {
+        if let Err(e) = store
+            .append_security_event(c.user_id, entry, c.log_max_entries, c.log_forget_before)
+            .await
+        {
+            tracing::warn!(error = %e, "security log entry could not be written");
+        }
+    }
+    Ok(if spent {
+        FactorCommitted::Spent
+    } else {
+        FactorCommitted::NotSpent
+    })
+}

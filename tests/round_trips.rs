@@ -1,0 +1,164 @@
+//! Round trips per user action, counted with a wrapper around the store: a
+//! successful TOTP step is one read and one commit, the session and the trusted
+//! device included.
+
+use std::time::Duration;
+
+use secondfactor::clock::{Clock, ManualClock};
+use secondfactor::flow::{SecondFactorOptions, SignIn};
+use secondfactor::password::PasswordHasher;
+use secondfactor::secret::{KeyRing, SealingKey};
+use secondfactor::store::MemoryStore;
+use secondfactor::totp::TotpKey;
+use secondfactor::{LoginOutcome, LoginRequest, SecondFactor, Service};
+
+#[path = "support/counting.rs"]
+mod counting;
+use counting::Counting;
+
+const PW: &str = "correct horse battery";
+
+struct Setup {
+    service: Service<Counting<MemoryStore>>,
+    clock: ManualClock,
+    phone: TotpKey,
+}
+
+async fn enrolled() -> Setup {
+    let clock = ManualClock::new(1_700_000_000);
+    let service = Service::builder(
+        Counting::new(MemoryStore::new()),
+        KeyRing::new(1, SealingKey::generate()),
+    )
+    .clock(clock.clone())
+    .password_hasher(PasswordHasher::new(256, 1, 1).unwrap())
+    .build()
+    .unwrap();
+    service.register("owner", PW).await.unwrap();
+    let LoginOutcome::Authenticated(auth) =
+        service.login(LoginRequest::new("owner", PW)).await.unwrap()
+    else {
+        panic!("2FA is off")
+    };
+    let session = service.issue_session(auth).await.unwrap();
+    let proof = service.recent_auth(session.expose()).await.unwrap();
+    let setup = service.setup_two_factor(&proof).await.unwrap();
+    let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
+    service
+        .confirm_enrollment(&proof, &phone.generate(clock.now()))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(30));
+    Setup {
+        service,
+        clock,
+        phone,
+    }
+}
+
+async fn pending(s: &Setup) -> String {
+    match s
+        .service
+        .sign_in(LoginRequest::new("owner", PW))
+        .await
+        .unwrap()
+    {
+        SignIn::SecondFactorRequired(t) => t.token.expose().to_owned(),
+        SignIn::LoggedIn(_) => panic!("2FA is on"),
+        _ => panic!("unexpected outcome"),
+    }
+}
+
+#[tokio::test]
+async fn a_successful_totp_sign_in_step_is_one_read_and_one_commit() {
+    let s = enrolled().await;
+    let token = pending(&s).await;
+    let code = s.phone.generate(s.clock.now());
+    s.service.store().reset();
+    let done = s
+        .service
+        .sign_in_second_factor(
+            &token,
+            SecondFactor::Totp(&code),
+            SecondFactorOptions {
+                remember_device: Some("Firefox on Linux"),
+                client_key: Some("192.0.2.1"),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.service.store().calls(),
+        ["read_factor_step", "commit_factor_step"]
+    );
+    // What the commit wrote is all there: the session, the device, the log entry.
+    assert!(done.device.is_some());
+    assert_eq!(
+        s.service
+            .session(done.session.expose())
+            .await
+            .unwrap()
+            .username,
+        "owner"
+    );
+}
+
+#[tokio::test]
+async fn a_successful_second_factor_call_is_two_round_trips() {
+    let s = enrolled().await;
+    let token = pending(&s).await;
+    let code = s.phone.generate(s.clock.now());
+    s.service.store().reset();
+    let _auth = s
+        .service
+        .second_factor(&token, SecondFactor::Totp(&code))
+        .await
+        .unwrap();
+    assert_eq!(s.service.store().calls().len(), 2);
+}
+
+#[tokio::test]
+async fn a_wrong_code_and_a_replay_are_two_round_trips_too() {
+    let s = enrolled().await;
+    let now = s.clock.now();
+    let code = s.phone.generate(now);
+    let window = [now - 30, now, now + 30].map(|t| s.phone.generate(t));
+    let wrong = ["000000", "111111", "222222", "333333"]
+        .into_iter()
+        .find(|c| !window.iter().any(|w| w == c))
+        .unwrap();
+    let token = pending(&s).await;
+    s.service.store().reset();
+    assert!(
+        s.service
+            .second_factor(&token, SecondFactor::Totp(wrong))
+            .await
+            .is_err()
+    );
+    assert_eq!(s.service.store().calls().len(), 2);
+    let _auth = s
+        .service
+        .second_factor(&token, SecondFactor::Totp(&code))
+        .await
+        .unwrap();
+    let token = pending(&s).await;
+    s.service.store().reset();
+    let replay = s
+        .service
+        .second_factor(&token, SecondFactor::Totp(&code))
+        .await
+        .unwrap_err();
+    assert_eq!(replay.code(), "code_already_used");
+    assert_eq!(s.service.store().calls().len(), 2);
+}
+
+#[tokio::test]
+async fn the_password_step_is_bounded() {
+    let s = enrolled().await;
+    s.service.store().reset();
+    let _ = pending(&s).await;
+    // Client limiter off: the account lookup, the password throttle's read and
+    // compare-and-set, its undo, and the pending login.
+    let calls = s.service.store().calls();
+    assert!(calls.len() <= 6, "{calls:?}");
+}
