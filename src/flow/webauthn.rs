@@ -298,6 +298,38 @@ impl<S: Store> Service<S> {
         })
     }
 
+    /// The request options of an assertion by one of the account's keys, and the
+    /// ceremony's state sealed to the account. `not_found` when it has no key.
+    async fn start_assertion(
+        &self,
+        rp: &RelyingParty,
+        user_id: &UserId,
+    ) -> Result<(RequestChallengeResponse, crate::secret::SealedSecret)> {
+        let keys: Vec<_> = self
+            .keys_of(user_id)
+            .await?
+            .into_iter()
+            .map(|(_, k)| k.key)
+            .collect();
+        if keys.is_empty() {
+            return Err(Error::NotFound {
+                what: "security key",
+            });
+        }
+        let (mut options, state) = rp
+            .webauthn
+            .start_securitykey_authentication(&keys)
+            .map_err(|_| Error::Internal("webauthn authentication could not start"))?;
+        if rp.policy == UserVerification::Required {
+            options.public_key.user_verification = UserVerificationPolicy::Required;
+        }
+        let sealed = self
+            .inner
+            .keys
+            .seal_record(user_id.as_str(), &to_json(&LoginState { state })?)?;
+        Ok((options, sealed))
+    }
+
     /// Starts a ceremony that confirms an action in the session named by
     /// `session_token` with one of the account's keys: returns the request options for
     /// `navigator.credentials.get` and keeps the state bound to this session (a new
@@ -322,28 +354,7 @@ impl<S: Store> Service<S> {
         if !account.two_factor_enabled {
             return Err(Error::TwoFactorNotEnabled);
         }
-        let keys: Vec<_> = self
-            .keys_of(&account.id)
-            .await?
-            .into_iter()
-            .map(|(_, k)| k.key)
-            .collect();
-        if keys.is_empty() {
-            return Err(Error::NotFound {
-                what: "security key",
-            });
-        }
-        let (mut options, state) = rp
-            .webauthn
-            .start_securitykey_authentication(&keys)
-            .map_err(|_| Error::Internal("webauthn confirmation could not start"))?;
-        if rp.policy == UserVerification::Required {
-            options.public_key.user_verification = UserVerificationPolicy::Required;
-        }
-        let sealed = self
-            .inner
-            .keys
-            .seal_record(account.id.as_str(), &to_json(&LoginState { state })?)?;
+        let (options, sealed) = self.start_assertion(rp, &account.id).await?;
         let ceremony = CeremonyRecord {
             user_id: account.id.clone(),
             login: None,
@@ -397,28 +408,7 @@ impl<S: Store> Service<S> {
                 return Err(Error::LoginExpired);
             }
         }
-        let keys: Vec<_> = self
-            .keys_of(&pending.user_id)
-            .await?
-            .into_iter()
-            .map(|(_, k)| k.key)
-            .collect();
-        if keys.is_empty() {
-            return Err(Error::NotFound {
-                what: "security key",
-            });
-        }
-        let (mut options, state) = rp
-            .webauthn
-            .start_securitykey_authentication(&keys)
-            .map_err(|_| Error::Internal("webauthn login could not start"))?;
-        if rp.policy == UserVerification::Required {
-            options.public_key.user_verification = UserVerificationPolicy::Required;
-        }
-        let sealed = self
-            .inner
-            .keys
-            .seal_record(pending.user_id.as_str(), &to_json(&LoginState { state })?)?;
+        let (options, sealed) = self.start_assertion(rp, &pending.user_id).await?;
         let ceremony = CeremonyRecord {
             user_id: pending.user_id.clone(),
             login: Some(hash),
