@@ -313,21 +313,33 @@ fn json_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D
 impl FactorBody {
     /// The one factor sent; `invalid_input` unless exactly one of the two is present.
     pub fn factor(&self) -> Result<SecondFactor<'_>, Error> {
-        #[cfg(feature = "webauthn")]
-        if let Some(json) = &self.webauthn {
-            if self.code.is_some() || self.backup_code.is_some() {
-                return Err(Error::InvalidInput {
-                    field: "code",
-                    reason: "send one of code, backup_code and webauthn",
-                });
-            }
-            return Ok(SecondFactor::WebAuthn(json));
-        }
-        optional_factor(&self.code, &self.backup_code)?.ok_or(Error::InvalidInput {
+        sent_factor(&self.webauthn, &self.code, &self.backup_code)?.ok_or(Error::InvalidInput {
             field: "code",
             reason: "send a code or a backup_code",
         })
     }
+}
+
+/// The factor among a security key's answer (feature `webauthn`; ignored without
+/// it), a `code` and a `backup_code`, if any; `invalid_input` for more than one.
+fn sent_factor<'a>(
+    webauthn: &'a Option<String>,
+    code: &'a Option<String>,
+    backup_code: &'a Option<String>,
+) -> Result<Option<SecondFactor<'a>>, Error> {
+    #[cfg(feature = "webauthn")]
+    if let Some(json) = webauthn {
+        if code.is_some() || backup_code.is_some() {
+            return Err(Error::InvalidInput {
+                field: "code",
+                reason: "send one of code, backup_code and webauthn",
+            });
+        }
+        return Ok(Some(SecondFactor::WebAuthn(json)));
+    }
+    #[cfg(not(feature = "webauthn"))]
+    let _ = webauthn;
+    optional_factor(code, backup_code)
 }
 
 /// The factor among a `code` and a `backup_code`, if any; `invalid_input` for both.
@@ -372,17 +384,7 @@ pub struct ReauthBody {
 impl ReauthBody {
     /// The factor sent, if any (the library says whether one is needed).
     pub fn factor(&self) -> Result<Option<SecondFactor<'_>>, Error> {
-        #[cfg(feature = "webauthn")]
-        if let Some(json) = &self.webauthn {
-            if self.code.is_some() || self.backup_code.is_some() {
-                return Err(Error::InvalidInput {
-                    field: "code",
-                    reason: "send one of code, backup_code and webauthn",
-                });
-            }
-            return Ok(Some(SecondFactor::WebAuthn(json)));
-        }
-        optional_factor(&self.code, &self.backup_code)
+        sent_factor(&self.webauthn, &self.code, &self.backup_code)
     }
 }
 
