@@ -941,3 +941,69 @@ async fn a_login_by_code_records_its_client() {
     assert_eq!(log[0].kind, SecurityEventKind::Login);
     assert_eq!(log[0].client.as_deref(), Some("198.51.100.77"));
 }
+
+// ---------------------------------------------------------------------------------
+// A spent backup code is said as such on step-up too, and counts like a wrong code.
+
+#[tokio::test]
+async fn a_spent_backup_code_is_backup_code_used_on_reauthentication_and_disable() {
+    let h = harness();
+    let (user, phone, codes) = h.enrolled("owner").await;
+    let session = login_2fa(&h, "owner", &phone).await;
+    let rejections = |h: &Harness| {
+        h.events()
+            .iter()
+            .filter(|e| matches!(e, Event::SecondFactorRejected { .. }))
+            .count()
+    };
+    let reauth = async |factor: SecondFactor<'_>| {
+        let request = ReauthRequest::new(PW).factor(factor);
+        h.service.reauthenticate(&session, request).await
+    };
+    // Spent once, at a re-authentication.
+    h.advance(3601);
+    reauth(SecondFactor::BackupCode(&codes[0])).await.unwrap();
+    // A code this account never had: invalid_code, one rejection counted.
+    h.advance(3601);
+    let never_issued = secondfactor::backup::generate(1);
+    let before = rejections(&h);
+    let wrong = reauth(SecondFactor::BackupCode(never_issued[0].expose()))
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong, Error::InvalidCode { .. }), "{wrong:?}");
+    assert_eq!(rejections(&h), before + 1);
+    // The spent code typed again: said as spent, with the same attempts left as
+    // invalid_code, and counted exactly like it.
+    let again = reauth(SecondFactor::BackupCode(&codes[0]))
+        .await
+        .unwrap_err();
+    let Error::InvalidCode { remaining_attempts } = wrong else {
+        unreachable!()
+    };
+    assert!(
+        matches!(again, Error::BackupCodeUsed { remaining_attempts: r } if r == remaining_attempts),
+        "expected backup_code_used, got {again:?}"
+    );
+    assert_eq!(rejections(&h), before + 2);
+    // The window stayed closed.
+    assert_eq!(
+        code_of(&h.service.recent_auth(&session).await.unwrap_err()),
+        "reauthentication_required"
+    );
+    // Disable with the spent code: the same answer; 2FA stays on, nothing spent.
+    h.advance(30);
+    reauth(SecondFactor::Totp(&phone.generate(h.now())))
+        .await
+        .unwrap();
+    let proof = h.service.recent_auth(&session).await.unwrap();
+    let disabled = h
+        .service
+        .disable_two_factor(&proof, SecondFactor::BackupCode(&codes[0]))
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&disabled), "backup_code_used");
+    assert_eq!(rejections(&h), before + 3);
+    let status = h.service.status(&user).await.unwrap();
+    assert!(status.enabled);
+    assert_eq!(status.backup_codes_remaining, 9);
+}

@@ -144,7 +144,8 @@ impl<S: Store> Service<S> {
     ///
     /// Errors: `unauthenticated`, `invalid_credentials`, `invalid_input` (a
     /// malformed code, or none while 2FA is on), `invalid_code` (with the attempts
-    /// left), `code_already_used`, `too_many_attempts`, `unavailable`.
+    /// left), `backup_code_used` (a backup code of this account spent before, counted
+    /// like `invalid_code`), `code_already_used`, `too_many_attempts`, `unavailable`.
     #[tracing::instrument(skip_all)]
     pub async fn reauthenticate(
         &self,
@@ -253,7 +254,10 @@ impl<S: Store> Service<S> {
                 self.factor_succeeded(user_id, reservation).await;
                 Ok(method)
             }
-            None => Err(self.failure(user_id, reservation, u32::MAX).await),
+            None => {
+                let failure = self.failure(user_id, reservation, u32::MAX).await;
+                Err(self.said_as_spent(user_id, &factor, failure).await)
+            }
         }
     }
 

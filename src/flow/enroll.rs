@@ -524,8 +524,9 @@ impl<S: Store> Service<S> {
     /// ends the account's other sessions.
     ///
     /// Errors: `reauthentication_required`, `invalid_input`, `invalid_code`,
-    /// `code_already_used`, `two_factor_not_enabled`, `too_many_attempts`,
-    /// `unavailable`.
+    /// `backup_code_used` (a spent backup code of this account, counted like
+    /// `invalid_code`), `code_already_used`, `two_factor_not_enabled`,
+    /// `too_many_attempts`, `unavailable`.
     #[tracing::instrument(skip_all)]
     pub async fn disable_two_factor(
         &self,

@@ -663,7 +663,6 @@ impl<S: Store> Service<S> {
         let reservation = self.reserve_factor(&account.id, &factor, now).await?;
 
         let pending_left = max.saturating_sub(pending.attempts);
-        let mut spent = false;
         let method = match &factor {
             // Routed to `totp_step` above.
             Factor::Totp(_) => return Err(Error::Internal("TOTP step took the backup path")),
@@ -685,7 +684,6 @@ impl<S: Store> Service<S> {
                     Ok(true) => Some(AuthMethod::BackupCode),
                     Ok(false) => {
                         self.restore_pending(&hash, &taken, pending_left).await;
-                        spent = self.backup_code_was_spent(&account.id, code).await;
                         None
                     }
                     Err(e) => {
@@ -705,12 +703,8 @@ impl<S: Store> Service<S> {
                 if pending_left == 0 {
                     store.delete_pending_login(&hash).await?;
                 }
-                match self.failure(&account.id, reservation, pending_left).await {
-                    Error::InvalidCode { remaining_attempts } if spent => {
-                        Err(Error::BackupCodeUsed { remaining_attempts })
-                    }
-                    e => Err(e),
-                }
+                let failure = self.failure(&account.id, reservation, pending_left).await;
+                Err(self.said_as_spent(&account.id, &factor, failure).await)
             }
         }
     }
@@ -1196,6 +1190,25 @@ impl<S: Store> Service<S> {
         };
         if let Err(e) = written {
             tracing::warn!(error = %e, "spent backup code could not be remembered");
+        }
+    }
+
+    /// A failed factor's error, with `invalid_code` said as `backup_code_used` (the
+    /// same count of attempts left) when the factor is a backup code of this account
+    /// that was spent before: the one rule of login, re-authentication and disable.
+    pub(crate) async fn said_as_spent(
+        &self,
+        user_id: &UserId,
+        factor: &Factor,
+        failure: Error,
+    ) -> Error {
+        match (failure, factor) {
+            (Error::InvalidCode { remaining_attempts }, Factor::Backup(code))
+                if self.backup_code_was_spent(user_id, code).await =>
+            {
+                Error::BackupCodeUsed { remaining_attempts }
+            }
+            (e, _) => e,
         }
     }
 
