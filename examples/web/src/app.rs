@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use secondfactor::backup::BackupCode;
 use secondfactor::flow::{EnrollmentSetup, Session};
 use secondfactor::store::{AuthenticatorId, DeviceId, SessionId, Store};
 use secondfactor::{Error, LoginRequest, ReauthRequest, RecentAuth, SecondFactor, Service};
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 use secondfactor::flow::{LoggedIn, SecondFactorOptions, SignIn};
 
 use super::api::{self, DEVICE_COOKIE, KNOWN_COOKIE, PENDING_COOKIE, Reply, SESSION_COOKIE};
+use super::codes::{self, CODES_PATH, CODES_TTL_SECS, Occasion};
 use super::config::Site;
 use super::html;
 
@@ -106,6 +108,10 @@ pub enum Route {
     DisableForm,
     /// `POST /account/backup-codes` †
     BackupCodesForm,
+    /// `GET /backup-codes`: the codes just made, from their sealed cookie
+    BackupCodes,
+    /// `POST /backup-codes`: "I have saved them" (clears the cookie)
+    SavedCodesForm,
     /// `POST /logout`
     LogoutForm,
     /// `GET /reauth`
@@ -203,6 +209,8 @@ pub const ROUTES: &[(&str, Method, Route)] = {
         ("/account/2fa/setup/confirm", Post, ConfirmForm),
         ("/account/2fa/disable", Post, DisableForm),
         ("/account/backup-codes", Post, BackupCodesForm),
+        ("/backup-codes", Get, BackupCodes),
+        ("/backup-codes", Post, SavedCodesForm),
         ("/account/password", Post, PasswordForm),
         ("/account/authenticators", Post, AddAuthenticatorForm),
         (
@@ -285,6 +293,7 @@ pub struct Request {
     pending: Option<String>,
     device: Option<String>,
     known: Option<String>,
+    codes: Option<String>,
     client: String,
     device_label: String,
     content_type: Option<Vec<u8>>,
@@ -313,6 +322,8 @@ impl Request {
             pending: cookie(PENDING_COOKIE),
             device: cookie(DEVICE_COOKIE),
             known: cookie(KNOWN_COOKIE),
+            codes: api::cookie(cookies.iter().copied(), &codes::cookie_name(site))
+                .map(str::to_owned),
             // Every X-Forwarded-For line, in order: the proxy appends to the last.
             client: api::client_key(site, peer, &headers.all("x-forwarded-for")),
             device_label: api::device_label(headers.first("user-agent")),
@@ -950,6 +961,12 @@ impl<S: Store> Cx<'_, S> {
             Route::ConfirmForm => self.confirm_form().await,
             Route::DisableForm => self.disable_form().await,
             Route::BackupCodesForm => self.backup_codes_form().await,
+            Route::BackupCodes => self.codes_page().await,
+            // "I have saved them": the codes are not shown again.
+            Route::SavedCodesForm => Ok(Out::redirect(
+                "/account?notice=codes_saved",
+                &[codes::clear_cookie(self.site)],
+            )),
             Route::LogoutForm => self.logout_form().await,
             Route::Reauth => self.reauth_page().await,
             Route::ReauthForm => self.reauth_form().await,
@@ -1158,14 +1175,7 @@ impl<S: Store> Cx<'_, S> {
         Ok(
             match self.service.confirm_enrollment(&proof, &form.code).await {
                 Ok(confirmed) => match confirmed.backup_codes {
-                    Some(codes) => {
-                        let codes: Vec<&str> = codes.iter().map(|c| c.expose()).collect();
-                        Out::page(
-                            200,
-                            html::backup_codes("Two-factor authentication is on", &codes),
-                            &[],
-                        )
-                    }
+                    Some(codes) => self.show_codes(&proof, Occasion::TurnedOn, &codes)?,
                     None => Out::redirect("/account?notice=authenticator_added", &[]),
                 },
                 // An added authenticator's setup expired: 2FA stays on, so back to
@@ -1173,9 +1183,9 @@ impl<S: Store> Cx<'_, S> {
                 Err(Error::SetupExpired) if form.adding.is_some() => {
                     Out::redirect("/account?notice=add_expired", &[])
                 }
-                // No pending setup: it expired (the page shows a new one), or this is
-                // the backup-codes page posted again by a reload after 2FA was turned
-                // on (the account page says the codes were shown once).
+                // No pending setup: it expired (the page shows a new one), or this
+                // form was posted again (the back button, after 2FA was turned on: the
+                // account page says the codes were shown once).
                 Err(
                     e @ (Error::InvalidInput { .. }
                     | Error::InvalidCode { .. }
@@ -1230,14 +1240,54 @@ impl<S: Store> Cx<'_, S> {
                 .service
                 .regenerate_backup_codes(&proof, form.code.as_deref().unwrap_or_default())
                 .await?;
-            let codes: Vec<&str> = codes.iter().map(|c| c.expose()).collect();
-            Ok(Out::page(
-                200,
-                html::backup_codes("New backup codes", &codes),
-                &[],
-            ))
+            self.show_codes(&proof, Occasion::Renewed, &codes)
         })
         .await
+    }
+
+    /// `303` to the backup-codes page, with the new codes sealed in its cookie for
+    /// this session (POST-redirect-GET: a reload shows them again, never re-posts).
+    fn show_codes(
+        &self,
+        proof: &RecentAuth,
+        occasion: Occasion,
+        new: &[BackupCode],
+    ) -> Result<Out, Error> {
+        let new: Vec<&str> = new.iter().map(BackupCode::expose).collect();
+        let now = self.service.now();
+        let value = codes::seal(&self.site.keys, proof.session_id(), occasion, &new, now)?;
+        let cookie = codes::set_cookie(self.site, &value, CODES_TTL_SECS);
+        Ok(Out::redirect(CODES_PATH, &[cookie]))
+    }
+
+    /// `GET /backup-codes`: the codes in this session's cookie, as often as it is
+    /// reloaded until saved or expired; without one (shown and saved already, expired,
+    /// another session's, altered), the account page saying how to make new ones.
+    async fn codes_page(&self) -> Result<Out, Error> {
+        let session = self.session().await?;
+        let now = self.service.now();
+        let shown = self
+            .req
+            .codes
+            .as_deref()
+            .and_then(|value| codes::open(&self.site.keys, &session.id, value, now));
+        Ok(match shown {
+            Some(shown) => {
+                let list: Vec<&str> = shown.codes.iter().map(String::as_str).collect();
+                let page = html::backup_codes(shown.occasion.heading(), &list);
+                Out::page(200, page, &[])
+            }
+            None => {
+                let clear: Vec<String> = self
+                    .req
+                    .codes
+                    .as_ref()
+                    .map(|_| codes::clear_cookie(self.site))
+                    .into_iter()
+                    .collect();
+                Out::redirect("/account?notice=codes_shown", &clear)
+            }
+        })
     }
 
     async fn password_form(&self) -> Result<Out, Error> {

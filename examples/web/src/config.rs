@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use secondfactor::secret::{KeyRing, SealingKey};
+
 /// Where accounts and ephemeral state live, from `DATABASE_URL`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Database {
@@ -82,6 +84,11 @@ pub struct Config {
     /// `SF_TRUST_FORWARDED`: take the client address for the password limiter from
     /// the last `X-Forwarded-For` entry (set only behind a proxy that writes it).
     pub trust_forwarded: bool,
+    /// The server's key ring (from `SF_MASTER_KEY` or the development key file, set
+    /// by [`setup::run`](super::setup::run) once it is read): it seals the
+    /// backup-codes page's cookie ([`codes`](super::codes)). `None` (a configuration
+    /// built by hand) gives each [`Site`] a random key of its own.
+    pub keys: Option<KeyRing>,
 }
 
 fn var(name: &str) -> Result<Option<String>, String> {
@@ -132,6 +139,7 @@ impl Config {
             reauth_ttl: secs("SF_REAUTH_TTL_SECS", 300)?,
             public_url,
             trust_forwarded,
+            keys: None,
         })
     }
 
@@ -166,6 +174,10 @@ impl Config {
             origin,
             also_allowed: also,
             trust_forwarded: self.trust_forwarded,
+            keys: self
+                .keys
+                .clone()
+                .unwrap_or_else(|| KeyRing::new(1, SealingKey::generate())),
         }
     }
 }
@@ -182,6 +194,8 @@ pub struct Site {
     pub secure: bool,
     /// Whether `X-Forwarded-For` names the client.
     pub trust_forwarded: bool,
+    /// Seals the backup-codes page's cookie ([`codes`](super::codes)).
+    pub keys: KeyRing,
 }
 
 impl Site {

@@ -139,6 +139,7 @@ pub fn notice_text(key: &str) -> Option<&'static str> {
             "Your backup codes were shown once and are not shown again. \
                           If you did not save them, make new ones below."
         }
+        "codes_saved" => "Your backup codes are saved. Each one works once.",
         "logged_out" => "You are logged out.",
         "disabled" => "Two-factor authentication is off.",
         "expired" => "The login expired. Start again with your password.",
@@ -260,7 +261,7 @@ ul{padding-left:1.25rem}ul li form{display:inline}ul li button{margin:.25rem 0 0
 @media print{body{background:#fff}nav,button,.button,form,.no-print,.hint{display:none!important}main{border:0;margin:0;padding:0}}
 ";
 
-/// `/static/app.js`: copy, print and the reload guard of the backup-codes page.
+/// `/static/app.js`: the copy and print buttons.
 /// Small, no inline script (the CSP allows only this file); the pages work without
 /// it, its buttons stay hidden then.
 pub const SCRIPT: &str = r#"'use strict';
@@ -280,12 +281,6 @@ document.addEventListener('DOMContentLoaded', function () {
     button.hidden = false;
     button.addEventListener('click', function () { window.print(); });
   });
-  // A page shown once (new backup codes): a reload goes to this address instead of
-  // posting the form again, so it shows no codes and no error.
-  var once = document.querySelector('[data-reload-to]');
-  if (once && window.history && history.replaceState) {
-    history.replaceState(null, '', once.getAttribute('data-reload-to'));
-  }
 });
 "#;
 
@@ -760,9 +755,9 @@ pub fn setup(view: &SetupView<'_>, error: Option<&str>) -> String {
     )
 }
 
-/// The page that shows a new set of backup codes, once: copy, download as a text
-/// file, print, then "I have saved them". With the script, a reload lands on the
-/// account page (no codes, no error) instead of posting the form again.
+/// The page that shows a new set of backup codes (`GET /backup-codes`, safe to
+/// reload): copy, download as a text file, print, then "I have saved them", a `POST`
+/// that forgets them and goes to the account page.
 pub fn backup_codes(heading: &str, codes: &[&str]) -> String {
     let text = format!(
         "secondfactor demo backup codes\nEach code works once. Keep them somewhere safe.\n\n{}\n",
@@ -772,10 +767,10 @@ pub fn backup_codes(heading: &str, codes: &[&str]) -> String {
     layout(
         heading,
         html! {
-            div id="codes-once" data-reload-to="/account?notice=codes_shown" {
+            div id="codes-once" {
                 p {
                     strong { "Save these backup codes now." }
-                    " If you lose your phone, each one lets you log in once. They are not shown again."
+                    " If you lose your phone, each one lets you log in once. Once you say they are saved (or in 10 minutes), they are not shown again."
                 }
                 ol class="codes" id="backup-codes" {
                     @for c in codes { li { (c) } }
@@ -785,7 +780,7 @@ pub fn backup_codes(heading: &str, codes: &[&str]) -> String {
                     a class="button secondary" id="download-codes" download="backup-codes.txt" href={ "data:text/plain;charset=utf-8," (download) } { "Download as .txt" }
                     button type="button" class="secondary" id="print-codes" data-print hidden { "Print" }
                 }
-                form method="get" action="/account" id="saved-codes" {
+                form method="post" action="/backup-codes" id="saved-codes" {
                     label {
                         input type="checkbox" name="saved" value="1" required;
                         " I have saved these codes somewhere safe (a password manager, or on paper)"

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod app;
+pub mod codes;
 pub mod config;
 pub mod html;
 pub mod keyfile;

@@ -98,8 +98,9 @@ pub async fn run(blocking: impl Blocking + Clone, server: impl Server) -> ExitCo
 }
 
 async fn try_run(blocking: impl Blocking + Clone, server: impl Server) -> Result<(), BoxError> {
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     let keys = KeyRing::new(1, master_key(&config)?);
+    config.keys = Some(keys.clone());
     match config.database.clone() {
         Database::Memory => {
             eprintln!("note: DATABASE_URL=memory: keeps no account across restarts");
