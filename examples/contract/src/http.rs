@@ -1483,6 +1483,44 @@ pub async fn an_unknown_user_costs_as_much_as_a_wrong_password(example: &str) {
 
 // --- HTML --------------------------------------------------------------------------
 
+/// The backup-codes cookie's flags: sealed, only for its page, not for scripts or
+/// other sites, ten minutes.
+fn assert_codes_cookie(r: &Resp) {
+    let c = r.set_cookie("sf_codes").expect("the backup-codes cookie");
+    for flag in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/backup-codes",
+        "Max-Age=600",
+    ] {
+        assert!(c.contains(flag), "{flag} missing: {c}");
+    }
+    // A plain-http test server: no Secure (an https one adds it, see the unit test).
+    assert!(!c.contains("Secure"), "{c}");
+}
+
+/// `value` with one character changed (the seal no longer opens).
+fn flip_one_char(value: &str) -> String {
+    let mut chars: Vec<char> = value.chars().collect();
+    let i = chars.len() / 2;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
+/// A `GET` with exactly the `Cookie` header given (no jar): a cookie replayed or
+/// altered by hand.
+async fn get_with_cookies(server: &Server, path: &str, cookies: &str) -> Resp {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Client::send(
+        http.get(format!("{}{path}", server.base))
+            .header("cookie", cookies),
+    )
+    .await
+}
+
 fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     let from = text
         .find(start)
@@ -1553,6 +1591,7 @@ pub async fn html_pages_walk_through(example: &str) {
         .form("/login", &[("username", "nora"), ("password", PW)])
         .await;
     assert_eq!((r.status, r.location()), (303, Some("/account")));
+    let nora_session = r.cookie_value("sf_session").unwrap();
     let r = b.get("/account").await;
     assert_html(&r, 200);
     assert!(r.text.contains("<strong id=\"username\">nora</strong>"));
@@ -1635,8 +1674,19 @@ pub async fn html_pages_walk_through(example: &str) {
             &[("code", &phone.code_at_step(step))],
         )
         .await;
+    // POST-redirect-GET: the codes travel to GET /backup-codes in a sealed cookie
+    // that only that page receives.
+    assert_eq!((r.status, r.location()), (303, Some("/backup-codes")));
+    assert_codes_cookie(&r);
+    let sealed = r.cookie_value("sf_codes").unwrap();
+    let r = b.get("/backup-codes").await;
     assert_html(&r, 200);
+    assert!(r.text.contains("Two-factor authentication is on"));
     let codes = between(&r.text, "<ol class=\"codes\" id=\"backup-codes\">", "</ol>");
+    for code in codes.split("<li>").skip(1) {
+        let code = code.trim_end_matches("</li>");
+        assert!(!sealed.contains(code), "a code readable in the cookie");
+    }
     assert_eq!(codes.matches("<li>").count(), 10);
     assert_eq!(r.headers.get("cache-control").unwrap(), "no-store");
     let first_backup = between(codes, "<li>", "</li>").to_owned();
@@ -1659,7 +1709,51 @@ pub async fn html_pages_walk_through(example: &str) {
     );
     assert!(r.text.contains("id=\"print-codes\" data-print"));
     assert!(r.text.contains("I have saved these codes"));
-    // The form posted again (a reload without the script): no codes, no error.
+    assert!(
+        r.text
+            .contains("<form method=\"post\" action=\"/backup-codes\" id=\"saved-codes\">")
+    );
+    // A reload shows the same codes.
+    let reload = b.get("/backup-codes").await;
+    assert_html(&reload, 200);
+    assert_eq!(
+        between(
+            &reload.text,
+            "<ol class=\"codes\" id=\"backup-codes\">",
+            "</ol>"
+        ),
+        codes
+    );
+    // The cookie replayed in another account's session, or altered in this one,
+    // shows no codes: the account page says they were shown already.
+    let mallory = server.client();
+    let r = mallory.register("mallory").await;
+    let mallory_session = r.cookie_value("sf_session").unwrap();
+    let tampered = flip_one_char(&sealed);
+    for (session, value, what) in [
+        (&mallory_session, &sealed, "another session"),
+        (&nora_session, &tampered, "tampered"),
+    ] {
+        let r = get_with_cookies(
+            &server,
+            "/backup-codes",
+            &format!("sf_session={session}; sf_codes={value}"),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.location()),
+            (303, Some("/account?notice=codes_shown")),
+            "{what}: {}",
+            r.text
+        );
+        assert!(!r.text.contains(&first_backup), "{what}");
+        let cleared = r.set_cookie("sf_codes").expect(what);
+        assert!(cleared.contains("Max-Age=0"), "{what}: {cleared}");
+    }
+    // Without a session: the login page, never the codes.
+    let r = get_with_cookies(&server, "/backup-codes", &format!("sf_codes={sealed}")).await;
+    assert_eq!((r.status, r.location()), (303, Some("/login")));
+    // The confirmation form posted again (the back button): no codes, no error.
     let again = b
         .form(
             "/account/2fa/setup/confirm",
@@ -1670,7 +1764,22 @@ pub async fn html_pages_walk_through(example: &str) {
         (again.status, again.location()),
         (303, Some("/account?notice=codes_shown"))
     );
-    let r = b.get("/account?saved=1").await;
+    // "I have saved them": the cookie is cleared, and the page no longer shows them.
+    let r = b.form("/backup-codes", &[("saved", "1")]).await;
+    assert_eq!(
+        (r.status, r.location()),
+        (303, Some("/account?notice=codes_saved"))
+    );
+    let cleared = r.set_cookie("sf_codes").unwrap();
+    assert!(cleared.contains("Max-Age=0") && cleared.contains("Path=/backup-codes"));
+    let r = b.get("/backup-codes").await;
+    assert_eq!(
+        (r.status, r.location()),
+        (303, Some("/account?notice=codes_shown"))
+    );
+    let r = b.get("/account?notice=codes_shown").await;
+    assert!(r.text.contains("shown once"), "{}", r.text);
+    let r = b.get("/account?notice=codes_saved").await;
     assert!(r.text.contains("id=\"two-factor-explained\""));
     assert!(r.text.contains("is <strong>on</strong>"), "{}", r.text);
     assert!(r.text.contains("<strong id=\"backup-count\">10</strong>"));
@@ -1717,14 +1826,18 @@ pub async fn html_pages_walk_through(example: &str) {
     let r = b.get("/account").await;
     assert!(r.text.contains("<strong id=\"backup-count\">9</strong>"));
 
-    // New backup codes (shown once); the old set stops working.
+    // New backup codes (on their page, safe to reload); the old set stops working.
     let r = b
         .form(
             "/account/backup-codes",
             &[("code", &phone.code_at_step(step + 1))],
         )
         .await;
+    assert_eq!((r.status, r.location()), (303, Some("/backup-codes")));
+    assert_codes_cookie(&r);
+    let r = b.get("/backup-codes").await;
     assert_html(&r, 200);
+    assert!(r.text.contains("New backup codes"));
     let fresh = between(&r.text, "<ol class=\"codes\" id=\"backup-codes\">", "</ol>");
     assert_eq!(fresh.matches("<li>").count(), 10);
     let newest = between(fresh, "<li>", "</li>").to_owned();
@@ -1887,6 +2000,31 @@ pub async fn step_up_is_required_once_the_window_has_passed(example: &str) {
     let until = r.json["reauthenticated_until"].as_u64().unwrap();
     assert!(until > crate::client::now());
     assert_eq!(a.me().await.json["reauthenticated_until"], until);
+    // The same backup code again: spent, and said as such (counted like a wrong
+    // code); the window stays as it was.
+    let r = a
+        .post(
+            "/api/reauth",
+            json!({ "password": PW, "backup_code": user.backup_codes[0] }),
+        )
+        .await;
+    assert_error(&r, 401, "backup_code_used");
+    no_store(&r);
+    assert_eq!(a.me().await.json["reauthenticated_until"], until);
+    // The security-key confirmation needs a session, 2FA on, and a key on the
+    // account (the walk with a virtual key checks the challenge it lists).
+    let start = "/api/reauth/webauthn/start";
+    assert_error(&anon.post_empty(start).await, 401, "unauthenticated");
+    let r = a.post_empty(start).await;
+    assert_error(&r, 404, "not_found");
+    no_store(&r);
+    let plain = server.client();
+    assert_eq!(plain.register("plain.step").await.status, 201);
+    assert_error(
+        &plain.post_empty(start).await,
+        409,
+        "two_factor_not_enabled",
+    );
     // Now the same requests reach their body checks.
     let r = a
         .post_raw("/api/2fa/setup/confirm", json_ct, b"{not json".to_vec())
@@ -2502,6 +2640,43 @@ struct Browser {
 }
 
 impl Browser {
+    /// A headless Chromium session on `base`, with its screenshots in a fresh
+    /// `screenshots/{shots}` under the test directory, and — `with_key` — a
+    /// WebDriver virtual authenticator.
+    async fn open(driver: &ChromeDriver, base: String, shots: &str, with_key: bool) -> Browser {
+        let mut caps = fantoccini::wd::Capabilities::new();
+        caps.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=900,1300"],
+            }),
+        );
+        let client = fantoccini::ClientBuilder::new(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+        )
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("chromedriver session");
+        if with_key {
+            client
+                .issue_cmd(AddVirtualAuthenticator)
+                .await
+                .expect("a virtual authenticator");
+        }
+        let shots = crate::client::tmp_dir().join("screenshots").join(shots);
+        let _ = std::fs::remove_dir_all(&shots);
+        std::fs::create_dir_all(&shots).unwrap();
+        Browser {
+            client,
+            base,
+            shots,
+            n: 0,
+        }
+    }
+
     async fn goto(&self, path: &str) {
         self.client
             .goto(&format!("{}{path}", self.base))
@@ -2603,30 +2778,7 @@ pub async fn browser_register_enable_and_log_in(example: &str) {
     };
     // A short re-authentication window, so that the walk can outlive it.
     let server = Server::start(example, &[("SF_REAUTH_TTL_SECS", "10")]);
-    let mut caps = fantoccini::wd::Capabilities::new();
-    caps.insert(
-        "goog:chromeOptions".to_owned(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=900,1300"],
-        }),
-    );
-    let client =
-        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url)
-            .await
-            .expect("chromedriver session");
-    let shots = crate::client::tmp_dir().join("screenshots").join(example);
-    let _ = std::fs::remove_dir_all(&shots);
-    std::fs::create_dir_all(&shots).unwrap();
-    let mut b = Browser {
-        client,
-        base: server.base.clone(),
-        shots,
-        n: 0,
-    };
+    let mut b = Browser::open(&driver, server.base.clone(), example, false).await;
 
     b.goto("/register").await;
     b.fill("username", "petra").await;
@@ -2657,22 +2809,26 @@ pub async fn browser_register_enable_and_log_in(example: &str) {
     b.fill("code", &phone.code_at_step(step)).await;
     b.click("form[action='/account/2fa/setup/confirm'] button")
         .await;
-    // The page's script puts the account page in the address bar, for a reload.
-    b.wait_for("/account?notice=codes_shown").await;
-    let codes = b
-        .client
-        .find_all(fantoccini::Locator::Css("#backup-codes li"))
-        .await
-        .unwrap();
-    assert_eq!(codes.len(), 10);
-    let backup = codes[0].text().await.unwrap();
+    // POST-redirect-GET: the codes have their own page.
+    b.wait_for("/backup-codes").await;
+    let codes = b.text("#backup-codes").await;
+    assert_eq!(codes.lines().count(), 10, "{codes}");
+    let backup = codes.lines().next().unwrap().to_owned();
     b.screenshot("backup-codes").await;
     b.docs_screenshot(example, "backup-codes").await;
-    // A reload shows no codes and no error: the account page with a notice.
+    // A reload shows the same codes (no form posted again, no error).
     b.client.refresh().await.unwrap();
+    b.wait_for("/backup-codes").await;
+    assert_eq!(b.text("#backup-codes").await, codes);
+    // "I have saved them", then the page again: no codes, the account page says why.
+    b.click("#saved-codes input[name=saved]").await;
+    b.click("#saved-codes button").await;
+    b.wait_for("/account?notice=codes_saved").await;
+    b.goto("/backup-codes").await;
     b.wait_for("/account?notice=codes_shown").await;
     let page = b.client.source().await.unwrap();
     assert!(!page.contains("id=\"backup-codes\""), "{page}");
+    assert!(!page.contains(&backup), "{page}");
     assert!(!page.contains("class=\"error\""), "{page}");
     assert!(page.contains("shown once"), "{page}");
 
@@ -2869,40 +3025,14 @@ pub async fn security_key_walk(example: &str) {
     let Some(driver) = ChromeDriver::start() else {
         return;
     };
-    let server = Server::start(example, &[]);
-    let mut caps = fantoccini::wd::Capabilities::new();
-    caps.insert(
-        "goog:chromeOptions".to_owned(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=900,1300"],
-        }),
-    );
-    let client =
-        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url)
-            .await
-            .expect("chromedriver session");
-    client
-        .issue_cmd(AddVirtualAuthenticator)
-        .await
-        .expect("a virtual authenticator");
-    let shots = crate::client::tmp_dir()
-        .join("screenshots")
-        .join(format!("{example}-webauthn"));
-    let _ = std::fs::remove_dir_all(&shots);
-    std::fs::create_dir_all(&shots).unwrap();
+    // A short re-authentication window, so that the walk can outlive it and confirm
+    // with the key on the re-authentication page.
+    let server = Server::start(example, &[("SF_REAUTH_TTL_SECS", "10")]);
     // WebAuthn needs a domain: the relying party is localhost (an IP address is
     // not a valid relying-party id).
     let base = server.base.replace("127.0.0.1", "localhost");
-    let mut b = Browser {
-        client,
-        base,
-        shots,
-        n: 0,
-    };
+    let shots = format!("{example}-webauthn");
+    let mut b = Browser::open(&driver, base, &shots, true).await;
 
     b.goto("/register").await;
     b.fill("username", "keyholder").await;
@@ -2949,16 +3079,59 @@ pub async fn security_key_walk(example: &str) {
     b.screenshot("verify-with-key").await;
     b.click("#webauthn-login").await;
     b.wait_for("/account").await;
+    let logged_in = std::time::Instant::now();
     assert_eq!(b.text("#username").await, "keyholder");
     let log = b.text("#security-log").await;
     assert!(log.contains("Logged in"), "{log}");
     b.screenshot("logged-in-with-key").await;
+    // The confirmation ceremony this session can start lists this account's key.
+    let options = b
+        .client
+        .execute_async(
+            "var done = arguments[arguments.length - 1];
+             fetch('/api/reauth/webauthn/start', { method: 'POST' })
+               .then(function (r) { return r.json().then(function (j) { done([r.status, j]); }); })
+               .catch(function (e) { done([0, String(e)]); });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(options[0], 200, "{options}");
+    let allowed = options[1]["publicKey"]["allowCredentials"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no allowCredentials: {options}"));
+    assert_eq!(allowed.len(), 1, "{options}");
+    assert!(
+        options[1]["publicKey"]["challenge"].is_string(),
+        "{options}"
+    );
 
-    // Remove it: turning 2FA off (with a backup code) removes the account's key.
-    b.fill("disable-backup", &backup).await;
-    b.click("form[action='/account/2fa/disable'] input[name=confirm]")
-        .await;
-    b.click("form[action='/account/2fa/disable'] button").await;
+    // Once the window has passed, turning 2FA off goes through /reauth, confirmed
+    // with the password and the key (the page's button: POST
+    // /api/reauth/webauthn/start, the key's answer, then POST /api/reauth).
+    tokio::time::sleep(Duration::from_secs(11).saturating_sub(logged_in.elapsed())).await;
+    let disable = async |b: &Browser| {
+        b.fill("disable-backup", &backup).await;
+        b.click("form[action='/account/2fa/disable'] input[name=confirm]")
+            .await;
+        b.click("form[action='/account/2fa/disable'] button").await;
+    };
+    disable(&b).await;
+    b.wait_for("/reauth?next=%2Faccount").await;
+    // Without the password the button says so and sends nothing.
+    b.click("#webauthn-reauth").await;
+    let said = b.text("#webauthn-error").await;
+    assert!(said.contains("password"), "{said}");
+    b.fill("password", PW).await;
+    b.screenshot("reauth-with-key").await;
+    b.click("#webauthn-reauth").await;
+    b.wait_for("/account").await;
+    let confirmed = b.text("#security-log tr[data-kind=reauthenticated]").await;
+    assert!(confirmed.contains("security key"), "{confirmed}");
+
+    // The window is open again: turning 2FA off (with a backup code) goes through,
+    // and removes the account's key.
+    disable(&b).await;
     b.wait_for("/account?notice=disabled").await;
     assert!(b.text("#status").await.contains("off"));
     let page = b.client.source().await.unwrap();
