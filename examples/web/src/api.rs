@@ -244,11 +244,23 @@ pub fn new_password_length(password: &str) -> Result<(), Error> {
 /// `HttpOnly; SameSite=Strict; Path=/`, no `Domain`, `Secure` per `SF_PUBLIC_URL`,
 /// `Max-Age` when given (else a browser-session cookie).
 pub fn set_cookie(site: &Site, name: &str, value: &str, max_age: Option<u64>) -> String {
-    let mut c = Cookie::build((site.cookie_name(name), value.to_owned()))
+    scoped_cookie(site.cookie_name(name), value, "/", site.secure, max_age)
+}
+
+/// A `Set-Cookie` value named exactly `name`, sent only to `path` and below:
+/// `HttpOnly; SameSite=Strict`, no `Domain`, `Secure` when asked, `Max-Age` when given.
+pub fn scoped_cookie(
+    name: String,
+    value: &str,
+    path: &'static str,
+    secure: bool,
+    max_age: Option<u64>,
+) -> String {
+    let mut c = Cookie::build((name, value.to_owned()))
         .http_only(true)
         .same_site(SameSite::Strict)
-        .path("/")
-        .secure(site.secure);
+        .path(path)
+        .secure(secure);
     if let Some(secs) = max_age {
         let secs = i64::try_from(secs).unwrap_or(i64::MAX);
         c = c.max_age(cookie::time::Duration::seconds(secs));

@@ -13,7 +13,6 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cookie::{Cookie, SameSite};
 use secondfactor::secret::{KeyRing, SealedSecret};
 use secondfactor::store::SessionId;
 use serde::{Deserialize, Serialize};
@@ -127,15 +126,13 @@ pub fn cookie_name(site: &Site) -> String {
 
 /// The `Set-Cookie` value carrying `value` (empty and `Max-Age=0` clears it).
 pub fn set_cookie(site: &Site, value: &str, max_age: u64) -> String {
-    let secs = i64::try_from(max_age).unwrap_or(i64::MAX);
-    Cookie::build((cookie_name(site), value.to_owned()))
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .path(CODES_PATH)
-        .secure(site.secure)
-        .max_age(cookie::time::Duration::seconds(secs))
-        .build()
-        .to_string()
+    super::api::scoped_cookie(
+        cookie_name(site),
+        value,
+        CODES_PATH,
+        site.secure,
+        Some(max_age),
+    )
 }
 
 /// The `Set-Cookie` value that deletes the cookie.
@@ -146,6 +143,7 @@ pub fn clear_cookie(site: &Site) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cookie::{Cookie, SameSite};
     use secondfactor::secret::SealingKey;
 
     const CODES: [&str; 2] = ["ABCDE-FGHJK-LMNPQ", "RSTUV-WXYZ2-34567"];
