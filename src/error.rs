@@ -236,6 +236,20 @@ impl Limiter {
             Limiter::Client => "client",
         }
     }
+
+    /// The same as [`code`](Self::code) (the name every enum of the crate has).
+    pub fn as_str(&self) -> &'static str {
+        self.code()
+    }
+
+    /// The limiter named by [`code`](Self::code); `None` for any other string.
+    pub fn parse(name: &str) -> Option<Limiter> {
+        match name {
+            "account" => Some(Limiter::Account),
+            "client" => Some(Limiter::Client),
+            _ => None,
+        }
+    }
 }
 
 impl Error {
@@ -299,6 +313,36 @@ impl Error {
         }
     }
 
+    /// The body an adapter answers with: [`code`](Self::code), the message and the
+    /// figures of the variant (see [`ErrorBody`]).
+    ///
+    /// ```
+    /// use secondfactor::Error;
+    /// use std::time::Duration;
+    ///
+    /// let body = Error::Busy { retry_after: Duration::from_millis(1500) }.body();
+    /// assert_eq!((body.error.as_str(), body.retry_after), ("busy", Some(2)));
+    /// ```
+    pub fn body(&self) -> ErrorBody {
+        let (remaining_attempts, retry_after, limiter) = match self {
+            Error::InvalidCode { remaining_attempts }
+            | Error::BackupCodeUsed { remaining_attempts } => (*remaining_attempts, None, None),
+            Error::TooManyAttempts {
+                retry_after,
+                limiter,
+            } => (None, Some(whole_secs_up(*retry_after)), Some(*limiter)),
+            Error::Busy { retry_after } => (None, Some(whole_secs_up(*retry_after)), None),
+            _ => (None, None, None),
+        };
+        ErrorBody {
+            error: self.code().to_owned(),
+            message: self.to_string(),
+            remaining_attempts,
+            retry_after,
+            limiter,
+        }
+    }
+
     /// Shorthand for [`Error::InvalidInput`].
     pub(crate) fn input(field: &'static str, reason: &'static str) -> Self {
         Error::InvalidInput { field, reason }
@@ -317,6 +361,48 @@ impl Error {
             source: Some(Box::new(source)),
         }
     }
+}
+
+/// What an adapter answers for an error: the stable code, the message, and the figures
+/// a client may act on. [`Error::body`] makes it; with the feature `serde` it is the
+/// JSON of the HTTP contract:
+/// `{"error": "too_many_attempts", "message": "…", "retry_after": 60, "limiter": "account"}`
+/// (absent figures are left out).
+///
+/// It carries no secret: the message is the error's `Display`, which never holds a
+/// password, a code, a token or a source error's text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct ErrorBody {
+    /// [`Error::code`].
+    pub error: String,
+    /// The error's `Display` text, for a person.
+    pub message: String,
+    /// Attempts left on the pending login (`invalid_code`, `backup_code_used`), when known.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub remaining_attempts: Option<u32>,
+    /// Whole seconds to wait before retrying (`too_many_attempts`, `busy`), rounded up
+    /// and at least 1, so that a client which waits this long is let in.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub retry_after: Option<u64>,
+    /// Which limiter refused (`too_many_attempts`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub limiter: Option<Limiter>,
+}
+
+/// A wait in whole seconds, rounded up, at least 1.
+fn whole_secs_up(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// Shorthand for `Result<T, secondfactor::Error>`.

@@ -27,7 +27,16 @@ use crate::security_log::{SecurityEvent, SecurityEventKind};
 use crate::store::{AuthenticatorId, DeviceId, UserId};
 
 /// Something a flow did.
+///
+/// With the feature `serde` it serializes (for a log) as an object tagged with its
+/// snake_case name, durations in whole seconds:
+/// `{"event": "locked_out", "user_id": "…", "retry_after": 900}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "event", rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum Event {
     /// An account was registered.
@@ -66,6 +75,10 @@ pub enum Event {
         /// Whose.
         user_id: UserId,
         /// How long.
+        #[cfg_attr(
+            feature = "serde",
+            serde(serialize_with = "crate::serde_support::duration_secs")
+        )]
         retry_after: Duration,
     },
     /// Password attempts for a login name were refused: it had too many wrong
@@ -74,6 +87,10 @@ pub enum Event {
         /// The account, when the login name exists.
         user_id: Option<UserId>,
         /// How long the refusal lasts.
+        #[cfg_attr(
+            feature = "serde",
+            serde(serialize_with = "crate::serde_support::duration_secs")
+        )]
         retry_after: Duration,
     },
     /// A client key hit the password-step limit.

@@ -91,6 +91,7 @@
 //! | `redis` | no | `store::RedisStore`: short-lived state in Redis (pair it with an `AccountStore` through [`store::Combined`]) |
 //! | `conformance` | no | the public store conformance suite |
 //! | `webauthn` | no | [`webauthn`]: security keys and passkeys as a second factor (needs OpenSSL headers) |
+//! | `serde` | no | `Serialize`/`Deserialize` on what crosses a wire or a log: ids, [`flow::TwoFactorStatus`], the listings ([`flow::AuthenticatorInfo`], [`flow::SessionInfo`], [`flow::TrustedDevice`]), [`security_log::SecurityEvent`], [`error::ErrorBody`] and the names in them; `Serialize` on [`events::Event`]. Never on a secret, token, proof or store record (checked at compile time) |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -109,6 +110,8 @@ pub mod password;
 pub mod provisioning;
 pub mod secret;
 pub mod security_log;
+#[cfg(feature = "serde")]
+mod serde_support;
 pub mod store;
 pub mod throttle;
 mod token;

@@ -90,6 +90,7 @@ kinds! {
 
 /// One entry of an account's security log.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SecurityEvent {
     /// When (Unix seconds).
     pub at: u64,

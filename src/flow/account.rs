@@ -73,6 +73,7 @@ impl<'a> ReauthRequest<'a> {
 /// One session of an account, as listed by [`Service::sessions`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SessionInfo {
     /// Its id (for [`Service::end_session_by_id`]); not its token.
     pub id: SessionId,

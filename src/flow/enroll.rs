@@ -106,10 +106,20 @@ impl AuthenticatorKind {
             AuthenticatorKind::WebAuthn => "webauthn",
         }
     }
+
+    /// The kind named by [`as_str`](Self::as_str); `None` for any other string.
+    pub fn parse(name: &str) -> Option<AuthenticatorKind> {
+        match name {
+            "totp" => Some(AuthenticatorKind::Totp),
+            "webauthn" => Some(AuthenticatorKind::WebAuthn),
+            _ => None,
+        }
+    }
 }
 
 /// One authenticator, as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AuthenticatorInfo {
     /// Its id (for [`Service::remove_authenticator`]).
     pub id: AuthenticatorId,
@@ -131,6 +141,7 @@ pub struct AuthenticatorInfo {
 
 /// An account's two-factor status.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TwoFactorStatus {
     /// The login name.
     pub username: String,

@@ -185,6 +185,7 @@ pub struct Session {
 
 /// A trusted device, as listed by [`Service::trusted_devices`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TrustedDevice {
     /// Its id (for [`Service::revoke_device`]).
     pub id: DeviceId,

@@ -53,26 +53,8 @@ pub fn error(e: &Error) -> Reply {
     if status >= 500 && !matches!(e, Error::Busy { .. }) {
         log_server_error(e);
     }
-    let mut body = json!({ "error": e.code(), "message": e.to_string() });
-    match e {
-        Error::InvalidCode {
-            remaining_attempts: Some(n),
-        }
-        | Error::BackupCodeUsed {
-            remaining_attempts: Some(n),
-        } => body["remaining_attempts"] = json!(n),
-        Error::TooManyAttempts {
-            retry_after,
-            limiter,
-        } => {
-            body["retry_after"] = json!(retry_secs(*retry_after));
-            body["limiter"] = json!(limiter.code());
-        }
-        Error::Busy { retry_after } => {
-            body["retry_after"] = json!(retry_secs(*retry_after));
-        }
-        _ => {}
-    }
+    // The core's error body: code, message, attempts left, retry time, limiter.
+    let body = serde_json::to_value(e.body()).unwrap_or_else(|_| json!({ "error": e.code() }));
     Reply { status, body }
 }
 
