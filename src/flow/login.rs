@@ -828,6 +828,7 @@ impl<S: Store> Service<S> {
                 .collect();
             let commit = FactorCommit {
                 token: &hash,
+                max_attempts: max,
                 user_id,
                 spend: marks,
                 throttles: &writes,
