@@ -13,7 +13,8 @@
 //! read and one commit for the second-factor step), which have provided
 //! implementations: a type with both halves needs only `impl Store for MyStore {}`.
 //! [`Combined`] glues two different stores together, and [`MemoryStore`] implements
-//! both in memory.
+//! both in memory. `SqliteStore` and `PgStore` (features `sqlite` and `postgres`)
+//! are one `SqlStore`, written once over two `Dialect`s.
 //!
 //! # The atomicity contract
 //!
@@ -71,6 +72,8 @@ mod postgres;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql_common;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -84,6 +87,15 @@ pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::PgStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use sql::PgDialect;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sql::SqliteDialect;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sql::{Dialect, SqlStore};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
@@ -675,7 +687,7 @@ pub trait EphemeralStore: Send + Sync + 'static {
 /// fine-grained ones (as many round trips as before, each atomic on its own), so a
 /// store made of the two halves only needs `impl Store for MyStore {}`. A store that
 /// can do better overrides them: the memory store with one critical section, the SQL
-/// stores with one transaction.
+/// stores with one `SELECT` and one transaction.
 ///
 /// # Who counts the attempt
 ///
