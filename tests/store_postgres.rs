@@ -74,6 +74,13 @@ async fn ephemeral_roundtrip() {
 }
 
 #[tokio::test]
+async fn the_step_read_writes_nothing() {
+    let Some(db) = Schema::new() else { return };
+    suite::the_step_read_writes_nothing(&db.store().await).await;
+    db.drop().await;
+}
+
+#[tokio::test]
 async fn flows_end_to_end() {
     let Some(db) = Schema::new() else { return };
     flows(db.store().await).await;

@@ -53,6 +53,12 @@ async fn memory_urls_give_the_in_memory_store() {
 }
 
 #[tokio::test]
+async fn the_step_read_writes_nothing() {
+    let d = db();
+    suite::the_step_read_writes_nothing(&SqliteStore::connect(&d.url).await.unwrap()).await;
+}
+
+#[tokio::test]
 async fn flows_end_to_end() {
     let d = db();
     flows(SqliteStore::connect(&d.url).await.unwrap()).await;

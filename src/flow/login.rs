@@ -713,7 +713,9 @@ impl<S: Store> Service<S> {
     /// The TOTP second-factor step in one read and one commit
     /// ([`Store::read_factor_step`], [`Store::commit_factor_step`]).
     ///
-    /// The decisions are today's: the pending login's attempt is counted by the read;
+    /// The decisions are today's: the pending login's attempt is counted by the read
+    /// (or, in a store whose read writes nothing, by the commit, which then refuses a
+    /// login out of attempts);
     /// the budget and the lockout refuse before the code is checked; the commit counts
     /// the attempt on both throttles (or, when the code is spent, clears the lockout
     /// and leaves the budget as it was: spent and refunded) against the states the
@@ -829,6 +831,7 @@ impl<S: Store> Service<S> {
                 .collect();
             let commit = FactorCommit {
                 token: &hash,
+                max_attempts: max,
                 user_id,
                 spend: marks,
                 throttles: &writes,

@@ -245,8 +245,9 @@ pub async fn races<S: Store + Clone>(stores: &[S], config: RaceConfig) {
 }
 
 /// Checks the unit-of-work operations of [`Store`], one call at a time:
-/// [`read_factor_step`](Store::read_factor_step) (the attempt counted, the account,
-/// its authenticators and throttles returned, a burnt or missing login `None`) and
+/// [`read_factor_step`](Store::read_factor_step) (the pending login with the attempt
+/// counted, the account, its authenticators and throttles returned; a read and a
+/// commit count one attempt; a burnt or missing login `None`) and
 /// [`commit_factor_step`](Store::commit_factor_step) (a spent step with its session,
 /// device, throttles and log entry; a replay and a wrong code counted; a throttle
 /// that moved or a pending login that is gone spend nothing).
@@ -267,7 +268,11 @@ pub async fn unit_of_work<S: Store>(store: &S) {
 ///   login with its own throttles: exactly one `Spent`, the others `NotSpent`;
 /// - commits on one pending login from the same throttle states, each with its own
 ///   fresh authenticator step: exactly one `Spent`, the pending login is gone, and
-///   exactly one session is written.
+///   exactly one session is written;
+/// - wrong guesses on one pending login with three attempts, each a
+///   [`read_factor_step`](Store::read_factor_step) and a commit: exactly three are
+///   counted and answered (`NotSpent`), the others find the login gone (a read
+///   `None` or a commit `Expired`), and the login is burnt.
 ///
 /// # Panics
 ///
@@ -277,6 +282,7 @@ pub async fn unit_of_work_races<S: Store + Clone>(stores: &[S], config: RaceConf
     for round in 0..config.rounds {
         race_commit_same_step(stores, config.tasks, round).await;
         race_commit_same_login(stores, config.tasks, round).await;
+        race_guesses_on_one_login(stores, config.tasks, round).await;
     }
 }
 
@@ -395,6 +401,9 @@ pub async fn ephemeral_races<E: EphemeralStore + Clone>(stores: &[E], config: Ra
 
 /// How long the suite's ephemeral records live, in seconds.
 const TTL: u64 = 600;
+/// The attempt limit the unit-of-work commits pass (high enough not to matter
+/// unless a check says otherwise).
+const MAX_ATTEMPTS: u32 = 5;
 
 /// A cap on authenticators that the checks of something else never reach.
 const ROOMY: u32 = 100;
@@ -4573,7 +4582,7 @@ async fn factor_step_read<S: Store>(store: &S) {
     );
     assert_eq!(
         view.pending.attempts, 1,
-        "read_factor_step counts the attempt"
+        "read_factor_step returns the pending login with this attempt counted"
     );
     assert_eq!(view.pending.user_id, account.id);
     let Some(got) = view.account.as_ref() else {
@@ -4586,16 +4595,33 @@ async fn factor_step_read<S: Store>(store: &S) {
     assert_same_authenticators(&view.authenticators, &[&auth], "read_factor_step");
     assert_eq!(view.throttles[0].count, 1, "read_factor_step: the lockout");
     assert_eq!(view.throttles[1].count, 2, "read_factor_step: the budget");
-    // Two more attempts use the login up; the fourth burns it.
-    for n in 2..=3 {
-        let v = ok(
-            store.read_factor_step(&[token], 3, t).await,
-            "read_factor_step",
-        );
+    // Each step, a read and the commit of a wrong code, counts one attempt (in the
+    // read or in the commit: the store's choice); the third uses the login up and
+    // burns it.
+    let parts = commit_parts(&account.id, &auth.id, 0);
+    let mut view = view;
+    for n in 1..=3 {
+        if n > 1 {
+            let Some(v) = ok(
+                store.read_factor_step(&[token], 3, t).await,
+                "read_factor_step",
+            ) else {
+                panic!("read_factor_step: attempt {n} of 3 must find the pending login");
+            };
+            view = v;
+        }
         assert_eq!(
-            v.map(|v| v.pending.attempts),
-            Some(n),
-            "read_factor_step attempt {n}"
+            view.pending.attempts, n,
+            "read_factor_step: attempt {n} with the attempts before it counted"
+        );
+        let c = FactorCommit {
+            max_attempts: 3,
+            ..commit(&token, &account.id, &[], &[], &parts, n == 3)
+        };
+        assert_eq!(
+            ok(store.commit_factor_step(&c).await, "commit_factor_step"),
+            FactorCommitted::NotSpent,
+            "commit_factor_step of a wrong code, attempt {n} of 3"
         );
     }
     assert!(
@@ -4684,6 +4710,7 @@ fn commit<'a>(
 ) -> FactorCommit<'a> {
     FactorCommit {
         token,
+        max_attempts: MAX_ATTEMPTS,
         user_id: user,
         spend,
         throttles,
@@ -4967,4 +4994,75 @@ async fn race_commit_same_login<S: Store + Clone>(stores: &[S], tasks: usize, ro
         .is_none(),
         "commit_factor_step race (round {round}): the pending login is taken"
     );
+}
+
+/// Wrong guesses racing on one pending login: however the store counts the attempt
+/// (in the read or in the commit), no more guesses are answered than the login has
+/// attempts.
+async fn race_guesses_on_one_login<S: Store + Clone>(stores: &[S], tasks: usize, round: usize) {
+    const MAX: u32 = 3;
+    let (account, _, _) = new_2fa_account(&stores[0], 0).await;
+    let token = hash();
+    ok(
+        stores[0]
+            .create_pending_login(&token, &pending(&account.id, 0, now() + TTL))
+            .await,
+        "create_pending_login",
+    );
+    let user = account.id.clone();
+    let results = race(stores, tasks, |_, s| {
+        let user = user.clone();
+        async move {
+            let t = now();
+            let Some(view) = s.read_factor_step(&[token], MAX, t).await? else {
+                return Ok::<_, crate::Error>(None);
+            };
+            let parts = commit_parts(&user, &authenticator_id(), t / 30);
+            let last = view.pending.attempts >= MAX;
+            let c = FactorCommit {
+                max_attempts: MAX,
+                ..commit(&token, &user, &[], &[], &parts, last)
+            };
+            s.commit_factor_step(&c).await.map(Some)
+        }
+    })
+    .await;
+    let results: Vec<Option<FactorCommitted>> = results
+        .into_iter()
+        .map(|r| ok(r, "read_factor_step and commit_factor_step race"))
+        .collect();
+    let answered = count(&results, |r| *r == Some(FactorCommitted::NotSpent));
+    let max = tasks.min(MAX as usize);
+    assert_eq!(
+        answered, max,
+        "guesses on one pending login (round {round}): {answered} of {tasks} wrong guesses \
+         on a login with {MAX} attempts were counted and answered; exactly {max} must be \
+         (an attacker must not get more guesses by sending them at once): {results:?}"
+    );
+    assert!(
+        results.iter().all(|r| matches!(
+            r,
+            None | Some(FactorCommitted::NotSpent | FactorCommitted::Expired)
+        )),
+        "guesses on one pending login (round {round}): the others find it gone: {results:?}"
+    );
+    if tasks >= MAX as usize {
+        let s = checker(stores, round);
+        assert!(
+            ok(
+                s.read_factor_step(&[token], MAX, now()).await,
+                "read_factor_step"
+            )
+            .is_none(),
+            "guesses on one pending login (round {round}): the login is burnt"
+        );
+        assert!(
+            ok(
+                s.take_pending_login(&token, now()).await,
+                "take_pending_login"
+            )
+            .is_none(),
+            "guesses on one pending login (round {round}): the burnt login is gone"
+        );
+    }
 }

@@ -13,7 +13,8 @@
 //! read and one commit for the second-factor step), which have provided
 //! implementations: a type with both halves needs only `impl Store for MyStore {}`.
 //! [`Combined`] glues two different stores together, and [`MemoryStore`] implements
-//! both in memory.
+//! both in memory. `SqliteStore` and `PgStore` (features `sqlite` and `postgres`)
+//! are one `SqlStore`, written once over two `Dialect`s.
 //!
 //! # The atomicity contract
 //!
@@ -71,6 +72,8 @@ mod postgres;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql_common;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -84,6 +87,15 @@ pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::PgStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use sql::PgDialect;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sql::SqliteDialect;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sql::{Dialect, SqlStore};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
@@ -680,18 +692,35 @@ pub trait EphemeralStore: Send + Sync + 'static {
 /// fine-grained ones (as many round trips as before, each atomic on its own), so a
 /// store made of the two halves only needs `impl Store for MyStore {}`. A store that
 /// can do better overrides them: the memory store with one critical section, the SQL
-/// stores with one transaction.
+/// stores with one `SELECT` and one transaction.
+///
+/// # Who counts the attempt
+///
+/// Every second-factor step counts one attempt on its pending login, exactly once:
+/// either the read counts it (the provided implementation, with
+/// [`begin_login_attempt`](EphemeralStore::begin_login_attempt)) and the commit does
+/// not, or — in a store that overrides both — the read writes nothing and the commit
+/// counts it, only while the login has an attempt left. A store chooses one of the
+/// two for both operations; it must not override one of them in a way that breaks
+/// the other's half of the bargain.
 pub trait Store: AccountStore + EphemeralStore {
-    /// The read of the second-factor step: counts one attempt on the pending login
-    /// stored under the first of `tokens` that has one (exactly as
-    /// [`begin_login_attempt`](EphemeralStore::begin_login_attempt), burning it past
-    /// `max_attempts`), and returns it with its account, the account's
-    /// authenticators and its two second-factor throttles
-    /// ([`factor_throttle_keys`]) at `now`. `None` when no token has a live pending
-    /// login.
+    /// The read of the second-factor step: finds the pending login stored under the
+    /// first of `tokens` that has a live one with an attempt left (fewer than
+    /// `max_attempts` made), and returns it with this attempt counted in
+    /// `attempts`, with its account, the account's authenticators and its two
+    /// second-factor throttles ([`factor_throttle_keys`]) at `now`. `None` when no
+    /// token has such a pending login.
     ///
-    /// Atomicity: the attempt count is as [`begin_login_attempt`](EphemeralStore::begin_login_attempt)'s;
-    /// the rest is a read (the commit checks the throttles again).
+    /// The provided implementation counts the attempt here, exactly as
+    /// [`begin_login_attempt`](EphemeralStore::begin_login_attempt) (burning the
+    /// login past `max_attempts`). A store that overrides it may instead write
+    /// nothing here (the SQL stores: one `SELECT`) and count the attempt in
+    /// [`commit_factor_step`](Self::commit_factor_step); see [Who counts the
+    /// attempt](Store#who-counts-the-attempt).
+    ///
+    /// Atomicity: a counting read is as
+    /// [`begin_login_attempt`](EphemeralStore::begin_login_attempt); otherwise a
+    /// read. Either way the commit checks the throttles again.
     fn read_factor_step(
         &self,
         tokens: &[KeyedHash],
@@ -712,10 +741,19 @@ pub trait Store: AccountStore + EphemeralStore {
     /// writes ([`FactorCommitted::Spent`]); otherwise writes every throttle's
     /// `counted` state and the failure writes ([`FactorCommitted::NotSpent`]).
     ///
+    /// A store whose read writes nothing counts the attempt here: when the pending
+    /// login is gone, expired or out of attempts (`max_attempts` made), the commit
+    /// is [`FactorCommitted::Expired`] and writes nothing, whatever it was to spend
+    /// (so no answer is given for an uncounted guess); otherwise it counts one
+    /// attempt and, when that was the last one and nothing was spent, burns the
+    /// login (as if the failure writes said `take_pending`).
+    ///
     /// Atomicity: in a store that overrides it, all or nothing, as one unit against
     /// every other operation: of two commits with the same step (or on the same
-    /// pending login, or from the same throttle states) exactly one is `Spent`; when
-    /// it fails with an error nothing is written (no code spent, no throttle moved).
+    /// pending login, or from the same throttle states) exactly one is `Spent`; of
+    /// N commits on a pending login with `k` attempts left, at most `k` count one
+    /// (in a store that counts here); when it fails with an error nothing is written
+    /// (no code spent, no throttle moved, no attempt counted).
     /// The provided implementation gives the guarantees of the fine-grained
     /// operations it is made of: the throttles are counted first, the pending login
     /// is taken before the code is spent and put back when it cannot be, so an error

@@ -85,6 +85,9 @@ pub struct OutcomeWrites<'a> {
 pub struct FactorCommit<'a> {
     /// The keyed hash of the pending login ([`FactorStepView::token`]).
     pub token: &'a KeyedHash,
+    /// The pending login's attempt limit, as passed to the read: a store whose
+    /// read does not count the attempt counts it here, only while one is left.
+    pub max_attempts: u32,
     /// The account.
     pub user_id: &'a UserId,
     /// The matching steps, newest first: the first whose replay mark advances

@@ -1128,3 +1128,99 @@ pub async fn races<S: Store + Clone>(a: S, b: S, rounds: usize) {
     .await;
     assert!(w.iter().all(|&n| n == 1), "create_account winners: {w:?}");
 }
+
+/// The SQL stores' `read_factor_step` is one `SELECT`: it writes nothing, not even
+/// the attempt (their `commit_factor_step` counts it, guarded by `max_attempts`).
+/// Reads, however many, leave the pending login's attempts, the throttles and the
+/// security log as they were; a login out of attempts is refused, not burnt by a
+/// read; one commit then counts exactly one attempt.
+pub async fn the_step_read_writes_nothing<S: Store>(s: &S) {
+    let a = account(&unique("reader"));
+    s.create_account(&a).await.unwrap();
+    s.enable_two_factor(&authenticator(&a.id, "phone", T0), &codes(2), KEY)
+        .await
+        .unwrap();
+    let [lockout, budget] = factor_throttle_keys(&a.id);
+    let state = ThrottleState {
+        count: 2,
+        until: T0 - 1,
+    };
+    assert!(
+        s.update_throttle(&lockout, ThrottleState::default(), state, T0 + 600, T0)
+            .await
+            .unwrap()
+    );
+    let pending = |attempts| PendingLogin {
+        user_id: a.id.clone(),
+        password_epoch: 0,
+        attempts,
+        expires_at: T0 + 300,
+    };
+    let token = hash(&unique("live"));
+    s.create_pending_login(&token, &pending(1)).await.unwrap();
+    let used_up = hash(&unique("used-up"));
+    s.create_pending_login(&used_up, &pending(3)).await.unwrap();
+    for _ in 0..5 {
+        let view = s
+            .read_factor_step(&[used_up, token], 3, T0)
+            .await
+            .unwrap()
+            .expect("the live login is found under the second hash");
+        assert!(view.token == token);
+        assert_eq!(
+            view.pending.attempts, 2,
+            "the view counts this attempt, the row does not"
+        );
+        assert_eq!(view.throttles, [state, ThrottleState::default()]);
+        assert_eq!(view.authenticators.len(), 1);
+    }
+    assert!(
+        s.read_factor_step(&[used_up], 3, T0)
+            .await
+            .unwrap()
+            .is_none(),
+        "a login out of attempts is refused"
+    );
+    assert_eq!(s.throttle(&lockout, T0).await.unwrap(), state);
+    assert_eq!(
+        s.throttle(&budget, T0).await.unwrap(),
+        ThrottleState::default()
+    );
+    assert!(s.security_log(&a.id, 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.take_pending_login(&used_up, T0)
+            .await
+            .unwrap()
+            .unwrap()
+            .attempts,
+        3,
+        "the read burnt nothing"
+    );
+
+    // One commit of a wrong code counts one attempt.
+    let commit = FactorCommit {
+        token: &token,
+        max_attempts: 3,
+        user_id: &a.id,
+        spend: &[],
+        throttles: &[],
+        on_success: OutcomeWrites::default(),
+        on_failure: OutcomeWrites::default(),
+        log_max_entries: 10,
+        log_forget_before: 0,
+        now: T0,
+    };
+    assert_eq!(
+        s.commit_factor_step(&commit).await.unwrap(),
+        FactorCommitted::NotSpent
+    );
+    assert_eq!(
+        s.take_pending_login(&token, T0)
+            .await
+            .unwrap()
+            .unwrap()
+            .attempts,
+        2,
+        "the read counted nothing, the commit one attempt"
+    );
+}
