@@ -12,7 +12,9 @@
 //!
 //! The provided implementations compose the fine-grained operations, in the order
 //! and with the guarantees the core had before (so every store keeps working); the
-//! memory and SQL stores override them with one critical section or one transaction.
+//! memory and SQL stores override them with one critical section or one transaction,
+//! and [`Combined`] commits through its ephemeral half's
+//! [`EphemeralStore::commit_factor_ephemeral`] (one script in Redis).
 
 use super::*;
 
