@@ -8,7 +8,7 @@ use secondfactor::clock::{Clock, ManualClock};
 use secondfactor::flow::{SecondFactorOptions, SignIn};
 use secondfactor::password::PasswordHasher;
 use secondfactor::secret::{KeyRing, SealingKey};
-use secondfactor::store::MemoryStore;
+use secondfactor::store::{Combined, MemoryStore, Store};
 use secondfactor::totp::TotpKey;
 use secondfactor::{LoginOutcome, LoginRequest, SecondFactor, Service};
 
@@ -25,15 +25,23 @@ struct Setup {
 }
 
 async fn enrolled() -> Setup {
+    let (service, clock, phone) = enrol(Counting::new(MemoryStore::new())).await;
+    Setup {
+        service,
+        clock,
+        phone,
+    }
+}
+
+/// A service on `store` with one account, "owner", whose 2FA is on; the clock is a
+/// step past the enrolment's.
+async fn enrol<S: Store>(store: S) -> (Service<S>, ManualClock, TotpKey) {
     let clock = ManualClock::new(1_700_000_000);
-    let service = Service::builder(
-        Counting::new(MemoryStore::new()),
-        KeyRing::new(1, SealingKey::generate()),
-    )
-    .clock(clock.clone())
-    .password_hasher(PasswordHasher::new(256, 1, 1).unwrap())
-    .build()
-    .unwrap();
+    let service = Service::builder(store, KeyRing::new(1, SealingKey::generate()))
+        .clock(clock.clone())
+        .password_hasher(PasswordHasher::new(256, 1, 1).unwrap())
+        .build()
+        .unwrap();
     service.register("owner", PW).await.unwrap();
     let LoginOutcome::Authenticated(auth) =
         service.login(LoginRequest::new("owner", PW)).await.unwrap()
@@ -49,16 +57,15 @@ async fn enrolled() -> Setup {
         .await
         .unwrap();
     clock.advance(Duration::from_secs(30));
-    Setup {
-        service,
-        clock,
-        phone,
-    }
+    (service, clock, phone)
 }
 
 async fn pending(s: &Setup) -> String {
-    match s
-        .service
+    pending_on(&s.service).await
+}
+
+async fn pending_on<S: Store>(service: &Service<S>) -> String {
+    match service
         .sign_in(LoginRequest::new("owner", PW))
         .await
         .unwrap()
@@ -161,4 +168,48 @@ async fn the_password_step_is_bounded() {
     // compare-and-set, its undo, and the pending login.
     let calls = s.service.store().calls();
     assert!(calls.len() <= 6, "{calls:?}");
+}
+
+/// Through `Combined`, the ephemeral half commits the step in one call (one script in
+/// Redis, one critical section in memory), not the fine-grained operations.
+#[tokio::test]
+async fn through_combined_the_ephemeral_half_commits_in_one_call() {
+    let (service, clock, phone) = enrol(Combined::new(
+        MemoryStore::new(),
+        Counting::new(MemoryStore::new()),
+    ))
+    .await;
+    let token = pending_on(&service).await;
+    let ephemeral = service.store().ephemeral();
+    ephemeral.reset();
+    let done = service
+        .sign_in_second_factor(
+            &token,
+            SecondFactor::Totp(&phone.generate(clock.now())),
+            SecondFactorOptions {
+                remember_device: Some("Firefox on Linux"),
+                client_key: None,
+            },
+        )
+        .await
+        .unwrap();
+    let calls = ephemeral.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| **c == "commit_factor_ephemeral")
+            .count(),
+        1,
+        "{calls:?}"
+    );
+    for fine in [
+        "update_throttle",
+        "take_pending_login",
+        "advance_last_step",
+        "create_session",
+        "create_device",
+    ] {
+        assert!(!calls.contains(&fine), "{fine} in {calls:?}");
+    }
+    assert!(service.session(done.session.expose()).await.is_ok());
 }

@@ -7,7 +7,10 @@ use super::*;
 /// Joins an [`AccountStore`] (durable: SQL, or your own users table) and an
 /// [`EphemeralStore`] (short-lived state: Redis, memory) into one [`Store`].
 ///
-/// Each half keeps its own atomicity guarantees; no operation spans both.
+/// Each half keeps its own atomicity guarantees; no operation spans both. The
+/// second-factor commit is the ephemeral half's unit of work
+/// ([`EphemeralStore::commit_factor_ephemeral`]) followed by the security-log
+/// entries in the durable half.
 #[derive(Clone, Debug)]
 pub struct Combined<A, E> {
     accounts: A,
@@ -149,7 +152,17 @@ impl<A: AccountStore, E: Send + Sync + 'static> AccountStore for Combined<A, E> 
     }
 }
 
-impl<A: AccountStore, E: EphemeralStore> Store for Combined<A, E> {}
+/// The second-factor commit is the ephemeral half's
+/// ([`commit_factor_ephemeral`](EphemeralStore::commit_factor_ephemeral): one script
+/// in Redis, one critical section in memory), then the security-log entries in the
+/// durable half (best effort, as in every store: the step is decided by then).
+impl<A: AccountStore, E: EphemeralStore> Store for Combined<A, E> {
+    async fn commit_factor_step(&self, commit: &FactorCommit<'_>) -> Result<FactorCommitted> {
+        let committed = self.ephemeral.commit_factor_ephemeral(commit).await?;
+        unit::append_outcome_log(&self.accounts, commit, committed).await;
+        Ok(committed)
+    }
+}
 
 impl<A: Send + Sync + 'static, E: EphemeralStore> EphemeralStore for Combined<A, E> {
     fn put_ceremony(
@@ -310,6 +323,12 @@ impl<A: Send + Sync + 'static, E: EphemeralStore> EphemeralStore for Combined<A,
         keep: Option<&SessionId>,
     ) -> impl Future<Output = Result<u32>> + Send {
         self.ephemeral.delete_sessions(user_id, keep)
+    }
+    fn commit_factor_ephemeral(
+        &self,
+        commit: &FactorCommit<'_>,
+    ) -> impl Future<Output = Result<FactorCommitted>> + Send {
+        self.ephemeral.commit_factor_ephemeral(commit)
     }
     /// Purges the ephemeral half only. The durable half keeps no expiring records
     /// (its security log is trimmed on append; the SQL stores' inherent

@@ -767,6 +767,10 @@ impl EphemeralStore for MemoryStore {
     async fn purge_expired(&self, now: u64) -> Result<u64> {
         Ok(self.purge(now))
     }
+
+    async fn commit_factor_ephemeral(&self, c: &FactorCommit<'_>) -> Result<FactorCommitted> {
+        self.commit_ephemeral(c)
+    }
 }
 
 /// Writes a throttle state into its (locked) shard: the default state deletes the key.
@@ -785,13 +789,18 @@ fn put_throttle(
     }
 }
 
-/// The second-factor commit in one critical section: the shards of the throttles
-/// (in ascending order), then of the pending login, then of each replay mark in turn
-/// are locked and held until every conditional write is made; no other operation
-/// holds more than one of these locks at once, so the order cannot deadlock. The
-/// unconditional writes (session, device, security log) follow; they cannot fail.
-impl Store for MemoryStore {
-    async fn commit_factor_step(&self, c: &FactorCommit<'_>) -> Result<FactorCommitted> {
+/// The second-factor commit comes from its ephemeral half
+/// ([`MemoryStore::commit_ephemeral`]) and the security-log append, which cannot fail.
+impl Store for MemoryStore {}
+
+impl MemoryStore {
+    /// The ephemeral half of the second-factor commit in one critical section: the
+    /// shards of the throttles (in ascending order), then of the pending login, then
+    /// of each replay mark in turn are locked and held until every conditional write
+    /// is made; no other operation holds more than one of these locks at once, so the
+    /// order cannot deadlock. The unconditional writes (session, device) follow; they
+    /// cannot fail.
+    fn commit_ephemeral(&self, c: &FactorCommit<'_>) -> Result<FactorCommitted> {
         let i = &self.inner;
         let mut shards: Vec<usize> = c
             .throttles
@@ -869,17 +878,6 @@ impl Store for MemoryStore {
         }
         if let Some((hash, session)) = writes.session {
             self.add_token(hash, session);
-        }
-        if !writes.log.is_empty() {
-            let mut users = i.users.lock(c.user_id);
-            if let Some(user) = users.get_mut(c.user_id).filter(|u| u.account.is_some()) {
-                let log = &mut user.security_log;
-                for entry in writes.log {
-                    log.push_front(entry.clone());
-                }
-                log.truncate(c.log_max_entries as usize);
-                log.retain(|e| e.at >= c.log_forget_before);
-            }
         }
         Ok(if spent {
             FactorCommitted::Spent

@@ -684,6 +684,21 @@ pub trait EphemeralStore: Send + Sync + 'static {
     /// delete: a purge racing with the writes of a live login never deletes a record
     /// that is alive at `now`.
     fn purge_expired(&self, now: u64) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The ephemeral writes of [`Store::commit_factor_step`]: everything it does but
+    /// append the security-log entries, which are the durable half's (through
+    /// [`Combined`], the other store's). Same checks, writes and outcomes.
+    ///
+    /// Atomicity: as [`Store::commit_factor_step`]'s. The provided implementation is
+    /// made of the fine-grained operations; the memory store overrides it with one
+    /// critical section, the Redis store with one script, so that
+    /// [`Combined`] commits its ephemeral half as one unit.
+    fn commit_factor_ephemeral(
+        &self,
+        commit: &FactorCommit<'_>,
+    ) -> impl Future<Output = Result<FactorCommitted>> + Send {
+        unit::commit_factor_ephemeral(self, commit)
+    }
 }
 
 /// A complete store: both halves, and the unit-of-work operations of the hot paths.

@@ -39,11 +39,24 @@ const BEGIN_ATTEMPT: &str = include_str!("redis/begin_attempt.lua");
 const TAKE_PENDING: &str = include_str!("redis/take_pending.lua");
 
 /// KEYS[1] WebAuthn ceremony. Returns its fields and deletes it, or false.
-const TAKE_CEREMONY: &str = r#"
-local v = redis.call('HMGET', KEYS[1], 'u', 'l', 's', 'x')
-if redis.call('DEL', KEYS[1]) == 0 then return false end
-return v
-"#;
+const TAKE_CEREMONY: &str = include_str!("redis/take_ceremony.lua");
+
+/// The second-factor commit ([`EphemeralStore::commit_factor_ephemeral`]) in one script.
+///
+/// KEYS: the pending login; the `nt` throttles; the `ns` replay marks; then for the
+/// success outcome and then the failure outcome, the session and its user's set (if
+/// it writes a session) and the device and its user's list (if it writes a device).
+///
+/// ARGV: now (padded), `nt`, `ns`; per throttle its expected `count:until`, its
+/// counted value and TTL, its success value and TTL (a value as
+/// [`UPDATE_THROTTLE`]'s, `''` deletes); per replay mark the step (padded) and TTL;
+/// per outcome (success, failure): take the pending login (`0`/`1`), then `0`, or `1`
+/// and the session's token hash, TTL and fields `i u p m c a x`, then `0`, or `1` and
+/// the device's token hash, TTL and fields `i u l p c x`.
+///
+/// Returns 1 spent, 0 not spent, 2 a throttle conflict, 3 the pending login is gone
+/// (for the last two nothing was written), or 'corrupt'.
+const COMMIT_FACTOR: &str = include_str!("redis/commit_factor.lua");
 
 /// KEYS[1] enrollment; ARGV[1] id, ARGV[2] now (padded). Returns 1 when taken.
 const TAKE_ENROLLMENT: &str = include_str!("redis/take_enrollment.lua");
@@ -130,10 +143,11 @@ struct Scripts {
     delete_sessions: Script,
     purge: Script,
     take_ceremony: Script,
+    commit_factor: Script,
 }
 
 impl Scripts {
-    fn all(&self) -> [&Script; 17] {
+    fn all(&self) -> [&Script; 18] {
         [
             &self.begin_attempt,
             &self.take_pending,
@@ -152,6 +166,7 @@ impl Scripts {
             &self.delete_sessions,
             &self.purge,
             &self.take_ceremony,
+            &self.commit_factor,
         ]
     }
 }
@@ -176,6 +191,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
         delete_sessions: s(DELETE_SESSIONS),
         purge: s(PURGE),
         take_ceremony: s(TAKE_CEREMONY),
+        commit_factor: s(COMMIT_FACTOR),
     }
 });
 
@@ -374,18 +390,55 @@ impl RedisStore {
         &self,
         op: &'static str,
         script: &Script,
-        keys: &[&str],
-        args: &[&[u8]],
+        keys: &[impl AsRef<str>],
+        args: &[impl AsRef<[u8]>],
     ) -> Result<Value> {
         let mut inv = script.prepare_invoke();
         for k in keys {
-            inv.key(*k);
+            inv.key(k.as_ref());
         }
         for a in args {
-            inv.arg(*a);
+            inv.arg(a.as_ref());
         }
         let mut conn = self.conn.clone();
         inv.invoke_async(&mut conn).await.map_err(fail(op))
+    }
+
+    /// The keys (the device, its user's list) and arguments (token hash, TTL,
+    /// fields `i u l p c x`) of a device write, for `put_device` in the scripts.
+    fn device_write(&self, token: &KeyedHash, d: &DeviceRecord) -> ([String; 2], Vec<Vec<u8>>) {
+        let hex = token.to_hex();
+        let keys = [self.key("dv", &hex), self.key("du", d.user_id.as_str())];
+        let args = vec![
+            hex.into_bytes(),
+            gc_ttl(d.expires_at).to_string().into_bytes(),
+            d.id.as_str().as_bytes().to_vec(),
+            d.user_id.as_str().as_bytes().to_vec(),
+            d.label.as_bytes().to_vec(),
+            d.password_epoch.to_string().into_bytes(),
+            d.created_at.to_string().into_bytes(),
+            pad(d.expires_at).into_bytes(),
+        ];
+        (keys, args)
+    }
+
+    /// The keys (the session, its user's set) and arguments (token hash, TTL, fields
+    /// `i u p m c a x`) of a session write, for `put_session` in the scripts.
+    fn session_write(&self, token: &KeyedHash, s: &SessionRecord) -> ([String; 2], Vec<Vec<u8>>) {
+        let hex = token.to_hex();
+        let keys = [self.key("se", &hex), self.key("su", s.user_id.as_str())];
+        let args = vec![
+            hex.into_bytes(),
+            gc_ttl(s.expires_at).to_string().into_bytes(),
+            s.id.as_str().as_bytes().to_vec(),
+            s.user_id.as_str().as_bytes().to_vec(),
+            s.password_epoch.to_string().into_bytes(),
+            s.method.as_str().as_bytes().to_vec(),
+            s.created_at.to_string().into_bytes(),
+            s.authenticated_at.to_string().into_bytes(),
+            pad(s.expires_at).into_bytes(),
+        ];
+        (keys, args)
     }
 
     /// Writes a hash record atomically: replaces whatever the key held, sets the TTL.
@@ -475,6 +528,17 @@ fn encode_throttle(s: ThrottleState) -> String {
 /// A throttle state as stored: `count:until:keep_until` (padded).
 fn encode_stored_throttle(s: ThrottleState, keep_until: u64) -> String {
     format!("{}:{}", encode_throttle(s), pad(keep_until))
+}
+
+/// A throttle write as the scripts take it: the stored value (`''` for the zero
+/// state, which deletes the key) and its TTL.
+fn throttle_write(state: ThrottleState, keep_until: u64) -> (String, String) {
+    let value = if state == ThrottleState::default() {
+        String::new()
+    } else {
+        encode_stored_throttle(state, keep_until)
+    };
+    (value, gc_ttl(keep_until).to_string())
 }
 
 /// A stored throttle as [`EphemeralStore::throttle`] returns it at `now`: zero when
@@ -755,7 +819,7 @@ impl EphemeralStore for RedisStore {
                 "redis take_pending_login",
                 &SCRIPTS.take_pending,
                 &[&key],
-                &[],
+                &[] as &[&[u8]],
             )
             .await?;
         match Fields::decode(value, PENDING_FIELDS.len())? {
@@ -835,7 +899,12 @@ impl EphemeralStore for RedisStore {
     async fn take_ceremony(&self, key: &str, now: u64) -> Result<Option<CeremonyRecord>> {
         let key = self.key("wa", key);
         let value = self
-            .run("redis take_ceremony", &SCRIPTS.take_ceremony, &[&key], &[])
+            .run(
+                "redis take_ceremony",
+                &SCRIPTS.take_ceremony,
+                &[&key],
+                &[] as &[&[u8]],
+            )
             .await?;
         match Fields::decode(value, CEREMONY_FIELDS)? {
             Some(f) => Ok(Some(decode_ceremony(&f)?).filter(|c| c.expires_at > now)),
@@ -883,12 +952,7 @@ impl EphemeralStore for RedisStore {
     ) -> Result<bool> {
         let key = self.key("th", key);
         let expected = encode_throttle(expected);
-        let new = if new == ThrottleState::default() {
-            String::new()
-        } else {
-            encode_stored_throttle(new, keep_until)
-        };
-        let ttl = gc_ttl(keep_until).to_string();
+        let (new, ttl) = throttle_write(new, keep_until);
         let now = pad(now);
         let value = self
             .run(
@@ -907,29 +971,9 @@ impl EphemeralStore for RedisStore {
     }
 
     async fn create_device(&self, token: &KeyedHash, device: &DeviceRecord) -> Result<()> {
-        let hex = token.to_hex();
-        let key = self.key("dv", &hex);
-        let list = self.key("du", device.user_id.as_str());
-        let ttl = gc_ttl(device.expires_at).to_string();
-        let epoch = device.password_epoch.to_string();
-        let created = device.created_at.to_string();
-        let expires = pad(device.expires_at);
+        let (keys, args) = self.device_write(token, device);
         let value = self
-            .run(
-                "redis create_device",
-                &SCRIPTS.create_device,
-                &[&key, &list],
-                &[
-                    hex.as_bytes(),
-                    ttl.as_bytes(),
-                    device.id.as_str().as_bytes(),
-                    device.user_id.as_str().as_bytes(),
-                    device.label.as_bytes(),
-                    epoch.as_bytes(),
-                    created.as_bytes(),
-                    expires.as_bytes(),
-                ],
-            )
+            .run("redis create_device", &SCRIPTS.create_device, &keys, &args)
             .await?;
         flag(value).map(drop)
     }
@@ -997,30 +1041,13 @@ impl EphemeralStore for RedisStore {
     }
 
     async fn create_session(&self, token: &KeyedHash, session: &SessionRecord) -> Result<()> {
-        let hex = token.to_hex();
-        let key = self.key("se", &hex);
-        let index = self.key("su", session.user_id.as_str());
-        let ttl = gc_ttl(session.expires_at).to_string();
-        let epoch = session.password_epoch.to_string();
-        let created = session.created_at.to_string();
-        let authenticated = session.authenticated_at.to_string();
-        let expires = pad(session.expires_at);
+        let (keys, args) = self.session_write(token, session);
         let value = self
             .run(
                 "redis create_session",
                 &SCRIPTS.create_session,
-                &[&key, &index],
-                &[
-                    hex.as_bytes(),
-                    ttl.as_bytes(),
-                    session.id.as_str().as_bytes(),
-                    session.user_id.as_str().as_bytes(),
-                    epoch.as_bytes(),
-                    session.method.as_str().as_bytes(),
-                    created.as_bytes(),
-                    authenticated.as_bytes(),
-                    expires.as_bytes(),
-                ],
+                &keys,
+                &args,
             )
             .await?;
         flag(value).map(drop)
@@ -1136,6 +1163,66 @@ impl EphemeralStore for RedisStore {
             .await?;
         let n = int(value)?;
         u32::try_from(n).map_err(|_| corrupt())
+    }
+
+    /// One script ([`COMMIT_FACTOR`]): every throttle compared, the pending login
+    /// checked, the replay marks advanced, then the outcome's writes, all in one
+    /// `EVALSHA` that Redis runs atomically.
+    async fn commit_factor_ephemeral(&self, c: &FactorCommit<'_>) -> Result<FactorCommitted> {
+        let mut keys: Vec<String> = Vec::with_capacity(1 + c.throttles.len() + c.spend.len() + 4);
+        let mut args: Vec<Vec<u8>> =
+            Vec::with_capacity(3 + 5 * c.throttles.len() + 2 * c.spend.len() + 24);
+        keys.push(self.token_key("pl", c.token));
+        args.push(pad(c.now).into_bytes());
+        args.push(c.throttles.len().to_string().into_bytes());
+        args.push(c.spend.len().to_string().into_bytes());
+        for t in c.throttles {
+            keys.push(self.key("th", t.key));
+            let (counted, counted_ttl) = throttle_write(t.counted.0, t.counted.1);
+            let (success, success_ttl) = throttle_write(t.on_success.0, t.on_success.1);
+            args.extend([
+                encode_throttle(t.expected).into_bytes(),
+                counted.into_bytes(),
+                counted_ttl.into_bytes(),
+                success.into_bytes(),
+                success_ttl.into_bytes(),
+            ]);
+        }
+        for m in c.spend {
+            keys.push(self.key("st", m.authenticator.as_str()));
+            args.push(pad(m.step).into_bytes());
+            args.push(gc_ttl(m.keep_until).to_string().into_bytes());
+        }
+        for w in [&c.on_success, &c.on_failure] {
+            args.push(if w.take_pending { b"1" } else { b"0" }.to_vec());
+            let session = w.session.map(|(h, s)| self.session_write(h, s));
+            let device = w.device.map(|(h, d)| self.device_write(h, d));
+            for write in [session, device] {
+                match write {
+                    Some((k, a)) => {
+                        keys.extend(k);
+                        args.push(b"1".to_vec());
+                        args.extend(a);
+                    }
+                    None => args.push(b"0".to_vec()),
+                }
+            }
+        }
+        let value = self
+            .run(
+                "redis commit_factor_step",
+                &SCRIPTS.commit_factor,
+                &keys,
+                &args,
+            )
+            .await?;
+        match int(value)? {
+            1 => Ok(FactorCommitted::Spent),
+            0 => Ok(FactorCommitted::NotSpent),
+            2 => Ok(FactorCommitted::Conflict),
+            3 => Ok(FactorCommitted::Expired),
+            _ => Err(corrupt()),
+        }
     }
 
     /// Walks the keys under the prefix with `SCAN` (so it costs a pass over the

@@ -12,7 +12,9 @@
 //!
 //! The provided implementations compose the fine-grained operations, in the order
 //! and with the guarantees the core had before (so every store keeps working); the
-//! memory and SQL stores override them with one critical section or one transaction.
+//! memory and SQL stores override them with one critical section or one transaction,
+//! and [`Combined`] commits through its ephemeral half's
+//! [`EphemeralStore::commit_factor_ephemeral`] (one script in Redis).
 
 use super::*;
 
@@ -159,13 +161,48 @@ pub(crate) async fn read_factor_step<S: AccountStore + EphemeralStore + ?Sized>(
     }))
 }
 
-/// The provided [`Store::commit_factor_step`]: the fine-grained operations in the
-/// order the core used before, each atomic on its own. The throttles are counted
-/// first; a spent code then has its throttles set to their success states (best
-/// effort: a failure there leaves the attempt counted, never in an attacker's
-/// favour); the pending login is taken before the code is spent and put back when it
-/// cannot be.
+/// The provided [`Store::commit_factor_step`]: the ephemeral writes
+/// ([`EphemeralStore::commit_factor_ephemeral`], one unit in a store that overrides
+/// it), then the security-log entries of the outcome.
 pub(crate) async fn commit_factor_step<S: AccountStore + EphemeralStore + ?Sized>(
+    store: &S,
+    c: &FactorCommit<'_>,
+) -> Result<FactorCommitted> {
+    let committed = store.commit_factor_ephemeral(c).await?;
+    append_outcome_log(store, c, committed).await;
+    Ok(committed)
+}
+
+/// Appends the security-log entries of `committed`'s outcome (none for a conflict or
+/// an expired login), best effort: the step is decided and written, and a log entry
+/// that cannot be written is no reason to refuse it.
+pub(crate) async fn append_outcome_log<A: AccountStore + ?Sized>(
+    accounts: &A,
+    c: &FactorCommit<'_>,
+    committed: FactorCommitted,
+) {
+    let log = match committed {
+        FactorCommitted::Spent => c.on_success.log,
+        FactorCommitted::NotSpent => c.on_failure.log,
+        FactorCommitted::Conflict | FactorCommitted::Expired => return,
+    };
+    for entry in log {
+        if let Err(e) = accounts
+            .append_security_event(c.user_id, entry, c.log_max_entries, c.log_forget_before)
+            .await
+        {
+            tracing::warn!(error = %e, "security log entry could not be written");
+        }
+    }
+}
+
+/// The provided [`EphemeralStore::commit_factor_ephemeral`]: the fine-grained
+/// operations in the order the core used before, each atomic on its own. The
+/// throttles are counted first; a spent code then has its throttles set to their
+/// success states (best effort: a failure there leaves the attempt counted, never in
+/// an attacker's favour); the pending login is taken before the code is spent and
+/// put back when it cannot be.
+pub(crate) async fn commit_factor_ephemeral<S: EphemeralStore + ?Sized>(
     store: &S,
     c: &FactorCommit<'_>,
 ) -> Result<FactorCommitted> {
@@ -237,14 +274,6 @@ pub(crate) async fn commit_factor_step<S: AccountStore + EphemeralStore + ?Sized
     }
     if let Some((hash, session)) = writes.session {
         store.create_session(hash, session).await?;
-    }
-    for entry in writes.log {
-        if let Err(e) = store
-            .append_security_event(c.user_id, entry, c.log_max_entries, c.log_forget_before)
-            .await
-        {
-            tracing::warn!(error = %e, "security log entry could not be written");
-        }
     }
     Ok(if spent {
         FactorCommitted::Spent

@@ -390,4 +390,11 @@ impl<S: EphemeralStore> EphemeralStore for Counting<S> {
         self.hit("purge_expired");
         self.inner.purge_expired(now)
     }
+    fn commit_factor_ephemeral(
+        &self,
+        commit: &FactorCommit<'_>,
+    ) -> impl Future<Output = Result<FactorCommitted>> + Send {
+        self.hit("commit_factor_ephemeral");
+        self.inner.commit_factor_ephemeral(commit)
+    }
 }

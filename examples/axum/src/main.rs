@@ -23,6 +23,7 @@
 //! | `SF_REAUTH_TTL_SECS` | how long a login or a re-authentication counts as recent (credential changes need one) | `300` |
 //! | `SF_PUBLIC_URL` | the URL users reach: the only origin allowed in `Origin`, and `Secure` `__Host-` cookies when `https://` | `http://` + the listening address |
 //! | `SF_TRUST_FORWARDED` | `1`: the per-client limits key on the **right-most** `X-Forwarded-For` entry (all its lines joined in order) instead of the peer address. Set it only behind a reverse proxy that appends that header, or every client can pick its own key | `0` |
+//! | `SF_INSECURE_FAST_HASH` | `1`: Argon2 at 8 KiB and 1 pass, for `scripts/load.sh` only (a stolen hash falls in seconds); refused unless `SF_ADDR` is a numeric loopback address | `0` |
 //!
 //! What this file does is parse requests, call the service, and turn its answers into
 //! a status, a JSON body (or a page) and cookies. Everything that decides — codes,

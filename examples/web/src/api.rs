@@ -568,6 +568,7 @@ mod tests {
             reauth_ttl: std::time::Duration::from_secs(300),
             public_url: None,
             trust_forwarded: false,
+            insecure_fast_hash: false,
             keys: None,
         };
         config.site("127.0.0.1:3000".parse().unwrap())

@@ -89,6 +89,31 @@ pub struct Config {
     /// backup-codes page's cookie ([`codes`](super::codes)). `None` (a configuration
     /// built by hand) gives each [`Site`] a random key of its own.
     pub keys: Option<KeyRing>,
+    /// `SF_INSECURE_FAST_HASH=1`: hash passwords with Argon2's smallest parameters, for
+    /// load tests only ([`insecure_fast_hash`]); only ever `true` with a numeric
+    /// loopback `SF_ADDR`.
+    pub insecure_fast_hash: bool,
+}
+
+/// Reads `SF_INSECURE_FAST_HASH` against `SF_ADDR`: `1` turns on Argon2's smallest
+/// parameters (8 KiB, 1 pass: a stolen hash falls to a laptop in seconds), which only
+/// a load test on this machine may want. It is refused unless `addr` is a numeric
+/// loopback address (`127.x.y.z:PORT` or `[::1]:PORT`), so that no server reachable
+/// from another machine can run with it, whatever else the environment says.
+pub fn insecure_fast_hash(addr: &str, value: Option<&str>) -> Result<bool, String> {
+    match value {
+        None | Some("0") => Ok(false),
+        Some("1") => match addr.parse::<SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => Ok(true),
+            _ => Err(format!(
+                "SF_INSECURE_FAST_HASH=1 is for load tests on this machine only: SF_ADDR must \
+                 be a numeric loopback address such as 127.0.0.1:3000, not {addr:?}"
+            )),
+        },
+        Some(other) => Err(format!(
+            "SF_INSECURE_FAST_HASH must be 0 or 1, not {other:?}"
+        )),
+    }
 }
 
 fn var(name: &str) -> Result<Option<String>, String> {
@@ -128,8 +153,11 @@ impl Config {
             Some("1") | Some("true") | Some("yes") => true,
             Some(other) => return Err(format!("SF_TRUST_FORWARDED must be 0 or 1, not {other:?}")),
         };
+        let addr = var("SF_ADDR")?.unwrap_or_else(|| "127.0.0.1:3000".to_owned());
+        let insecure_fast_hash =
+            insecure_fast_hash(&addr, var("SF_INSECURE_FAST_HASH")?.as_deref())?;
         Ok(Config {
-            addr: var("SF_ADDR")?.unwrap_or_else(|| "127.0.0.1:3000".to_owned()),
+            addr,
             database: Database::parse(&database_url)?,
             redis_url: var("REDIS_URL")?,
             master_key: var("SF_MASTER_KEY")?,
@@ -140,6 +168,7 @@ impl Config {
             public_url,
             trust_forwarded,
             keys: None,
+            insecure_fast_hash,
         })
     }
 
@@ -220,4 +249,43 @@ pub fn origin_of(url: &str) -> Option<String> {
         && url.password().is_none()
         && url.host().is_some();
     plain.then(|| url.origin().ascii_serialization())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::insecure_fast_hash;
+
+    #[test]
+    fn insecure_fast_hash_is_refused_off_loopback() {
+        for addr in ["127.0.0.1:3000", "127.1.2.3:0", "[::1]:8080"] {
+            assert_eq!(insecure_fast_hash(addr, Some("1")), Ok(true), "{addr}");
+            assert_eq!(insecure_fast_hash(addr, Some("0")), Ok(false), "{addr}");
+            assert_eq!(insecure_fast_hash(addr, None), Ok(false), "{addr}");
+        }
+        // Any address another machine may reach, and every host name (which may
+        // resolve anywhere, `localhost` included), is refused.
+        for addr in [
+            "0.0.0.0:3000",
+            "[::]:3000",
+            "192.168.1.10:3000",
+            "10.0.0.1:80",
+            "localhost:3000",
+            "example.com:3000",
+            "127.0.0.1",
+        ] {
+            let refused = insecure_fast_hash(addr, Some("1"));
+            assert!(
+                refused.as_ref().is_err_and(|e| e.contains("loopback")),
+                "{addr}: {refused:?}"
+            );
+            // Off, it is no business of this check.
+            assert_eq!(insecure_fast_hash(addr, None), Ok(false));
+        }
+        for bad in ["yes", "true", "2", ""] {
+            assert!(
+                insecure_fast_hash("127.0.0.1:3000", Some(bad)).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use secondfactor::Service;
 use secondfactor::events::Event;
 use secondfactor::flow::Blocking;
+use secondfactor::password::PasswordHasher;
 use secondfactor::secret::{KeyRing, SealingKey};
 use secondfactor::store::{MemoryStore, Store};
 
@@ -200,6 +201,20 @@ pub fn build<S: Store>(
     let builder = match super::webauthn::relying_party(config.public_url.as_deref()) {
         Some(rp) => builder.webauthn(rp),
         None => builder,
+    };
+    let builder = if config.insecure_fast_hash {
+        eprintln!(
+            "\n\
+             ************************************************************************\n\
+             WARNING: SF_INSECURE_FAST_HASH=1: passwords are hashed with Argon2's\n\
+             smallest parameters (8 KiB, 1 pass). A stolen hash falls in seconds.\n\
+             This is for load tests on this machine only (SF_ADDR is loopback);\n\
+             never keep a database made this way.\n\
+             ************************************************************************\n"
+        );
+        builder.password_hasher(PasswordHasher::new(8, 1, 1)?)
+    } else {
+        builder
     };
     builder
         .issuer(config.issuer.clone())
