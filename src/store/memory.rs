@@ -790,7 +790,7 @@ fn put_throttle(
 }
 
 /// The second-factor commit comes from its ephemeral half
-/// ([`MemoryStore::commit_ephemeral`]) and the security-log append, which cannot fail.
+/// (`MemoryStore::commit_ephemeral`) and the security-log append, which cannot fail.
 impl Store for MemoryStore {}
 
 impl MemoryStore {

@@ -1165,7 +1165,7 @@ impl EphemeralStore for RedisStore {
         u32::try_from(n).map_err(|_| corrupt())
     }
 
-    /// One script ([`COMMIT_FACTOR`]): every throttle compared, the pending login
+    /// One script (`commit_factor.lua`): every throttle compared, the pending login
     /// checked, the replay marks advanced, then the outcome's writes, all in one
     /// `EVALSHA` that Redis runs atomically.
     async fn commit_factor_ephemeral(&self, c: &FactorCommit<'_>) -> Result<FactorCommitted> {
