@@ -324,22 +324,30 @@ impl Error {
     /// assert_eq!((body.error.as_str(), body.retry_after), ("busy", Some(2)));
     /// ```
     pub fn body(&self) -> ErrorBody {
-        let (remaining_attempts, retry_after, limiter) = match self {
+        let (remaining_attempts, limiter) = match self {
             Error::InvalidCode { remaining_attempts }
-            | Error::BackupCodeUsed { remaining_attempts } => (*remaining_attempts, None, None),
-            Error::TooManyAttempts {
-                retry_after,
-                limiter,
-            } => (None, Some(whole_secs_up(*retry_after)), Some(*limiter)),
-            Error::Busy { retry_after } => (None, Some(whole_secs_up(*retry_after)), None),
-            _ => (None, None, None),
+            | Error::BackupCodeUsed { remaining_attempts } => (*remaining_attempts, None),
+            Error::TooManyAttempts { limiter, .. } => (None, Some(*limiter)),
+            _ => (None, None),
         };
         ErrorBody {
             error: self.code().to_owned(),
             message: self.to_string(),
             remaining_attempts,
-            retry_after,
+            retry_after: self.retry_after_secs(),
             limiter,
+        }
+    }
+
+    /// How long to wait before retrying (`too_many_attempts`, `busy`), in whole
+    /// seconds rounded up and at least 1, so that a client which waits this long is
+    /// let in (the `Retry-After` header's value); `None` for every other error.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::TooManyAttempts { retry_after, .. } | Error::Busy { retry_after } => {
+                Some((retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1))
+            }
+            _ => None,
         }
     }
 
@@ -398,11 +406,6 @@ pub struct ErrorBody {
         serde(default, skip_serializing_if = "Option::is_none")
     )]
     pub limiter: Option<Limiter>,
-}
-
-/// A wait in whole seconds, rounded up, at least 1.
-fn whole_secs_up(wait: Duration) -> u64 {
-    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// Shorthand for `Result<T, secondfactor::Error>`.

@@ -58,12 +58,6 @@ pub fn error(e: &Error) -> Reply {
     Reply { status, body }
 }
 
-/// A wait in whole seconds, rounded up (a client that waits this long is let in), at
-/// least 1.
-pub fn retry_secs(wait: std::time::Duration) -> u64 {
-    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
-}
-
 impl From<Error> for Reply {
     fn from(e: Error) -> Self {
         error(&e)

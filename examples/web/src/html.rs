@@ -58,16 +58,16 @@ pub fn error_text(e: &Error) -> String {
             )
         }
         Error::TooManyAttempts {
-            retry_after,
             limiter: Limiter::Client,
+            ..
         } => format!(
             "Too many attempts from your network; try again in {}.",
-            duration_text(super::api::retry_secs(*retry_after))
+            duration_text(e.retry_after_secs().unwrap_or(1))
         ),
-        Error::TooManyAttempts { retry_after, .. } => format!(
+        Error::TooManyAttempts { .. } => format!(
             "This account is locked for {d} after too many wrong codes or passwords. \
              Try again in {d}.",
-            d = duration_text(super::api::retry_secs(*retry_after))
+            d = duration_text(e.retry_after_secs().unwrap_or(1))
         ),
         Error::CodeAlreadyUsed => "That code was already used. Wait for the next code in \
                                    your app (a new one comes every 30 seconds)."
@@ -78,9 +78,9 @@ pub fn error_text(e: &Error) -> String {
         Error::InvalidInput {
             field: "username", ..
         } => "The username must have 1 to 64 characters: letters, digits and . _ @ -.".to_owned(),
-        Error::Busy { retry_after } => format!(
+        Error::Busy { .. } => format!(
             "The server is busy right now. Please try again in {}.",
-            duration_text(super::api::retry_secs(*retry_after))
+            duration_text(e.retry_after_secs().unwrap_or(1))
         ),
         Error::InvalidCredentials => "Wrong username or password.".to_owned(),
         Error::ReauthenticationRequired => {
@@ -112,10 +112,10 @@ pub fn error_text(e: &Error) -> String {
 /// not one account's.
 pub fn register_error_text(e: &Error) -> String {
     match e {
-        Error::TooManyAttempts { retry_after, .. } => format!(
+        Error::TooManyAttempts { .. } => format!(
             "Too many attempts from this address: creating accounts is locked for {d}. \
              Try again in {d}.",
-            d = duration_text(super::api::retry_secs(*retry_after))
+            d = duration_text(e.retry_after_secs().unwrap_or(1))
         ),
         e => error_text(e),
     }
