@@ -196,8 +196,8 @@ async fn full_login_issues_a_session_that_logout_ends() {
     assert_eq!(auth.user_id(), &user);
     let session = h.service.issue_session(auth).await.unwrap();
     assert_eq!(
-        h.service.session(session.expose()).await.unwrap().user_id,
-        user
+        h.service.session(session.expose()).await.unwrap().user_id(),
+        &user
     );
     // The pending login was single use.
     let again = h

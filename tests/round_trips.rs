@@ -105,7 +105,7 @@ async fn a_successful_totp_sign_in_step_is_one_read_and_one_commit() {
             .session(done.session.expose())
             .await
             .unwrap()
-            .username,
+            .username(),
         "owner"
     );
 }

@@ -23,7 +23,7 @@ async fn sign_up_logs_in_with_one_argon2_job_and_the_stored_name() {
     assert_eq!(done.method, AuthMethod::Password);
     assert!(done.device.is_none());
     let session = h.service.session(done.session.expose()).await.unwrap();
-    assert_eq!(session.username, "new.user@example.com");
+    assert_eq!(session.username(), "new.user@example.com");
     assert_eq!(done.session_ttl, h.service.session_ttl());
     assert_eq!(done.device_ttl, h.service.device_ttl());
     // The known-browser token works for that account.

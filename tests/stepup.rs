@@ -55,7 +55,7 @@ async fn a_stolen_session_cannot_get_a_proof_once_the_window_closed() {
         "reauthentication_required"
     );
     // The session itself still works for reading.
-    assert_eq!(h.service.session(&stolen).await.unwrap().user_id, user);
+    assert_eq!(h.service.session(&stolen).await.unwrap().user_id(), &user);
 }
 
 #[tokio::test]
@@ -223,7 +223,7 @@ async fn reauthentication_with_password_and_code_opens_the_window() {
             .session(&session)
             .await
             .unwrap()
-            .reauthenticated_until,
+            .reauthenticated_until(),
         until
     );
     let proof = h.service.recent_auth(&session).await.unwrap();
@@ -526,7 +526,7 @@ async fn a_login_parked_before_its_rehash_cannot_undo_a_password_change() {
             "invalid_credentials",
             "round {round}: the old password came back"
         );
-        assert_eq!(a.session(fresh.expose()).await.unwrap().user_id, user);
+        assert_eq!(a.session(fresh.expose()).await.unwrap().user_id(), &user);
     }
 }
 

@@ -1562,8 +1562,8 @@ async fn flows_log_in_with_totp_and_refuse_replay_on_redis() {
     // Sessions live in Redis and follow the service's clock.
     let session = service.issue_session(auth).await.unwrap();
     assert_eq!(
-        service.session(session.expose()).await.unwrap().user_id,
-        user
+        service.session(session.expose()).await.unwrap().user_id(),
+        &user
     );
     // Trusted devices skip the second factor.
     clock.advance(Duration::from_secs(30));

@@ -381,7 +381,7 @@ async fn a_credential_for_another_ceremony_is_refused() {
 }
 
 async fn proof_user<S: Store>(h: &H<S>, session: &str) -> UserId {
-    h.service.session(session).await.unwrap().user_id
+    h.service.session(session).await.unwrap().user_id().clone()
 }
 
 #[tokio::test]
@@ -427,7 +427,7 @@ async fn a_key_logs_in_and_methods_list_it() {
     assert_eq!(auth.user_id(), &user);
     let token = h.service.issue_session(auth).await.unwrap();
     assert_eq!(
-        h.service.session(token.expose()).await.unwrap().method,
+        h.service.session(token.expose()).await.unwrap().method(),
         AuthMethod::WebAuthn
     );
 }

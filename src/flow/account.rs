@@ -1,25 +1,19 @@
-//! The account after login: re-authentication (step-up), password changes, the
-//! account's sessions, its security log, and the operator's reset.
-//!
-//! A session cookie can be stolen (malware, a phishing proxy that relays the login,
-//! a shared computer). What a stolen session must not do is change how the account
-//! is protected, so every such change takes a [`RecentAuth`]: proof that the
-//! session's owner gave the password (and, with 2FA on, a factor the account already
-//! had) within the last few minutes. The proof is made only here, from the
-//! session's `authenticated_at`, which only a login or [`Service::reauthenticate`]
-//! sets.
+//! Account changes: recent authentication (step-up), password changes, removing
+//! authenticators, turning 2FA off, new backup codes, the security log and the
+//! operator's reset.
 
 use zeroize::Zeroizing;
 
-use super::login::{Factor, SecondFactor, check_new_password};
+use super::password::check_new_password;
+use super::second_factor::SecondFactor;
 use super::{AuthMethod, RecentAuth, Service};
+use crate::backup::BackupCode;
 use crate::events::Event;
 use crate::password::MAX_PASSWORD_BYTES;
-use crate::security_log::{self, SecurityEvent};
-use crate::store::{SessionId, Store, UserId};
-use crate::throttle;
+use crate::security_log::SecurityEvent;
+use crate::store::{AuthenticatorId, RemoveOutcome, SessionId, Store, UserId};
 use crate::token::SessionToken;
-use crate::{Error, Result};
+use crate::{Error, Result, security_log, throttle};
 
 /// How many times a password change retries after losing a compare-and-set to a
 /// concurrent change (each retry checks the current password again).
@@ -68,23 +62,6 @@ impl<'a> ReauthRequest<'a> {
         self.client_key = Some(key);
         self
     }
-}
-
-/// One session of an account, as listed by [`Service::sessions`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct SessionInfo {
-    /// Its id (for [`Service::end_session_by_id`]); not its token.
-    pub id: SessionId,
-    /// When it started (Unix seconds).
-    pub created_at: u64,
-    /// How its login was passed.
-    pub method: AuthMethod,
-    /// When it ends (Unix seconds).
-    pub expires_at: u64,
-    /// Whether it is the session that asked.
-    pub current: bool,
 }
 
 /// The counter of wrong passwords given to re-authenticate one session.
@@ -217,76 +194,6 @@ impl<S: Store> Service<S> {
         Ok(now.saturating_add(self.inner.config.reauth_ttl))
     }
 
-    /// Checks a second factor of an account that has 2FA on, counting the attempt on
-    /// the account's throttle first and spending the code: the one factor check of
-    /// re-authentication, disable and backup-code regeneration.
-    pub(crate) async fn check_factor(
-        &self,
-        user_id: &UserId,
-        session_id: &SessionId,
-        factor: Factor,
-        now: u64,
-    ) -> Result<AuthMethod> {
-        #[cfg(not(feature = "webauthn"))]
-        let _ = session_id;
-        let reservation = self.reserve_factor(user_id, &factor, now).await?;
-        let method = match &factor {
-            Factor::Totp(code) => {
-                let auths = self.inner.store.authenticators(user_id).await?;
-                let matches = self.match_totp(user_id, &auths, code, now)?;
-                if !matches.is_empty() && !self.spend_totp(user_id, &matches, now).await? {
-                    return Err(Error::CodeAlreadyUsed);
-                }
-                (!matches.is_empty()).then_some(AuthMethod::Totp)
-            }
-            Factor::Backup(code) => self
-                .spend_backup_code(user_id, code)
-                .await?
-                .then_some(AuthMethod::BackupCode),
-            // An assertion answers this session's confirmation ceremony only.
-            #[cfg(feature = "webauthn")]
-            Factor::WebAuthn(credential) => self
-                .verify_confirmation(user_id, session_id, credential, now)
-                .await?
-                .then_some(AuthMethod::WebAuthn),
-        };
-        match method {
-            Some(method) => {
-                self.factor_succeeded(user_id, reservation).await;
-                Ok(method)
-            }
-            None => {
-                let failure = self.failure(user_id, reservation, u32::MAX).await;
-                Err(self.said_as_spent(user_id, &factor, failure).await)
-            }
-        }
-    }
-
-    /// Before a change to the account's factors takes effect: revokes every trusted
-    /// device and ends every session but the one making the change. Done first, so
-    /// that a store failure leaves the change undone rather than the others alive
-    /// (and never swallows the backup codes the change would show).
-    pub(crate) async fn end_others(&self, proof: &RecentAuth) -> Result<()> {
-        self.revoke_all_devices(&proof.user_id).await?;
-        let ended = self
-            .inner
-            .store
-            .delete_sessions(&proof.user_id, Some(&proof.session_id))
-            .await?;
-        self.sessions_ended(&proof.user_id, ended).await;
-        Ok(())
-    }
-
-    async fn sessions_ended(&self, user_id: &UserId, count: u32) {
-        if count > 0 {
-            self.record(Event::SessionsRevoked {
-                user_id: user_id.clone(),
-                count,
-            })
-            .await;
-        }
-    }
-
     /// Changes the password after checking the current one, with a recent
     /// authentication. Every session, pending login and trusted device of the account
     /// ends; the caller gets a fresh session in place of its own (set the returned
@@ -370,62 +277,6 @@ impl<S: Store> Service<S> {
         })
     }
 
-    /// The account's sessions, the asking one marked `current`.
-    ///
-    /// Errors: `unauthenticated`, `unavailable`.
-    #[tracing::instrument(skip_all)]
-    pub async fn sessions(&self, session_token: &str) -> Result<Vec<SessionInfo>> {
-        let (_, current, account) = self.find_session(session_token).await?;
-        let sessions = self.inner.store.sessions(&account.id, self.now()).await?;
-        Ok(sessions
-            .into_iter()
-            .filter(|s| s.password_epoch == account.password_epoch)
-            .map(|s| SessionInfo {
-                current: s.id == current.id,
-                id: s.id,
-                created_at: s.created_at,
-                method: s.method,
-                expires_at: s.expires_at,
-            })
-            .collect())
-    }
-
-    /// Ends one session of the account of `session_token` (ending the asking session
-    /// itself is a logout).
-    ///
-    /// Errors: `unauthenticated`, `not_found`, `unavailable`.
-    #[tracing::instrument(skip_all)]
-    pub async fn end_session_by_id(&self, session_token: &str, id: &SessionId) -> Result<()> {
-        let (_, current, account) = self.find_session(session_token).await?;
-        if !self
-            .inner
-            .store
-            .delete_session_by_id(&account.id, id)
-            .await?
-        {
-            return Err(Error::NotFound { what: "session" });
-        }
-        if *id != current.id {
-            self.sessions_ended(&account.id, 1).await;
-        }
-        Ok(())
-    }
-
-    /// Ends every session of the account except the asking one; returns how many.
-    ///
-    /// Errors: `unauthenticated`, `unavailable`.
-    #[tracing::instrument(skip_all)]
-    pub async fn end_other_sessions(&self, session_token: &str) -> Result<u32> {
-        let (_, current, account) = self.find_session(session_token).await?;
-        let ended = self
-            .inner
-            .store
-            .delete_sessions(&account.id, Some(&current.id))
-            .await?;
-        self.sessions_ended(&account.id, ended).await;
-        Ok(ended)
-    }
-
     /// The account's security log, newest first: at most
     /// [`security_log::MAX_ENTRIES`] entries, none older than
     /// [`security_log::RETENTION_SECS`].
@@ -487,5 +338,128 @@ impl<S: Store> Service<S> {
         let ended = store.delete_sessions(user_id, None).await?;
         self.sessions_ended(user_id, ended).await;
         Ok(())
+    }
+
+    /// Removes one authenticator, with a recent authentication. The last one cannot
+    /// be removed: turn 2FA off instead. Revokes the account's trusted devices and
+    /// ends its other sessions.
+    ///
+    /// Errors: `reauthentication_required`, `not_found`, `last_authenticator`,
+    /// `unavailable`.
+    #[tracing::instrument(skip_all)]
+    pub async fn remove_authenticator(
+        &self,
+        proof: &RecentAuth,
+        id: &AuthenticatorId,
+    ) -> Result<()> {
+        self.check_recent(proof).await?;
+        let user_id = &proof.user_id;
+        // Refuse the plain mistakes before ending anything; the store's removal below
+        // is what decides under a race.
+        let auths = self.inner.store.authenticators(user_id).await?;
+        if !auths.iter().any(|a| &a.id == id) {
+            return Err(Error::NotFound {
+                what: "authenticator",
+            });
+        }
+        if auths.len() == 1 {
+            return Err(Error::LastAuthenticator);
+        }
+        self.end_others(proof).await?;
+        match self.inner.store.remove_authenticator(user_id, id).await? {
+            RemoveOutcome::Removed => {
+                self.record(Event::AuthenticatorRemoved {
+                    user_id: user_id.clone(),
+                    authenticator_id: id.clone(),
+                })
+                .await;
+                Ok(())
+            }
+            RemoveOutcome::NotFound => Err(Error::NotFound {
+                what: "authenticator",
+            }),
+            RemoveOutcome::LastOne => Err(Error::LastAuthenticator),
+        }
+    }
+
+    /// Turns 2FA off, with a recent authentication and a valid TOTP or backup code:
+    /// removes the authenticators and backup codes, revokes every trusted device and
+    /// ends the account's other sessions.
+    ///
+    /// Errors: `reauthentication_required`, `invalid_input`, `invalid_code`,
+    /// `backup_code_used` (a spent backup code of this account, counted like
+    /// `invalid_code`), `code_already_used`, `two_factor_not_enabled`,
+    /// `too_many_attempts`, `unavailable`.
+    #[tracing::instrument(skip_all)]
+    pub async fn disable_two_factor(
+        &self,
+        proof: &RecentAuth,
+        factor: SecondFactor<'_>,
+    ) -> Result<()> {
+        self.verify_for_action(proof, factor).await?;
+        self.end_others(proof).await?;
+        self.inner.store.disable_two_factor(&proof.user_id).await?;
+        self.record(Event::TwoFactorDisabled {
+            user_id: proof.user_id.clone(),
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Replaces the backup codes with a new set, with a recent authentication and a
+    /// valid TOTP code; the old set stops working. Show the new codes once. Revokes
+    /// the account's trusted devices and ends its other sessions.
+    ///
+    /// Errors: `reauthentication_required`, `invalid_input`, `invalid_code`,
+    /// `code_already_used`, `two_factor_not_enabled`, `too_many_attempts`,
+    /// `unavailable`.
+    #[tracing::instrument(skip_all)]
+    pub async fn regenerate_backup_codes(
+        &self,
+        proof: &RecentAuth,
+        totp_code: &str,
+    ) -> Result<Vec<BackupCode>> {
+        self.regenerate_confirmed(proof, SecondFactor::Totp(totp_code))
+            .await
+    }
+
+    /// [`regenerate_backup_codes`](Self::regenerate_backup_codes) confirmed with a
+    /// security key instead of a TOTP code (feature `webauthn`): `assertion_json` is
+    /// the browser's answer to
+    /// [`start_webauthn_confirmation`](Self::start_webauthn_confirmation) in the
+    /// proof's session. An account whose only factors are keys renews its codes this
+    /// way.
+    ///
+    /// Errors: as [`regenerate_backup_codes`](Self::regenerate_backup_codes).
+    #[cfg(feature = "webauthn")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+    #[tracing::instrument(skip_all)]
+    pub async fn regenerate_backup_codes_with_key(
+        &self,
+        proof: &RecentAuth,
+        assertion_json: &str,
+    ) -> Result<Vec<BackupCode>> {
+        self.regenerate_confirmed(proof, SecondFactor::WebAuthn(assertion_json))
+            .await
+    }
+
+    async fn regenerate_confirmed(
+        &self,
+        proof: &RecentAuth,
+        factor: SecondFactor<'_>,
+    ) -> Result<Vec<BackupCode>> {
+        self.verify_for_action(proof, factor).await?;
+        let codes = self.new_backup_codes()?;
+        let hashes = self.hash_backup_codes(&codes);
+        self.end_others(proof).await?;
+        self.inner
+            .store
+            .replace_backup_codes(&proof.user_id, &hashes, self.inner.keys.active_id())
+            .await?;
+        self.record(Event::BackupCodesRegenerated {
+            user_id: proof.user_id.clone(),
+        })
+        .await;
+        Ok(codes)
     }
 }

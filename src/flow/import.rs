@@ -10,7 +10,7 @@ use crate::security_log::{SecurityEvent, SecurityEventKind};
 use crate::store::{AccountRecord, AuthenticatorId, AuthenticatorRecord, Store, UserId};
 use crate::{Error, Result};
 
-use super::login::normalize_username;
+use super::password::normalize_username;
 
 /// The password an imported account brings along.
 #[derive(Clone, Copy)]

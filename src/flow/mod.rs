@@ -65,29 +65,33 @@ use crate::clock::{Clock, SystemClock};
 use crate::events::{Event, EventSink, TracingEvents};
 use crate::password::PasswordHasher;
 use crate::secret::KeyRing;
-use crate::store::{Store, UserId};
+use crate::store::Store;
 use crate::throttle::ThrottlePolicy;
 use crate::totp::TotpPolicy;
 use crate::{Error, Result};
 
 mod account;
-mod enroll;
+mod enrollment;
+mod factor;
 mod import;
-mod login;
+mod password;
 mod prepared;
+mod proof;
+mod second_factor;
+mod sessions;
 mod signin;
 #[cfg(feature = "webauthn")]
 mod webauthn;
 
-pub use account::{ReauthRequest, SessionInfo};
-pub use enroll::{
+pub use account::ReauthRequest;
+pub use enrollment::{
     AuthenticatorInfo, AuthenticatorKind, EnrollmentConfirmed, EnrollmentSetup, TwoFactorStatus,
 };
 pub use import::{ImportOutcome, ImportedAccount, ImportedTotp, LegacyPassword};
-pub use login::{
-    KNOWN_BROWSER_TTL_SECS, LoginOutcome, LoginRequest, PendingLoginTicket, SecondFactor, Session,
-    TrustedDevice,
-};
+pub use password::{LoginOutcome, LoginRequest, PendingLoginTicket};
+pub use proof::{Authenticated, RecentAuth, Session};
+pub use second_factor::SecondFactor;
+pub use sessions::{KNOWN_BROWSER_TTL_SECS, SessionInfo, TrustedDevice};
 pub use signin::{LoggedIn, SecondFactorOptions, SignIn};
 #[cfg(feature = "webauthn")]
 pub use webauthn::WebAuthnRegistered;
@@ -95,84 +99,6 @@ pub use webauthn::WebAuthnRegistered;
 pub use crate::token::{DeviceToken, KnownBrowserToken, LoginToken, SessionToken};
 
 pub use crate::auth::AuthMethod;
-
-/// Proof that a login completed. Only the core can make one (its fields are private
-/// and it has no public constructor); issue a session from it with
-/// [`Service::issue_session`].
-#[derive(Debug)]
-#[must_use = "an Authenticated is the only way to a session; issue one or drop it deliberately"]
-pub struct Authenticated {
-    user_id: UserId,
-    username: String,
-    method: AuthMethod,
-    password_epoch: u64,
-}
-
-impl Authenticated {
-    /// Who logged in.
-    pub fn user_id(&self) -> &UserId {
-        &self.user_id
-    }
-
-    /// Their login name.
-    pub fn username(&self) -> &str {
-        &self.username
-    }
-
-    /// How the last step was passed.
-    pub fn method(&self) -> AuthMethod {
-        self.method
-    }
-}
-
-/// Proof that a session's owner authenticated recently: at login, or with
-/// [`Service::reauthenticate`], within the service's
-/// [`reauth_ttl`](ServiceBuilder::reauth_ttl) (default 5 minutes).
-///
-/// Every change to how an account is protected (turning 2FA on or off, adding or
-/// removing an authenticator, new backup codes, a new password) takes one, so a
-/// stolen session cookie alone cannot take the account over. Only the core makes one
-/// ([`Service::recent_auth`]); its fields are private:
-///
-/// ```compile_fail
-/// use secondfactor::RecentAuth;
-/// use secondfactor::store::{SessionId, UserId};
-/// let forged = RecentAuth {
-///     user_id: UserId::new("victim"),
-///     session_id: SessionId::new("s"),
-///     until: u64::MAX,
-///     session_hash: secondfactor::secret::KeyedHash([0; 32]),
-/// };
-/// ```
-///
-/// Get one per request and drop it: each credential change checks again that its
-/// window is still open and that its session is still live (a proof outlives neither
-/// a logout nor a session ended from elsewhere).
-#[derive(Debug)]
-pub struct RecentAuth {
-    user_id: UserId,
-    session_id: crate::store::SessionId,
-    until: u64,
-    /// The keyed hash the session is stored under (not the token).
-    session_hash: crate::secret::KeyedHash,
-}
-
-impl RecentAuth {
-    /// Whose session.
-    pub fn user_id(&self) -> &UserId {
-        &self.user_id
-    }
-
-    /// Which session (it stays when a credential change ends the others).
-    pub fn session_id(&self) -> &crate::store::SessionId {
-        &self.session_id
-    }
-
-    /// When the window closes (Unix seconds).
-    pub fn until(&self) -> u64 {
-        self.until
-    }
-}
 
 /// Runs blocking work (argon2 hashing) off the async executor.
 ///

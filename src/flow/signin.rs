@@ -10,10 +10,8 @@
 
 use std::time::Duration;
 
-use super::login::{
-    KNOWN_BROWSER_TTL_SECS, LoginOutcome, LoginRequest, PendingLoginTicket, SecondFactor,
-};
 use super::{AuthMethod, Authenticated, Service};
+use super::{KNOWN_BROWSER_TTL_SECS, LoginOutcome, LoginRequest, PendingLoginTicket, SecondFactor};
 use crate::Result;
 use crate::store::Store;
 use crate::token::{DeviceToken, KnownBrowserToken, SessionToken};
@@ -95,7 +93,7 @@ impl<S: Store> Service<S> {
         options: SecondFactorOptions<'_>,
     ) -> Result<LoggedIn> {
         if let Some(label) = options.remember_device {
-            super::login::check_label(label)?;
+            super::password::check_label(label)?;
         }
         if let SecondFactor::Totp(code) = factor {
             // One read and one commit: the session and the device are written with
@@ -133,8 +131,8 @@ impl<S: Store> Service<S> {
         username: &str,
         password: &str,
     ) -> Result<LoggedIn> {
-        super::login::normalize_username(username)?;
-        super::login::check_new_password(password)?;
+        super::password::normalize_username(username)?;
+        super::password::check_new_password(password)?;
         if let Some(client) = client_key {
             self.hit_client(client, self.now()).await?;
         }

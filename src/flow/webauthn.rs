@@ -9,7 +9,7 @@
 use webauthn_rs::prelude::Uuid;
 use webauthn_rs_proto::UserVerificationPolicy;
 
-use super::login::check_name;
+use super::password::check_name;
 use super::{RecentAuth, Service};
 use crate::backup::BackupCode;
 use crate::events::Event;

@@ -812,8 +812,8 @@ pub async fn flows<S: Store>(store: S) {
     let device = service.trust_device(&auth, "laptop").await.unwrap();
     let session = service.issue_session(auth).await.unwrap();
     assert_eq!(
-        service.session(session.expose()).await.unwrap().user_id,
-        user
+        service.session(session.expose()).await.unwrap().user_id(),
+        &user
     );
     assert_eq!(service.trusted_devices(&user).await.unwrap().len(), 1);
     match service

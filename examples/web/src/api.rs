@@ -425,7 +425,7 @@ pub fn me(status: &TwoFactorStatus, session: &Session) -> Value {
         "username": status.username,
         "two_factor_enabled": status.enabled,
         "backup_codes_remaining": status.backup_codes_remaining,
-        "reauthenticated_until": session.reauthenticated_until,
+        "reauthenticated_until": session.reauthenticated_until(),
     })
 }
 

@@ -1,20 +1,19 @@
-//! Enrollment (setup → confirm), authenticators, disable, backup-code regeneration.
+//! Enrollment: the two-factor status, starting an enrollment (setup), adding an
+//! authenticator, and confirming it with a first code.
 
 use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use super::login::{SecondFactor, check_name};
+use super::password::check_name;
 use super::{RecentAuth, Service};
-use crate::backup::{self, BackupCode};
+use crate::backup::BackupCode;
 use crate::events::Event;
 use crate::provisioning::{OtpAuthUri, QrCode};
 use crate::secret::{KeyedHash, Secret};
-use crate::store::{
-    AuthenticatorId, AuthenticatorRecord, PendingEnrollment, RemoveOutcome, Store, UserId,
-};
+use crate::store::{AuthenticatorId, AuthenticatorRecord, PendingEnrollment, Store, UserId};
 use crate::totp::TotpKey;
-use crate::{Error, Result};
+use crate::{Error, Result, backup};
 
 /// A started enrollment: what the user's authenticator app needs. Show it once
 /// (QR and the secret as text for manual entry), then forget it: the server keeps
@@ -462,152 +461,10 @@ impl<S: Store> Service<S> {
         })
     }
 
-    fn hash_backup_codes(&self, codes: &[BackupCode]) -> Vec<KeyedHash> {
+    pub(super) fn hash_backup_codes(&self, codes: &[BackupCode]) -> Vec<KeyedHash> {
         codes
             .iter()
             .map(|c| backup::hash(&self.inner.keys, &c.normalized()))
             .collect()
-    }
-
-    /// Removes one authenticator, with a recent authentication. The last one cannot
-    /// be removed: turn 2FA off instead. Revokes the account's trusted devices and
-    /// ends its other sessions.
-    ///
-    /// Errors: `reauthentication_required`, `not_found`, `last_authenticator`,
-    /// `unavailable`.
-    #[tracing::instrument(skip_all)]
-    pub async fn remove_authenticator(
-        &self,
-        proof: &RecentAuth,
-        id: &AuthenticatorId,
-    ) -> Result<()> {
-        self.check_recent(proof).await?;
-        let user_id = &proof.user_id;
-        // Refuse the plain mistakes before ending anything; the store's removal below
-        // is what decides under a race.
-        let auths = self.inner.store.authenticators(user_id).await?;
-        if !auths.iter().any(|a| &a.id == id) {
-            return Err(Error::NotFound {
-                what: "authenticator",
-            });
-        }
-        if auths.len() == 1 {
-            return Err(Error::LastAuthenticator);
-        }
-        self.end_others(proof).await?;
-        match self.inner.store.remove_authenticator(user_id, id).await? {
-            RemoveOutcome::Removed => {
-                self.record(Event::AuthenticatorRemoved {
-                    user_id: user_id.clone(),
-                    authenticator_id: id.clone(),
-                })
-                .await;
-                Ok(())
-            }
-            RemoveOutcome::NotFound => Err(Error::NotFound {
-                what: "authenticator",
-            }),
-            RemoveOutcome::LastOne => Err(Error::LastAuthenticator),
-        }
-    }
-
-    /// Checks the factor for disable and regeneration: 2FA must be on; the attempt
-    /// counts on the account's throttle and the code is spent.
-    async fn verify_for_action(&self, proof: &RecentAuth, factor: SecondFactor<'_>) -> Result<()> {
-        self.check_recent(proof).await?;
-        let factor = self.normalize_factor(factor)?;
-        let account = self
-            .inner
-            .store
-            .account(&proof.user_id)
-            .await?
-            .ok_or(Error::NotFound { what: "account" })?;
-        if !account.two_factor_enabled {
-            return Err(Error::TwoFactorNotEnabled);
-        }
-        self.check_factor(&account.id, &proof.session_id, factor, self.now())
-            .await?;
-        Ok(())
-    }
-
-    /// Turns 2FA off, with a recent authentication and a valid TOTP or backup code:
-    /// removes the authenticators and backup codes, revokes every trusted device and
-    /// ends the account's other sessions.
-    ///
-    /// Errors: `reauthentication_required`, `invalid_input`, `invalid_code`,
-    /// `backup_code_used` (a spent backup code of this account, counted like
-    /// `invalid_code`), `code_already_used`, `two_factor_not_enabled`,
-    /// `too_many_attempts`, `unavailable`.
-    #[tracing::instrument(skip_all)]
-    pub async fn disable_two_factor(
-        &self,
-        proof: &RecentAuth,
-        factor: SecondFactor<'_>,
-    ) -> Result<()> {
-        self.verify_for_action(proof, factor).await?;
-        self.end_others(proof).await?;
-        self.inner.store.disable_two_factor(&proof.user_id).await?;
-        self.record(Event::TwoFactorDisabled {
-            user_id: proof.user_id.clone(),
-        })
-        .await;
-        Ok(())
-    }
-
-    /// Replaces the backup codes with a new set, with a recent authentication and a
-    /// valid TOTP code; the old set stops working. Show the new codes once. Revokes
-    /// the account's trusted devices and ends its other sessions.
-    ///
-    /// Errors: `reauthentication_required`, `invalid_input`, `invalid_code`,
-    /// `code_already_used`, `two_factor_not_enabled`, `too_many_attempts`,
-    /// `unavailable`.
-    #[tracing::instrument(skip_all)]
-    pub async fn regenerate_backup_codes(
-        &self,
-        proof: &RecentAuth,
-        totp_code: &str,
-    ) -> Result<Vec<BackupCode>> {
-        self.regenerate_confirmed(proof, SecondFactor::Totp(totp_code))
-            .await
-    }
-
-    /// [`regenerate_backup_codes`](Self::regenerate_backup_codes) confirmed with a
-    /// security key instead of a TOTP code (feature `webauthn`): `assertion_json` is
-    /// the browser's answer to
-    /// [`start_webauthn_confirmation`](Self::start_webauthn_confirmation) in the
-    /// proof's session. An account whose only factors are keys renews its codes this
-    /// way.
-    ///
-    /// Errors: as [`regenerate_backup_codes`](Self::regenerate_backup_codes).
-    #[cfg(feature = "webauthn")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
-    #[tracing::instrument(skip_all)]
-    pub async fn regenerate_backup_codes_with_key(
-        &self,
-        proof: &RecentAuth,
-        assertion_json: &str,
-    ) -> Result<Vec<BackupCode>> {
-        self.regenerate_confirmed(proof, SecondFactor::WebAuthn(assertion_json))
-            .await
-    }
-
-    async fn regenerate_confirmed(
-        &self,
-        proof: &RecentAuth,
-        factor: SecondFactor<'_>,
-    ) -> Result<Vec<BackupCode>> {
-        self.verify_for_action(proof, factor).await?;
-        let codes = self.new_backup_codes()?;
-        let hashes = self.hash_backup_codes(&codes);
-        self.end_others(proof).await?;
-        self.inner
-            .store
-            .replace_backup_codes(&proof.user_id, &hashes, self.inner.keys.active_id())
-            .await?;
-        self.record(Event::BackupCodesRegenerated {
-            user_id: proof.user_id.clone(),
-        })
-        .await;
-        Ok(codes)
     }
 }
