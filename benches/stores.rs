@@ -41,9 +41,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use secondfactor::__private;
 use secondfactor::clock::{Clock, ManualClock};
 use secondfactor::password::{PasswordHash, PasswordHasher};
-use secondfactor::secret::{HashPurpose, KeyRing, SealingKey, Secret};
+use secondfactor::secret::{KeyRing, SealingKey, Secret};
 use secondfactor::store::{
     AccountRecord, AccountStore, AuthenticatorId, AuthenticatorRecord, Combined, PendingLogin,
     PgStore, RedisStore, SqliteStore, Store, UserId,
@@ -340,7 +341,7 @@ impl<S: Store> World<S> {
     async fn pending_login(&self, i: usize) -> String {
         let mut raw = [0u8; 32];
         rand::fill(&mut raw);
-        let hash = self.keys.keyed_hash(HashPurpose::LoginToken, &raw);
+        let hash = __private::login_token_hash(&self.keys, &raw);
         let pending = PendingLogin {
             user_id: user_id(i),
             password_epoch: 0,

@@ -2,25 +2,20 @@
 //!
 //! When two-factor authentication is enabled the user is shown
 //! [`DEFAULT_COUNT`] codes, once. Each code can stand in for one TOTP code and is
-//! then spent. This module makes the codes ([`generate`]), turns what a person
-//! typed back into a canonical code ([`normalize`]), and computes the keyed hashes
-//! that are the only thing ever stored ([`hash`], [`hash_candidates`], [`verify`]).
+//! then spent. The [`Service`](crate::Service) makes them when 2FA is turned on or
+//! the codes are renewed, stores only their keyed hashes, and takes them back as
+//! [`SecondFactor::BackupCode`](crate::SecondFactor::BackupCode) in whatever form the
+//! user typed them (any case, spaces or hyphens anywhere). This module holds the
+//! format ([`BackupCode`], [`ALPHABET`], [`CODE_LEN`]) and the generator.
 //!
 //! ```
-//! use secondfactor::backup;
-//! use secondfactor::secret::{KeyRing, SealingKey};
+//! use secondfactor::backup::{self, ALPHABET, CODE_LEN};
 //!
-//! let keys = KeyRing::new(1, SealingKey::generate());
 //! let codes = backup::generate(backup::DEFAULT_COUNT);
-//! // Store only the hashes; show `codes[i].expose()` to the user once.
-//! let stored: Vec<_> = codes.iter().map(|c| backup::hash(&keys, &c.normalized())).collect();
-//!
-//! // Later the user types a code, sloppily.
-//! let typed = codes[3].expose().to_lowercase().replace('-', " ");
-//! let code = backup::normalize(&typed)?;
-//! assert!(backup::verify(&keys, &code, &stored[3]));
-//! assert!(!backup::verify(&keys, &code, &stored[4]));
-//! # Ok::<(), secondfactor::Error>(())
+//! // Shown to the user once, as `XXXXX-XXXXX-XXXXX`.
+//! let shown = codes[3].expose();
+//! assert_eq!(shown.len(), CODE_LEN + 2);
+//! assert!(shown.bytes().filter(|b| *b != b'-').all(|b| ALPHABET.contains(&b)));
 //! ```
 //!
 //! # Format and entropy
@@ -34,8 +29,8 @@
 //! * `2`/`Z`, `5`/`S`, `8`/`B`: the letter (digits are the easier read);
 //! * `U`/`V`: `U`.
 //!
-//! A character outside the alphabet (an `O` typed for a `0`, say) is rejected by
-//! [`normalize`] as malformed input rather than silently guessed at.
+//! A character outside the alphabet (an `O` typed for a `0`, say) is rejected as
+//! malformed input (`invalid_input`) rather than silently guessed at.
 //! Each code carries 15 × log2(27) ≈ 71.3 bits of entropy ([`ENTROPY_BITS`]).
 //! Characters are drawn by rejection sampling (five random bits, retried while
 //! ≥ 27), so every character is exactly equally likely: there is no modulo bias.
@@ -44,8 +39,8 @@
 //!
 //! Codes are never stored in clear. What is stored is
 //! HMAC-SHA-256 of the normalized code under a server-side key from the
-//! [`KeyRing`] (a subkey for [`HashPurpose::BackupCode`], so the value is useless
-//! for any other purpose). That choice, rather than the alternatives:
+//! [`KeyRing`] (a subkey of its own, so the value is useless for any other
+//! purpose). That choice, rather than the alternatives:
 //!
 //! * **Lookup, not loop.** The hash is deterministic, so checking a typed code is
 //!   one indexed lookup (`WHERE user = ? AND hash = ?`, then an atomic delete to
@@ -64,12 +59,11 @@
 //!   would be seconds. Under HMAC with an unknown 256-bit key no guess can be
 //!   checked offline at all: a leaked database without the key reveals nothing.
 //! * **Rotation.** After a key rotation, codes hashed under an older key still
-//!   verify: [`hash_candidates`] gives the hash under every key in the ring (the
-//!   active key first), so a lookup tries at most one hash per key, and
-//!   [`verify`] compares against all of them in constant time.
+//!   verify: a typed code is hashed under every key in the ring (the active key
+//!   first), so a lookup tries at most one hash per key, and a comparison against a
+//!   stored hash tries all of them in constant time.
 //!
 //! [`KeyRing`]: crate::secret::KeyRing
-//! [`HashPurpose::BackupCode`]: crate::secret::HashPurpose::BackupCode
 
 use std::fmt;
 
@@ -108,7 +102,7 @@ const FIELD: &str = "backup_code";
 
 /// One freshly generated backup code in display form (`XXXXX-XXXXX-XXXXX`).
 ///
-/// It is shown to the user once and then dropped; only its [`hash`] is kept. The
+/// It is shown to the user once and then dropped; only its keyed hash is kept. The
 /// buffer is zeroized on drop, `Debug` is redacted, and there is deliberately no
 /// `Display`: reading the code takes an explicit [`BackupCode::expose`].
 #[derive(Zeroize, ZeroizeOnDrop)]
@@ -121,7 +115,7 @@ impl BackupCode {
     }
 
     /// The canonical form of this code, ready for [`hash`].
-    pub fn normalized(&self) -> NormalizedBackupCode {
+    pub(crate) fn normalized(&self) -> NormalizedBackupCode {
         let mut out = NormalizedBackupCode([0; CODE_LEN]);
         for (slot, b) in out.0.iter_mut().zip(self.0.bytes().filter(|b| *b != b'-')) {
             *slot = b;
@@ -140,7 +134,7 @@ impl fmt::Debug for BackupCode {
 /// separators. Made by [`normalize`] (from user input) or
 /// [`BackupCode::normalized`]. Zeroized on drop; `Debug` is redacted.
 #[derive(Zeroize, ZeroizeOnDrop)]
-pub struct NormalizedBackupCode([u8; CODE_LEN]);
+pub(crate) struct NormalizedBackupCode([u8; CODE_LEN]);
 
 impl fmt::Debug for NormalizedBackupCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -228,7 +222,7 @@ fn one_code<R: TryCryptoRng + ?Sized>(rng: &mut R) -> std::result::Result<Backup
 /// [`Error::InvalidInput`] (field `backup_code`) for input that is too long, has a
 /// character outside the [`ALPHABET`] (such as `O` or `0`, or any non-ASCII), or
 /// does not have exactly [`CODE_LEN`] characters.
-pub fn normalize(input: &str) -> Result<NormalizedBackupCode> {
+pub(crate) fn normalize(input: &str) -> Result<NormalizedBackupCode> {
     if input.len() > MAX_INPUT_BYTES {
         return Err(Error::input(FIELD, "too long"));
     }
@@ -258,13 +252,13 @@ pub fn normalize(input: &str) -> Result<NormalizedBackupCode> {
 }
 
 /// The keyed hash of `code` under the ring's active key: the value to store.
-pub fn hash(keys: &KeyRing, code: &NormalizedBackupCode) -> KeyedHash {
+pub(crate) fn hash(keys: &KeyRing, code: &NormalizedBackupCode) -> KeyedHash {
     keys.keyed_hash(HashPurpose::BackupCode, &code.0)
 }
 
 /// The keyed hash of `code` under every key in the ring, active key first: the
 /// values to look up, so that codes stored before a key rotation still match.
-pub fn hash_candidates(keys: &KeyRing, code: &NormalizedBackupCode) -> Vec<KeyedHash> {
+pub(crate) fn hash_candidates(keys: &KeyRing, code: &NormalizedBackupCode) -> Vec<KeyedHash> {
     keys.keyed_hashes(HashPurpose::BackupCode, &code.0)
 }
 
@@ -272,7 +266,7 @@ pub fn hash_candidates(keys: &KeyRing, code: &NormalizedBackupCode) -> Vec<Keyed
 ///
 /// Every key is tried and every comparison is constant time, so the time taken
 /// does not depend on which key (if any) matched or where the hashes differ.
-pub fn verify(keys: &KeyRing, code: &NormalizedBackupCode, stored: &KeyedHash) -> bool {
+pub(crate) fn verify(keys: &KeyRing, code: &NormalizedBackupCode, stored: &KeyedHash) -> bool {
     hash_candidates(keys, code)
         .iter()
         .fold(Choice::from(0), |acc, h| acc | h.0.ct_eq(&stored.0))

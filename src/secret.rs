@@ -421,8 +421,7 @@ impl fmt::Debug for SealingKey {
 /// What a [keyed hash](KeyRing::keyed_hash) is for. Each purpose has its own subkey, so
 /// a hash made for one purpose never matches a lookup for another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum HashPurpose {
+pub(crate) enum HashPurpose {
     /// One-time backup (recovery) codes.
     BackupCode,
     /// "Remember this device" tokens.
@@ -431,8 +430,6 @@ pub enum HashPurpose {
     SessionToken,
     /// Pending-login tokens (between the password and the second factor).
     LoginToken,
-    /// Pending-enrollment tokens.
-    EnrollmentToken,
     /// Known-browser tokens: the MAC that proves a browser logged in to an account
     /// before (it exempts that browser from the account-wide password limit).
     KnownBrowser,
@@ -440,23 +437,21 @@ pub enum HashPurpose {
 
 impl HashPurpose {
     #[cfg(test)]
-    const ALL: [HashPurpose; 6] = [
+    const ALL: [HashPurpose; 5] = [
         HashPurpose::BackupCode,
         HashPurpose::DeviceToken,
         HashPurpose::SessionToken,
         HashPurpose::LoginToken,
-        HashPurpose::EnrollmentToken,
         HashPurpose::KnownBrowser,
     ];
 
     /// The stable label mixed into this purpose's subkey derivation.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             HashPurpose::BackupCode => "backup-code",
             HashPurpose::DeviceToken => "device-token",
             HashPurpose::SessionToken => "session-token",
             HashPurpose::LoginToken => "login-token",
-            HashPurpose::EnrollmentToken => "enrollment-token",
             HashPurpose::KnownBrowser => "known-browser",
         }
     }
@@ -646,7 +641,6 @@ struct PurposeHashers {
     device_token: HmacSha256,
     session_token: HmacSha256,
     login_token: HmacSha256,
-    enrollment_token: HmacSha256,
     known_browser: HmacSha256,
 }
 
@@ -670,7 +664,6 @@ impl PurposeHashers {
             device_token: derive(HashPurpose::DeviceToken),
             session_token: derive(HashPurpose::SessionToken),
             login_token: derive(HashPurpose::LoginToken),
-            enrollment_token: derive(HashPurpose::EnrollmentToken),
             known_browser: derive(HashPurpose::KnownBrowser),
         }
     }
@@ -681,7 +674,6 @@ impl PurposeHashers {
             HashPurpose::DeviceToken => &self.device_token,
             HashPurpose::SessionToken => &self.session_token,
             HashPurpose::LoginToken => &self.login_token,
-            HashPurpose::EnrollmentToken => &self.enrollment_token,
             HashPurpose::KnownBrowser => &self.known_browser,
         }
     }
@@ -993,13 +985,13 @@ impl KeyRing {
     }
 
     /// The keyed hash of `data` for `purpose` under the active key (to store).
-    pub fn keyed_hash(&self, purpose: HashPurpose, data: &[u8]) -> KeyedHash {
+    pub(crate) fn keyed_hash(&self, purpose: HashPurpose, data: &[u8]) -> KeyedHash {
         self.active.hash(purpose, data)
     }
 
     /// The keyed hashes of `data` for `purpose` under every key, the active key's first
     /// (to look up values stored before a rotation).
-    pub fn keyed_hashes(&self, purpose: HashPurpose, data: &[u8]) -> Vec<KeyedHash> {
+    pub(crate) fn keyed_hashes(&self, purpose: HashPurpose, data: &[u8]) -> Vec<KeyedHash> {
         self.entries().map(|e| e.hash(purpose, data)).collect()
     }
 }

@@ -7,14 +7,14 @@
 //! candidate step instead of setting up the key again.
 //!
 //! Verification always computes every step of the window, compares the codes in
-//! constant time and reports the *newest* matching step, so that the caller can
-//! enforce "each step is accepted at most once" (RFC 6238 §5.2) with
-//! [`TotpKey::verify_after`]: a code is [`Verification::Accepted`] only for a step
-//! newer than the last one accepted, and [`Verification::Replayed`] when it matches
-//! only steps that were already used.
+//! constant time and reports the *newest* matching step. "Each step is accepted at
+//! most once" (RFC 6238 §5.2) is the [`Service`](crate::Service)'s part: it accepts
+//! a step only if it can advance the authenticator's last used step past it, with a
+//! compare-and-set in the store, so a code is never accepted twice, even by two
+//! servers at once.
 //!
 //! ```
-//! use secondfactor::totp::{TotpKey, TotpPolicy, Verification};
+//! use secondfactor::totp::{TotpKey, TotpPolicy};
 //!
 //! # fn main() -> secondfactor::Result<()> {
 //! let policy = TotpPolicy::default(); // SHA-1, 6 digits, 30 s, ±1 step
@@ -25,17 +25,9 @@
 //! let typed = key.generate(now);
 //! let code = policy.normalize_code(&format!(" {} {} ", &typed[..3], &typed[3..]))?;
 //!
-//! let step = match key.verify_after(&code, now, None) {
-//!     Verification::Accepted { step } => step, // store it as the last used step
-//!     other => panic!("unexpected {other:?}"),
-//! };
-//! assert_eq!(step, policy.step_at(now));
-//!
-//! // The same code again is a replay.
-//! assert_eq!(
-//!     key.verify_after(&code, now, Some(step)),
-//!     Verification::Replayed { step }
-//! );
+//! assert_eq!(key.verify(&code, now), Some(policy.step_at(now)));
+//! // Two periods later the code is outside the ±1 step window.
+//! assert_eq!(key.verify(&code, now + 60), None);
 //! # Ok(())
 //! # }
 //! ```
@@ -313,7 +305,7 @@ impl TotpPolicyBuilder {
 /// A normalized TOTP code, made by [`TotpPolicy::normalize_code`].
 ///
 /// Its `Debug` output is redacted and it is zeroized on drop. A code is only ever
-/// compared in constant time, by [`TotpKey::verify`] and [`TotpKey::verify_after`].
+/// compared in constant time, by [`TotpKey::verify`].
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Code {
     value: u32,
@@ -335,7 +327,7 @@ impl fmt::Debug for Code {
 
 /// The outcome of [`TotpKey::verify_after`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verification {
+pub(crate) enum Verification {
     /// The code matches a step newer than the last used one; `step` is the newest
     /// such step. Record it as the last used step (with a compare-and-set).
     Accepted {
@@ -538,8 +530,8 @@ impl TotpKey {
 
     /// The code for the time `unix_secs`, zero-padded to the policy's digits.
     ///
-    /// Meant for tests, examples and enrollment checks; servers verify with
-    /// [`verify_after`](Self::verify_after).
+    /// Meant for tests and examples (the user's phone); servers verify with
+    /// [`verify`](Self::verify), through the [`Service`](crate::Service).
     pub fn generate(&self, unix_secs: u64) -> String {
         let code = self.code_at_step(self.policy.step_at(unix_secs));
         format!("{code:0width$}", width = self.policy.digits as usize)
@@ -548,7 +540,9 @@ impl TotpKey {
     /// The newest step in `step_at(unix_secs) ± skew` whose code equals `code`, if any.
     ///
     /// Runs in constant time over the whole window and does not allocate. Does not
-    /// know about replays: servers should use [`verify_after`](Self::verify_after).
+    /// know about replays: the [`Service`](crate::Service) accepts the step only if it
+    /// can advance the authenticator's last used step past it (a compare-and-set in
+    /// the store).
     pub fn verify(&self, code: &Code, unix_secs: u64) -> Option<u64> {
         match self.verify_after(code, unix_secs, None) {
             Verification::Accepted { step } => Some(step),
@@ -566,7 +560,7 @@ impl TotpKey {
     ///
     /// Every candidate step of the window is computed and compared, in constant
     /// time, without heap allocation.
-    pub fn verify_after(
+    pub(crate) fn verify_after(
         &self,
         code: &Code,
         unix_secs: u64,
@@ -812,5 +806,125 @@ mod tests {
         zeroize_on_drop::<Buffer<HmacCore<Sha512>>>();
         zeroize_on_drop::<hmac::digest::CtOutput<Hmac<Sha1>>>();
         zeroize_on_drop::<Code>();
+    }
+}
+
+/// The replay rule of [`TotpKey::verify_after`] (crate-private: the service applies
+/// it through the store's compare-and-set of the last used step), with the RFC 6238
+/// seed; moved here from the public-API tests when `verify_after` left the API.
+#[cfg(test)]
+mod replay_tests {
+    use super::*;
+
+    const SEED_SHA1: &[u8] = b"12345678901234567890";
+
+    fn normalize(p: &TotpPolicy, value: u32) -> Code {
+        p.normalize_code(&format!("{value:0width$}", width = p.digits() as usize))
+            .unwrap()
+    }
+
+    /// RFC 6238 §5.2: a step is accepted once. `last_used` turns later matches of the
+    /// same or an older step into `Replayed`.
+    #[test]
+    fn replay_is_reported() {
+        let p = TotpPolicy::default();
+        let key = TotpKey::new(&p, SEED_SHA1);
+        let t = 1_700_000_000;
+        let s = p.step_at(t);
+        let current = normalize(&p, key.code_at_step(s));
+        let previous = normalize(&p, key.code_at_step(s - 1));
+
+        assert_eq!(
+            key.verify_after(&current, t, None),
+            Verification::Accepted { step: s }
+        );
+        assert_eq!(
+            key.verify_after(&current, t, Some(s - 1)),
+            Verification::Accepted { step: s }
+        );
+        assert_eq!(
+            key.verify_after(&current, t, Some(s)),
+            Verification::Replayed { step: s }
+        );
+        assert_eq!(
+            key.verify_after(&current, t, Some(s + 1)),
+            Verification::Replayed { step: s }
+        );
+        assert_eq!(
+            key.verify_after(&previous, t, Some(s)),
+            Verification::Replayed { step: s - 1 }
+        );
+        assert_eq!(
+            key.verify_after(&previous, t, Some(s - 2)),
+            Verification::Accepted { step: s - 1 }
+        );
+
+        let wrong = normalize(&p, (key.code_at_step(s) + 1) % 1_000_000);
+        for last in [None, Some(0), Some(s), Some(u64::MAX)] {
+            assert_eq!(key.verify_after(&wrong, t, last), Verification::Rejected);
+        }
+        // `verify` knows nothing of replays.
+        assert_eq!(key.verify(&current, t), Some(s));
+    }
+
+    /// With secret "12345678901234567890" (SHA-1, 6 digits), steps 57766335 and
+    /// 57766336 share the code 251166, and steps 57017782 and 57017784 share 882938
+    /// (found by exhaustive search; asserted below). The newest matching step is
+    /// reported, and a fresh step is not refused because an older step with the same
+    /// code was used.
+    #[test]
+    fn colliding_codes_take_the_newest_unused_step() {
+        let p = TotpPolicy::default();
+        let key = TotpKey::new(&p, SEED_SHA1);
+
+        let (a, b) = (57_766_335u64, 57_766_336u64);
+        assert_eq!(key.code_at_step(a), 251166);
+        assert_eq!(key.code_at_step(b), 251166);
+        assert_ne!(key.code_at_step(a - 1), 251166);
+        assert_ne!(key.code_at_step(b + 1), 251166);
+        let c = p.normalize_code("251 166").unwrap();
+        for t in [a * 30, a * 30 + 29, b * 30, b * 30 + 29] {
+            assert_eq!(key.verify(&c, t), Some(b), "t {t}");
+            assert_eq!(
+                key.verify_after(&c, t, Some(a)),
+                Verification::Accepted { step: b }
+            );
+            assert_eq!(
+                key.verify_after(&c, t, Some(b)),
+                Verification::Replayed { step: b }
+            );
+            assert_eq!(
+                key.verify_after(&c, t, Some(a - 1)),
+                Verification::Accepted { step: b }
+            );
+        }
+        // One period later only b is in the window.
+        assert_eq!(key.verify(&c, (b + 1) * 30), Some(b));
+        // One period earlier only a is in the window.
+        assert_eq!(key.verify(&c, (a - 1) * 30), Some(a));
+        assert_eq!(
+            key.verify_after(&c, (a - 1) * 30, Some(a)),
+            Verification::Replayed { step: a }
+        );
+
+        let (x, y) = (57_017_782u64, 57_017_784u64);
+        assert_eq!(key.code_at_step(x), 882938);
+        assert_eq!(key.code_at_step(y), 882938);
+        assert_ne!(key.code_at_step(x + 1), 882938);
+        let c = p.normalize_code("882938").unwrap();
+        let t = (x + 1) * 30 + 10;
+        assert_eq!(key.verify(&c, t), Some(y));
+        assert_eq!(
+            key.verify_after(&c, t, Some(x)),
+            Verification::Accepted { step: y }
+        );
+        assert_eq!(
+            key.verify_after(&c, t, Some(x + 1)),
+            Verification::Accepted { step: y }
+        );
+        assert_eq!(
+            key.verify_after(&c, t, Some(y)),
+            Verification::Replayed { step: y }
+        );
     }
 }

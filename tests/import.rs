@@ -61,6 +61,7 @@ async fn login(
             .await
             .map(|_| ())
             .map_err(|e| e.code()),
+        _ => unreachable!("the password step has two outcomes today"),
     }
 }
 

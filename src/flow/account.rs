@@ -4,7 +4,7 @@
 
 use zeroize::Zeroizing;
 
-use super::password::check_new_password;
+use super::password::{check_new_password, normalize_username};
 use super::second_factor::SecondFactor;
 use super::{AuthMethod, RecentAuth, Service};
 use crate::backup::BackupCode;
@@ -292,6 +292,25 @@ impl<S: Store> Service<S> {
             .await?;
         log.retain(|e| e.at >= since);
         Ok(log)
+    }
+
+    /// The account registered under `username` (compared as registration stores it,
+    /// lowercased), for operator tools such as a support desk's
+    /// [`reset_two_factor`](Self::reset_two_factor). A name that registration would
+    /// refuse is `Ok(None)`. Not for login pages: the password step never says
+    /// whether an account exists.
+    ///
+    /// Errors: `unavailable`.
+    pub async fn find_user(&self, username: &str) -> Result<Option<UserId>> {
+        let Ok(name) = normalize_username(username) else {
+            return Ok(None);
+        };
+        Ok(self
+            .inner
+            .store
+            .account_by_username(&name)
+            .await?
+            .map(|a| a.id))
     }
 
     /// An operator's way back for a user who lost every factor: turns 2FA off,

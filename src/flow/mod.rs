@@ -88,7 +88,9 @@ pub use enrollment::{
     AuthenticatorInfo, AuthenticatorKind, EnrollmentConfirmed, EnrollmentSetup, TwoFactorStatus,
 };
 pub use import::{ImportOutcome, ImportedAccount, ImportedTotp, LegacyPassword};
-pub use password::{LoginOutcome, LoginRequest, PendingLoginTicket};
+pub use password::{
+    LoginOutcome, LoginRequest, MAX_USERNAME_CHARS, MIN_PASSWORD_BYTES, PendingLoginTicket,
+};
 pub use proof::{Authenticated, RecentAuth, Session};
 pub use second_factor::SecondFactor;
 pub use sessions::{KNOWN_BROWSER_TTL_SECS, SessionInfo, TrustedDevice};
@@ -342,11 +344,6 @@ impl<S: Store> Service<S> {
             #[cfg(feature = "webauthn")]
             webauthn: None,
         }
-    }
-
-    /// The store.
-    pub fn store(&self) -> &S {
-        &self.inner.store
     }
 
     /// The TOTP policy codes are checked against.

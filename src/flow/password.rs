@@ -83,6 +83,7 @@ impl<'a> LoginRequest<'a> {
 
 /// What the password step decided.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum LoginOutcome {
     /// Logged in: the account has no second factor, or the device is trusted.
     Authenticated(Authenticated),

@@ -35,6 +35,8 @@ impl Blocking for CountingBlocking {
 
 pub struct Harness {
     pub service: Service<MemoryStore>,
+    /// A clone of the service's store (clones share their state), for white-box checks.
+    pub store: MemoryStore,
     pub clock: ManualClock,
     pub events: Arc<Mutex<Vec<Event>>>,
     pub blocking: CountingBlocking,
@@ -47,7 +49,8 @@ pub fn harness() -> Harness {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
     let blocking = CountingBlocking::default();
-    let service = Service::builder(MemoryStore::new(), KeyRing::new(1, SealingKey::generate()))
+    let store = MemoryStore::new();
+    let service = Service::builder(store.clone(), KeyRing::new(1, SealingKey::generate()))
         .clock(clock.clone())
         .password_hasher(PasswordHasher::new(256, 1, 1).unwrap())
         .events(move |e: &Event| sink.lock().unwrap().push(e.clone()))
@@ -58,6 +61,7 @@ pub fn harness() -> Harness {
         .unwrap();
     Harness {
         service,
+        store,
         clock,
         events,
         blocking,
@@ -152,7 +156,7 @@ impl Harness {
             .unwrap()
         {
             LoginOutcome::SecondFactorRequired(t) => t.token.expose().to_owned(),
-            LoginOutcome::Authenticated(_) => panic!("expected a second factor"),
+            _ => panic!("expected a second factor"),
         }
     }
 

@@ -798,7 +798,7 @@ impl<S: Store> Cx<'_, S> {
             }
             Route::ApiMe => {
                 let session = self.session().await?;
-                let status = service.status(&session.user_id()).await?;
+                let status = service.status(session.user_id()).await?;
                 Ok(Out::json(200, &api::me(&status, &session), &[]))
             }
             Route::ApiSetup => {
@@ -855,7 +855,7 @@ impl<S: Store> Cx<'_, S> {
             }
             Route::ApiAuthenticators => {
                 let session = self.session().await?;
-                let status = service.status(&session.user_id()).await?;
+                let status = service.status(session.user_id()).await?;
                 Ok(Out::json(200, &api::authenticators(&status), &[]))
             }
             Route::ApiAddAuthenticator => {
@@ -906,19 +906,19 @@ impl<S: Store> Cx<'_, S> {
             Route::ApiDevices => {
                 let session = self.session().await?;
                 let devices = service
-                    .trusted_devices_with_current(&session.user_id(), self.req.device.as_deref())
+                    .trusted_devices_with_current(session.user_id(), self.req.device.as_deref())
                     .await?;
                 Ok(Out::json(200, &api::devices(&devices), &[]))
             }
             Route::ApiRevokeDevice => {
                 let session = self.session().await?;
                 let id = DeviceId::new(self.req.path_id());
-                service.revoke_device(&session.user_id(), &id).await?;
+                service.revoke_device(session.user_id(), &id).await?;
                 Ok(Out::no_content(&[]))
             }
             Route::ApiSecurityLog => {
                 let session = self.session().await?;
-                let log = service.security_log(&session.user_id()).await?;
+                let log = service.security_log(session.user_id()).await?;
                 Ok(Out::json(200, &api::security_log(&log), &[]))
             }
             _ => Err(api::not_found()),
@@ -1014,7 +1014,7 @@ impl<S: Store> Cx<'_, S> {
         error: Option<&str>,
     ) -> Out {
         let view = async {
-            let user = &session.user_id();
+            let user = session.user_id();
             Ok::<_, Error>(html::AccountView {
                 status: self.service.status(user).await?,
                 sessions: self.service.sessions(self.req.session_token()).await?,
@@ -1270,7 +1270,7 @@ impl<S: Store> Cx<'_, S> {
             .req
             .codes
             .as_deref()
-            .and_then(|value| codes::open(&self.site.keys, &session.id(), value, now));
+            .and_then(|value| codes::open(&self.site.keys, session.id(), value, now));
         Ok(match shown {
             Some(shown) => {
                 let list: Vec<&str> = shown.codes.iter().map(String::as_str).collect();
@@ -1361,7 +1361,7 @@ impl<S: Store> Cx<'_, S> {
         let session = self.session().await?;
         let id = DeviceId::new(form.id.as_str());
         Ok(
-            match self.service.revoke_device(&session.user_id(), &id).await {
+            match self.service.revoke_device(session.user_id(), &id).await {
                 Ok(()) => Out::redirect("/account?notice=device_forgotten", &[]),
                 Err(e) => self.account_error(&e).await,
             },
@@ -1380,7 +1380,7 @@ impl<S: Store> Cx<'_, S> {
 
     async fn reauth_view(&self, next: &str, code: u16, error: Option<&str>) -> Result<Out, Error> {
         let session = self.session().await?;
-        let status = self.service.status(&session.user_id()).await?;
+        let status = self.service.status(session.user_id()).await?;
         Ok(Out::page(
             code,
             html::reauth(html::safe_next(next), status.enabled, error),

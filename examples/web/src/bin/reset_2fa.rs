@@ -79,14 +79,13 @@ impl Server for Reset {
 
     async fn serve<S: Store>(self, service: Service<S>, _config: Config) -> Result<(), BoxError> {
         let name = self.username.trim().to_ascii_lowercase();
-        let account = service
-            .store()
-            .account_by_username(&name)
+        let user = service
+            .find_user(&name)
             .await?
             .ok_or(format!("no account named {name:?}"))?;
-        let was_on = account.two_factor_enabled;
+        let was_on = service.status(&user).await?.enabled;
         service
-            .reset_two_factor(&account.id, &self.operator, &self.reason)
+            .reset_two_factor(&user, &self.operator, &self.reason)
             .await?;
         println!(
             "reset two-factor authentication of {name:?} (it was {}): authenticators and \
