@@ -80,11 +80,7 @@ async fn schemas_isolate_and_migrate_is_idempotent() {
             .id,
         acct.id
     );
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM sf_schema_migrations")
-        .fetch_all(again.pool())
-        .await
-        .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_migrated!(again.pool());
     // Plain `connect` uses the search_path it is given (here through the URL).
     let sep = if one.url.contains('?') { '&' } else { '?' };
     let plain = PgStore::connect(&format!(
@@ -120,43 +116,19 @@ async fn a_0_1_schema_upgrades_in_place() {
         .unwrap()
         .options([("search_path", db.name.as_str())]);
     let pool = sqlx::PgPool::connect_with(options).await.unwrap();
-    migrator_0_1(include_str!("../migrations/postgres/0001_init.sql"))
-        .run(&pool)
-        .await
-        .unwrap();
-    let acct = account(&unique("old"));
-    sqlx::query(
+    let (acct, token) = fill_0_1!(
+        &pool,
+        include_str!("../migrations/postgres/0001_init.sql"),
         "INSERT INTO sf_accounts (id, username, password_hash, password_epoch, \
          two_factor_enabled, created_at) VALUES ($1, $2, $3, 0, FALSE, $4)",
-    )
-    .bind(acct.id.as_str())
-    .bind(acct.username.as_str())
-    .bind(acct.password_hash.as_str())
-    .bind(T0 as i64)
-    .execute(&pool)
-    .await
-    .unwrap();
-    let token = token();
-    sqlx::query(
         "INSERT INTO sf_sessions (token_hash, user_id, password_epoch, created_at, expires_at) \
-         VALUES ($1, $2, 0, $3, $4)",
-    )
-    .bind(token.as_bytes().as_slice())
-    .bind(acct.id.as_str())
-    .bind(T0 as i64)
-    .bind((T0 + 100) as i64)
-    .execute(&pool)
-    .await
-    .unwrap();
+         VALUES ($1, $2, 0, $3, $4)"
+    );
     pool.close().await;
 
     let s = db.store().await;
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM sf_schema_migrations")
-        .fetch_all(s.pool())
-        .await
-        .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
-    upgraded(&s, &acct.id, &token).await;
+    assert_migrated!(s.pool());
+    upgraded(&s, &acct, &token).await;
     db.drop().await;
 }
 
@@ -165,21 +137,12 @@ async fn a_0_1_schema_upgrades_in_place() {
 async fn unknown_names_in_rows_are_internal_errors() {
     let Some(db) = Schema::new() else { return };
     let s = db.store().await;
-    let pool = s.pool().clone();
-    unknown_names_are_internal_errors(&s, async |user: &UserId| {
-        sqlx::query("INSERT INTO sf_security_log (user_id, at, kind) VALUES ($1, $2, 'bogus')")
-            .bind(user.as_str())
-            .bind(T0 as i64)
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query("UPDATE sf_sessions SET method = 'sms' WHERE user_id = $1")
-            .bind(user.as_str())
-            .execute(&pool)
-            .await
-            .unwrap();
-    })
-    .await;
+    unknown_names_are_internal_errors!(
+        &s,
+        s.pool(),
+        "INSERT INTO sf_security_log (user_id, at, kind) VALUES ($1, $2, 'bogus')",
+        "UPDATE sf_sessions SET method = 'sms' WHERE user_id = $1"
+    );
     db.drop().await;
 }
 

@@ -20,7 +20,6 @@ use secondfactor::store::{
     Combined, DeviceId, DeviceRecord, EphemeralStore, MemoryStore, PendingEnrollment, PendingLogin,
     RedisStore, SessionId, SessionRecord, ThrottleState, UserId,
 };
-use secondfactor::totp::TotpKey;
 use secondfactor::{Error, LoginRequest, SecondFactor};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Barrier;
@@ -1178,17 +1177,10 @@ async fn a_replay_is_refused_by_another_process_on_the_same_redis() {
     let fx = fixture!();
     let accounts = MemoryStore::new();
     let (service, clock) = service(Combined::new(accounts.clone(), fx.store.clone()));
-    let name = unique("alice");
-    let user = service.register(&name, PW).await.unwrap();
-    let proof = proof_for(&service, &name).await;
-    let setup = service.setup_two_factor(&proof).await.unwrap();
-    assert!(fx.exists(&format!("en:{user}")).await);
-    let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
-    service
-        .confirm_enrollment(&proof, &phone.generate(clock.now()))
-        .await
-        .unwrap();
-    clock.advance(Duration::from_secs(30));
+    let Enrolled { name, phone, .. } = enroll_with(&service, &clock, async |user: &UserId| {
+        assert!(fx.exists(&format!("en:{user}")).await)
+    })
+    .await;
     let code = phone.generate(clock.now());
     let token = pending_token(&service, &name).await;
     let _auth = service

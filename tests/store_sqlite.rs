@@ -78,11 +78,7 @@ async fn data_survives_reopening_and_migrate_is_idempotent() {
 async fn the_migration_history_is_apart_from_the_applications_own() {
     let d = db();
     let s = SqliteStore::connect(&d.url).await.unwrap();
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM sf_schema_migrations")
-        .fetch_all(s.pool())
-        .await
-        .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_migrated!(s.pool());
     let theirs: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = '_sqlx_migrations'")
             .fetch_one(s.pool())
@@ -100,43 +96,19 @@ async fn a_0_1_database_upgrades_in_place() {
         .unwrap()
         .create_if_missing(true);
     let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    migrator_0_1(include_str!("../migrations/sqlite/0001_init.sql"))
-        .run(&pool)
-        .await
-        .unwrap();
-    let acct = account(&unique("old"));
-    sqlx::query(
+    let (acct, token) = fill_0_1!(
+        &pool,
+        include_str!("../migrations/sqlite/0001_init.sql"),
         "INSERT INTO sf_accounts (id, username, password_hash, password_epoch, \
          two_factor_enabled, created_at) VALUES (?, ?, ?, 0, 0, ?)",
-    )
-    .bind(acct.id.as_str())
-    .bind(acct.username.as_str())
-    .bind(acct.password_hash.as_str())
-    .bind(T0 as i64)
-    .execute(&pool)
-    .await
-    .unwrap();
-    let token = token();
-    sqlx::query(
         "INSERT INTO sf_sessions (token_hash, user_id, password_epoch, created_at, expires_at) \
-         VALUES (?, ?, 0, ?, ?)",
-    )
-    .bind(token.as_bytes().as_slice())
-    .bind(acct.id.as_str())
-    .bind(T0 as i64)
-    .bind((T0 + 100) as i64)
-    .execute(&pool)
-    .await
-    .unwrap();
+         VALUES (?, ?, 0, ?, ?)"
+    );
     pool.close().await;
 
     let s = SqliteStore::connect(&d.url).await.unwrap();
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM sf_schema_migrations")
-        .fetch_all(s.pool())
-        .await
-        .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
-    upgraded(&s, &acct.id, &token).await;
+    assert_migrated!(s.pool());
+    upgraded(&s, &acct, &token).await;
 }
 
 /// A stored kind or method the crate does not know is an internal error.
@@ -144,21 +116,12 @@ async fn a_0_1_database_upgrades_in_place() {
 async fn unknown_names_in_rows_are_internal_errors() {
     let d = db();
     let s = SqliteStore::connect(&d.url).await.unwrap();
-    let pool = s.pool().clone();
-    unknown_names_are_internal_errors(&s, async |user: &UserId| {
-        sqlx::query("INSERT INTO sf_security_log (user_id, at, kind) VALUES (?, ?, 'bogus')")
-            .bind(user.as_str())
-            .bind(T0 as i64)
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query("UPDATE sf_sessions SET method = 'sms' WHERE user_id = ?")
-            .bind(user.as_str())
-            .execute(&pool)
-            .await
-            .unwrap();
-    })
-    .await;
+    unknown_names_are_internal_errors!(
+        &s,
+        s.pool(),
+        "INSERT INTO sf_security_log (user_id, at, kind) VALUES (?, ?, 'bogus')",
+        "UPDATE sf_sessions SET method = 'sms' WHERE user_id = ?"
+    );
 }
 
 #[tokio::test]

@@ -113,10 +113,21 @@ pub struct Enrolled {
 /// Registers a fresh user and turns 2FA on with TOTP; the clock ends one period
 /// after the confirmation.
 pub async fn enroll<S: Store>(service: &Service<S>, clock: &ManualClock) -> Enrolled {
+    enroll_with(service, clock, async |_: &UserId| {}).await
+}
+
+/// [`enroll`], calling `pending(user)` while the enrollment is set up but not yet
+/// confirmed.
+pub async fn enroll_with<S: Store>(
+    service: &Service<S>,
+    clock: &ManualClock,
+    pending: impl AsyncFnOnce(&UserId),
+) -> Enrolled {
     let name = unique("f");
     let user = service.register(&name, PW).await.unwrap();
     let proof = proof_for(service, &name).await;
     let setup = service.setup_two_factor(&proof).await.unwrap();
+    pending(&user).await;
     let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
     let done = service
         .confirm_enrollment(&proof, &phone.generate(service.now()))
@@ -220,6 +231,106 @@ pub async fn flows<S: Store>(store: S) {
     );
     service.end_session(session.expose()).await.unwrap();
 }
+
+/// Runs one SQL statement on `pool` behind the store's back (with `?` or `$n`
+/// placeholders, as the database wants), binding the arguments in order; panics
+/// when it fails.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[allow(unused_macros)]
+macro_rules! sql_exec {
+    ($pool:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        sqlx::query($sql)$(.bind($bind))*.execute($pool).await.unwrap()
+    };
+}
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[allow(unused_imports)]
+pub(crate) use sql_exec;
+
+/// The values of one SQL query's single column, read behind the store's back.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[allow(unused_macros)]
+macro_rules! sql_column {
+    ($pool:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        sqlx::query_scalar($sql)$(.bind($bind))*.fetch_all($pool).await.unwrap()
+    };
+}
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[allow(unused_imports)]
+pub(crate) use sql_column;
+
+/// Makes `pool`'s database what secondfactor 0.1 left: its first migration
+/// (`init_sql`), then an account (2FA off) and a session of it, with
+/// `accounts_sql` and `sessions_sql` (the two INSERTs in the database's
+/// placeholders). Returns the account's id and the session's token hash, for
+/// [`upgraded`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[allow(unused_macros)]
+macro_rules! fill_0_1 {
+    ($pool:expr, $init_sql:expr, $accounts_sql:expr, $sessions_sql:expr) => {{
+        migrator_0_1($init_sql).run($pool).await.unwrap();
+        let acct = account(&unique("old"));
+        let (id, name, hash) = (
+            acct.id.as_str(),
+            acct.username.as_str(),
+            acct.password_hash.as_str(),
+        );
+        sql_exec!($pool, $accounts_sql, id, name, hash, T0 as i64);
+        let token = token();
+        let (at, until) = (T0 as i64, (T0 + 100) as i64);
+        sql_exec!(
+            $pool,
+            $sessions_sql,
+            token.as_bytes().as_slice(),
+            id,
+            at,
+            until
+        );
+        (acct.id, token)
+    }};
+}
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[allow(unused_imports)]
+pub(crate) use fill_0_1;
+
+/// Asserts that the crate's migration history in `pool`'s database holds every
+/// migration of this version.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[allow(unused_macros)]
+macro_rules! assert_migrated {
+    ($pool:expr) => {{
+        let versions: Vec<i64> = sql_column!($pool, "SELECT version FROM sf_schema_migrations");
+        assert_eq!(versions, [1, 2, 3]);
+    }};
+}
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[allow(unused_imports)]
+pub(crate) use assert_migrated;
+
+/// A stored kind or method the crate does not know is an internal error, not a
+/// panic or a silent skip: `log_sql` writes a security-log entry of kind `bogus`
+/// for a user (bound first) at a time (second), `sessions_sql` sets the method of
+/// the user's sessions to `sms`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[allow(unused_macros)]
+macro_rules! unknown_names_are_internal_errors {
+    ($store:expr, $pool:expr, $log_sql:expr, $sessions_sql:expr) => {{
+        let s = $store;
+        let acct = account(&unique("odd"));
+        s.create_account(&acct).await.unwrap();
+        let token = token();
+        let record = session(&acct.id, T0, T0 + 100);
+        s.create_session(&token, &record).await.unwrap();
+        sql_exec!($pool, $log_sql, acct.id.as_str(), T0 as i64);
+        sql_exec!($pool, $sessions_sql, acct.id.as_str());
+        let e = s.security_log(&acct.id, 10).await.unwrap_err();
+        assert_eq!(e.code(), "internal", "{e:?}");
+        let e = s.session(&token, T0).await.unwrap_err();
+        assert_eq!(e.code(), "internal", "{e:?}");
+    }};
+}
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[allow(unused_imports)]
+pub(crate) use unknown_names_are_internal_errors;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[allow(unused_imports)] // Not every file that includes this module uses them.
@@ -352,27 +463,6 @@ mod sql {
             stored.until >= i64::MAX as u64,
             "a far time is clamped, not wrapped"
         );
-    }
-
-    /// A stored kind or method the crate does not know is an internal error, not a
-    /// panic or a silent skip. `corrupt(user)` writes a log entry of kind `bogus` for
-    /// `user` and sets the method of the user's sessions to `sms`.
-    pub async fn unknown_names_are_internal_errors<S, F>(s: &S, corrupt: F)
-    where
-        S: Store,
-        F: AsyncFnOnce(&UserId),
-    {
-        let acct = account(&unique("odd"));
-        s.create_account(&acct).await.unwrap();
-        let token = token();
-        s.create_session(&token, &session(&acct.id, T0, T0 + 100))
-            .await
-            .unwrap();
-        corrupt(&acct.id).await;
-        let e = s.security_log(&acct.id, 10).await.unwrap_err();
-        assert_eq!(e.code(), "internal", "{e:?}");
-        let e = s.session(&token, T0).await.unwrap_err();
-        assert_eq!(e.code(), "internal", "{e:?}");
     }
 
     /// `purge_expired` on an SQL store deletes exactly the expired rows of every
