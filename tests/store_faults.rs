@@ -8,79 +8,14 @@
 //! under `CI=true`); the unreachable-server tests need no server.
 #![cfg(any(feature = "sqlite", feature = "postgres"))]
 
-#[path = "support/sql_suite.rs"]
-mod suite;
+mod support;
 
 use std::time::Duration;
 
-use secondfactor::clock::ManualClock;
-use secondfactor::password::PasswordHasher;
-use secondfactor::store::{AccountStore, Store, UserId};
+use secondfactor::store::AccountStore;
 use secondfactor::totp::TotpKey;
-use secondfactor::{LoginOutcome, LoginRequest, SecondFactor, Service};
-use suite::*;
-
-/// A service over `store`, with a manual clock at `T0`.
-fn service<S: Store>(store: S) -> (Service<S>, ManualClock) {
-    let clock = ManualClock::new(T0);
-    let service = Service::builder(store, keys())
-        .clock(clock.clone())
-        .password_hasher(PasswordHasher::new(256, 1, 1).unwrap())
-        .build()
-        .unwrap();
-    (service, clock)
-}
-
-struct Enrolled {
-    name: String,
-    user: UserId,
-    phone: TotpKey,
-    backup: Vec<String>,
-}
-
-/// A recent-authentication proof from a fresh password-only login (2FA still off).
-async fn proof_for<S: Store>(service: &Service<S>, name: &str) -> secondfactor::RecentAuth {
-    let LoginOutcome::Authenticated(auth) =
-        service.login(LoginRequest::new(name, PW)).await.unwrap()
-    else {
-        panic!("2FA is still off")
-    };
-    let session = service.issue_session(auth).await.unwrap();
-    service.recent_auth(session.expose()).await.unwrap()
-}
-
-/// Registers and enrolls a user; the clock ends one period after the confirmation.
-async fn enroll<S: Store>(service: &Service<S>, clock: &ManualClock) -> Enrolled {
-    let name = unique("f");
-    let user = service.register(&name, PW).await.unwrap();
-    let proof = proof_for(service, &name).await;
-    let setup = service.setup_two_factor(&proof).await.unwrap();
-    let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
-    let done = service
-        .confirm_enrollment(&proof, &phone.generate(service.now()))
-        .await
-        .unwrap();
-    clock.advance(Duration::from_secs(30));
-    let backup = done
-        .backup_codes
-        .unwrap()
-        .iter()
-        .map(|c| c.expose().to_owned())
-        .collect();
-    Enrolled {
-        name,
-        user,
-        phone,
-        backup,
-    }
-}
-
-async fn pending_login<S: Store>(service: &Service<S>, name: &str) -> String {
-    match service.login(LoginRequest::new(name, PW)).await.unwrap() {
-        LoginOutcome::SecondFactorRequired(t) => t.token.expose().to_owned(),
-        _ => panic!("expected a second factor"),
-    }
-}
+use secondfactor::{LoginOutcome, LoginRequest, SecondFactor};
+use support::*;
 
 /// The flow-level fault scenarios, with `fail(table, op)` making every `op`
 /// (`INSERT`, `UPDATE` or `DELETE`) on `table` fail until `heal()`.
@@ -91,7 +26,7 @@ macro_rules! fault_scenarios {
 
         // 1. The backup code's DELETE fails: `unavailable`, the code is not spent, and
         //    the pending login survives for a retry.
-        let token = pending_login(&service, &e.name).await;
+        let token = pending_token(&service, &e.name).await;
         $fail("sf_backup_codes", "DELETE").await;
         let err = service
             .second_factor(&token, SecondFactor::BackupCode(&e.backup[0]))
@@ -122,7 +57,7 @@ macro_rules! fault_scenarios {
 
         // 2. The replay mark cannot be written: `unavailable`; the same code works
         //    once the store is back.
-        let token = pending_login(&service, &e.name).await;
+        let token = pending_token(&service, &e.name).await;
         let code = e.phone.generate(service.now());
         $fail("sf_authenticator_steps", "UPDATE").await;
         let err = service
@@ -140,7 +75,7 @@ macro_rules! fault_scenarios {
         //    code fails as a whole (`unavailable`), so the code is not spent, no device
         //    is trusted, and the same code signs in once the store is back.
         clock.advance(Duration::from_secs(30));
-        let token = pending_login(&service, &e.name).await;
+        let token = pending_token(&service, &e.name).await;
         let code = e.phone.generate(service.now());
         let options = secondfactor::flow::SecondFactorOptions {
             remember_device: Some("laptop"),
@@ -256,20 +191,6 @@ mod postgres {
     use secondfactor::store::PgStore;
     use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-    fn database_url() -> Option<String> {
-        match std::env::var("DATABASE_URL") {
-            Ok(url) if !url.is_empty() => Some(url),
-            _ => {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "DATABASE_URL must be set in CI"
-                );
-                eprintln!("note: DATABASE_URL is not set; skipping the PostgreSQL fault test");
-                None
-            }
-        }
-    }
-
     async fn drop_schema(url: &str, schema: &str) {
         // A plain pool: `PgStore::connect` would migrate the default schema.
         let pool = sqlx::PgPool::connect(url).await.unwrap();
@@ -320,7 +241,9 @@ mod postgres {
 
     #[tokio::test]
     async fn failures_mid_flow_leave_no_partial_state() {
-        let Some(url) = database_url() else { return };
+        let Some(url) = env_url("DATABASE_URL") else {
+            return;
+        };
         let schema = unique("sf_fault_");
         let store = PgStore::connect_with_schema(&url, &schema).await.unwrap();
         let admin = PgStore::connect_with_schema(&url, &schema).await.unwrap();
@@ -368,7 +291,9 @@ mod postgres {
     /// reconnects; the login completes with exactly one backup code spent.
     #[tokio::test]
     async fn killed_connections_are_unavailable_or_reconnect_without_partial_state() {
-        let Some(url) = database_url() else { return };
+        let Some(url) = env_url("DATABASE_URL") else {
+            return;
+        };
         let schema = unique("sf_kill_");
         let app = unique("sf_kill_app_");
         let options = PgConnectOptions::from_str(&url)
@@ -403,7 +328,7 @@ mod postgres {
         let remaining = || admin.backup_codes_remaining(&e.user);
 
         // Between two steps: the next operation fails cleanly or reconnects.
-        let token = pending_login(&service, &e.name).await;
+        let token = pending_token(&service, &e.name).await;
         kill().await;
         let mut failures = 0;
         let _auth = loop {
@@ -438,7 +363,7 @@ mod postgres {
         .execute(admin.pool())
         .await
         .unwrap();
-        let token = pending_login(&service, &e.name).await;
+        let token = pending_token(&service, &e.name).await;
         let attempt = tokio::spawn({
             let (service, token, code) = (service.clone(), token.clone(), e.backup[1].clone());
             async move {

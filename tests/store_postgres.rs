@@ -1,29 +1,15 @@
-//! `PgStore`: every operation, the flows end to end, migrations, expiry, and real
-//! races between two pools (as two processes would be), each test in its own schema.
+//! `PgStore`: the conformance suite over two pools on one schema (as two processes
+//! would be), the flows end to end, and what only PostgreSQL has: schemas, URLs,
+//! migrations, its rows. Each test runs in its own schema.
 //!
 //! Needs `DATABASE_URL` (e.g. `postgres://postgres@127.0.0.1:5432/test`); without it
 //! the tests print a note and pass, except under `CI=true`, where they fail.
 #![cfg(feature = "postgres")]
 
-#[path = "support/sql_suite.rs"]
-mod suite;
+mod support;
 
 use secondfactor::store::*;
-use suite::*;
-
-fn database_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "DATABASE_URL must be set in CI"
-            );
-            eprintln!("note: DATABASE_URL is not set; skipping the PostgreSQL store test");
-            None
-        }
-    }
-}
+use support::*;
 
 /// A fresh schema for one test; dropped by [`Schema::drop`].
 struct Schema {
@@ -33,7 +19,7 @@ struct Schema {
 
 impl Schema {
     fn new() -> Option<Self> {
-        let url = database_url()?;
+        let url = env_url("DATABASE_URL")?;
         Some(Schema {
             url,
             name: unique("sf_test_"),
@@ -60,23 +46,9 @@ impl Schema {
 }
 
 #[tokio::test]
-async fn accounts_roundtrip() {
-    let Some(db) = Schema::new() else { return };
-    accounts(&db.store().await).await;
-    db.drop().await;
-}
-
-#[tokio::test]
-async fn ephemeral_roundtrip() {
-    let Some(db) = Schema::new() else { return };
-    ephemeral(&db.store().await).await;
-    db.drop().await;
-}
-
-#[tokio::test]
 async fn the_step_read_writes_nothing() {
     let Some(db) = Schema::new() else { return };
-    suite::the_step_read_writes_nothing(&db.store().await).await;
+    support::the_step_read_writes_nothing(&db.store().await).await;
     db.drop().await;
 }
 
@@ -108,11 +80,7 @@ async fn schemas_isolate_and_migrate_is_idempotent() {
             .id,
         acct.id
     );
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM sf_schema_migrations")
-        .fetch_all(again.pool())
-        .await
-        .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_migrated!(again.pool());
     // Plain `connect` uses the search_path it is given (here through the URL).
     let sep = if one.url.contains('?') { '&' } else { '?' };
     let plain = PgStore::connect(&format!(
@@ -148,79 +116,41 @@ async fn a_0_1_schema_upgrades_in_place() {
         .unwrap()
         .options([("search_path", db.name.as_str())]);
     let pool = sqlx::PgPool::connect_with(options).await.unwrap();
-    migrator_0_1(include_str!("../migrations/postgres/0001_init.sql"))
-        .run(&pool)
-        .await
-        .unwrap();
-    let acct = account(&unique("old"));
-    sqlx::query(
+    let (acct, token) = fill_0_1!(
+        &pool,
+        include_str!("../migrations/postgres/0001_init.sql"),
         "INSERT INTO sf_accounts (id, username, password_hash, password_epoch, \
          two_factor_enabled, created_at) VALUES ($1, $2, $3, 0, FALSE, $4)",
-    )
-    .bind(acct.id.as_str())
-    .bind(acct.username.as_str())
-    .bind(acct.password_hash.as_str())
-    .bind(T0 as i64)
-    .execute(&pool)
-    .await
-    .unwrap();
-    let token = hash(&unique("old-session"));
-    sqlx::query(
         "INSERT INTO sf_sessions (token_hash, user_id, password_epoch, created_at, expires_at) \
-         VALUES ($1, $2, 0, $3, $4)",
-    )
-    .bind(token.as_bytes().as_slice())
-    .bind(acct.id.as_str())
-    .bind(T0 as i64)
-    .bind((T0 + 100) as i64)
-    .execute(&pool)
-    .await
-    .unwrap();
+         VALUES ($1, $2, 0, $3, $4)"
+    );
     pool.close().await;
 
     let s = db.store().await;
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM sf_schema_migrations")
-        .fetch_all(s.pool())
-        .await
-        .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
-    upgraded(&s, &acct.id, &token).await;
+    assert_migrated!(s.pool());
+    upgraded(&s, &acct, &token).await;
     db.drop().await;
 }
 
-/// A stored kind or method the crate does not know is an internal error, not a
-/// panic or a silent skip.
+/// A stored kind or method the crate does not know is an internal error.
 #[tokio::test]
 async fn unknown_names_in_rows_are_internal_errors() {
     let Some(db) = Schema::new() else { return };
     let s = db.store().await;
-    let acct = account(&unique("odd"));
-    s.create_account(&acct).await.unwrap();
-    sqlx::query("INSERT INTO sf_security_log (user_id, at, kind) VALUES ($1, $2, 'bogus')")
-        .bind(acct.id.as_str())
-        .bind(T0 as i64)
-        .execute(s.pool())
-        .await
-        .unwrap();
-    let e = s.security_log(&acct.id, 10).await.unwrap_err();
-    assert_eq!(e.code(), "internal", "{e:?}");
-    let token = hash(&unique("odd-session"));
-    s.create_session(&token, &session(&acct.id, T0, T0 + 100))
-        .await
-        .unwrap();
-    sqlx::query("UPDATE sf_sessions SET method = 'sms' WHERE user_id = $1")
-        .bind(acct.id.as_str())
-        .execute(s.pool())
-        .await
-        .unwrap();
-    let e = s.session(&token, T0).await.unwrap_err();
-    assert_eq!(e.code(), "internal", "{e:?}");
+    unknown_names_are_internal_errors!(
+        &s,
+        s.pool(),
+        "INSERT INTO sf_security_log (user_id, at, kind) VALUES ($1, $2, 'bogus')",
+        "UPDATE sf_sessions SET method = 'sms' WHERE user_id = $1"
+    );
     db.drop().await;
 }
 
 #[tokio::test]
 async fn bad_configuration_is_rejected_before_connecting() {
-    let Some(url) = database_url() else { return };
+    let Some(url) = env_url("DATABASE_URL") else {
+        return;
+    };
     for bad in ["", "1abc", "a-b", "a\"; DROP TABLE x; --", &"x".repeat(64)] {
         let e = PgStore::connect_with_schema(&url, bad).await.unwrap_err();
         assert_eq!(e.code(), "invalid_config", "{bad:?}");
@@ -230,84 +160,16 @@ async fn bad_configuration_is_rejected_before_connecting() {
 }
 
 #[tokio::test]
-async fn purge_expired_deletes_only_expired_rows() {
+async fn purge_expired_deletes_and_counts_only_expired_rows() {
     let Some(db) = Schema::new() else { return };
-    let s = db.store().await;
-    let user = UserId::new("purge-user");
-    let (live, dead) = (hash("live"), hash("dead"));
-    let p = |expires_at| PendingLogin {
-        user_id: user.clone(),
-        password_epoch: 0,
-        attempts: 0,
-        expires_at,
-    };
-    s.create_pending_login(&live, &p(T0 + 100)).await.unwrap();
-    s.create_pending_login(&dead, &p(T0)).await.unwrap();
-    let device = |expires_at| DeviceRecord {
-        id: DeviceId::new(unique("d")),
-        user_id: user.clone(),
-        label: "x".into(),
-        password_epoch: 0,
-        created_at: T0 - 10,
-        expires_at,
-    };
-    s.create_device(&live, &device(T0 + 100)).await.unwrap();
-    s.create_device(&dead, &device(T0)).await.unwrap();
-    let zero = ThrottleState::default();
-    let one = ThrottleState {
-        count: 1,
-        until: T0,
-    };
-    s.update_throttle("gone", zero, one, T0, T0 - 1)
-        .await
-        .unwrap();
-    s.update_throttle("kept", zero, one, T0 + 1, T0 - 1)
-        .await
-        .unwrap();
-    // Security-log entries older than the retention go too.
-    let acct = account(&unique("logged"));
-    s.create_account(&acct).await.unwrap();
-    let horizon = T0 - secondfactor::security_log::RETENTION_SECS;
-    for at in [horizon, horizon + 1] {
-        let e = secondfactor::security_log::SecurityEvent::new(
-            at,
-            secondfactor::security_log::SecurityEventKind::Login,
-        );
-        s.append_security_event(&acct.id, &e, 10, 0).await.unwrap();
-    }
-    assert_eq!(s.purge_expired(T0).await.unwrap(), 4);
-    assert_eq!(s.purge_expired(T0).await.unwrap(), 0);
-    assert!(s.take_pending_login(&live, T0).await.unwrap().is_some());
-    assert_eq!(s.devices(&user, 0).await.unwrap().len(), 1);
-    assert_eq!(s.throttle("gone", T0 - 1).await.unwrap(), zero);
-    assert_eq!(s.throttle("kept", T0 - 1).await.unwrap(), one);
-    let log = s.security_log(&acct.id, 10).await.unwrap();
-    assert_eq!(log.iter().map(|e| e.at).collect::<Vec<_>>(), [horizon + 1]);
+    purge_counts_every_expired_row(&db.store().await).await;
     db.drop().await;
 }
 
 #[tokio::test]
-async fn stepup_operations() {
+async fn bigint_columns_clamp_times_and_refuse_huge_steps() {
     let Some(db) = Schema::new() else { return };
-    stepup(&db.store().await).await;
-    db.drop().await;
-}
-
-/// Two pools on one schema: 50 rounds of 8 concurrent adds against a cap of 3.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_authenticator_cap_holds_across_two_pools() {
-    let Some(db) = Schema::new() else { return };
-    let (a, b) = (db.store().await, db.store().await);
-    authenticator_cap_race(a, b, 50, 8, 3).await;
-    db.drop().await;
-}
-
-/// Two pools on one schema, 16 tasks per round on a multi-threaded runtime.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn races_across_two_pools_have_one_winner() {
-    let Some(db) = Schema::new() else { return };
-    let (a, b) = (db.store().await, db.store().await);
-    races(a, b, 120).await;
+    value_ranges(&db.store().await).await;
     db.drop().await;
 }
 

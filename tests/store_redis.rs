@@ -1,30 +1,32 @@
-//! `RedisStore` against a real Redis (REDIS_URL): every method's contract, corrupt
-//! data, real races over two connections, faults, and the flows end to end on
-//! `Combined<MemoryStore, RedisStore>`.
+//! `RedisStore` against a real Redis (REDIS_URL): the conformance suite over three
+//! connections (as three processes would be), alone and as the ephemeral half of
+//! `Combined<MemoryStore, RedisStore>`, the flows end to end on that, and what only
+//! Redis has: keys, prefixes and TTLs, its encoding, corrupt data, and a server that
+//! goes away.
 //!
 //! Each test uses its own random key prefix, so the tests run in parallel on one
 //! database. Without REDIS_URL the tests print a note and pass, except under
 //! CI=true, where they fail.
 #![cfg(feature = "redis")]
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use secondfactor::auth::AuthMethod;
-use secondfactor::clock::{Clock, ManualClock};
-use secondfactor::password::PasswordHasher;
+use secondfactor::clock::Clock;
 use secondfactor::secret::{KeyRing, KeyedHash, SealingKey, Secret};
 use secondfactor::store::{
     Combined, DeviceId, DeviceRecord, EphemeralStore, MemoryStore, PendingEnrollment, PendingLogin,
     RedisStore, SessionId, SessionRecord, ThrottleState, UserId,
 };
-use secondfactor::totp::TotpKey;
-use secondfactor::{Error, LoginOutcome, LoginRequest, SecondFactor, Service};
+use secondfactor::{Error, LoginRequest, SecondFactor};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Barrier;
 use tokio::task::AbortHandle;
+
+mod support;
+use support::*;
 
 /// A keep_until far past every `now` these tests pass.
 const FAR: u64 = 4_000_000_000;
@@ -33,17 +35,7 @@ const FAR: u64 = 4_000_000_000;
 // Fixture
 
 fn redis_url() -> Option<String> {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "REDIS_URL must be set when CI=true"
-            );
-            eprintln!("note: REDIS_URL is not set; skipping this Redis test");
-            None
-        }
-    }
+    env_url("REDIS_URL")
 }
 
 fn fresh_prefix() -> String {
@@ -337,34 +329,6 @@ async fn ttls_follow_the_wall_clock_or_keep_a_day() {
     assert!(ttl > 300 * 86_400 * 9, "{ttl}");
     assert!(s.session(&tok(3), u64::MAX - 1).await.unwrap().is_some());
     assert!(s.session(&tok(3), u64::MAX).await.unwrap().is_none());
-    fx.cleanup().await;
-}
-
-#[tokio::test]
-async fn enrollments_replace_expire_and_are_taken_once_by_id() {
-    let fx = fixture!();
-    let s = &fx.store;
-    let user = UserId::new("user:with:colons");
-    assert!(s.enrollment(&user, 10).await.unwrap().is_none());
-    let first = enrollment("e1", 1_000);
-    s.put_enrollment(&user, &first).await.unwrap();
-    let got = s.enrollment(&user, 999).await.unwrap().unwrap();
-    assert_eq!(got.id, "e1");
-    assert_eq!(got.name, "phone ☎");
-    assert!(got.adding);
-    assert_eq!(got.sealed_secret, first.sealed_secret);
-    assert!(s.enrollment(&user, 1_000).await.unwrap().is_none());
-    // A newer setup replaces it; the older id can no longer be taken.
-    let mut second = enrollment("e2", 2_000);
-    second.adding = false;
-    s.put_enrollment(&user, &second).await.unwrap();
-    assert!(!s.take_enrollment(&user, "e1", 10).await.unwrap());
-    assert!(!s.enrollment(&user, 10).await.unwrap().unwrap().adding);
-    // Expired: not taken.
-    assert!(!s.take_enrollment(&user, "e2", 2_000).await.unwrap());
-    assert!(s.take_enrollment(&user, "e2", 1_999).await.unwrap());
-    assert!(!s.take_enrollment(&user, "e2", 1_999).await.unwrap());
-    assert!(s.enrollment(&user, 10).await.unwrap().is_none());
     fx.cleanup().await;
 }
 
@@ -992,213 +956,23 @@ async fn corrupt_or_foreign_data_is_internal_never_a_panic() {
 }
 
 // ---------------------------------------------------------------------------------
-// Races: 16 tasks over two connections, a barrier, many rounds, one winner each
+// The per-user session index under races (the races themselves are the suite's)
 
-const RACERS: usize = 16;
-const ROUNDS: u64 = 150;
-
-/// Runs `RACERS` calls of `f(store, i)` at once, alternating between the two
-/// stores, and returns their results in order.
-async fn race<T, F, Fut>(stores: &[RedisStore; 2], f: F) -> Vec<T>
-where
-    T: Send + 'static,
-    F: Fn(RedisStore, usize) -> Fut,
-    Fut: std::future::Future<Output = T> + Send + 'static,
-{
-    let barrier = Arc::new(Barrier::new(RACERS));
-    let tasks: Vec<_> = (0..RACERS)
-        .map(|i| {
-            let fut = f(stores[i % 2].clone(), i);
-            let b = barrier.clone();
-            tokio::spawn(async move {
-                b.wait().await;
-                fut.await
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(RACERS);
-    for t in tasks {
-        out.push(t.await.unwrap());
-    }
-    out
-}
-
-async fn racing_pair() -> Option<(Fixture, [RedisStore; 2])> {
-    let fx = Fixture::new().await?;
-    let twin = fx.twin().await;
-    let stores = [fx.store.clone(), twin];
-    Some((fx, stores))
-}
-
+/// `delete_sessions` keeping one session against `create_session` for the same
+/// account, over two connections: afterwards the account's set (`su:`) holds
+/// exactly the sessions that are left. (That every session created before the
+/// delete is gone and every one after it is there is the suite's
+/// `delete_sessions` against `create_session` race.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn race_advance_last_step_has_one_winner_and_never_decreases() {
-    let Some((fx, stores)) = racing_pair().await else {
-        return;
-    };
-    for round in 0..ROUNDS {
-        let id = secondfactor::store::AuthenticatorId::new(format!("a{round}"));
-        let wins = race(&stores, |s, _| {
-            let id = id.clone();
-            async move { s.advance_last_step(&id, 1_000, 0).await.unwrap() }
-        })
-        .await;
-        assert_eq!(wins.iter().filter(|w| **w).count(), 1, "round {round}");
-        // Distinct steps: whatever the order, the mark ends at the maximum.
-        let wins = race(&stores, |s, i| {
-            let id = id.clone();
-            async move { s.advance_last_step(&id, 2_000 + i as u64, 0).await.unwrap() }
-        })
-        .await;
-        assert!(wins[RACERS - 1], "round {round}: the largest step must win");
-        for step in [2_000 + RACERS as u64 - 1, 2_000, 1_000] {
-            assert!(
-                !stores[0].advance_last_step(&id, step, 0).await.unwrap(),
-                "round {round}"
-            );
-        }
-    }
-    fx.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn race_take_pending_login_has_one_winner() {
-    let Some((fx, stores)) = racing_pair().await else {
-        return;
-    };
-    for round in 0..ROUNDS {
-        stores[0]
-            .create_pending_login(&tok(round), &pending("a", 1_000))
-            .await
-            .unwrap();
-        let got = race(&stores, |s, _| async move {
-            s.take_pending_login(&tok(round), 10).await.unwrap()
-        })
-        .await;
-        assert_eq!(
-            got.iter().filter(|g| g.is_some()).count(),
-            1,
-            "round {round}"
-        );
-    }
-    fx.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn race_begin_login_attempt_grants_exactly_the_attempts_left() {
-    let Some((fx, stores)) = racing_pair().await else {
-        return;
-    };
-    for round in 0..ROUNDS {
-        let mut p = pending("a", 1_000);
-        p.attempts = (round % 3) as u32; // 5, 4 or 3 attempts left
-        let left = 5 - p.attempts;
-        stores[1]
-            .create_pending_login(&tok(round), &p)
-            .await
-            .unwrap();
-        let got = race(&stores, |s, _| async move {
-            s.begin_login_attempt(&tok(round), 5, 10).await.unwrap()
-        })
-        .await;
-        let counts: BTreeSet<u32> = got.iter().flatten().map(|p| p.attempts).collect();
-        assert_eq!(got.iter().flatten().count(), left as usize, "round {round}");
-        assert_eq!(counts, (p.attempts + 1..=5).collect(), "round {round}");
-        // Burnt by the losers.
-        assert!(
-            stores[0]
-                .take_pending_login(&tok(round), 10)
-                .await
-                .unwrap()
-                .is_none()
-        );
-    }
-    fx.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn race_update_throttle_has_one_winner() {
-    let Some((fx, stores)) = racing_pair().await else {
-        return;
-    };
-    for round in 0..ROUNDS {
-        let key = format!("acct:{round}");
-        let expected = ThrottleState::default();
-        let got = race(&stores, |s, i| {
-            let key = key.clone();
-            async move {
-                let new = ThrottleState {
-                    count: 1,
-                    until: i as u64 + 1,
-                };
-                (
-                    s.update_throttle(&key, expected, new, FAR, 10)
-                        .await
-                        .unwrap(),
-                    new,
-                )
-            }
-        })
-        .await;
-        let winners: Vec<_> = got.iter().filter(|(w, _)| *w).collect();
-        assert_eq!(winners.len(), 1, "round {round}");
-        assert_eq!(stores[1].throttle(&key, 10).await.unwrap(), winners[0].1);
-        // Then a race to reset it: again exactly one.
-        let current = winners[0].1;
-        let got = race(&stores, |s, _| {
-            let key = key.clone();
-            async move {
-                s.update_throttle(&key, current, ThrottleState::default(), FAR, 10)
-                    .await
-                    .unwrap()
-            }
-        })
-        .await;
-        assert_eq!(got.iter().filter(|w| **w).count(), 1, "round {round}");
-    }
-    fx.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn race_take_enrollment_has_one_winner() {
-    let Some((fx, stores)) = racing_pair().await else {
-        return;
-    };
-    let e = enrollment("e", 1_000);
-    for round in 0..ROUNDS {
-        let user = UserId::new(format!("u{round}"));
-        stores[0].put_enrollment(&user, &e).await.unwrap();
-        let got = race(&stores, |s, _| {
-            let user = user.clone();
-            async move { s.take_enrollment(&user, "e", 10).await.unwrap() }
-        })
-        .await;
-        assert_eq!(got.iter().filter(|w| **w).count(), 1, "round {round}");
-    }
-    fx.cleanup().await;
-}
-
-/// What one task of the `delete_sessions` race did.
-#[derive(Default)]
-struct SessionRaceTask {
-    /// The deleter: when its call started and returned, and the count.
-    deleted: Option<(Instant, Instant, u32)>,
-    /// A creator: each session's token number and when its call started and returned.
-    created: Vec<(u64, Instant, Instant)>,
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn race_delete_sessions_removes_every_session_created_before_it() {
-    let Some((fx, stores)) = racing_pair().await else {
-        return;
-    };
-    const BEFORE: u64 = 20; // sessions made before the race, the first one kept
-    const EACH: u64 = 4; // sessions each creator makes during it
+async fn the_session_index_holds_exactly_the_survivors_of_a_delete_sessions_race() {
+    const RACERS: u64 = 16;
+    let fx = fixture!();
+    let stores = [fx.store.clone(), fx.twin().await];
     let mut raw = fx.raw().await;
-    let mut overlapped = 0;
-    for round in 0..ROUNDS {
+    for round in 0..100 {
         let user = UserId::new(format!("u{round}"));
         let base = round * 1_000;
-        for n in 0..BEFORE {
+        for n in 0..20 {
             stores[(n % 2) as usize]
                 .create_session(
                     &tok(base + n),
@@ -1207,79 +981,31 @@ async fn race_delete_sessions_removes_every_session_created_before_it() {
                 .await
                 .unwrap();
         }
-        let kept = SessionId::new("pre0");
-        let got = race(&stores, |s, i| {
-            let user = user.clone();
-            let kept = kept.clone();
-            async move {
-                let mut task = SessionRaceTask::default();
-                if i == 0 {
-                    let started = Instant::now();
-                    let n = s.delete_sessions(&user, Some(&kept)).await.unwrap();
-                    task.deleted = Some((started, Instant::now(), n));
-                } else {
-                    for j in 0..EACH {
-                        let t = base + 100 + i as u64 * 10 + j;
-                        let started = Instant::now();
-                        s.create_session(
-                            &tok(t),
-                            &session(&format!("c{t}"), user.as_str(), 100 + t, 5_000),
-                        )
-                        .await
-                        .unwrap();
-                        task.created.push((t, started, Instant::now()));
+        let barrier = Arc::new(Barrier::new(RACERS as usize));
+        let tasks: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let (s, user) = (stores[(i % 2) as usize].clone(), user.clone());
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    if i == 0 {
+                        s.delete_sessions(&user, Some(&SessionId::new("pre0")))
+                            .await
+                            .unwrap();
+                    } else {
+                        for j in 0..4 {
+                            let t = base + 100 + i * 10 + j;
+                            let rec = session(&format!("c{t}"), user.as_str(), 100 + t, 5_000);
+                            s.create_session(&tok(t), &rec).await.unwrap();
+                        }
                     }
-                }
-                task
-            }
-        })
-        .await;
-        let (del_start, del_end, deleted) = got[0].deleted.unwrap();
-        let survivors: BTreeSet<String> = stores[1]
-            .sessions(&user, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|s| s.id.as_str().to_owned())
+                })
+            })
             .collect();
-        assert!(
-            survivors.contains("pre0"),
-            "round {round}: keep was deleted"
-        );
-        assert!(
-            survivors
-                .iter()
-                .all(|id| !id.starts_with("pre") || id == "pre0"),
-            "round {round}: {survivors:?}"
-        );
-        let created: Vec<_> = got.iter().flat_map(|t| t.created.iter()).collect();
-        for (t, started, returned) in &created {
-            let id = format!("c{t}");
-            if *returned < del_start {
-                assert!(
-                    !survivors.contains(&id),
-                    "round {round}: {id} was created before the delete and survived"
-                );
-            }
-            if *started > del_end {
-                assert!(
-                    survivors.contains(&id),
-                    "round {round}: {id} was created after the delete and is gone"
-                );
-            }
-            if *started < del_end && *returned > del_start {
-                overlapped += 1;
-            }
+        for t in tasks {
+            t.await.unwrap();
         }
-        // Every session is either counted as deleted or still there, and the set
-        // holds exactly the survivors.
-        let total = BEFORE as usize + created.len();
-        assert_eq!(
-            deleted as usize + survivors.len(),
-            total,
-            "round {round}: {deleted} deleted, {} left",
-            survivors.len()
-        );
+        let survivors = stores[1].sessions(&user, 10).await.unwrap();
         let members: i64 = redis::cmd("SCARD")
             .arg(fx.key(&format!("su:{user}")))
             .query_async(&mut raw)
@@ -1287,42 +1013,6 @@ async fn race_delete_sessions_removes_every_session_created_before_it() {
             .unwrap();
         assert_eq!(members as usize, survivors.len(), "round {round}");
     }
-    eprintln!("creates that overlapped a delete_sessions: {overlapped}");
-    fx.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn race_reauthenticate_never_resurrects_a_deleted_session() {
-    let Some((fx, stores)) = racing_pair().await else {
-        return;
-    };
-    for round in 0..ROUNDS {
-        stores[0]
-            .create_session(&tok(round), &session("s", "alice", 1, 5_000))
-            .await
-            .unwrap();
-        race(&stores, |s, i| async move {
-            if i % 2 == 0 {
-                s.delete_session(&tok(round)).await.unwrap();
-            } else {
-                s.reauthenticate_session(&tok(round), 10 + i as u64)
-                    .await
-                    .unwrap();
-            }
-        })
-        .await;
-        assert!(
-            !fx.exists(&format!("se:{}", tok(round).to_hex())).await,
-            "round {round}"
-        );
-        assert!(
-            !stores[1]
-                .reauthenticate_session(&tok(round), 100)
-                .await
-                .unwrap()
-        );
-    }
-    assert!(!fx.exists("su:alice").await);
     fx.cleanup().await;
 }
 
@@ -1473,127 +1163,37 @@ async fn a_store_whose_redis_went_away_is_unavailable_then_recovers() {
 // ---------------------------------------------------------------------------------
 // The flows end to end on Combined<MemoryStore, RedisStore>
 
-const T0: u64 = 1_700_000_010; // 10 s into a 30 s period; far behind the wall clock
-const PW: &str = "correct horse battery";
-
-type RedisService = Service<Combined<MemoryStore, RedisStore>>;
-
-fn service(
-    accounts: MemoryStore,
-    ephemeral: RedisStore,
-    keys: &KeyRing,
-    clock: &ManualClock,
-) -> RedisService {
-    Service::builder(Combined::new(accounts, ephemeral), keys.clone())
-        .clock(clock.clone())
-        .password_hasher(PasswordHasher::new(256, 1, 1).unwrap())
-        .issuer("Test Co")
-        .build()
-        .unwrap()
-}
-
-/// A recent-authentication proof from a fresh password-only login (2FA still off).
-async fn fresh_proof(service: &RedisService, name: &str) -> secondfactor::RecentAuth {
-    let LoginOutcome::Authenticated(auth) =
-        service.login(LoginRequest::new(name, PW)).await.unwrap()
-    else {
-        panic!("expected a password-only login");
-    };
-    let session = service.issue_session(auth).await.unwrap();
-    service.recent_auth(session.expose()).await.unwrap()
-}
-
-async fn pending_token(service: &RedisService, name: &str) -> String {
-    match service.login(LoginRequest::new(name, PW)).await.unwrap() {
-        LoginOutcome::SecondFactorRequired(t) => t.token.expose().to_owned(),
-        _ => panic!("expected a second factor"),
-    }
-}
-
 #[tokio::test]
-async fn flows_log_in_with_totp_and_refuse_replay_on_redis() {
+async fn flows_end_to_end_on_memory_and_redis() {
     let fx = fixture!();
-    let clock = ManualClock::new(T0);
-    let keys = KeyRing::new(1, SealingKey::generate());
+    flows(Combined::new(MemoryStore::new(), fx.store.clone())).await;
+    fx.cleanup().await;
+}
+
+/// The enrollment and the replay mark live in Redis: a second process with its own
+/// connection (sharing the accounts and the keys) refuses a code the first accepted.
+#[tokio::test]
+async fn a_replay_is_refused_by_another_process_on_the_same_redis() {
+    let fx = fixture!();
     let accounts = MemoryStore::new();
-    let service = service(accounts.clone(), fx.store.clone(), &keys, &clock);
-    let user = service.register("alice", PW).await.unwrap();
-    let proof = fresh_proof(&service, "alice").await;
-    let setup = service.setup_two_factor(&proof).await.unwrap();
-    assert!(fx.exists(&format!("en:{user}")).await);
-    let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
-    service
-        .confirm_enrollment(&proof, &phone.generate(clock.now()))
-        .await
-        .unwrap();
-    clock.advance(Duration::from_secs(30));
-
+    let (service, clock) = service(Combined::new(accounts.clone(), fx.store.clone()));
+    let Enrolled { name, phone, .. } = enroll_with(&service, &clock, async |user: &UserId| {
+        assert!(fx.exists(&format!("en:{user}")).await)
+    })
+    .await;
     let code = phone.generate(clock.now());
-    let t1 = pending_token(&service, "alice").await;
-    let auth = service
-        .second_factor(&t1, SecondFactor::Totp(&code))
+    let token = pending_token(&service, &name).await;
+    let _auth = service
+        .second_factor(&token, SecondFactor::Totp(&code))
         .await
         .unwrap();
-    assert_eq!(auth.user_id(), &user);
-    // The pending login is spent.
-    let err = service
-        .second_factor(&t1, SecondFactor::Totp(&code))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "login_expired");
-    // The same code on a fresh login is a replay.
-    let t2 = pending_token(&service, "alice").await;
-    let err = service
-        .second_factor(&t2, SecondFactor::Totp(&code))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "code_already_used");
-    // A second process with its own Redis connection (sharing the accounts and the
-    // keys) refuses the same code too: the replay mark lives in Redis.
-    let other = Service::builder(
-        Combined::new(accounts.clone(), fx.twin().await),
-        keys.clone(),
-    )
-    .clock(clock.clone())
-    .password_hasher(PasswordHasher::new(256, 1, 1).unwrap())
-    .build()
-    .unwrap();
-    let t3 = pending_token(&other, "alice").await;
+    let other = service_on(Combined::new(accounts, fx.twin().await), &clock);
+    let token = pending_token(&other, &name).await;
     let err = other
-        .second_factor(&t3, SecondFactor::Totp(&code))
+        .second_factor(&token, SecondFactor::Totp(&code))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "code_already_used");
-
-    // Sessions live in Redis and follow the service's clock.
-    let session = service.issue_session(auth).await.unwrap();
-    assert_eq!(
-        service.session(session.expose()).await.unwrap().user_id(),
-        &user
-    );
-    // Trusted devices skip the second factor.
-    clock.advance(Duration::from_secs(30));
-    let auth = service
-        .second_factor(&t2, SecondFactor::Totp(&phone.generate(clock.now())))
-        .await
-        .unwrap();
-    let device = service.trust_device(&auth, "Firefox").await.unwrap();
-    match service
-        .login(LoginRequest::new("alice", PW).device_token(device.expose()))
-        .await
-        .unwrap()
-    {
-        LoginOutcome::Authenticated(a) => assert_eq!(a.user_id(), &user),
-        _ => panic!("the device is trusted"),
-    }
-    assert_eq!(service.trusted_devices(&user).await.unwrap().len(), 1);
-    // 12 hours later (by the service's clock, not Redis's) the session is over.
-    clock.advance(Duration::from_secs(12 * 3600));
-    assert_eq!(
-        service.session(session.expose()).await.unwrap_err().code(),
-        "unauthenticated"
-    );
-    service.end_session(session.expose()).await.unwrap();
     fx.cleanup().await;
 }
 
@@ -1609,32 +1209,18 @@ async fn flows_on_a_vanished_redis_are_unavailable() {
     let store = RedisStore::with_prefix(&proxy.url(), prefix.clone())
         .await
         .unwrap();
-    let clock = ManualClock::new(T0);
-    let service = service(
-        MemoryStore::new(),
-        store,
-        &KeyRing::new(1, SealingKey::generate()),
-        &clock,
-    );
-    service.register("bob", PW).await.unwrap();
-    let proof = fresh_proof(&service, "bob").await;
-    let setup = service.setup_two_factor(&proof).await.unwrap();
-    let phone = TotpKey::new(service.totp_policy(), setup.secret().expose_bytes());
-    service
-        .confirm_enrollment(&proof, &phone.generate(clock.now()))
-        .await
-        .unwrap();
-    clock.advance(Duration::from_secs(30));
-    let token = pending_token(&service, "bob").await;
+    let (service, clock) = service(Combined::new(MemoryStore::new(), store));
+    let e = enroll(&service, &clock).await;
+    let token = pending_token(&service, &e.name).await;
     proxy.stop().await;
     let err = service
-        .second_factor(&token, SecondFactor::Totp(&phone.generate(clock.now())))
+        .second_factor(&token, SecondFactor::Totp(&e.phone.generate(clock.now())))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "unavailable", "{err:?}");
     assert_eq!(err.http_status(), 503);
     let err = service
-        .login(LoginRequest::new("bob", PW))
+        .login(LoginRequest::new(&e.name, PW))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "unavailable", "{err:?}");

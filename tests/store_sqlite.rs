@@ -1,12 +1,12 @@
-//! `SqliteStore`: every operation, the flows end to end, migrations, expiry, and
-//! real races between two pools (as two processes would be) on one database file.
+//! `SqliteStore`: the conformance suite over two pools on one database file (as two
+//! processes would be) and on the in-memory database, the flows end to end, and
+//! what only SQLite has: file and memory URLs, migrations, pragmas, its rows.
 #![cfg(feature = "sqlite")]
 
-#[path = "support/sql_suite.rs"]
-mod suite;
+mod support;
 
 use secondfactor::store::*;
-use suite::*;
+use support::*;
 
 struct Db {
     _dir: tempfile::TempDir,
@@ -20,42 +20,21 @@ fn db() -> Db {
 }
 
 #[tokio::test]
-async fn accounts_roundtrip() {
-    let d = db();
-    accounts(&SqliteStore::connect(&d.url).await.unwrap()).await;
-}
-
-#[tokio::test]
-async fn ephemeral_roundtrip() {
-    let d = db();
-    ephemeral(&SqliteStore::connect(&d.url).await.unwrap()).await;
-}
-
-#[tokio::test]
-async fn in_memory_store_works_and_is_shared_by_clones() {
-    let s = SqliteStore::memory().await.unwrap();
-    accounts(&s).await;
-    ephemeral(&s.clone()).await;
-    let a = account(&unique("m"));
-    s.create_account(&a).await.unwrap();
-    assert!(s.clone().account(&a.id).await.unwrap().is_some());
-}
-
-#[tokio::test]
 async fn memory_urls_give_the_in_memory_store() {
     for url in ["sqlite::memory:", "sqlite://?mode=memory"] {
         let s = SqliteStore::connect(url).await.unwrap();
         let a = account(&unique("m"));
         s.create_account(&a).await.unwrap();
         assert!(s.account(&a.id).await.unwrap().is_some(), "{url}");
-        ephemeral(&s).await;
+        #[cfg(feature = "conformance")]
+        secondfactor::store::conformance::ephemeral_store(&s).await;
     }
 }
 
 #[tokio::test]
 async fn the_step_read_writes_nothing() {
     let d = db();
-    suite::the_step_read_writes_nothing(&SqliteStore::connect(&d.url).await.unwrap()).await;
+    support::the_step_read_writes_nothing(&SqliteStore::connect(&d.url).await.unwrap()).await;
 }
 
 #[tokio::test]
@@ -99,11 +78,7 @@ async fn data_survives_reopening_and_migrate_is_idempotent() {
 async fn the_migration_history_is_apart_from_the_applications_own() {
     let d = db();
     let s = SqliteStore::connect(&d.url).await.unwrap();
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM sf_schema_migrations")
-        .fetch_all(s.pool())
-        .await
-        .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_migrated!(s.pool());
     let theirs: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = '_sqlx_migrations'")
             .fetch_one(s.pool())
@@ -121,72 +96,32 @@ async fn a_0_1_database_upgrades_in_place() {
         .unwrap()
         .create_if_missing(true);
     let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    migrator_0_1(include_str!("../migrations/sqlite/0001_init.sql"))
-        .run(&pool)
-        .await
-        .unwrap();
-    let acct = account(&unique("old"));
-    sqlx::query(
+    let (acct, token) = fill_0_1!(
+        &pool,
+        include_str!("../migrations/sqlite/0001_init.sql"),
         "INSERT INTO sf_accounts (id, username, password_hash, password_epoch, \
          two_factor_enabled, created_at) VALUES (?, ?, ?, 0, 0, ?)",
-    )
-    .bind(acct.id.as_str())
-    .bind(acct.username.as_str())
-    .bind(acct.password_hash.as_str())
-    .bind(T0 as i64)
-    .execute(&pool)
-    .await
-    .unwrap();
-    let token = hash(&unique("old-session"));
-    sqlx::query(
         "INSERT INTO sf_sessions (token_hash, user_id, password_epoch, created_at, expires_at) \
-         VALUES (?, ?, 0, ?, ?)",
-    )
-    .bind(token.as_bytes().as_slice())
-    .bind(acct.id.as_str())
-    .bind(T0 as i64)
-    .bind((T0 + 100) as i64)
-    .execute(&pool)
-    .await
-    .unwrap();
+         VALUES (?, ?, 0, ?, ?)"
+    );
     pool.close().await;
 
     let s = SqliteStore::connect(&d.url).await.unwrap();
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM sf_schema_migrations")
-        .fetch_all(s.pool())
-        .await
-        .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
-    upgraded(&s, &acct.id, &token).await;
+    assert_migrated!(s.pool());
+    upgraded(&s, &acct, &token).await;
 }
 
-/// A stored kind or method the crate does not know is an internal error, not a
-/// panic or a silent skip.
+/// A stored kind or method the crate does not know is an internal error.
 #[tokio::test]
 async fn unknown_names_in_rows_are_internal_errors() {
     let d = db();
     let s = SqliteStore::connect(&d.url).await.unwrap();
-    let acct = account(&unique("odd"));
-    s.create_account(&acct).await.unwrap();
-    sqlx::query("INSERT INTO sf_security_log (user_id, at, kind) VALUES (?, ?, 'bogus')")
-        .bind(acct.id.as_str())
-        .bind(T0 as i64)
-        .execute(s.pool())
-        .await
-        .unwrap();
-    let e = s.security_log(&acct.id, 10).await.unwrap_err();
-    assert_eq!(e.code(), "internal", "{e:?}");
-    let token = hash(&unique("odd-session"));
-    s.create_session(&token, &session(&acct.id, T0, T0 + 100))
-        .await
-        .unwrap();
-    sqlx::query("UPDATE sf_sessions SET method = 'sms' WHERE user_id = ?")
-        .bind(acct.id.as_str())
-        .execute(s.pool())
-        .await
-        .unwrap();
-    let e = s.session(&token, T0).await.unwrap_err();
-    assert_eq!(e.code(), "internal", "{e:?}");
+    unknown_names_are_internal_errors!(
+        &s,
+        s.pool(),
+        "INSERT INTO sf_security_log (user_id, at, kind) VALUES (?, ?, 'bogus')",
+        "UPDATE sf_sessions SET method = 'sms' WHERE user_id = ?"
+    );
 }
 
 #[tokio::test]
@@ -201,95 +136,16 @@ async fn bad_urls_are_config_errors() {
 }
 
 #[tokio::test]
-async fn purge_expired_deletes_only_expired_rows() {
+async fn purge_expired_deletes_and_counts_only_expired_rows() {
     let d = db();
-    let s = SqliteStore::connect(&d.url).await.unwrap();
-    let user = UserId::new("purge-user");
-    let live = hash("live");
-    let dead = hash("dead");
-    let p = |expires_at| PendingLogin {
-        user_id: user.clone(),
-        password_epoch: 0,
-        attempts: 0,
-        expires_at,
-    };
-    s.create_pending_login(&live, &p(T0 + 100)).await.unwrap();
-    s.create_pending_login(&dead, &p(T0)).await.unwrap();
-    let sess = |expires_at| session(&user, T0 - 10, expires_at);
-    s.create_session(&live, &sess(T0 + 100)).await.unwrap();
-    s.create_session(&dead, &sess(T0)).await.unwrap();
-    s.advance_last_step(&AuthenticatorId::new("old"), 5, T0)
-        .await
-        .unwrap();
-    s.advance_last_step(&AuthenticatorId::new("new"), 5, T0 + 1)
-        .await
-        .unwrap();
-    let zero = ThrottleState::default();
-    let one = ThrottleState {
-        count: 1,
-        until: T0,
-    };
-    s.update_throttle("gone", zero, one, T0, T0 - 1)
-        .await
-        .unwrap();
-    s.update_throttle("kept", zero, one, T0 + 1, T0 - 1)
-        .await
-        .unwrap();
-    // Security-log entries older than the retention go too.
-    let acct = account(&unique("logged"));
-    s.create_account(&acct).await.unwrap();
-    let horizon = T0 - secondfactor::security_log::RETENTION_SECS;
-    for at in [horizon, horizon + 1] {
-        let e = secondfactor::security_log::SecurityEvent::new(
-            at,
-            secondfactor::security_log::SecurityEventKind::Login,
-        );
-        s.append_security_event(&acct.id, &e, 10, 0).await.unwrap();
-    }
-    assert_eq!(s.purge_expired(T0).await.unwrap(), 5);
-    assert_eq!(s.purge_expired(T0).await.unwrap(), 0);
-    assert!(s.take_pending_login(&live, T0).await.unwrap().is_some());
-    assert!(s.session(&live, T0).await.unwrap().is_some());
-    assert_eq!(s.throttle("gone", T0 - 1).await.unwrap(), zero);
-    assert_eq!(s.throttle("kept", T0 - 1).await.unwrap(), one);
-    let log = s.security_log(&acct.id, 10).await.unwrap();
-    assert_eq!(log.iter().map(|e| e.at).collect::<Vec<_>>(), [horizon + 1]);
-    // The purged mark is forgotten, the kept one still refuses its step.
-    assert!(
-        s.advance_last_step(&AuthenticatorId::new("old"), 5, T0)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.advance_last_step(&AuthenticatorId::new("new"), 5, T0 + 1)
-            .await
-            .unwrap()
-    );
+    purge_counts_every_expired_row(&SqliteStore::connect(&d.url).await.unwrap()).await;
 }
 
 #[tokio::test]
-async fn stepup_operations() {
+async fn bigint_columns_clamp_times_and_refuse_huge_steps() {
     let d = db();
-    stepup(&SqliteStore::connect(&d.url).await.unwrap()).await;
-    stepup(&SqliteStore::memory().await.unwrap()).await;
-}
-
-/// Two pools on one file: 50 rounds of 8 concurrent adds against a cap of 3.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_authenticator_cap_holds_across_two_pools() {
-    let d = db();
-    let a = SqliteStore::connect(&d.url).await.unwrap();
-    let b = SqliteStore::connect(&d.url).await.unwrap();
-    authenticator_cap_race(a, b, 50, 8, 3).await;
-}
-
-/// Two pools on one file, 16 tasks per round on a multi-threaded runtime.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn races_across_two_pools_have_one_winner() {
-    let d = db();
-    let a = SqliteStore::connect(&d.url).await.unwrap();
-    let b = SqliteStore::connect(&d.url).await.unwrap();
-    races(a, b, 120).await;
+    value_ranges(&SqliteStore::connect(&d.url).await.unwrap()).await;
+    value_ranges(&SqliteStore::memory().await.unwrap()).await;
 }
 
 /// The public conformance suite, over two pools on one database file.
