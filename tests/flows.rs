@@ -37,7 +37,7 @@ async fn enrollment_is_two_step_and_confirm_marks_the_step_used() {
             .unwrap(),
         LoginOutcome::Authenticated(_)
     ));
-    let phone = TotpKey::new(h.service.totp_policy(), setup.secret().expose_bytes());
+    let phone = h.phone_of(&setup);
     // A wrong code does not enable it.
     let wrong = h.wrong_code(&phone);
     let err = h
@@ -187,11 +187,7 @@ async fn full_login_issues_a_session_that_logout_ends() {
     let h = harness();
     let (user, phone, _) = h.enrolled("dave").await;
     let token = h.pending("dave").await;
-    let auth = h
-        .service
-        .second_factor(&token, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap();
+    let auth = h.totp(&token, &phone).await.unwrap();
     assert_eq!(auth.method(), AuthMethod::Totp);
     assert_eq!(auth.user_id(), &user);
     let session = h.service.issue_session(auth).await.unwrap();
@@ -240,11 +236,7 @@ async fn a_totp_code_is_accepted_once_and_replay_is_audited() {
     )));
     // The pending login survives a replayed code: the next code works on it.
     h.advance(30);
-    let _ = h
-        .service
-        .second_factor(&t2, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap();
+    let _ = h.totp(&t2, &phone).await.unwrap();
 }
 
 #[tokio::test]
@@ -454,11 +446,7 @@ async fn a_pending_login_is_burnt_after_its_attempts_and_void_after_a_password_c
     }
     assert_eq!(left, vec![4, 3, 2, 1, 0]);
     // Burnt: even the right code no longer completes it.
-    let err = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap_err();
+    let err = h.totp(&t, &phone).await.unwrap_err();
     assert_eq!(code_of(&err), "login_expired");
 
     // A password change voids pending logins made before it.
@@ -466,11 +454,7 @@ async fn a_pending_login_is_burnt_after_its_attempts_and_void_after_a_password_c
     h.change_password(&user, PW, "a whole new password")
         .await
         .unwrap();
-    let err = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap_err();
+    let err = h.totp(&t, &phone).await.unwrap_err();
     assert_eq!(code_of(&err), "login_expired");
 }
 
@@ -480,11 +464,7 @@ async fn a_pending_login_expires() {
     let (_user, phone, _) = h.enrolled("lea").await;
     let t = h.pending("lea").await;
     h.advance(301);
-    let err = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap_err();
+    let err = h.totp(&t, &phone).await.unwrap_err();
     assert_eq!(code_of(&err), "login_expired");
     for garbage in ["", "x", "not a token at all", &"A".repeat(5000)] {
         let err = h
@@ -516,11 +496,7 @@ async fn restarting_the_password_step_gives_no_fresh_attempts() {
     }
     // A brand-new pending login is locked all the same.
     let t = h.pending("max").await;
-    match h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-    {
+    match h.totp(&t, &phone).await {
         Err(Error::TooManyAttempts {
             retry_after,
             limiter,
@@ -537,11 +513,7 @@ async fn restarting_the_password_step_gives_no_fresh_attempts() {
     );
     // After the lockout the right code works and resets the count.
     h.advance(60);
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap();
+    let _ = h.totp(&t, &phone).await.unwrap();
     let t = h.pending("max").await;
     match h
         .service
@@ -575,8 +547,7 @@ async fn a_user_with_five_typos_waits_zero_seconds() {
         .unwrap_err();
     // The right code now, without any wait.
     let _ = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
+        .totp(&t, &phone)
         .await
         .expect("a user with 5 typos must not wait");
 }
@@ -619,11 +590,7 @@ async fn simulate_attacker(owner_per_day: u64) {
             // Skip to a fresh 30 s step so the owner's code is unused.
             h.advance(30);
             let t = h.pending("victim").await;
-            match h
-                .service
-                .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-                .await
-            {
+            match h.totp(&t, &phone).await {
                 Ok(_) => owner_ok += 1,
                 Err(Error::TooManyAttempts { .. }) => owner_refused += 1,
                 other => panic!("owner: {other:?}"),
@@ -799,28 +766,14 @@ async fn bad_input_is_invalid_input_and_counts_no_attempt() {
 async fn a_second_authenticator_has_its_own_last_step() {
     let h = harness();
     let (user, phone, _) = h.enrolled("rae").await;
-    let setup = h
-        .service
-        .add_authenticator(&h.proof(&user).await, "backup phone")
-        .await
-        .unwrap();
-    let phone2 = TotpKey::new(h.service.totp_policy(), setup.secret().expose_bytes());
-    let done = h
-        .service
-        .confirm_enrollment(&h.proof(&user).await, &phone2.generate(h.now()))
-        .await
-        .unwrap();
+    let (_, phone2) = h.start_adding(&user, "backup phone").await;
+    let done = h.confirm(&user, &phone2).await.unwrap();
     assert!(done.backup_codes.is_none());
     let status = h.service.status(&user).await.unwrap();
     assert_eq!(status.authenticators.len(), 2);
     assert_eq!(status.authenticators[1].name, "backup phone");
     // The first phone's code for this step is still fresh: the steps are per authenticator.
-    let t = h.pending("rae").await;
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap();
+    let _ = h.login_with("rae", &phone).await;
     h.advance(30);
     let t = h.pending("rae").await;
     let _ = h
@@ -845,11 +798,7 @@ async fn a_second_authenticator_has_its_own_last_step() {
     );
     h.advance(30);
     let t = h.pending("rae").await;
-    let err = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap_err();
+    let err = h.totp(&t, &phone).await.unwrap_err();
     assert_eq!(
         err.code(),
         "invalid_code",
@@ -936,12 +885,7 @@ async fn disable_is_throttled_per_account() {
 async fn trusted_devices_skip_the_second_factor_until_revoked() {
     let h = harness();
     let (user, phone, _) = h.enrolled("uma").await;
-    let t = h.pending("uma").await;
-    let auth = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap();
+    let auth = h.login_with("uma", &phone).await;
     let device = h.service.trust_device(&auth, "Firefox").await.unwrap();
     let login = |d: String| {
         let s = h.service.clone();
