@@ -60,11 +60,7 @@ async fn enrollment_is_two_step_and_confirm_marks_the_step_used() {
     assert_eq!(status.backup_codes_remaining, 10);
     // The confirming code's step is used: the same code cannot log in.
     let token = h.pending("alice").await;
-    let err = h
-        .service
-        .second_factor(&token, SecondFactor::Totp(&code))
-        .await
-        .unwrap_err();
+    let err = h.code(&token, &code).await.unwrap_err();
     assert_eq!(code_of(&err), "code_already_used");
     // A second setup is refused while 2FA is on.
     assert_eq!(
@@ -215,11 +211,7 @@ async fn a_totp_code_is_accepted_once_and_replay_is_audited() {
     let (user, phone, _) = h.enrolled("erin").await;
     let code = phone.generate(h.now());
     let t1 = h.pending("erin").await;
-    let _ = h
-        .service
-        .second_factor(&t1, SecondFactor::Totp(&code))
-        .await
-        .unwrap();
+    let _ = h.code(&t1, &code).await.unwrap();
     let t2 = h.pending("erin").await;
     let err = h
         .service
@@ -246,17 +238,9 @@ async fn an_older_step_is_refused_after_a_newer_one() {
     let newer = phone.generate(h.now() + 30); // the next step, inside the +1 skew
     let older = phone.generate(h.now());
     let t = h.pending("fay").await;
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&newer))
-        .await
-        .unwrap();
+    let _ = h.code(&t, &newer).await.unwrap();
     let t = h.pending("fay").await;
-    let err = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&older))
-        .await
-        .unwrap_err();
+    let err = h.code(&t, &older).await.unwrap_err();
     assert_eq!(code_of(&err), "code_already_used");
 }
 
@@ -433,11 +417,7 @@ async fn a_pending_login_is_burnt_after_its_attempts_and_void_after_a_password_c
     let wrong = h.wrong_code(&phone);
     let mut left = Vec::new();
     for _ in 0..5 {
-        match h
-            .service
-            .second_factor(&t, SecondFactor::Totp(&wrong))
-            .await
-        {
+        match h.code(&t, &wrong).await {
             Err(Error::InvalidCode { remaining_attempts }) => {
                 left.push(remaining_attempts.unwrap())
             }
@@ -487,11 +467,7 @@ async fn restarting_the_password_step_gives_no_fresh_attempts() {
     // Six failures spread over six pending logins (one each).
     for i in 0..6 {
         let t = h.pending("max").await;
-        let err = h
-            .service
-            .second_factor(&t, SecondFactor::Totp(&wrong))
-            .await
-            .unwrap_err();
+        let err = h.code(&t, &wrong).await.unwrap_err();
         assert_eq!(code_of(&err), "invalid_code", "failure {i}");
     }
     // A brand-new pending login is locked all the same.
@@ -515,11 +491,7 @@ async fn restarting_the_password_step_gives_no_fresh_attempts() {
     h.advance(60);
     let _ = h.totp(&t, &phone).await.unwrap();
     let t = h.pending("max").await;
-    match h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&wrong))
-        .await
-    {
+    match h.code(&t, &wrong).await {
         Err(Error::InvalidCode { remaining_attempts }) => assert_eq!(remaining_attempts, Some(4)),
         other => panic!("{other:?}"),
     }
@@ -532,19 +504,11 @@ async fn a_user_with_five_typos_waits_zero_seconds() {
     let wrong = h.wrong_code(&phone);
     let t = h.pending("ned").await;
     for _ in 0..4 {
-        let _ = h
-            .service
-            .second_factor(&t, SecondFactor::Totp(&wrong))
-            .await
-            .unwrap_err();
+        let _ = h.code(&t, &wrong).await.unwrap_err();
     }
     // Fifth typo on a fresh pending login (the user gave up on the first one).
     let t = h.pending("ned").await;
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&wrong))
-        .await
-        .unwrap_err();
+    let _ = h.code(&t, &wrong).await.unwrap_err();
     // The right code now, without any wait.
     let _ = h
         .totp(&t, &phone)
@@ -599,11 +563,7 @@ async fn simulate_attacker(owner_per_day: u64) {
             continue;
         }
         let wrong = h.wrong_code(&phone);
-        match h
-            .service
-            .second_factor(&token, SecondFactor::Totp(&wrong))
-            .await
-        {
+        match h.code(&token, &wrong).await {
             Err(Error::InvalidCode { .. }) => guesses += 1,
             Err(Error::TooManyAttempts { retry_after, .. }) => {
                 let wait = retry_after.as_secs().max(1);
@@ -727,11 +687,7 @@ async fn bad_input_is_invalid_input_and_counts_no_attempt() {
     }
     // None of those counted: all 5 attempts are still there.
     let wrong = h.wrong_code(&phone);
-    match h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&wrong))
-        .await
-    {
+    match h.code(&t, &wrong).await {
         Err(Error::InvalidCode { remaining_attempts }) => assert_eq!(remaining_attempts, Some(4)),
         other => panic!("{other:?}"),
     }
@@ -885,8 +841,7 @@ async fn disable_is_throttled_per_account() {
 async fn trusted_devices_skip_the_second_factor_until_revoked() {
     let h = harness();
     let (user, phone, _) = h.enrolled("uma").await;
-    let auth = h.login_with("uma", &phone).await;
-    let device = h.service.trust_device(&auth, "Firefox").await.unwrap();
+    let (_, device) = h.login_trusting("uma", &phone, "Firefox").await;
     let login = |d: String| {
         let s = h.service.clone();
         async move { s.login(LoginRequest::new("uma", PW).device_token(&d)).await }

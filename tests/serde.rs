@@ -137,8 +137,7 @@ fn strings(v: &Value, out: &mut Vec<String>) {
 async fn an_accounts_status_listings_and_log_serialize_without_a_secret() {
     let h = harness();
     let (user, phone, codes) = h.enrolled("alice").await;
-    let auth = h.login_with("alice", &phone).await;
-    let device = h.service.trust_device(&auth, "Firefox").await.unwrap();
+    let (auth, device) = h.login_trusting("alice", &phone, "Firefox").await;
     let session = h.service.issue_session(auth).await.unwrap();
 
     let status = h.service.status(&user).await.unwrap();

@@ -237,8 +237,7 @@ async fn every_factor_change_ends_other_sessions_and_revokes_devices() {
     let owner = h.session_of(&user).await;
     // Another browser that trusted its device, and a third session.
     h.advance(30);
-    let auth = h.login_with("owner", &phone).await;
-    h.service.trust_device(&auth, "laptop").await.unwrap();
+    let (auth, _) = h.login_trusting("owner", &phone, "laptop").await;
     let other = h.service.issue_session(auth).await.unwrap();
     assert_eq!(h.service.sessions(&owner).await.unwrap().len(), 2);
 
@@ -782,10 +781,7 @@ async fn the_security_log_records_the_account_story_newest_first_without_secrets
         .await;
     let t = h.pending("owner").await;
     let wrong = h.wrong_code(&phone);
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&wrong))
-        .await;
+    let _ = h.code(&t, &wrong).await;
     let _ = h
         .service
         .second_factor(&t, SecondFactor::BackupCode(&codes[1]))

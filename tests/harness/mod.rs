@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use secondfactor::clock::{Clock, ManualClock};
 use secondfactor::events::Event;
-use secondfactor::flow::{Blocking, EnrollmentConfirmed, EnrollmentSetup, Inline};
+use secondfactor::flow::{Blocking, DeviceToken, EnrollmentConfirmed, EnrollmentSetup, Inline};
 use secondfactor::password::PasswordHasher;
 use secondfactor::secret::{KeyRing, SealingKey};
 use secondfactor::store::{MemoryStore, UserId};
@@ -176,17 +176,35 @@ impl Harness {
         pending_on(&self.service, name).await
     }
 
+    /// TOTP `code` as the second factor of pending login `token`.
+    pub async fn code(&self, token: &str, code: &str) -> Result<Authenticated, Error> {
+        self.service
+            .second_factor(token, SecondFactor::Totp(code))
+            .await
+    }
+
     /// `phone`'s code for now, as the second factor of pending login `token`.
     pub async fn totp(&self, token: &str, phone: &TotpKey) -> Result<Authenticated, Error> {
-        self.service
-            .second_factor(token, SecondFactor::Totp(&phone.generate(self.now())))
-            .await
+        self.code(token, &phone.generate(self.now())).await
     }
 
     /// Logs `name` in with the password and `phone`'s code for now.
     pub async fn login_with(&self, name: &str, phone: &TotpKey) -> Authenticated {
         let token = self.pending(name).await;
         self.totp(&token, phone).await.unwrap()
+    }
+
+    /// Logs `name` in with the password and `phone`'s code for now and trusts the
+    /// device as `label`: the login and the device token.
+    pub async fn login_trusting(
+        &self,
+        name: &str,
+        phone: &TotpKey,
+        label: &str,
+    ) -> (Authenticated, DeviceToken) {
+        let auth = self.login_with(name, phone).await;
+        let device = self.service.trust_device(&auth, label).await.unwrap();
+        (auth, device)
     }
 
     /// Logs `name` in with the password and a fresh code from `phone` (advancing the
