@@ -328,7 +328,11 @@ impl World {
         match b.u8() % 6 {
             0 | 1 if !user.auths.is_empty() => {
                 let a = &user.auths[usize::from(b.u8()) % user.auths.len()];
-                let steps = if b.u8() % 2 == 0 { 0 } else { b.u8() as i8 };
+                let steps = if b.u8().is_multiple_of(2) {
+                    0
+                } else {
+                    b.u8() as i8
+                };
                 self.code_of(&a.secret, steps)
             }
             2 if user.last_accepted.is_some() => user.last_accepted.clone().unwrap_or_default(),
@@ -800,7 +804,7 @@ impl World {
     }
 
     fn login(&mut self, u: usize, b: &mut Bytes<'_>) {
-        let right = b.u8() % 4 != 0;
+        let right = !b.u8().is_multiple_of(4);
         let (mut device, mut known) = (None, None);
         let choice = b.u8() % 6;
         if matches!(choice, 0 | 4) && !self.devices.is_empty() {
@@ -917,7 +921,7 @@ impl World {
         } else {
             self.backup_choice(u, b)
         };
-        let trust = b.u8() % 2 == 0;
+        let trust = b.u8().is_multiple_of(2);
         let (well_formed, predicted) = if totp {
             let (_, fresh) = self.predict_totp(u, &typed);
             (self.policy.normalize_code(&typed).is_ok(), fresh.is_some())
@@ -1056,7 +1060,7 @@ impl World {
         let Some(held) = self.acquire(u) else {
             return;
         };
-        let totp = !disable || b.u8() % 2 == 0;
+        let totp = !disable || b.u8().is_multiple_of(2);
         let typed = if totp {
             self.totp_choice(u, b)
         } else {
@@ -1147,7 +1151,7 @@ impl World {
         let Some(held) = self.acquire(u) else {
             return;
         };
-        let right = b.u8() % 2 == 0;
+        let right = b.u8().is_multiple_of(2);
         let current = if right {
             self.users[u].password.clone()
         } else {
@@ -1199,7 +1203,7 @@ impl World {
         let Some(i) = self.pick_session(u, b) else {
             return;
         };
-        let right = b.u8() % 4 != 0;
+        let right = !b.u8().is_multiple_of(4);
         let kind = b.u8() % 3;
         let typed = match kind {
             1 => self.totp_choice(u, b),
@@ -1308,7 +1312,7 @@ impl World {
             return;
         };
         let token = self.sessions[i].token.clone();
-        if b.u8() % 2 == 0 {
+        if b.u8().is_multiple_of(2) {
             block_on(self.service.end_session(&token)).expect("logout");
             self.sessions[i].ended = true;
             self.saw("logout");
