@@ -1,7 +1,6 @@
 //! The flows end to end on the memory store: one test (at least) per invariant of the
 //! design brief, each of which fails if its protection is removed.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -250,27 +249,13 @@ async fn concurrent_use_of_one_code_has_exactly_one_winner() {
         let h = harness();
         let (_user, phone, _) = h.enrolled("gus").await;
         let code = phone.generate(h.now());
-        let n = 8;
-        let mut tokens = Vec::new();
-        for _ in 0..n {
-            tokens.push(h.pending("gus").await);
+        let mut attempts = Vec::new();
+        for _ in 0..8 {
+            attempts.push((h.pending("gus").await, code.clone()));
         }
-        let barrier = Arc::new(tokio::sync::Barrier::new(n));
-        let tasks: Vec<_> = tokens
-            .into_iter()
-            .map(|t| {
-                let s = h.service.clone();
-                let code = code.clone();
-                let b = barrier.clone();
-                tokio::spawn(async move {
-                    b.wait().await;
-                    s.second_factor(&t, SecondFactor::Totp(&code)).await
-                })
-            })
-            .collect();
         let mut wins = 0;
-        for t in tasks {
-            match t.await.unwrap() {
+        for r in h.race(attempts, false).await {
+            match r {
                 Ok(_) => wins += 1,
                 // Losers see the replay, or the account lock once the racers
                 // outnumber the free attempts.
@@ -289,27 +274,13 @@ async fn concurrent_use_of_one_backup_code_has_exactly_one_winner() {
     for round in 0..100 {
         let h = harness();
         let (user, _phone, codes) = h.enrolled("hal").await;
-        let n = 8;
-        let mut tokens = Vec::new();
-        for _ in 0..n {
-            tokens.push(h.pending("hal").await);
+        let mut attempts = Vec::new();
+        for _ in 0..8 {
+            attempts.push((h.pending("hal").await, codes[0].clone()));
         }
-        let barrier = Arc::new(tokio::sync::Barrier::new(n));
-        let tasks: Vec<_> = tokens
-            .into_iter()
-            .map(|t| {
-                let s = h.service.clone();
-                let code = codes[0].clone();
-                let b = barrier.clone();
-                tokio::spawn(async move {
-                    b.wait().await;
-                    s.second_factor(&t, SecondFactor::BackupCode(&code)).await
-                })
-            })
-            .collect();
         let mut wins = 0;
-        for t in tasks {
-            match t.await.unwrap() {
+        for r in h.race(attempts, true).await {
+            match r {
                 Ok(a) => {
                     assert_eq!(a.method(), AuthMethod::BackupCode);
                     wins += 1
@@ -342,27 +313,14 @@ async fn one_pending_login_completes_at_most_once_under_a_race() {
         let h = harness();
         let (_user, _phone, codes) = h.enrolled("ian").await;
         let token = h.pending("ian").await;
-        let n = 4;
-        let barrier = Arc::new(tokio::sync::Barrier::new(n));
         // Each racer brings a different, valid backup code.
-        let tasks: Vec<_> = (0..n)
-            .map(|i| {
-                let s = h.service.clone();
-                let code = codes[i].clone();
-                let t = token.clone();
-                let b = barrier.clone();
-                tokio::spawn(async move {
-                    b.wait().await;
-                    s.second_factor(&t, SecondFactor::BackupCode(&code)).await
-                })
-            })
-            .collect();
-        let mut wins = 0;
-        for t in tasks {
-            if t.await.unwrap().is_ok() {
-                wins += 1;
-            }
-        }
+        let attempts = (0..4).map(|i| (token.clone(), codes[i].clone())).collect();
+        let wins = h
+            .race(attempts, true)
+            .await
+            .iter()
+            .filter(|r| r.is_ok())
+            .count();
         assert_eq!(wins, 1, "round {round}");
     }
 }

@@ -220,6 +220,38 @@ impl Harness {
             .to_owned()
     }
 
+    /// Races second factors: each `(pending-login token, code)` is sent by its own
+    /// task, all released at once by a barrier; the results in the same order.
+    /// `backup`: the codes are backup codes, else TOTP codes.
+    pub async fn race(
+        &self,
+        attempts: Vec<(String, String)>,
+        backup: bool,
+    ) -> Vec<Result<Authenticated, Error>> {
+        let barrier = Arc::new(tokio::sync::Barrier::new(attempts.len()));
+        let tasks: Vec<_> = attempts
+            .into_iter()
+            .map(|(token, code)| {
+                let s = self.service.clone();
+                let b = barrier.clone();
+                tokio::spawn(async move {
+                    b.wait().await;
+                    let factor = if backup {
+                        SecondFactor::BackupCode(&code)
+                    } else {
+                        SecondFactor::Totp(&code)
+                    };
+                    s.second_factor(&token, factor).await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        results
+    }
+
     /// A 6-digit code that is not valid for `phone` anywhere in the ±1 window now.
     pub fn wrong_code(&self, phone: &TotpKey) -> String {
         let now = self.now();
