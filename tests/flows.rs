@@ -20,11 +20,7 @@ use harness::*;
 async fn enrollment_is_two_step_and_confirm_marks_the_step_used() {
     let h = harness();
     let user = h.service.register("alice", PW).await.unwrap();
-    let setup = h
-        .service
-        .setup_two_factor(&h.proof(&user).await)
-        .await
-        .unwrap();
+    let setup = h.start_setup(&user).await;
     assert!(setup.uri().starts_with("otpauth://totp/Test%20Co:alice?"));
     assert_eq!(setup.expires_in(), Duration::from_secs(600));
     // Setup alone does not enable 2FA: the password still logs in directly.
@@ -77,18 +73,10 @@ async fn enrollment_is_two_step_and_confirm_marks_the_step_used() {
 async fn setup_expires_and_a_new_setup_replaces_the_old() {
     let h = harness();
     let user = h.service.register("bob", PW).await.unwrap();
-    let first = h
-        .service
-        .setup_two_factor(&h.proof(&user).await)
-        .await
-        .unwrap();
-    let second = h
-        .service
-        .setup_two_factor(&h.proof(&user).await)
-        .await
-        .unwrap();
-    let old = TotpKey::new(h.service.totp_policy(), first.secret().expose_bytes());
-    let new = TotpKey::new(h.service.totp_policy(), second.secret().expose_bytes());
+    let first = h.start_setup(&user).await;
+    let second = h.start_setup(&user).await;
+    let old = h.phone_of(&first);
+    let new = h.phone_of(&second);
     let err = h
         .service
         .confirm_enrollment(&h.proof(&user).await, &old.generate(h.now()))
@@ -120,11 +108,7 @@ async fn the_pending_enrollment_can_be_shown_again_until_confirmed_or_expired() 
             .unwrap()
             .is_none()
     );
-    let setup = h
-        .service
-        .setup_two_factor(&h.proof(&user).await)
-        .await
-        .unwrap();
+    let setup = h.start_setup(&user).await;
     h.advance(100);
     let again = h
         .service
@@ -135,7 +119,7 @@ async fn the_pending_enrollment_can_be_shown_again_until_confirmed_or_expired() 
     assert_eq!(again.secret(), setup.secret());
     assert_eq!(*again.uri(), *setup.uri());
     assert_eq!(again.expires_in(), Duration::from_secs(500));
-    let phone = TotpKey::new(h.service.totp_policy(), again.secret().expose_bytes());
+    let phone = h.phone_of(&again);
     h.service
         .confirm_enrollment(&h.proof(&user).await, &phone.generate(h.now()))
         .await
@@ -551,11 +535,7 @@ async fn simulate_attacker(owner_per_day: u64) {
 async fn the_store_sees_only_sealed_secrets_and_hashed_backup_codes() {
     let h = harness();
     let user = h.service.register("olga", PW).await.unwrap();
-    let setup = h
-        .service
-        .setup_two_factor(&h.proof(&user).await)
-        .await
-        .unwrap();
+    let setup = h.start_setup(&user).await;
     let secret_bytes = setup.secret().expose_bytes().to_vec();
     let b32 = setup.secret().to_base32().to_string();
     let phone = TotpKey::new(h.service.totp_policy(), &secret_bytes);

@@ -151,6 +151,12 @@ impl Harness {
         TotpKey::new(self.service.totp_policy(), setup.secret().expose_bytes())
     }
 
+    /// Starts turning 2FA on for `user` (2FA off): the setup.
+    pub async fn start_setup(&self, user: &UserId) -> EnrollmentSetup {
+        let proof = self.proof(user).await;
+        self.service.setup_two_factor(&proof).await.unwrap()
+    }
+
     /// Starts adding authenticator `name` to `user` (2FA on): the setup and its app.
     pub async fn start_adding(&self, user: &UserId, name: &str) -> (EnrollmentSetup, TotpKey) {
         let proof = self.proof(user).await;
