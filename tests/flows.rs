@@ -315,21 +315,13 @@ async fn backup_codes_are_single_use_case_and_hyphen_insensitive() {
     let (user, _phone, codes) = h.enrolled("jan").await;
     let messy = codes[3].replace('-', " ").to_lowercase();
     let t = h.pending("jan").await;
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::BackupCode(&messy))
-        .await
-        .unwrap();
+    let _ = h.backup(&t, &messy).await.unwrap();
     assert!(h.events().iter().any(|e| matches!(
         e,
         Event::BackupCodeUsed { user_id, remaining: 9 } if *user_id == user
     )));
     let t = h.pending("jan").await;
-    let err = h
-        .service
-        .second_factor(&t, SecondFactor::BackupCode(&codes[3]))
-        .await
-        .unwrap_err();
+    let err = h.backup(&t, &codes[3]).await.unwrap_err();
     // Said as spent, and counted like any wrong code (one attempt of five gone).
     assert_eq!(code_of(&err), "backup_code_used");
     assert!(matches!(
@@ -343,11 +335,7 @@ async fn backup_codes_are_single_use_case_and_hyphen_insensitive() {
         Event::SecondFactorRejected { user_id, remaining_attempts: 4 } if *user_id == user
     )));
     // A code that never was one stays `invalid_code`.
-    let err = h
-        .service
-        .second_factor(&t, SecondFactor::BackupCode("AAAAA-AAAAA-AAAAA"))
-        .await
-        .unwrap_err();
+    let err = h.backup(&t, "AAAAA-AAAAA-AAAAA").await.unwrap_err();
     assert_eq!(code_of(&err), "invalid_code");
 }
 
@@ -389,11 +377,7 @@ async fn a_pending_login_expires() {
     let err = h.totp(&t, &phone).await.unwrap_err();
     assert_eq!(code_of(&err), "login_expired");
     for garbage in ["", "x", "not a token at all", &"A".repeat(5000)] {
-        let err = h
-            .service
-            .second_factor(garbage, SecondFactor::Totp("123456"))
-            .await
-            .unwrap_err();
+        let err = h.code(garbage, "123456").await.unwrap_err();
         assert_eq!(code_of(&err), "login_expired");
     }
 }
@@ -853,11 +837,7 @@ async fn devices_are_revoked_on_disable_and_on_password_change_and_expire() {
     let session = {
         h.advance(30);
         let t = h.pending("xia").await;
-        let a = h
-            .service
-            .second_factor(&t, SecondFactor::BackupCode(&codes[0]))
-            .await
-            .unwrap();
+        let a = h.backup(&t, &codes[0]).await.unwrap();
         h.service.issue_session(a).await.unwrap()
     };
     h.change_password(&user, PW, "another good password")

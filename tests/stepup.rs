@@ -782,11 +782,7 @@ async fn the_security_log_records_the_account_story_newest_first_without_secrets
     let t = h.pending("owner").await;
     let wrong = h.wrong_code(&phone);
     let _ = h.code(&t, &wrong).await;
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::BackupCode(&codes[1]))
-        .await
-        .unwrap();
+    let _ = h.backup(&t, &codes[1]).await.unwrap();
     let log = h.service.security_log(&user).await.unwrap();
     assert_eq!(
         kinds(&log)[..5],

@@ -189,6 +189,13 @@ impl Harness {
             .await
     }
 
+    /// Backup code `code` as the second factor of pending login `token`.
+    pub async fn backup(&self, token: &str, code: &str) -> Result<Authenticated, Error> {
+        self.service
+            .second_factor(token, SecondFactor::BackupCode(code))
+            .await
+    }
+
     /// `phone`'s code for now, as the second factor of pending login `token`.
     pub async fn totp(&self, token: &str, phone: &TotpKey) -> Result<Authenticated, Error> {
         self.code(token, &phone.generate(self.now())).await
