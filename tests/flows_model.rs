@@ -6,8 +6,8 @@
 //! each to the bytes the model reads for one step, so a failure shrinks to a short,
 //! readable list of operations (printed as the minimal failing input). By default
 //! it runs `CASES` (512) sequences of up to `MAX_OPS` (48) operations after the
-//! registrations: 2 to 6 s in a debug build on a loaded two-core machine. For a
-//! longer hunt set `PROPTEST_CASES` (about 5 ms a sequence in a debug build):
+//! registrations: 3 to 8 s in a debug build on a loaded two-core machine. For a
+//! longer hunt set `PROPTEST_CASES` (5 to 15 ms a sequence in a debug build):
 //!
 //! ```text
 //! PROPTEST_CASES=20000 cargo test -p secondfactor --test flows_model generated
@@ -218,6 +218,17 @@ fn chunk() -> impl Strategy<Value = Vec<Op>> {
                 ]
             }
         ),
+        1 => (user(), prop::collection::vec(any::<u16>(), 4..=8), factor()).prop_map(
+            |(u, wrong, then)| {
+                let guesses = wrong.into_iter().map(Totp::Digits).map(Factor::Totp);
+                guesses.chain([then]).map(|f| Op::DisableTwoFactor(u, f)).collect()
+            }
+        ),
+        1 => (user(), 5usize..=8).prop_map(|(user, n)| {
+            let wrong = Op::ChangePassword { user, right: false };
+            let right = Op::ChangePassword { user, right: true };
+            std::iter::repeat_n(wrong, n).chain([right]).collect()
+        }),
     ]
 }
 
@@ -291,6 +302,8 @@ fn generated_operation_sequences_keep_every_invariant() {
         "device trusted",
         "reauthenticated",
         "password changed",
+        "totp: throttled",
+        "password change: throttled",
     ] {
         assert!(
             reached.contains_key(flow),
