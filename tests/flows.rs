@@ -528,7 +528,7 @@ async fn the_store_sees_only_sealed_secrets_and_hashed_backup_codes() {
         .confirm_enrollment(&h.proof(&user).await, &phone.generate(h.now()))
         .await
         .unwrap();
-    let auths = h.service.store().authenticators(&user).await.unwrap();
+    let auths = h.store.authenticators(&user).await.unwrap();
     assert_eq!(auths.len(), 1);
     let sealed = auths[0].sealed_secret.as_bytes();
     assert!(

@@ -37,6 +37,9 @@ impl Blocking for CountingBlocking {
 
 pub struct Harness {
     pub service: Service<MemoryStore>,
+    /// The service's store (a handle on the same data), for tests that look at
+    /// what the store holds.
+    pub store: MemoryStore,
     pub clock: ManualClock,
     pub events: Arc<Mutex<Vec<Event>>>,
     pub blocking: CountingBlocking,
@@ -49,7 +52,8 @@ pub fn harness() -> Harness {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
     let blocking = CountingBlocking::default();
-    let service = Service::builder(MemoryStore::new(), KeyRing::new(1, SealingKey::generate()))
+    let store = MemoryStore::new();
+    let service = Service::builder(store.clone(), KeyRing::new(1, SealingKey::generate()))
         .clock(clock.clone())
         .password_hasher(PasswordHasher::new(256, 1, 1).unwrap())
         .events(move |e: &Event| sink.lock().unwrap().push(e.clone()))
@@ -60,6 +64,7 @@ pub fn harness() -> Harness {
         .unwrap();
     Harness {
         service,
+        store,
         clock,
         events,
         blocking,
