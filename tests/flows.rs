@@ -1,7 +1,6 @@
 //! The flows end to end on the memory store: one test (at least) per invariant of the
 //! design brief, each of which fails if its protection is removed.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -21,11 +20,7 @@ use harness::*;
 async fn enrollment_is_two_step_and_confirm_marks_the_step_used() {
     let h = harness();
     let user = h.service.register("alice", PW).await.unwrap();
-    let setup = h
-        .service
-        .setup_two_factor(&h.proof(&user).await)
-        .await
-        .unwrap();
+    let setup = h.start_setup(&user).await;
     assert!(setup.uri().starts_with("otpauth://totp/Test%20Co:alice?"));
     assert_eq!(setup.expires_in(), Duration::from_secs(600));
     // Setup alone does not enable 2FA: the password still logs in directly.
@@ -37,7 +32,7 @@ async fn enrollment_is_two_step_and_confirm_marks_the_step_used() {
             .unwrap(),
         LoginOutcome::Authenticated(_)
     ));
-    let phone = TotpKey::new(h.service.totp_policy(), setup.secret().expose_bytes());
+    let phone = h.phone_of(&setup);
     // A wrong code does not enable it.
     let wrong = h.wrong_code(&phone);
     let err = h
@@ -60,11 +55,7 @@ async fn enrollment_is_two_step_and_confirm_marks_the_step_used() {
     assert_eq!(status.backup_codes_remaining, 10);
     // The confirming code's step is used: the same code cannot log in.
     let token = h.pending("alice").await;
-    let err = h
-        .service
-        .second_factor(&token, SecondFactor::Totp(&code))
-        .await
-        .unwrap_err();
+    let err = h.code(&token, &code).await.unwrap_err();
     assert_eq!(code_of(&err), "code_already_used");
     // A second setup is refused while 2FA is on.
     assert_eq!(
@@ -82,18 +73,10 @@ async fn enrollment_is_two_step_and_confirm_marks_the_step_used() {
 async fn setup_expires_and_a_new_setup_replaces_the_old() {
     let h = harness();
     let user = h.service.register("bob", PW).await.unwrap();
-    let first = h
-        .service
-        .setup_two_factor(&h.proof(&user).await)
-        .await
-        .unwrap();
-    let second = h
-        .service
-        .setup_two_factor(&h.proof(&user).await)
-        .await
-        .unwrap();
-    let old = TotpKey::new(h.service.totp_policy(), first.secret().expose_bytes());
-    let new = TotpKey::new(h.service.totp_policy(), second.secret().expose_bytes());
+    let first = h.start_setup(&user).await;
+    let second = h.start_setup(&user).await;
+    let old = h.phone_of(&first);
+    let new = h.phone_of(&second);
     let err = h
         .service
         .confirm_enrollment(&h.proof(&user).await, &old.generate(h.now()))
@@ -125,11 +108,7 @@ async fn the_pending_enrollment_can_be_shown_again_until_confirmed_or_expired() 
             .unwrap()
             .is_none()
     );
-    let setup = h
-        .service
-        .setup_two_factor(&h.proof(&user).await)
-        .await
-        .unwrap();
+    let setup = h.start_setup(&user).await;
     h.advance(100);
     let again = h
         .service
@@ -140,7 +119,7 @@ async fn the_pending_enrollment_can_be_shown_again_until_confirmed_or_expired() 
     assert_eq!(again.secret(), setup.secret());
     assert_eq!(*again.uri(), *setup.uri());
     assert_eq!(again.expires_in(), Duration::from_secs(500));
-    let phone = TotpKey::new(h.service.totp_policy(), again.secret().expose_bytes());
+    let phone = h.phone_of(&again);
     h.service
         .confirm_enrollment(&h.proof(&user).await, &phone.generate(h.now()))
         .await
@@ -187,11 +166,7 @@ async fn full_login_issues_a_session_that_logout_ends() {
     let h = harness();
     let (user, phone, _) = h.enrolled("dave").await;
     let token = h.pending("dave").await;
-    let auth = h
-        .service
-        .second_factor(&token, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap();
+    let auth = h.totp(&token, &phone).await.unwrap();
     assert_eq!(auth.method(), AuthMethod::Totp);
     assert_eq!(auth.user_id(), &user);
     let session = h.service.issue_session(auth).await.unwrap();
@@ -219,11 +194,7 @@ async fn a_totp_code_is_accepted_once_and_replay_is_audited() {
     let (user, phone, _) = h.enrolled("erin").await;
     let code = phone.generate(h.now());
     let t1 = h.pending("erin").await;
-    let _ = h
-        .service
-        .second_factor(&t1, SecondFactor::Totp(&code))
-        .await
-        .unwrap();
+    let _ = h.code(&t1, &code).await.unwrap();
     let t2 = h.pending("erin").await;
     let err = h
         .service
@@ -240,11 +211,7 @@ async fn a_totp_code_is_accepted_once_and_replay_is_audited() {
     )));
     // The pending login survives a replayed code: the next code works on it.
     h.advance(30);
-    let _ = h
-        .service
-        .second_factor(&t2, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap();
+    let _ = h.totp(&t2, &phone).await.unwrap();
 }
 
 #[tokio::test]
@@ -254,17 +221,9 @@ async fn an_older_step_is_refused_after_a_newer_one() {
     let newer = phone.generate(h.now() + 30); // the next step, inside the +1 skew
     let older = phone.generate(h.now());
     let t = h.pending("fay").await;
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&newer))
-        .await
-        .unwrap();
+    let _ = h.code(&t, &newer).await.unwrap();
     let t = h.pending("fay").await;
-    let err = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&older))
-        .await
-        .unwrap_err();
+    let err = h.code(&t, &older).await.unwrap_err();
     assert_eq!(code_of(&err), "code_already_used");
 }
 
@@ -274,27 +233,13 @@ async fn concurrent_use_of_one_code_has_exactly_one_winner() {
         let h = harness();
         let (_user, phone, _) = h.enrolled("gus").await;
         let code = phone.generate(h.now());
-        let n = 8;
-        let mut tokens = Vec::new();
-        for _ in 0..n {
-            tokens.push(h.pending("gus").await);
+        let mut attempts = Vec::new();
+        for _ in 0..8 {
+            attempts.push((h.pending("gus").await, code.clone()));
         }
-        let barrier = Arc::new(tokio::sync::Barrier::new(n));
-        let tasks: Vec<_> = tokens
-            .into_iter()
-            .map(|t| {
-                let s = h.service.clone();
-                let code = code.clone();
-                let b = barrier.clone();
-                tokio::spawn(async move {
-                    b.wait().await;
-                    s.second_factor(&t, SecondFactor::Totp(&code)).await
-                })
-            })
-            .collect();
         let mut wins = 0;
-        for t in tasks {
-            match t.await.unwrap() {
+        for r in h.race(attempts, false).await {
+            match r {
                 Ok(_) => wins += 1,
                 // Losers see the replay, or the account lock once the racers
                 // outnumber the free attempts.
@@ -313,27 +258,13 @@ async fn concurrent_use_of_one_backup_code_has_exactly_one_winner() {
     for round in 0..100 {
         let h = harness();
         let (user, _phone, codes) = h.enrolled("hal").await;
-        let n = 8;
-        let mut tokens = Vec::new();
-        for _ in 0..n {
-            tokens.push(h.pending("hal").await);
+        let mut attempts = Vec::new();
+        for _ in 0..8 {
+            attempts.push((h.pending("hal").await, codes[0].clone()));
         }
-        let barrier = Arc::new(tokio::sync::Barrier::new(n));
-        let tasks: Vec<_> = tokens
-            .into_iter()
-            .map(|t| {
-                let s = h.service.clone();
-                let code = codes[0].clone();
-                let b = barrier.clone();
-                tokio::spawn(async move {
-                    b.wait().await;
-                    s.second_factor(&t, SecondFactor::BackupCode(&code)).await
-                })
-            })
-            .collect();
         let mut wins = 0;
-        for t in tasks {
-            match t.await.unwrap() {
+        for r in h.race(attempts, true).await {
+            match r {
                 Ok(a) => {
                     assert_eq!(a.method(), AuthMethod::BackupCode);
                     wins += 1
@@ -366,27 +297,14 @@ async fn one_pending_login_completes_at_most_once_under_a_race() {
         let h = harness();
         let (_user, _phone, codes) = h.enrolled("ian").await;
         let token = h.pending("ian").await;
-        let n = 4;
-        let barrier = Arc::new(tokio::sync::Barrier::new(n));
         // Each racer brings a different, valid backup code.
-        let tasks: Vec<_> = (0..n)
-            .map(|i| {
-                let s = h.service.clone();
-                let code = codes[i].clone();
-                let t = token.clone();
-                let b = barrier.clone();
-                tokio::spawn(async move {
-                    b.wait().await;
-                    s.second_factor(&t, SecondFactor::BackupCode(&code)).await
-                })
-            })
-            .collect();
-        let mut wins = 0;
-        for t in tasks {
-            if t.await.unwrap().is_ok() {
-                wins += 1;
-            }
-        }
+        let attempts = (0..4).map(|i| (token.clone(), codes[i].clone())).collect();
+        let wins = h
+            .race(attempts, true)
+            .await
+            .iter()
+            .filter(|r| r.is_ok())
+            .count();
         assert_eq!(wins, 1, "round {round}");
     }
 }
@@ -397,21 +315,13 @@ async fn backup_codes_are_single_use_case_and_hyphen_insensitive() {
     let (user, _phone, codes) = h.enrolled("jan").await;
     let messy = codes[3].replace('-', " ").to_lowercase();
     let t = h.pending("jan").await;
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::BackupCode(&messy))
-        .await
-        .unwrap();
+    let _ = h.backup(&t, &messy).await.unwrap();
     assert!(h.events().iter().any(|e| matches!(
         e,
         Event::BackupCodeUsed { user_id, remaining: 9 } if *user_id == user
     )));
     let t = h.pending("jan").await;
-    let err = h
-        .service
-        .second_factor(&t, SecondFactor::BackupCode(&codes[3]))
-        .await
-        .unwrap_err();
+    let err = h.backup(&t, &codes[3]).await.unwrap_err();
     // Said as spent, and counted like any wrong code (one attempt of five gone).
     assert_eq!(code_of(&err), "backup_code_used");
     assert!(matches!(
@@ -425,11 +335,7 @@ async fn backup_codes_are_single_use_case_and_hyphen_insensitive() {
         Event::SecondFactorRejected { user_id, remaining_attempts: 4 } if *user_id == user
     )));
     // A code that never was one stays `invalid_code`.
-    let err = h
-        .service
-        .second_factor(&t, SecondFactor::BackupCode("AAAAA-AAAAA-AAAAA"))
-        .await
-        .unwrap_err();
+    let err = h.backup(&t, "AAAAA-AAAAA-AAAAA").await.unwrap_err();
     assert_eq!(code_of(&err), "invalid_code");
 }
 
@@ -441,11 +347,7 @@ async fn a_pending_login_is_burnt_after_its_attempts_and_void_after_a_password_c
     let wrong = h.wrong_code(&phone);
     let mut left = Vec::new();
     for _ in 0..5 {
-        match h
-            .service
-            .second_factor(&t, SecondFactor::Totp(&wrong))
-            .await
-        {
+        match h.code(&t, &wrong).await {
             Err(Error::InvalidCode { remaining_attempts }) => {
                 left.push(remaining_attempts.unwrap())
             }
@@ -454,11 +356,7 @@ async fn a_pending_login_is_burnt_after_its_attempts_and_void_after_a_password_c
     }
     assert_eq!(left, vec![4, 3, 2, 1, 0]);
     // Burnt: even the right code no longer completes it.
-    let err = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap_err();
+    let err = h.totp(&t, &phone).await.unwrap_err();
     assert_eq!(code_of(&err), "login_expired");
 
     // A password change voids pending logins made before it.
@@ -466,11 +364,7 @@ async fn a_pending_login_is_burnt_after_its_attempts_and_void_after_a_password_c
     h.change_password(&user, PW, "a whole new password")
         .await
         .unwrap();
-    let err = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap_err();
+    let err = h.totp(&t, &phone).await.unwrap_err();
     assert_eq!(code_of(&err), "login_expired");
 }
 
@@ -480,18 +374,10 @@ async fn a_pending_login_expires() {
     let (_user, phone, _) = h.enrolled("lea").await;
     let t = h.pending("lea").await;
     h.advance(301);
-    let err = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap_err();
+    let err = h.totp(&t, &phone).await.unwrap_err();
     assert_eq!(code_of(&err), "login_expired");
     for garbage in ["", "x", "not a token at all", &"A".repeat(5000)] {
-        let err = h
-            .service
-            .second_factor(garbage, SecondFactor::Totp("123456"))
-            .await
-            .unwrap_err();
+        let err = h.code(garbage, "123456").await.unwrap_err();
         assert_eq!(code_of(&err), "login_expired");
     }
 }
@@ -507,20 +393,12 @@ async fn restarting_the_password_step_gives_no_fresh_attempts() {
     // Six failures spread over six pending logins (one each).
     for i in 0..6 {
         let t = h.pending("max").await;
-        let err = h
-            .service
-            .second_factor(&t, SecondFactor::Totp(&wrong))
-            .await
-            .unwrap_err();
+        let err = h.code(&t, &wrong).await.unwrap_err();
         assert_eq!(code_of(&err), "invalid_code", "failure {i}");
     }
     // A brand-new pending login is locked all the same.
     let t = h.pending("max").await;
-    match h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-    {
+    match h.totp(&t, &phone).await {
         Err(Error::TooManyAttempts {
             retry_after,
             limiter,
@@ -537,17 +415,9 @@ async fn restarting_the_password_step_gives_no_fresh_attempts() {
     );
     // After the lockout the right code works and resets the count.
     h.advance(60);
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap();
+    let _ = h.totp(&t, &phone).await.unwrap();
     let t = h.pending("max").await;
-    match h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&wrong))
-        .await
-    {
+    match h.code(&t, &wrong).await {
         Err(Error::InvalidCode { remaining_attempts }) => assert_eq!(remaining_attempts, Some(4)),
         other => panic!("{other:?}"),
     }
@@ -560,23 +430,14 @@ async fn a_user_with_five_typos_waits_zero_seconds() {
     let wrong = h.wrong_code(&phone);
     let t = h.pending("ned").await;
     for _ in 0..4 {
-        let _ = h
-            .service
-            .second_factor(&t, SecondFactor::Totp(&wrong))
-            .await
-            .unwrap_err();
+        let _ = h.code(&t, &wrong).await.unwrap_err();
     }
     // Fifth typo on a fresh pending login (the user gave up on the first one).
     let t = h.pending("ned").await;
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&wrong))
-        .await
-        .unwrap_err();
+    let _ = h.code(&t, &wrong).await.unwrap_err();
     // The right code now, without any wait.
     let _ = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
+        .totp(&t, &phone)
         .await
         .expect("a user with 5 typos must not wait");
 }
@@ -619,11 +480,7 @@ async fn simulate_attacker(owner_per_day: u64) {
             // Skip to a fresh 30 s step so the owner's code is unused.
             h.advance(30);
             let t = h.pending("victim").await;
-            match h
-                .service
-                .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-                .await
-            {
+            match h.totp(&t, &phone).await {
                 Ok(_) => owner_ok += 1,
                 Err(Error::TooManyAttempts { .. }) => owner_refused += 1,
                 other => panic!("owner: {other:?}"),
@@ -632,11 +489,7 @@ async fn simulate_attacker(owner_per_day: u64) {
             continue;
         }
         let wrong = h.wrong_code(&phone);
-        match h
-            .service
-            .second_factor(&token, SecondFactor::Totp(&wrong))
-            .await
-        {
+        match h.code(&token, &wrong).await {
             Err(Error::InvalidCode { .. }) => guesses += 1,
             Err(Error::TooManyAttempts { retry_after, .. }) => {
                 let wait = retry_after.as_secs().max(1);
@@ -666,11 +519,7 @@ async fn simulate_attacker(owner_per_day: u64) {
 async fn the_store_sees_only_sealed_secrets_and_hashed_backup_codes() {
     let h = harness();
     let user = h.service.register("olga", PW).await.unwrap();
-    let setup = h
-        .service
-        .setup_two_factor(&h.proof(&user).await)
-        .await
-        .unwrap();
+    let setup = h.start_setup(&user).await;
     let secret_bytes = setup.secret().expose_bytes().to_vec();
     let b32 = setup.secret().to_base32().to_string();
     let phone = TotpKey::new(h.service.totp_policy(), &secret_bytes);
@@ -760,11 +609,7 @@ async fn bad_input_is_invalid_input_and_counts_no_attempt() {
     }
     // None of those counted: all 5 attempts are still there.
     let wrong = h.wrong_code(&phone);
-    match h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&wrong))
-        .await
-    {
+    match h.code(&t, &wrong).await {
         Err(Error::InvalidCode { remaining_attempts }) => assert_eq!(remaining_attempts, Some(4)),
         other => panic!("{other:?}"),
     }
@@ -799,28 +644,14 @@ async fn bad_input_is_invalid_input_and_counts_no_attempt() {
 async fn a_second_authenticator_has_its_own_last_step() {
     let h = harness();
     let (user, phone, _) = h.enrolled("rae").await;
-    let setup = h
-        .service
-        .add_authenticator(&h.proof(&user).await, "backup phone")
-        .await
-        .unwrap();
-    let phone2 = TotpKey::new(h.service.totp_policy(), setup.secret().expose_bytes());
-    let done = h
-        .service
-        .confirm_enrollment(&h.proof(&user).await, &phone2.generate(h.now()))
-        .await
-        .unwrap();
+    let (_, phone2) = h.start_adding(&user, "backup phone").await;
+    let done = h.confirm(&user, &phone2).await.unwrap();
     assert!(done.backup_codes.is_none());
     let status = h.service.status(&user).await.unwrap();
     assert_eq!(status.authenticators.len(), 2);
     assert_eq!(status.authenticators[1].name, "backup phone");
     // The first phone's code for this step is still fresh: the steps are per authenticator.
-    let t = h.pending("rae").await;
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap();
+    let _ = h.login_with("rae", &phone).await;
     h.advance(30);
     let t = h.pending("rae").await;
     let _ = h
@@ -845,11 +676,7 @@ async fn a_second_authenticator_has_its_own_last_step() {
     );
     h.advance(30);
     let t = h.pending("rae").await;
-    let err = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap_err();
+    let err = h.totp(&t, &phone).await.unwrap_err();
     assert_eq!(
         err.code(),
         "invalid_code",
@@ -936,13 +763,7 @@ async fn disable_is_throttled_per_account() {
 async fn trusted_devices_skip_the_second_factor_until_revoked() {
     let h = harness();
     let (user, phone, _) = h.enrolled("uma").await;
-    let t = h.pending("uma").await;
-    let auth = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap();
-    let device = h.service.trust_device(&auth, "Firefox").await.unwrap();
+    let (_, device) = h.login_trusting("uma", &phone, "Firefox").await;
     let login = |d: String| {
         let s = h.service.clone();
         async move { s.login(LoginRequest::new("uma", PW).device_token(&d)).await }
@@ -1016,11 +837,7 @@ async fn devices_are_revoked_on_disable_and_on_password_change_and_expire() {
     let session = {
         h.advance(30);
         let t = h.pending("xia").await;
-        let a = h
-            .service
-            .second_factor(&t, SecondFactor::BackupCode(&codes[0]))
-            .await
-            .unwrap();
+        let a = h.backup(&t, &codes[0]).await.unwrap();
         h.service.issue_session(a).await.unwrap()
     };
     h.change_password(&user, PW, "another good password")

@@ -9,7 +9,7 @@ use secondfactor::events::Event;
 use secondfactor::flow::{AuthenticatorKind, TwoFactorStatus};
 use secondfactor::security_log::{SecurityEvent, SecurityEventKind};
 use secondfactor::store::{SessionId, UserId};
-use secondfactor::{AuthMethod, Error, SecondFactor};
+use secondfactor::{AuthMethod, Error};
 use serde_json::{Value, json};
 
 mod harness;
@@ -137,13 +137,7 @@ fn strings(v: &Value, out: &mut Vec<String>) {
 async fn an_accounts_status_listings_and_log_serialize_without_a_secret() {
     let h = harness();
     let (user, phone, codes) = h.enrolled("alice").await;
-    let t = h.pending("alice").await;
-    let auth = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap();
-    let device = h.service.trust_device(&auth, "Firefox").await.unwrap();
+    let (auth, device) = h.login_trusting("alice", &phone, "Firefox").await;
     let session = h.service.issue_session(auth).await.unwrap();
 
     let status = h.service.status(&user).await.unwrap();

@@ -18,24 +18,6 @@ use tokio::sync::Semaphore;
 mod harness;
 use harness::*;
 
-/// Logs `name` in with the password and a fresh code from `phone` (advancing the
-/// clock a period first so the code is unused); returns the session token.
-async fn login_2fa(h: &Harness, name: &str, phone: &TotpKey) -> String {
-    h.advance(30);
-    let t = h.pending(name).await;
-    let auth = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap();
-    h.service
-        .issue_session(auth)
-        .await
-        .unwrap()
-        .expose()
-        .to_owned()
-}
-
 fn kinds(log: &[secondfactor::security_log::SecurityEvent]) -> Vec<SecurityEventKind> {
     log.iter().map(|e| e.kind).collect()
 }
@@ -48,7 +30,7 @@ async fn a_stolen_session_cannot_get_a_proof_once_the_window_closed() {
     let h = harness();
     let (user, phone, _) = h.enrolled("owner").await;
     // The attacker's copy of the owner's session cookie, used an hour later.
-    let stolen = login_2fa(&h, "owner", &phone).await;
+    let stolen = h.login_2fa("owner", &phone).await;
     h.advance(3600);
     assert_eq!(
         code_of(&h.service.recent_auth(&stolen).await.unwrap_err()),
@@ -62,12 +44,7 @@ async fn a_stolen_session_cannot_get_a_proof_once_the_window_closed() {
 async fn every_credential_change_refuses_a_proof_whose_window_closed() {
     let h = harness();
     let (user, phone, codes) = h.enrolled("owner").await;
-    let setup = h
-        .service
-        .add_authenticator(&h.proof(&user).await, "second")
-        .await
-        .unwrap();
-    let second = TotpKey::new(h.service.totp_policy(), setup.secret().expose_bytes());
+    let (_, second) = h.start_adding(&user, "second").await;
     let proof = h.proof(&user).await;
     h.advance(3600); // the harness's window is an hour
     let first_id = h.service.status(&user).await.unwrap().authenticators[0]
@@ -131,7 +108,7 @@ async fn a_stolen_session_cannot_turn_2fa_on_for_an_account_without_it() {
 async fn password_guesses_from_a_stolen_session_end_it_and_never_lock_the_owner() {
     let h = harness();
     let (user, phone, _) = h.enrolled("owner").await;
-    let stolen = login_2fa(&h, "owner", &phone).await;
+    let stolen = h.login_2fa("owner", &phone).await;
     h.advance(3600);
     let mut ended = false;
     for i in 0..100 {
@@ -151,12 +128,7 @@ async fn password_guesses_from_a_stolen_session_end_it_and_never_lock_the_owner(
     assert!(ended, "the stolen session must end after the free failures");
     // Codes were never looked at: the owner's password + code works at once.
     h.advance(30);
-    let t = h.pending("owner").await;
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap();
+    let _ = h.login_with("owner", &phone).await;
     let log = h.service.security_log(&user).await.unwrap();
     assert!(kinds(&log).contains(&SecurityEventKind::SessionRevoked));
     assert!(!kinds(&log).contains(&SecurityEventKind::LockedOut));
@@ -166,7 +138,7 @@ async fn password_guesses_from_a_stolen_session_end_it_and_never_lock_the_owner(
 async fn password_and_session_without_a_factor_cannot_add_a_factor() {
     let h = harness();
     let (user, phone, _) = h.enrolled("owner").await;
-    let stolen = login_2fa(&h, "owner", &phone).await;
+    let stolen = h.login_2fa("owner", &phone).await;
     h.advance(3600);
     // The attacker knows the password too (phished), but has no factor.
     let no_code = h
@@ -204,7 +176,7 @@ async fn password_and_session_without_a_factor_cannot_add_a_factor() {
 async fn reauthentication_with_password_and_code_opens_the_window() {
     let h = harness();
     let (user, phone, codes) = h.enrolled("owner").await;
-    let session = login_2fa(&h, "owner", &phone).await;
+    let session = h.login_2fa("owner", &phone).await;
     h.advance(3600);
     h.advance(30);
     let until = h
@@ -265,28 +237,14 @@ async fn every_factor_change_ends_other_sessions_and_revokes_devices() {
     let owner = h.session_of(&user).await;
     // Another browser that trusted its device, and a third session.
     h.advance(30);
-    let t = h.pending("owner").await;
-    let auth = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-        .await
-        .unwrap();
-    h.service.trust_device(&auth, "laptop").await.unwrap();
+    let (auth, _) = h.login_trusting("owner", &phone, "laptop").await;
     let other = h.service.issue_session(auth).await.unwrap();
     assert_eq!(h.service.sessions(&owner).await.unwrap().len(), 2);
 
-    let setup = h
-        .service
-        .add_authenticator(&h.proof(&user).await, "tablet")
-        .await
-        .unwrap();
+    let (_, tablet) = h.start_adding(&user, "tablet").await;
     // Starting a setup changes nothing yet.
     assert!(h.service.session(other.expose()).await.is_ok());
-    let tablet = TotpKey::new(h.service.totp_policy(), setup.secret().expose_bytes());
-    h.service
-        .confirm_enrollment(&h.proof(&user).await, &tablet.generate(h.now()))
-        .await
-        .unwrap();
+    h.confirm(&user, &tablet).await.unwrap();
     assert_eq!(
         code_of(&h.service.session(other.expose()).await.unwrap_err()),
         "unauthenticated"
@@ -307,7 +265,7 @@ async fn every_factor_change_ends_other_sessions_and_revokes_devices() {
     );
 
     // Each other change does the same: removal, new backup codes, disable.
-    let s = login_2fa(&h, "owner", &phone).await;
+    let s = h.login_2fa("owner", &phone).await;
     let tablet_id = h.service.status(&user).await.unwrap().authenticators[1]
         .id
         .clone();
@@ -316,14 +274,14 @@ async fn every_factor_change_ends_other_sessions_and_revokes_devices() {
         .await
         .unwrap();
     assert!(h.service.session(&s).await.is_err(), "remove");
-    let s = login_2fa(&h, "owner", &phone).await;
+    let s = h.login_2fa("owner", &phone).await;
     h.advance(30);
     h.service
         .regenerate_backup_codes(&h.proof(&user).await, &phone.generate(h.now()))
         .await
         .unwrap();
     assert!(h.service.session(&s).await.is_err(), "regenerate");
-    let s = login_2fa(&h, "owner", &phone).await;
+    let s = h.login_2fa("owner", &phone).await;
     h.advance(30);
     h.service
         .disable_two_factor(
@@ -575,16 +533,8 @@ async fn an_account_has_at_most_five_authenticators() {
     let h = harness();
     let (user, _, _) = h.enrolled("owner").await;
     for i in 2..=5 {
-        let setup = h
-            .service
-            .add_authenticator(&h.proof(&user).await, &format!("phone {i}"))
-            .await
-            .unwrap();
-        let k = TotpKey::new(h.service.totp_policy(), setup.secret().expose_bytes());
-        h.service
-            .confirm_enrollment(&h.proof(&user).await, &k.generate(h.now()))
-            .await
-            .unwrap();
+        let (_, k) = h.start_adding(&user, &format!("phone {i}")).await;
+        h.confirm(&user, &k).await.unwrap();
     }
     assert_eq!(
         h.service.status(&user).await.unwrap().authenticators.len(),
@@ -603,14 +553,6 @@ async fn an_account_has_at_most_five_authenticators() {
 
 // ---------------------------------------------------------------------------------
 // Key rotation keeps its promises.
-
-/// A pending-login token of `name` on `service` (2FA must be on).
-async fn pending_on(service: &Service<MemoryStore>, name: &str) -> String {
-    match service.login(LoginRequest::new(name, PW)).await.unwrap() {
-        LoginOutcome::SecondFactorRequired(t) => t.token.expose().to_owned(),
-        _ => panic!("2FA is on"),
-    }
-}
 
 /// Registers `name` on `service`, logs it in with the password and starts a 2FA
 /// setup: the user, the session, its proof and the setup.
@@ -777,7 +719,7 @@ async fn an_unreadable_authenticator_is_skipped_and_reported_not_a_500() {
 async fn an_operator_reset_turns_2fa_off_ends_everything_and_is_logged() {
     let h = harness();
     let (user, phone, _) = h.enrolled("owner").await;
-    let thief = login_2fa(&h, "owner", &phone).await;
+    let thief = h.login_2fa("owner", &phone).await;
     assert_eq!(
         code_of(
             &h.service
@@ -839,15 +781,8 @@ async fn the_security_log_records_the_account_story_newest_first_without_secrets
         .await;
     let t = h.pending("owner").await;
     let wrong = h.wrong_code(&phone);
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::Totp(&wrong))
-        .await;
-    let _ = h
-        .service
-        .second_factor(&t, SecondFactor::BackupCode(&codes[1]))
-        .await
-        .unwrap();
+    let _ = h.code(&t, &wrong).await;
+    let _ = h.backup(&t, &codes[1]).await.unwrap();
     let log = h.service.security_log(&user).await.unwrap();
     assert_eq!(
         kinds(&log)[..5],
@@ -866,14 +801,8 @@ async fn the_security_log_records_the_account_story_newest_first_without_secrets
     }
     // Bounded: never more than 100 entries (wrong passwords from the owner's own
     // browser, which the account-wide password limit lets through).
-    let auth = {
-        h.advance(30);
-        let t = h.pending("owner").await;
-        h.service
-            .second_factor(&t, SecondFactor::Totp(&phone.generate(h.now())))
-            .await
-            .unwrap()
-    };
+    h.advance(30);
+    let auth = h.login_with("owner", &phone).await;
     let known = h.service.remember_browser(&auth);
     for _ in 0..120 {
         let _ = h
@@ -905,18 +834,9 @@ async fn a_proof_dies_with_its_session() {
 async fn a_setup_announces_the_id_and_name_its_authenticator_gets() {
     let h = harness();
     let (user, _, _) = h.enrolled("owner").await;
-    let setup = h
-        .service
-        .add_authenticator(&h.proof(&user).await, "tablet")
-        .await
-        .unwrap();
+    let (setup, key) = h.start_adding(&user, "tablet").await;
     assert_eq!(setup.name(), "tablet");
-    let key = TotpKey::new(h.service.totp_policy(), setup.secret().expose_bytes());
-    let done = h
-        .service
-        .confirm_enrollment(&h.proof(&user).await, &key.generate(h.now()))
-        .await
-        .unwrap();
+    let done = h.confirm(&user, &key).await.unwrap();
     assert_eq!(&done.authenticator_id, setup.authenticator_id());
     let listed = h.service.status(&user).await.unwrap().authenticators;
     assert_eq!(&listed[1].id, setup.authenticator_id());
@@ -949,7 +869,7 @@ async fn a_login_by_code_records_its_client() {
 async fn a_spent_backup_code_is_backup_code_used_on_reauthentication_and_disable() {
     let h = harness();
     let (user, phone, codes) = h.enrolled("owner").await;
-    let session = login_2fa(&h, "owner", &phone).await;
+    let session = h.login_2fa("owner", &phone).await;
     let rejections = |h: &Harness| {
         h.events()
             .iter()

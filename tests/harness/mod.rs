@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use secondfactor::clock::{Clock, ManualClock};
 use secondfactor::events::Event;
-use secondfactor::flow::{Blocking, Inline};
+use secondfactor::flow::{Blocking, DeviceToken, EnrollmentConfirmed, EnrollmentSetup, Inline};
 use secondfactor::password::PasswordHasher;
 use secondfactor::secret::{KeyRing, SealingKey};
 use secondfactor::store::{MemoryStore, UserId};
 use secondfactor::totp::TotpKey;
-use secondfactor::{Error, LoginOutcome, LoginRequest, RecentAuth, Service};
+use secondfactor::{
+    Authenticated, Error, LoginOutcome, LoginRequest, RecentAuth, SecondFactor, Service,
+};
 
 pub const T0: u64 = 1_700_000_010; // 10 s into a 30 s period
 pub const PW: &str = "correct horse battery";
@@ -35,7 +37,8 @@ impl Blocking for CountingBlocking {
 
 pub struct Harness {
     pub service: Service<MemoryStore>,
-    /// A clone of the service's store (clones share their state), for white-box checks.
+    /// The service's store (a handle on the same data), for tests that look at
+    /// what the store holds.
     pub store: MemoryStore,
     pub clock: ManualClock,
     pub events: Arc<Mutex<Vec<Event>>>,
@@ -131,7 +134,7 @@ impl Harness {
         let user = self.service.register(name, PW).await.unwrap();
         let proof = self.proof(&user).await;
         let setup = self.service.setup_two_factor(&proof).await.unwrap();
-        let phone = TotpKey::new(self.service.totp_policy(), setup.secret().expose_bytes());
+        let phone = self.phone_of(&setup);
         let done = self
             .service
             .confirm_enrollment(&proof, &phone.generate(self.now()))
@@ -148,16 +151,123 @@ impl Harness {
         (user, phone, codes)
     }
 
+    /// The authenticator app a setup provisions: its key, to make codes with.
+    pub fn phone_of(&self, setup: &EnrollmentSetup) -> TotpKey {
+        TotpKey::new(self.service.totp_policy(), setup.secret().expose_bytes())
+    }
+
+    /// Starts turning 2FA on for `user` (2FA off): the setup.
+    pub async fn start_setup(&self, user: &UserId) -> EnrollmentSetup {
+        let proof = self.proof(user).await;
+        self.service.setup_two_factor(&proof).await.unwrap()
+    }
+
+    /// Starts adding authenticator `name` to `user` (2FA on): the setup and its app.
+    pub async fn start_adding(&self, user: &UserId, name: &str) -> (EnrollmentSetup, TotpKey) {
+        let proof = self.proof(user).await;
+        let setup = self.service.add_authenticator(&proof, name).await.unwrap();
+        let phone = self.phone_of(&setup);
+        (setup, phone)
+    }
+
+    /// Confirms the pending enrollment of `user` with `phone`'s code for now.
+    pub async fn confirm(
+        &self,
+        user: &UserId,
+        phone: &TotpKey,
+    ) -> Result<EnrollmentConfirmed, Error> {
+        let proof = self.proof(user).await;
+        self.service
+            .confirm_enrollment(&proof, &phone.generate(self.now()))
+            .await
+    }
+
+    /// A pending login of `name` (2FA on): the password step's token.
     pub async fn pending(&self, name: &str) -> String {
-        match self
-            .service
-            .login(LoginRequest::new(name, PW))
+        pending_on(&self.service, name).await
+    }
+
+    /// TOTP `code` as the second factor of pending login `token`.
+    pub async fn code(&self, token: &str, code: &str) -> Result<Authenticated, Error> {
+        self.service
+            .second_factor(token, SecondFactor::Totp(code))
+            .await
+    }
+
+    /// Backup code `code` as the second factor of pending login `token`.
+    pub async fn backup(&self, token: &str, code: &str) -> Result<Authenticated, Error> {
+        self.service
+            .second_factor(token, SecondFactor::BackupCode(code))
+            .await
+    }
+
+    /// `phone`'s code for now, as the second factor of pending login `token`.
+    pub async fn totp(&self, token: &str, phone: &TotpKey) -> Result<Authenticated, Error> {
+        self.code(token, &phone.generate(self.now())).await
+    }
+
+    /// Logs `name` in with the password and `phone`'s code for now.
+    pub async fn login_with(&self, name: &str, phone: &TotpKey) -> Authenticated {
+        let token = self.pending(name).await;
+        self.totp(&token, phone).await.unwrap()
+    }
+
+    /// Logs `name` in with the password and `phone`'s code for now and trusts the
+    /// device as `label`: the login and the device token.
+    pub async fn login_trusting(
+        &self,
+        name: &str,
+        phone: &TotpKey,
+        label: &str,
+    ) -> (Authenticated, DeviceToken) {
+        let auth = self.login_with(name, phone).await;
+        let device = self.service.trust_device(&auth, label).await.unwrap();
+        (auth, device)
+    }
+
+    /// Logs `name` in with the password and a fresh code from `phone` (advancing the
+    /// clock a period first so the code is unused); returns the session token.
+    pub async fn login_2fa(&self, name: &str, phone: &TotpKey) -> String {
+        self.advance(30);
+        let auth = self.login_with(name, phone).await;
+        self.service
+            .issue_session(auth)
             .await
             .unwrap()
-        {
-            LoginOutcome::SecondFactorRequired(t) => t.token.expose().to_owned(),
-            _ => panic!("expected a second factor"),
+            .expose()
+            .to_owned()
+    }
+
+    /// Races second factors: each `(pending-login token, code)` is sent by its own
+    /// task, all released at once by a barrier; the results in the same order.
+    /// `backup`: the codes are backup codes, else TOTP codes.
+    pub async fn race(
+        &self,
+        attempts: Vec<(String, String)>,
+        backup: bool,
+    ) -> Vec<Result<Authenticated, Error>> {
+        let barrier = Arc::new(tokio::sync::Barrier::new(attempts.len()));
+        let tasks: Vec<_> = attempts
+            .into_iter()
+            .map(|(token, code)| {
+                let s = self.service.clone();
+                let b = barrier.clone();
+                tokio::spawn(async move {
+                    b.wait().await;
+                    let factor = if backup {
+                        SecondFactor::BackupCode(&code)
+                    } else {
+                        SecondFactor::Totp(&code)
+                    };
+                    s.second_factor(&token, factor).await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
         }
+        results
     }
 
     /// A 6-digit code that is not valid for `phone` anywhere in the ±1 window now.
@@ -175,6 +285,15 @@ impl Harness {
 
     pub fn events(&self) -> Vec<Event> {
         self.events.lock().unwrap().clone()
+    }
+}
+
+/// A pending login of `name` on `service` (2FA on): the password step's token.
+pub async fn pending_on(service: &Service<MemoryStore>, name: &str) -> String {
+    match service.login(LoginRequest::new(name, PW)).await.unwrap() {
+        LoginOutcome::SecondFactorRequired(t) => t.token.expose().to_owned(),
+        LoginOutcome::Authenticated(_) => panic!("expected a second factor: 2FA is on"),
+        _ => panic!("expected a second factor"),
     }
 }
 
