@@ -95,7 +95,7 @@ pub const CODE_LEN: usize = GROUP_LEN * GROUPS;
 /// Entropy of one code in bits: `CODE_LEN × log2(ALPHABET.len())` ≈ 71.3.
 pub const ENTROPY_BITS: f64 = 71.32;
 
-/// The longest input [`normalize`] will look at, in bytes.
+/// The longest typed backup code the service will look at, in bytes.
 pub const MAX_INPUT_BYTES: usize = 64;
 
 const FIELD: &str = "backup_code";

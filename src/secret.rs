@@ -8,7 +8,7 @@
 //!   (XChaCha20-Poly1305 with a fresh random nonce, the user id bound in as associated
 //!   data) before any store sees it, opens it again, and supports key rotation:
 //!   [`KeyRing::needs_reseal`] and [`KeyRing::reseal`].
-//! * The same ring computes **keyed hashes** ([`KeyRing::keyed_hash`], HMAC-SHA-256 under
+//! * The same ring computes **keyed hashes** (HMAC-SHA-256 under
 //!   a per-purpose subkey) for backup codes and tokens that are stored only as hashes.
 //!
 //! ```
@@ -730,7 +730,7 @@ impl KeyEntry {
 /// only ~60 bits, a plain hash would not protect them); because it is deterministic
 /// (no per-row salt), a lookup is a single indexed query. The subkey states are
 /// prepared when a key is added, so hashing costs two SHA-256 compressions or so.
-/// After rotation, look up every hash in [`keyed_hashes`](KeyRing::keyed_hashes).
+/// After rotation, the core looks a value up under every key in the ring.
 ///
 /// `Debug` lists the key ids only. All key material is wiped when the ring is dropped.
 #[derive(Clone)]
