@@ -57,7 +57,7 @@
 //! let code = phone.generate(clock.now());
 //! let auth = service.second_factor(ticket.token.expose(), SecondFactor::Totp(&code)).await?;
 //! let session = service.issue_session(auth).await?;
-//! assert_eq!(service.session(session.expose()).await?.username, "alice");
+//! assert_eq!(service.session(session.expose()).await?.username(), "alice");
 //! # Ok(()) }
 //! ```
 //!

@@ -244,14 +244,14 @@ pub(crate) struct Inner<S> {
 /// clock.advance(std::time::Duration::from_secs(30));
 /// let ticket = match service.login(LoginRequest::new("alice", "correct horse battery")).await? {
 ///     LoginOutcome::SecondFactorRequired(ticket) => ticket,
-///     LoginOutcome::Authenticated(_) => unreachable!("2FA is on"),
+///     _ => unreachable!("2FA is on"),
 /// };
 /// let code = phone.generate(clock.now());
 /// let auth = service
 ///     .second_factor(ticket.token.expose(), SecondFactor::Totp(&code))
 ///     .await?;
 /// let session = service.issue_session(auth).await?;
-/// assert_eq!(service.session(session.expose()).await?.username, "alice");
+/// assert_eq!(service.session(session.expose()).await?.username(), "alice");
 ///
 /// // The same code again is refused as a replay.
 /// let LoginOutcome::SecondFactorRequired(again) =
