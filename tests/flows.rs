@@ -977,3 +977,28 @@ async fn wrong_current_passwords_are_throttled_on_password_change() {
         LoginOutcome::Authenticated(_)
     ));
 }
+
+/// An operator tool finds an account by its login name as registration stored it
+/// (any case, surrounding case folded), and a name registration would refuse finds
+/// nothing instead of an error.
+#[tokio::test]
+async fn find_user_takes_the_login_name_as_registration_stores_it() {
+    let h = harness();
+    let user = h.service.register("Alice.Smith", PW).await.unwrap();
+    for name in ["alice.smith", "ALICE.SMITH", "Alice.Smith"] {
+        assert_eq!(
+            h.service.find_user(name).await.unwrap(),
+            Some(user.clone()),
+            "{name}"
+        );
+    }
+    for name in [
+        "bob",
+        "",
+        "alice smith",
+        "alice.smith\u{0}",
+        &"a".repeat(65),
+    ] {
+        assert_eq!(h.service.find_user(name).await.unwrap(), None, "{name:?}");
+    }
+}

@@ -86,7 +86,22 @@ impl RecentAuth {
 /// A live session, as looked up by [`Service::session`](super::Service::session): proof
 /// that the session token presented was live at that moment. Only the core makes one
 /// (its fields are private), so a handler that takes a `Session` cannot be handed
-/// one that was never looked up.
+/// one that was never looked up:
+///
+/// ```compile_fail
+/// use secondfactor::flow::Session;
+/// use secondfactor::store::{SessionId, UserId};
+/// use secondfactor::AuthMethod;
+/// let forged = Session {
+///     id: SessionId::new("s"),
+///     user_id: UserId::new("victim"),
+///     username: "victim".to_owned(),
+///     method: AuthMethod::Totp,
+///     created_at: 0,
+///     reauthenticated_until: u64::MAX,
+///     expires_at: u64::MAX,
+/// };
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
     pub(super) id: SessionId,

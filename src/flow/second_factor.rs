@@ -6,8 +6,8 @@ use crate::backup::NormalizedBackupCode;
 use crate::events::Event;
 use crate::secret::KeyedHash;
 use crate::store::{
-    FactorCommit, FactorCommitted, FactorStepView, OutcomeWrites, PendingLogin, StepMark, Store,
-    ThrottleState, ThrottleWrite, UserId, factor_throttle_keys,
+    AccountRecord, FactorCommit, FactorCommitted, FactorStepView, OutcomeWrites, PendingLogin,
+    StepMark, Store, ThrottleState, ThrottleWrite, UserId, factor_throttle_keys,
 };
 use crate::token::{DeviceToken, LoginToken, SessionToken};
 use crate::totp::Code;
@@ -111,28 +111,8 @@ impl<S: Store> Service<S> {
             other => other,
         };
         let now = self.now();
-        let store = &self.inner.store;
-        let Some(hashes) =
-            token::lookup_hashes(&self.inner.keys, LoginToken::purpose(), login_token)
-        else {
-            return Err(Error::LoginExpired);
-        };
         let max = self.inner.throttle.attempts_per_login();
-        let mut found = None;
-        for h in hashes {
-            if let Some(p) = store.begin_login_attempt(&h, max, now).await? {
-                found = Some((h, p));
-                break;
-            }
-        }
-        let (hash, pending) = found.ok_or(Error::LoginExpired)?;
-        let account = match store.account(&pending.user_id).await? {
-            Some(a) if a.password_epoch == pending.password_epoch && a.two_factor_enabled => a,
-            _ => {
-                store.delete_pending_login(&hash).await?;
-                return Err(Error::LoginExpired);
-            }
-        };
+        let (hash, pending, account) = self.begin_pending_attempt(login_token, now).await?;
         let reservation = self.reserve_factor(&account.id, &factor, now).await?;
 
         let pending_left = max.saturating_sub(pending.attempts);
@@ -174,10 +154,47 @@ impl<S: Store> Service<S> {
             }
             None => {
                 if pending_left == 0 {
-                    store.delete_pending_login(&hash).await?;
+                    self.inner.store.delete_pending_login(&hash).await?;
                 }
                 let failure = self.failure(&account.id, reservation, pending_left).await;
                 Err(self.said_as_spent(&account.id, &factor, failure).await)
+            }
+        }
+    }
+
+    /// Counts one attempt on the pending login behind `login_token` and reads its
+    /// account: the start of every second-factor step that is not the TOTP unit of
+    /// work (backup codes, security keys, and starting a key's ceremony). A pending
+    /// login whose account changed its password or turned 2FA off since is deleted.
+    ///
+    /// Errors: `login_expired` (unknown, expired, used up, or outdated), `unavailable`.
+    pub(super) async fn begin_pending_attempt(
+        &self,
+        login_token: &str,
+        now: u64,
+    ) -> Result<(KeyedHash, PendingLogin, AccountRecord)> {
+        let store = &self.inner.store;
+        let Some(hashes) =
+            token::lookup_hashes(&self.inner.keys, LoginToken::purpose(), login_token)
+        else {
+            return Err(Error::LoginExpired);
+        };
+        let max = self.inner.throttle.attempts_per_login();
+        let mut found = None;
+        for h in hashes {
+            if let Some(p) = store.begin_login_attempt(&h, max, now).await? {
+                found = Some((h, p));
+                break;
+            }
+        }
+        let (hash, pending) = found.ok_or(Error::LoginExpired)?;
+        match store.account(&pending.user_id).await? {
+            Some(a) if a.password_epoch == pending.password_epoch && a.two_factor_enabled => {
+                Ok((hash, pending, a))
+            }
+            _ => {
+                store.delete_pending_login(&hash).await?;
+                Err(Error::LoginExpired)
             }
         }
     }

@@ -17,7 +17,7 @@ use crate::secret::KeyedHash;
 use crate::store::{
     AuthenticatorId, AuthenticatorRecord, CeremonyRecord, SessionId, Store, UserId,
 };
-use crate::token::{self, LoginToken};
+
 use crate::webauthn::{
     CreationChallengeResponse, LoginState, PublicKeyCredential, RegisterPublicKeyCredential,
     RegistrationState, RelyingParty, RequestChallengeResponse, StoredKey, UserVerification,
@@ -387,27 +387,7 @@ impl<S: Store> Service<S> {
         let rp = self.relying_party()?;
         let now = self.now();
         let store = &self.inner.store;
-        let Some(hashes) =
-            token::lookup_hashes(&self.inner.keys, LoginToken::purpose(), login_token)
-        else {
-            return Err(Error::LoginExpired);
-        };
-        let max = self.inner.throttle.attempts_per_login();
-        let mut found = None;
-        for h in hashes {
-            if let Some(p) = store.begin_login_attempt(&h, max, now).await? {
-                found = Some((h, p));
-                break;
-            }
-        }
-        let (hash, pending) = found.ok_or(Error::LoginExpired)?;
-        match store.account(&pending.user_id).await? {
-            Some(a) if a.password_epoch == pending.password_epoch && a.two_factor_enabled => {}
-            _ => {
-                store.delete_pending_login(&hash).await?;
-                return Err(Error::LoginExpired);
-            }
-        }
+        let (hash, pending, _account) = self.begin_pending_attempt(login_token, now).await?;
         let (options, sealed) = self.start_assertion(rp, &pending.user_id).await?;
         let ceremony = CeremonyRecord {
             user_id: pending.user_id.clone(),
