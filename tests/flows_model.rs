@@ -326,13 +326,15 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// A few operations that go together: any one operation, or the steps of turning
-/// 2FA on, or of a login with a second factor (each still shrinks on its own).
+/// 2FA on, of a login with a second factor, of guessing a second factor or the
+/// current password, of locking a login name, or of adding an authenticator and
+/// removing one (each still shrinks on its own).
 fn chunk() -> impl Strategy<Value = Vec<Op>> {
     prop_oneof![
-        5 => op().prop_map(|op| vec![op]),
-        1 => (user(), prop_oneof![3 => Just(Totp::Enrollment), 1 => totp()])
+        20 => op().prop_map(|op| vec![op]),
+        4 => (user(), prop_oneof![3 => Just(Totp::Enrollment), 1 => totp()])
             .prop_map(|(u, t)| vec![Op::SetupTwoFactor(u), Op::ConfirmEnrollment(u, t)]),
-        2 => (user(), carry(), any::<u8>(), factor(), any::<bool>()).prop_map(
+        8 => (user(), carry(), any::<u8>(), factor(), any::<bool>()).prop_map(
             |(user, carry, pending, factor, trust)| {
                 vec![
                     Op::NextPeriod,
@@ -341,16 +343,33 @@ fn chunk() -> impl Strategy<Value = Vec<Op>> {
                 ]
             }
         ),
-        1 => (user(), prop::collection::vec(any::<u16>(), 4..=8), factor()).prop_map(
+        4 => (user(), prop::collection::vec(any::<u16>(), 4..=8), factor()).prop_map(
             |(u, wrong, then)| {
                 let guesses = wrong.into_iter().map(Totp::Digits).map(Factor::Totp);
                 guesses.chain([then]).map(|f| Op::DisableTwoFactor(u, f)).collect()
             }
         ),
-        1 => (user(), 5usize..=8).prop_map(|(user, n)| {
+        4 => (user(), 5usize..=8).prop_map(|(user, n)| {
             let wrong = Op::ChangePassword { user, right: false };
             let right = Op::ChangePassword { user, right: true };
             std::iter::repeat_n(wrong, n).chain([right]).collect()
+        }),
+        // Wrong passwords on one name from an unknown browser until the default
+        // policy locks it (the 10th starts the lockout), then one more login.
+        1 => (user(), 10usize..=11, carry()).prop_map(|(user, n, carry)| {
+            let wrong = Op::Login { user, right: false, carry: Carry::Nothing };
+            let then = Op::Login { user, right: true, carry };
+            std::iter::repeat_n(wrong, n).chain([then]).collect()
+        }),
+        // 2FA on, a second authenticator added, then one of them removed.
+        2 => (user(), index()).prop_map(|(user, index)| {
+            vec![
+                Op::SetupTwoFactor(user),
+                Op::ConfirmEnrollment(user, Totp::Enrollment),
+                Op::AddAuthenticator(user),
+                Op::ConfirmEnrollment(user, Totp::Enrollment),
+                Op::RemoveAuthenticator { user, index },
+            ]
         }),
     ]
 }
@@ -427,6 +446,8 @@ fn generated_operation_sequences_keep_every_invariant() {
         "password changed",
         "totp: throttled",
         "password change: throttled",
+        "login: name locked",
+        "authenticator removed",
     ] {
         assert!(
             reached.contains_key(flow),
