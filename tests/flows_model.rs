@@ -111,8 +111,10 @@ fn every_seed_replays_and_reaches_its_flows() {
     let mut reached = std::collections::HashMap::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        let flows = model::run(&std::fs::read(&path).unwrap());
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        // Shown with the panic of a broken invariant.
+        eprintln!("replaying {name}");
+        let flows = model::run(&std::fs::read(&path).unwrap());
         reached.insert(name, flows);
     }
     for (name, wanted) in SEEDS {
