@@ -33,7 +33,7 @@ const MAX_OPS: usize = 48;
 
 /// The flows each committed seed must reach (beside the invariants the model checks
 /// at every step): what its name says it is for.
-const SEEDS: [(&str, &[&str]); 6] = [
+const SEEDS: [(&str, &[&str]); 8] = [
     (
         "backup_replay_regenerate_disable",
         &[
@@ -43,8 +43,21 @@ const SEEDS: [(&str, &[&str]); 6] = [
             "2fa disabled",
         ],
     ),
-    // Written before step-up: its confirmation 608 s after the setup now meets a
-    // proof past the re-authentication window before the expired enrollment.
+    // Expiries with a fresh proof, at the boundary (see `built_seeds`).
+    (
+        "enrollment_expiry",
+        &[
+            "setup",
+            "reauthenticated",
+            "confirm: setup expired",
+            "2fa enabled",
+        ],
+    ),
+    // Written before step-up, kept for what it shows now: its confirmation 608 s
+    // after the setup meets a proof past the re-authentication window, refused
+    // before the enrollment's expiry is looked at; its login has 2FA off, so no
+    // pending login expires. `enrollment_expiry` and `pending_login_expiry` test
+    // the expiries.
     ("expiry", &["setup", "proof: reauthentication required"]),
     (
         "happy_path",
@@ -71,6 +84,15 @@ const SEEDS: [(&str, &[&str]); 6] = [
         ],
     ),
     (
+        "pending_login_expiry",
+        &[
+            "2fa enabled",
+            "login: second factor required",
+            "second factor: pending login expired",
+            "second factor: totp",
+        ],
+    ),
+    (
         "second_authenticator",
         &[
             "add authenticator",
@@ -89,8 +111,10 @@ fn every_seed_replays_and_reaches_its_flows() {
     let mut reached = std::collections::HashMap::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        let flows = model::run(&std::fs::read(&path).unwrap());
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        // Shown with the panic of a broken invariant.
+        eprintln!("replaying {name}");
+        let flows = model::run(&std::fs::read(&path).unwrap());
         reached.insert(name, flows);
     }
     for (name, wanted) in SEEDS {
@@ -103,6 +127,106 @@ fn every_seed_replays_and_reaches_its_flows() {
                 "seed {name} no longer reaches {flow:?}: {flows:?}"
             );
         }
+    }
+}
+
+/// The seeds built from operations: each committed file is exactly the encoding of
+/// its operations, one step each (`FLOWS_WRITE_SEEDS=1` writes the files).
+fn built_seeds() -> [(&'static str, Vec<Op>); 2] {
+    let reauthenticate = Op::Reauthenticate {
+        user: 0,
+        session: 0,
+        right: true,
+        factor: None,
+    };
+    let hold = Op::HoldProof {
+        user: 0,
+        session: 0,
+    };
+    let login = Op::Login {
+        user: 0,
+        right: true,
+        carry: Carry::Nothing,
+    };
+    let totp = |pending| Op::SecondFactor {
+        pending,
+        factor: Factor::Totp(Totp::Authenticator { index: 0, steps: 0 }),
+        trust: false,
+    };
+    [
+        // An enrollment (600 s) confirmed with its own code the second it expires,
+        // under a proof re-taken just before (the setup's has closed by then): refused
+        // as `setup_expired`. Then a second one confirmed a second before it expires.
+        (
+            "enrollment_expiry",
+            vec![
+                Op::Register(0),
+                Op::SetupTwoFactor(0),
+                Op::Advance(600),
+                reauthenticate.clone(),
+                hold.clone(),
+                Op::ConfirmEnrollment(0, Totp::Enrollment),
+                Op::SetupTwoFactor(0),
+                Op::Advance(599),
+                reauthenticate,
+                hold,
+                Op::ConfirmEnrollment(0, Totp::Enrollment),
+            ],
+        ),
+        // Pending logins (300 s) given a right, fresh factor the second they expire:
+        // a TOTP code, then an unspent backup code. Then one given a TOTP code a
+        // second before it expires.
+        (
+            "pending_login_expiry",
+            vec![
+                Op::Register(0),
+                Op::SetupTwoFactor(0),
+                Op::ConfirmEnrollment(0, Totp::Enrollment),
+                Op::NextPeriod,
+                login.clone(),
+                Op::Advance(300),
+                totp(0),
+                login.clone(),
+                Op::Advance(300),
+                Op::SecondFactor {
+                    pending: 1,
+                    factor: Factor::Backup(Backup::Unspent {
+                        index: 0,
+                        style: Style::AsIssued,
+                    }),
+                    trust: false,
+                },
+                login,
+                Op::Advance(299),
+                totp(2),
+            ],
+        ),
+    ]
+}
+
+/// Each seed built from operations is committed as their encoding, and reads as
+/// those operations when replayed as one byte stream (no step reads the next one's
+/// bytes): the same flows either way.
+#[test]
+fn built_seeds_are_their_operations() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/flows");
+    let write = std::env::var_os("FLOWS_WRITE_SEEDS").is_some();
+    for (name, ops) in built_seeds() {
+        let bytes: Vec<u8> = ops.iter().flat_map(Op::encode).collect();
+        let path = dir.join(name);
+        if write {
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("seed {name}: {e}"));
+        assert_eq!(
+            committed, bytes,
+            "seed {name} is not the encoding of its operations (FLOWS_WRITE_SEEDS=1 rewrites it)"
+        );
+        assert_eq!(
+            model::run(&bytes),
+            run(&ops),
+            "seed {name} as one byte stream"
+        );
     }
 }
 
@@ -204,13 +328,15 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// A few operations that go together: any one operation, or the steps of turning
-/// 2FA on, or of a login with a second factor (each still shrinks on its own).
+/// 2FA on, of a login with a second factor, of guessing a second factor or the
+/// current password, of locking a login name, or of adding an authenticator and
+/// removing one (each still shrinks on its own).
 fn chunk() -> impl Strategy<Value = Vec<Op>> {
     prop_oneof![
-        5 => op().prop_map(|op| vec![op]),
-        1 => (user(), prop_oneof![3 => Just(Totp::Enrollment), 1 => totp()])
+        20 => op().prop_map(|op| vec![op]),
+        4 => (user(), prop_oneof![3 => Just(Totp::Enrollment), 1 => totp()])
             .prop_map(|(u, t)| vec![Op::SetupTwoFactor(u), Op::ConfirmEnrollment(u, t)]),
-        2 => (user(), carry(), any::<u8>(), factor(), any::<bool>()).prop_map(
+        8 => (user(), carry(), any::<u8>(), factor(), any::<bool>()).prop_map(
             |(user, carry, pending, factor, trust)| {
                 vec![
                     Op::NextPeriod,
@@ -219,16 +345,33 @@ fn chunk() -> impl Strategy<Value = Vec<Op>> {
                 ]
             }
         ),
-        1 => (user(), prop::collection::vec(any::<u16>(), 4..=8), factor()).prop_map(
+        4 => (user(), prop::collection::vec(any::<u16>(), 4..=8), factor()).prop_map(
             |(u, wrong, then)| {
                 let guesses = wrong.into_iter().map(Totp::Digits).map(Factor::Totp);
                 guesses.chain([then]).map(|f| Op::DisableTwoFactor(u, f)).collect()
             }
         ),
-        1 => (user(), 5usize..=8).prop_map(|(user, n)| {
+        4 => (user(), 5usize..=8).prop_map(|(user, n)| {
             let wrong = Op::ChangePassword { user, right: false };
             let right = Op::ChangePassword { user, right: true };
             std::iter::repeat_n(wrong, n).chain([right]).collect()
+        }),
+        // Wrong passwords on one name from an unknown browser until the default
+        // policy locks it (the 10th starts the lockout), then one more login.
+        1 => (user(), 10usize..=11, carry()).prop_map(|(user, n, carry)| {
+            let wrong = Op::Login { user, right: false, carry: Carry::Nothing };
+            let then = Op::Login { user, right: true, carry };
+            std::iter::repeat_n(wrong, n).chain([then]).collect()
+        }),
+        // 2FA on, a second authenticator added, then one of them removed.
+        2 => (user(), index()).prop_map(|(user, index)| {
+            vec![
+                Op::SetupTwoFactor(user),
+                Op::ConfirmEnrollment(user, Totp::Enrollment),
+                Op::AddAuthenticator(user),
+                Op::ConfirmEnrollment(user, Totp::Enrollment),
+                Op::RemoveAuthenticator { user, index },
+            ]
         }),
     ]
 }
@@ -305,6 +448,8 @@ fn generated_operation_sequences_keep_every_invariant() {
         "password changed",
         "totp: throttled",
         "password change: throttled",
+        "login: name locked",
+        "authenticator removed",
     ] {
         assert!(
             reached.contains_key(flow),

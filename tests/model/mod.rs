@@ -935,11 +935,13 @@ impl World {
             (false, None)
         };
         let pending = &self.pendings[p];
-        let live = !pending.done
+        let in_time = self.now() < pending.issued + LOGIN_TTL;
+        // Live but for its time: what only the pending login's expiry refuses.
+        let live_untimed = !pending.done
             && pending.attempts < ATTEMPTS_PER_LOGIN
-            && self.now() < pending.issued + LOGIN_TTL
             && pending.epoch == self.users[u].epoch
             && self.users[u].enabled;
+        let live = live_untimed && in_time;
         let factor = if totp {
             SecondFactor::Totp(&typed)
         } else {
@@ -953,6 +955,9 @@ impl World {
             // Expired, burnt, or voided (the service deletes it when it looks).
             self.pendings[p].done = true;
             self.saw("second factor: pending login dead");
+            if live_untimed && !in_time {
+                self.saw("second factor: pending login expired");
+            }
         }
         if let Err(e) = &r {
             if live && predicted && !totp {
@@ -1012,6 +1017,10 @@ impl World {
         let typed = self.totp_choice(u, b);
         let now = self.now();
         let user = &self.users[u];
+        let expired = user
+            .enrollment
+            .as_ref()
+            .is_some_and(|(_, _, expires)| now >= *expires);
         let step = match (&user.enrollment, self.policy.normalize_code(&typed)) {
             (Some((secret, adding, expires)), Ok(code))
                 if now < *expires
@@ -1028,6 +1037,9 @@ impl World {
             return;
         }
         assert_eq!(r.is_ok(), step.is_some(), "confirm: {r:?}");
+        if expired && matches!(r, Err(Error::SetupExpired)) {
+            self.saw("confirm: setup expired");
+        }
         let (Ok(confirmed), Some(step)) = (r, step) else {
             return;
         };
