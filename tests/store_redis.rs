@@ -851,6 +851,41 @@ async fn the_session_index_holds_exactly_the_survivors_of_a_delete_sessions_race
     fx.cleanup().await;
 }
 
+/// `delete_session` against `reauthenticate_session` of one session, half the tasks
+/// each, over two connections: afterwards the session has no key (not even a
+/// partial hash) and the account's set (`su:`) holds no deleted session. (That the
+/// store's methods find the session gone is the suite's `delete_session` against
+/// `reauthenticate_session` race.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_key_and_no_index_entry_of_a_deleted_session_survive_a_reauthenticate_race() {
+    let fx = fixture!();
+    let stores = [fx.store.clone(), fx.twin().await];
+    for round in 0..100 {
+        let user = format!("u{round}");
+        stores[0]
+            .create_session(&tok(round), &session("s", &user, 1, 5_000))
+            .await
+            .unwrap();
+        race(&stores, |s, i| async move {
+            if i % 2 == 0 {
+                s.delete_session(&tok(round)).await.unwrap();
+            } else {
+                s.reauthenticate_session(&tok(round), 10 + i).await.unwrap();
+            }
+        })
+        .await;
+        assert!(
+            !fx.exists(&format!("se:{}", tok(round).to_hex())).await,
+            "round {round}: a re-authentication wrote the deleted session's key back"
+        );
+        assert!(
+            fx.members(&format!("su:{user}")).await.is_empty(),
+            "round {round}: the account's set still holds the deleted session"
+        );
+    }
+    fx.cleanup().await;
+}
+
 // ---------------------------------------------------------------------------------
 // Faults
 
