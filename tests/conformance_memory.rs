@@ -482,6 +482,16 @@ fn caught(flaw: flawed::Flaw) -> String {
         .unwrap_or_default()
 }
 
+/// Asserts that the ephemeral suite fails a store with `flaw`, with a message
+/// holding every one of `parts`.
+fn assert_caught(flaw: flawed::Flaw, parts: &[&str]) {
+    let msg = caught(flaw);
+    assert!(
+        parts.iter().all(|part| msg.contains(part)),
+        "{flaw:?} was caught, but not by the check expected ({parts:?}): {msg}"
+    );
+}
+
 #[test]
 fn the_wrapper_without_a_flaw_passes() {
     // So the failures below come from the flaws alone.
@@ -550,11 +560,12 @@ fn races_catch_a_non_atomic_delete_sessions() {
 fn races_catch_a_non_atomic_throttle_reset() {
     // The compare-and-sets that write a state are atomic and pass the first round;
     // only the second round, resetting to the default state, catches this one.
-    let msg = caught(flawed::Flaw::ThrottleReset);
-    assert!(
-        msg.contains("update_throttle race (round")
-            && msg.contains("concurrent resets to the default state"),
-        "{msg}"
+    assert_caught(
+        flawed::Flaw::ThrottleReset,
+        &[
+            "update_throttle race (round",
+            "concurrent resets to the default state",
+        ],
     );
 }
 
@@ -562,21 +573,23 @@ fn races_catch_a_non_atomic_throttle_reset() {
 fn races_catch_a_delete_sessions_that_sweeps_new_sessions_uncounted() {
     // Concurrent deletes alone count right (the `delete_sessions` race passes); a
     // session created while the delete runs is deleted but not counted.
-    let msg = caught(flawed::Flaw::DeleteSessionsSweep);
-    assert!(
-        msg.contains("delete_sessions against create_session (round")
-            && msg.contains("every session must be one or the other"),
-        "{msg}"
+    assert_caught(
+        flawed::Flaw::DeleteSessionsSweep,
+        &[
+            "delete_sessions against create_session (round",
+            "every session must be one or the other",
+        ],
     );
 }
 
 #[test]
 fn races_catch_a_reauthentication_that_resurrects_a_deleted_session() {
-    let msg = caught(flawed::Flaw::Reauthenticate);
-    assert!(
-        msg.contains("delete_session against reauthenticate_session (round")
-            && msg.contains("brought the deleted session back"),
-        "{msg}"
+    assert_caught(
+        flawed::Flaw::Reauthenticate,
+        &[
+            "delete_session against reauthenticate_session (round",
+            "brought the deleted session back",
+        ],
     );
 }
 
