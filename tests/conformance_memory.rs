@@ -97,6 +97,18 @@ mod flawed {
         DeleteSessions,
         /// `take_ceremony` reads the WebAuthn ceremony, then deletes it.
         Ceremony,
+        /// `update_throttle` compares, then writes, when it resets a throttle to the
+        /// default state (a delete, as a Redis `GET`, compare, `DEL` without a
+        /// script); other writes are a compare-and-set.
+        ThrottleReset,
+        /// `delete_sessions` deletes the sessions it listed one by one, counting
+        /// each, then deletes the account's others (created since it listed them)
+        /// without counting them, as a Redis store does that deletes the listed keys
+        /// and then the whole per-account index.
+        DeleteSessionsSweep,
+        /// `reauthenticate_session` reads the session, then writes the whole record
+        /// back with the new time, whether or not it is still there.
+        Reauthenticate,
     }
 
     #[derive(Default)]
@@ -317,11 +329,17 @@ mod flawed {
                     .map(|(s, _)| *s)
                     .unwrap_or_default()
             };
-            if self.flaw == Flaw::Throttle {
+            let reset = new == ThrottleState::default();
+            let flaw = if reset && self.flaw == Flaw::ThrottleReset {
+                Flaw::ThrottleReset
+            } else {
+                Flaw::Throttle
+            };
+            if self.flaw == flaw {
                 if current(&self.state()) != expected {
                     return Ok(false);
                 }
-                self.gap(Flaw::Throttle).await;
+                self.gap(flaw).await;
                 self.state()
                     .throttles
                     .insert(key.to_owned(), (new, keep_until));
@@ -372,6 +390,17 @@ mod flawed {
         }
 
         async fn reauthenticate_session(&self, token: &KeyedHash, at: u64) -> Result<bool> {
+            if self.flaw == Flaw::Reauthenticate {
+                let Some(mut session) = self.inner.session(token, at).await? else {
+                    return Ok(false);
+                };
+                self.gap(Flaw::Reauthenticate).await;
+                // The write: the whole record, in place of whatever is there (or not).
+                session.authenticated_at = at;
+                self.inner.delete_session(token).await?;
+                self.inner.create_session(token, &session).await?;
+                return Ok(true);
+            }
             self.inner.reauthenticate_session(token, at).await
         }
 
@@ -388,6 +417,23 @@ mod flawed {
                     self.gap(Flaw::DeleteSessions).await;
                     self.inner.delete_session_by_id(user_id, &s.id).await?;
                     deleted += 1;
+                }
+                return Ok(deleted);
+            }
+            if self.flaw == Flaw::DeleteSessionsSweep {
+                let listed = self.inner.sessions(user_id, 0).await?;
+                let mut deleted = 0;
+                for s in listed.iter().filter(|s| Some(&s.id) != keep) {
+                    self.gap(Flaw::DeleteSessionsSweep).await;
+                    if self.inner.delete_session_by_id(user_id, &s.id).await? {
+                        deleted += 1;
+                    }
+                }
+                // The sweep: what was created since the listing goes too, uncounted.
+                for s in self.inner.sessions(user_id, 0).await? {
+                    if Some(&s.id) != keep && !listed.iter().any(|l| l.id == s.id) {
+                        self.inner.delete_session_by_id(user_id, &s.id).await?;
+                    }
                 }
                 return Ok(deleted);
             }
@@ -434,6 +480,16 @@ fn caught(flaw: flawed::Flaw) -> String {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default()
+}
+
+/// Asserts that the ephemeral suite fails a store with `flaw`, with a message
+/// holding every one of `parts`.
+fn assert_caught(flaw: flawed::Flaw, parts: &[&str]) {
+    let msg = caught(flaw);
+    assert!(
+        parts.iter().all(|part| msg.contains(part)),
+        "{flaw:?} was caught, but not by the check expected ({parts:?}): {msg}"
+    );
 }
 
 #[test]
@@ -498,6 +554,43 @@ fn races_catch_a_non_atomic_enrollment_take() {
 fn races_catch_a_non_atomic_delete_sessions() {
     let msg = caught(flawed::Flaw::DeleteSessions);
     assert!(msg.contains("delete_sessions race (round"), "{msg}");
+}
+
+#[test]
+fn races_catch_a_non_atomic_throttle_reset() {
+    // The compare-and-sets that write a state are atomic and pass the first round;
+    // only the second round, resetting to the default state, catches this one.
+    assert_caught(
+        flawed::Flaw::ThrottleReset,
+        &[
+            "update_throttle race (round",
+            "concurrent resets to the default state",
+        ],
+    );
+}
+
+#[test]
+fn races_catch_a_delete_sessions_that_sweeps_new_sessions_uncounted() {
+    // Concurrent deletes alone count right (the `delete_sessions` race passes); a
+    // session created while the delete runs is deleted but not counted.
+    assert_caught(
+        flawed::Flaw::DeleteSessionsSweep,
+        &[
+            "delete_sessions against create_session (round",
+            "every session must be one or the other",
+        ],
+    );
+}
+
+#[test]
+fn races_catch_a_reauthentication_that_resurrects_a_deleted_session() {
+    assert_caught(
+        flawed::Flaw::Reauthenticate,
+        &[
+            "delete_session against reauthenticate_session (round",
+            "brought the deleted session back",
+        ],
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 use super::fixtures::*;
 use crate::Error;
+use crate::secret::{KeyRing, SealingKey, Secret};
 use crate::store::*;
 
 pub(super) async fn accounts_create_and_lookup<A: AccountStore>(store: &A) {
@@ -435,11 +436,27 @@ pub(super) async fn two_factor_without_backup_codes<A: AccountStore>(store: &A) 
     );
 }
 
+/// Asserts that the authenticator `got`, read back from the store, holds a sealed
+/// secret that still opens with `keys` to `secret`: the store keeps it byte for byte.
+#[track_caller]
+fn assert_opens(keys: &KeyRing, got: Option<&AuthenticatorRecord>, secret: &Secret, what: &str) {
+    let opened = got.map(|a| keys.open(a.user_id.as_str(), &a.sealed_secret));
+    assert!(
+        matches!(&opened, Some(Ok(s)) if s == secret),
+        "{what}: the stored sealed secret no longer opens with the key ring to the secret \
+         that was sealed: {opened:?}"
+    );
+}
+
 pub(super) async fn authenticators_order_remove_reseal<A: AccountStore>(store: &A) {
     let t = now();
     let account = new_account(store).await;
     let id = &account.id;
-    let a1 = authenticator(id, "one", t);
+    // Really sealed, so that the secrets read back can be opened.
+    let keys = KeyRing::new(key_id(), SealingKey::generate());
+    let secret = Secret::generate();
+    let mut a1 = authenticator(id, "one", t);
+    a1.sealed_secret = ok(keys.seal(id.as_str(), &secret), "sealing a test secret");
     ok(
         store.enable_two_factor(&a1, &hashes(1), key_id()).await,
         "enable_two_factor",
@@ -460,6 +477,12 @@ pub(super) async fn authenticators_order_remove_reseal<A: AccountStore>(store: &
         &[&a1, &a2, &a3],
         "authenticators (oldest created_at first)",
     );
+    assert_opens(
+        &keys,
+        ok(store.authenticators(id).await, "authenticators").first(),
+        &secret,
+        "enable_two_factor then authenticators",
+    );
 
     // Another account's view is separate.
     let (other, other_auth, _) = new_2fa_account(store, 1).await;
@@ -469,8 +492,9 @@ pub(super) async fn authenticators_order_remove_reseal<A: AccountStore>(store: &
         "authenticators (only the account's own)",
     );
 
-    // Reseal.
-    let resealed = sealed_secret();
+    // Reseal (as a key rotation does: the same secret under another key).
+    let rotated = KeyRing::new(key_id(), SealingKey::generate());
+    let resealed = ok(rotated.seal(id.as_str(), &secret), "sealing a test secret");
     assert!(
         ok(
             store.reseal_authenticator(id, &a2.id, &resealed).await,
@@ -484,6 +508,12 @@ pub(super) async fn authenticators_order_remove_reseal<A: AccountStore>(store: &
         &ok(store.authenticators(id).await, "authenticators"),
         &[&a1, &a2_new, &a3],
         "reseal_authenticator (only that secret changes)",
+    );
+    assert_opens(
+        &rotated,
+        ok(store.authenticators(id).await, "authenticators").get(1),
+        &secret,
+        "reseal_authenticator then authenticators",
     );
     assert!(
         !ok(
