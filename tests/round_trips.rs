@@ -219,8 +219,7 @@ async fn through_combined_the_ephemeral_half_commits_in_one_call() {
 async fn through_combined_a_totp_sign_in_reads_each_half_once() {
     let accounts = Counting::new(MemoryStore::new());
     let ephemeral = Counting::new(MemoryStore::new());
-    let (service, clock, phone) =
-        enrol(Combined::new(accounts.clone(), ephemeral.clone())).await;
+    let (service, clock, phone) = enrol(Combined::new(accounts.clone(), ephemeral.clone())).await;
     let token = pending_on(&service).await;
     accounts.reset();
     ephemeral.reset();
