@@ -800,8 +800,11 @@ impl EphemeralStore for MemoryStore {
 /// shard after them) takes them, so two such operations cannot deadlock.
 struct ThrottleLocks<'a> {
     throttles: &'a Sharded<String, (ThrottleState, u64)>,
-    guards: Vec<(usize, MutexGuard<'a, HashMap<String, (ThrottleState, u64)>>)>,
+    guards: Vec<(usize, MutexGuard<'a, ThrottleShard>)>,
 }
+
+/// One shard of the throttles: each key's state and its `keep_until`.
+type ThrottleShard = HashMap<String, (ThrottleState, u64)>;
 
 impl<'a> ThrottleLocks<'a> {
     fn lock<'k>(
@@ -819,7 +822,7 @@ impl<'a> ThrottleLocks<'a> {
     }
 
     /// The locked shard of `key`; `None` when it was not among the keys locked.
-    fn shard(&mut self, key: &str) -> Option<&mut HashMap<String, (ThrottleState, u64)>> {
+    fn shard(&mut self, key: &str) -> Option<&mut ThrottleShard> {
         let n = self.throttles.shard_of(key);
         self.guards
             .iter_mut()
