@@ -249,8 +249,10 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 /// (run with `EVALSHA`; the scripts are loaded when connecting and again whenever
 /// the server lost them), and Redis runs each of those atomically:
 /// the compare-and-sets ([`advance_last_step`](EphemeralStore::advance_last_step),
-/// [`update_throttle`](EphemeralStore::update_throttle)), the attempt counter
-/// ([`begin_login_attempt`](EphemeralStore::begin_login_attempt)) and the takes
+/// [`update_throttle`](EphemeralStore::update_throttle)), the attempt counters
+/// ([`begin_login_attempt`](EphemeralStore::begin_login_attempt), and
+/// [`read_factor_ephemeral`](EphemeralStore::read_factor_ephemeral), which also reads
+/// the user's throttles in the same script) and the takes
 /// ([`take_pending_login`](EphemeralStore::take_pending_login),
 /// [`take_enrollment`](EphemeralStore::take_enrollment)) hold against any number of
 /// processes sharing the server.
@@ -265,7 +267,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 /// `now` it is given.
 ///
 /// The device and session scripts touch the per-user list or set and the records in
-/// one script, so all keys of one prefix must live on one server: this store is for a
+/// one script (and the second-factor read finds the throttles from the pending
+/// login's user id), so all keys of one prefix must live on one server: this store is for a
 /// single Redis (or a primary with replicas), not Redis Cluster.
 ///
 /// # Sessions written by 0.1
