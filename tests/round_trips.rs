@@ -210,3 +210,37 @@ async fn through_combined_the_ephemeral_half_commits_in_one_call() {
     }
     assert!(service.session(done.session.expose()).await.is_ok());
 }
+
+/// Through `Combined`, the read is one call per half too: the ephemeral half counts
+/// the attempt and reads the throttles in one call, the durable half reads the account
+/// with its authenticators in one; with the commit, a TOTP sign-in is two round trips
+/// to the ephemeral half and one read (plus the security-log entry) on the durable one.
+#[tokio::test]
+async fn through_combined_a_totp_sign_in_reads_each_half_once() {
+    let accounts = Counting::new(MemoryStore::new());
+    let ephemeral = Counting::new(MemoryStore::new());
+    let (service, clock, phone) = enrol(Combined::new(accounts.clone(), ephemeral.clone())).await;
+    let token = pending_on(&service).await;
+    accounts.reset();
+    ephemeral.reset();
+    let done = service
+        .sign_in_second_factor(
+            &token,
+            SecondFactor::Totp(&phone.generate(clock.now())),
+            SecondFactorOptions {
+                remember_device: Some("Firefox on Linux"),
+                client_key: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ephemeral.calls(),
+        ["read_factor_ephemeral", "commit_factor_ephemeral"]
+    );
+    assert_eq!(
+        accounts.calls(),
+        ["account_and_authenticators", "append_security_event"]
+    );
+    assert!(service.session(done.session.expose()).await.is_ok());
+}

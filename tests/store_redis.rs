@@ -18,7 +18,7 @@ use secondfactor::clock::Clock;
 use secondfactor::secret::{KeyRing, KeyedHash, SealingKey, Secret};
 use secondfactor::store::{
     Combined, DeviceId, DeviceRecord, EphemeralStore, MemoryStore, PendingEnrollment, PendingLogin,
-    RedisStore, SessionId, SessionRecord, ThrottleState, UserId,
+    RedisStore, SessionId, SessionRecord, ThrottleState, UserId, factor_throttle_keys,
 };
 use secondfactor::{Error, LoginRequest, SecondFactor};
 use tokio::net::{TcpListener, TcpStream};
@@ -682,6 +682,81 @@ async fn prefixes_isolate_stores_on_one_database() {
             .unwrap()
             .is_some()
     );
+    fx.cleanup().await;
+}
+
+/// The second-factor read (`read_factor.lua`) checks every record it reads before it
+/// writes anything: a corrupt login after one it would burn, or a corrupt throttle of
+/// the login it would count, leave both untouched.
+#[tokio::test]
+async fn the_factor_read_checks_everything_before_it_writes() {
+    let fx = fixture!();
+    let s = &fx.store;
+    let pl = |n| format!("pl:{}", tok(n).to_hex());
+    let attempts = async |n| -> String {
+        redis::cmd("HGET")
+            .arg(fx.key(&pl(n)))
+            .arg("a")
+            .query_async(&mut fx.raw().await)
+            .await
+            .unwrap()
+    };
+    // tok(1) expired (it would be burnt), tok(2) corrupt.
+    s.create_pending_login(&tok(1), &pending("u", 5))
+        .await
+        .unwrap();
+    s.create_pending_login(&tok(2), &pending("u", 1_000))
+        .await
+        .unwrap();
+    fx.set_raw(&[b"HSET", fx.key(&pl(2)).as_bytes(), b"x", b"tomorrow"])
+        .await;
+    let r = s.read_factor_ephemeral(&[tok(1), tok(2)], 5, 10).await;
+    assert!(is_internal(&r), "{r:?}");
+    assert!(fx.exists(&pl(1)).await, "the expired login was deleted");
+
+    // tok(3) live, its user's lockout throttle not canonical, then its budget past u64.
+    s.create_pending_login(&tok(3), &pending("v", 1_000))
+        .await
+        .unwrap();
+    let [lockout, budget] = factor_throttle_keys(&UserId::new("v"));
+    for (key, bad) in [
+        (&lockout, &b"07:5"[..]),
+        (&budget, b"1:5:99999999999999999999"),
+    ] {
+        fx.set_raw(&[b"SET", fx.key(&format!("th:{key}")).as_bytes(), bad])
+            .await;
+        assert!(is_internal(&s.throttle(key, 10).await));
+        let r = s.read_factor_ephemeral(&[tok(1), tok(3)], 5, 10).await;
+        assert!(is_internal(&r), "{bad:?}: {r:?}");
+        assert_eq!(attempts(3).await, "0", "{bad:?}: an attempt was counted");
+        assert!(
+            fx.exists(&pl(1)).await,
+            "{bad:?}: the expired login was deleted"
+        );
+        fx.set_raw(&[b"DEL", fx.key(&format!("th:{key}")).as_bytes()])
+            .await;
+    }
+
+    // Sound again: tok(1) burnt on the way, tok(3) counted, the throttles read.
+    let state = ThrottleState {
+        count: 3,
+        until: 40,
+    };
+    assert!(
+        s.update_throttle(&budget, ThrottleState::default(), state, 2_000, 10)
+            .await
+            .unwrap()
+    );
+    let view = s
+        .read_factor_ephemeral(&[tok(1), tok(3)], 5, 10)
+        .await
+        .unwrap()
+        .expect("the live login");
+    assert_eq!(view.token, tok(3));
+    assert_eq!(view.pending.attempts, 1);
+    assert_eq!(view.throttles, [ThrottleState::default(), state]);
+    assert_eq!(attempts(3).await, "1");
+    assert!(!fx.exists(&pl(1)).await, "the expired login must be burnt");
     fx.cleanup().await;
 }
 

@@ -8,9 +8,15 @@ use super::*;
 /// [`EphemeralStore`] (short-lived state: Redis, memory) into one [`Store`].
 ///
 /// Each half keeps its own atomicity guarantees; no operation spans both. The
-/// second-factor commit is the ephemeral half's unit of work
-/// ([`EphemeralStore::commit_factor_ephemeral`]) followed by the security-log
-/// entries in the durable half.
+/// second-factor read is the ephemeral half's
+/// ([`EphemeralStore::read_factor_ephemeral`]: the attempt counted and the throttles
+/// read) followed by the durable half's
+/// ([`AccountStore::account_and_authenticators`]); the commit is the ephemeral half's
+/// unit of work ([`EphemeralStore::commit_factor_ephemeral`]) followed by the
+/// security-log entries in the durable half. With halves that override those methods
+/// (the Redis and memory stores for the ephemeral half, the SQL and memory stores for
+/// the durable one) a TOTP step is two round trips to each half (the durable half's
+/// second one is the log entry).
 #[derive(Clone, Debug)]
 pub struct Combined<A, E> {
     accounts: A,
@@ -150,13 +156,34 @@ impl<A: AccountStore, E: Send + Sync + 'static> AccountStore for Combined<A, E> 
     ) -> impl Future<Output = Result<Vec<SecurityEvent>>> + Send {
         self.accounts.security_log(user_id, limit)
     }
+    fn account_and_authenticators(
+        &self,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<Option<(AccountRecord, Vec<AuthenticatorRecord>)>>> + Send
+    {
+        self.accounts.account_and_authenticators(user_id)
+    }
 }
 
-/// The second-factor commit is the ephemeral half's
+/// The second-factor read is the ephemeral half's
+/// ([`read_factor_ephemeral`](EphemeralStore::read_factor_ephemeral): one script in
+/// Redis, one critical section in memory), then the durable half's
+/// ([`account_and_authenticators`](AccountStore::account_and_authenticators): one
+/// `SELECT` in SQL). The commit is the ephemeral half's
 /// ([`commit_factor_ephemeral`](EphemeralStore::commit_factor_ephemeral): one script
 /// in Redis, one critical section in memory), then the security-log entries in the
 /// durable half (best effort, as in every store: the step is decided by then).
 impl<A: AccountStore, E: EphemeralStore> Store for Combined<A, E> {
+    async fn read_factor_step(
+        &self,
+        tokens: &[KeyedHash],
+        max_attempts: u32,
+        now: u64,
+    ) -> Result<Option<FactorStepView>> {
+        unit::read_factor_step_split(&self.accounts, &self.ephemeral, tokens, max_attempts, now)
+            .await
+    }
+
     async fn commit_factor_step(&self, commit: &FactorCommit<'_>) -> Result<FactorCommitted> {
         let committed = self.ephemeral.commit_factor_ephemeral(commit).await?;
         unit::append_outcome_log(&self.accounts, commit, committed).await;
@@ -323,6 +350,15 @@ impl<A: Send + Sync + 'static, E: EphemeralStore> EphemeralStore for Combined<A,
         keep: Option<&SessionId>,
     ) -> impl Future<Output = Result<u32>> + Send {
         self.ephemeral.delete_sessions(user_id, keep)
+    }
+    fn read_factor_ephemeral(
+        &self,
+        tokens: &[KeyedHash],
+        max_attempts: u32,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<FactorEphemeralView>>> + Send {
+        self.ephemeral
+            .read_factor_ephemeral(tokens, max_attempts, now)
     }
     fn commit_factor_ephemeral(
         &self,

@@ -349,6 +349,19 @@ impl AccountStore for MemoryStore {
             .unwrap_or_default())
     }
 
+    /// One lock: the account and its authenticators as one snapshot.
+    async fn account_and_authenticators(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Option<(AccountRecord, Vec<AuthenticatorRecord>)>> {
+        Ok(self
+            .inner
+            .users
+            .lock(user_id)
+            .get(user_id)
+            .and_then(|u| Some((u.account.clone()?, u.authenticators.clone()))))
+    }
+
     async fn enable_two_factor(
         &self,
         authenticator: &AuthenticatorRecord,
@@ -768,8 +781,65 @@ impl EphemeralStore for MemoryStore {
         Ok(self.purge(now))
     }
 
+    async fn read_factor_ephemeral(
+        &self,
+        tokens: &[KeyedHash],
+        max_attempts: u32,
+        now: u64,
+    ) -> Result<Option<FactorEphemeralView>> {
+        self.read_ephemeral(tokens, max_attempts, now)
+    }
+
     async fn commit_factor_ephemeral(&self, c: &FactorCommit<'_>) -> Result<FactorCommitted> {
         self.commit_ephemeral(c)
+    }
+}
+
+/// The throttle shards of a unit of work, locked in ascending order: the order in
+/// which every operation that holds more than one of them (with the pending-login
+/// shard after them) takes them, so two such operations cannot deadlock.
+struct ThrottleLocks<'a> {
+    throttles: &'a Sharded<String, (ThrottleState, u64)>,
+    guards: Vec<(usize, MutexGuard<'a, ThrottleShard>)>,
+}
+
+/// One shard of the throttles: each key's state and its `keep_until`.
+type ThrottleShard = HashMap<String, (ThrottleState, u64)>;
+
+impl<'a> ThrottleLocks<'a> {
+    fn lock<'k>(
+        throttles: &'a Sharded<String, (ThrottleState, u64)>,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Self {
+        let mut shards: Vec<usize> = keys.into_iter().map(|k| throttles.shard_of(k)).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let guards = shards
+            .into_iter()
+            .map(|n| (n, throttles.lock_shard(n)))
+            .collect();
+        ThrottleLocks { throttles, guards }
+    }
+
+    /// The locked shard of `key`; `None` when it was not among the keys locked.
+    fn shard(&mut self, key: &str) -> Option<&mut ThrottleShard> {
+        let n = self.throttles.shard_of(key);
+        self.guards
+            .iter_mut()
+            .find(|(m, _)| *m == n)
+            .map(|(_, map)| &mut **map)
+    }
+
+    /// The state of `key` at `now` (the default state past its `keep_until`).
+    fn state(&mut self, key: &str, now: u64) -> Result<ThrottleState> {
+        let map = self
+            .shard(key)
+            .ok_or(crate::Error::Internal("throttle shard not locked"))?;
+        Ok(map
+            .get(key)
+            .filter(|(_, keep)| *keep > now)
+            .map(|(s, _)| *s)
+            .unwrap_or_default())
     }
 }
 
@@ -794,6 +864,55 @@ fn put_throttle(
 impl Store for MemoryStore {}
 
 impl MemoryStore {
+    /// The ephemeral read of the second-factor step, one critical section for the
+    /// login it counts: the shards of its user's two throttles (ascending), then its
+    /// own, locked in the order the commit takes them. The user is read first under
+    /// the pending login's lock alone, and checked again under all of them.
+    fn read_ephemeral(
+        &self,
+        tokens: &[KeyedHash],
+        max_attempts: u32,
+        now: u64,
+    ) -> Result<Option<FactorEphemeralView>> {
+        let i = &self.inner;
+        for token in tokens {
+            loop {
+                let peek = i
+                    .pending
+                    .lock(&token.0)
+                    .get(&token.0)
+                    .map(|p| p.user_id.clone());
+                let Some(user_id) = peek else {
+                    break;
+                };
+                let keys = factor_throttle_keys(&user_id);
+                let mut locks = ThrottleLocks::lock(&i.throttles, keys.iter().map(String::as_str));
+                let mut map = i.pending.lock(&token.0);
+                let Some(p) = map.get_mut(&token.0) else {
+                    break;
+                };
+                if p.user_id != user_id {
+                    // Replaced meanwhile by another user's login: lock its throttles.
+                    continue;
+                }
+                if p.expires_at <= now || p.attempts >= max_attempts {
+                    map.remove(&token.0);
+                    break;
+                }
+                p.attempts += 1;
+                let pending = p.clone();
+                drop(map);
+                let [lockout, budget] = &keys;
+                return Ok(Some(FactorEphemeralView {
+                    token: *token,
+                    pending,
+                    throttles: [locks.state(lockout, now)?, locks.state(budget, now)?],
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     /// The ephemeral half of the second-factor commit in one critical section: the
     /// shards of the throttles (in ascending order), then of the pending login, then
     /// of each replay mark in turn are locked and held until every conditional write
@@ -802,29 +921,9 @@ impl MemoryStore {
     /// cannot fail.
     fn commit_ephemeral(&self, c: &FactorCommit<'_>) -> Result<FactorCommitted> {
         let i = &self.inner;
-        let mut shards: Vec<usize> = c
-            .throttles
-            .iter()
-            .map(|t| i.throttles.shard_of(t.key))
-            .collect();
-        shards.sort_unstable();
-        shards.dedup();
-        let mut guards: Vec<_> = shards
-            .iter()
-            .map(|&n| (n, i.throttles.lock_shard(n)))
-            .collect();
-        let shard_for = |key: &str| i.throttles.shard_of(key);
+        let mut locks = ThrottleLocks::lock(&i.throttles, c.throttles.iter().map(|t| t.key));
         for t in c.throttles {
-            let n = shard_for(t.key);
-            let Some((_, map)) = guards.iter().find(|(m, _)| *m == n) else {
-                return Err(crate::Error::Internal("throttle shard not locked"));
-            };
-            let current = map
-                .get(t.key)
-                .filter(|(_, keep)| *keep > c.now)
-                .map(|(s, _)| *s)
-                .unwrap_or_default();
-            if current != t.expected {
+            if locks.state(t.key, c.now)? != t.expected {
                 return Ok(FactorCommitted::Conflict);
             }
         }
@@ -866,13 +965,12 @@ impl MemoryStore {
         }
         drop(pending);
         for t in c.throttles {
-            let n = shard_for(t.key);
-            if let Some((_, map)) = guards.iter_mut().find(|(m, _)| *m == n) {
+            if let Some(map) = locks.shard(t.key) {
                 let (state, keep) = if spent { t.on_success } else { t.counted };
                 put_throttle(map, t.key, state, keep);
             }
         }
-        drop(guards);
+        drop(locks);
         if let Some((hash, device)) = writes.device {
             self.add_token(hash, device);
         }

@@ -100,8 +100,8 @@ pub use sql::{Dialect, SqlStore};
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
 pub use unit::{
-    FactorCommit, FactorCommitted, FactorStepView, OutcomeWrites, StepMark, ThrottleWrite,
-    factor_throttle_keys,
+    FactorCommit, FactorCommitted, FactorEphemeralView, FactorStepView, OutcomeWrites, StepMark,
+    ThrottleWrite, factor_throttle_keys,
 };
 
 macro_rules! string_id {
@@ -470,6 +470,22 @@ pub trait AccountStore: Send + Sync + 'static {
         user_id: &UserId,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<SecurityEvent>>> + Send;
+
+    /// The account with id `user_id` and its authenticators (oldest first, as
+    /// [`authenticators`](Self::authenticators) returns them); `None` when there is no
+    /// such account. The durable half's read of [`Store::read_factor_step`].
+    ///
+    /// The provided implementation is [`account`](Self::account), then
+    /// [`authenticators`](Self::authenticators): two round trips, each a read of its
+    /// own. The SQL stores override it with one `SELECT`, the memory store with one
+    /// lock, so that [`Combined`] reads its durable half in one round trip.
+    fn account_and_authenticators(
+        &self,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<Option<(AccountRecord, Vec<AuthenticatorRecord>)>>> + Send
+    {
+        unit::account_and_authenticators(self, user_id)
+    }
 }
 
 /// Short-lived state: pending logins and enrollments, replay marks, throttles,
@@ -685,6 +701,32 @@ pub trait EphemeralStore: Send + Sync + 'static {
     /// that is alive at `now`.
     fn purge_expired(&self, now: u64) -> impl Future<Output = Result<u64>> + Send;
 
+    /// The ephemeral half's read of [`Store::read_factor_step`]: counts one attempt on
+    /// the pending login stored under the first of `tokens` that has a live one with
+    /// an attempt left, exactly as [`begin_login_attempt`](Self::begin_login_attempt)
+    /// would, token after token (so a login met on the way that is expired or out of
+    /// attempts is burnt), and returns it, with the attempt counted, along with the
+    /// two second-factor throttles of its user ([`factor_throttle_keys`]) at `now`.
+    /// `None` when no token has such a pending login.
+    ///
+    /// Atomicity: the attempt is counted as by
+    /// [`begin_login_attempt`](Self::begin_login_attempt): of N concurrent calls on a
+    /// pending login with `k` attempts left, exactly `k` get `Some`, each with a
+    /// distinct count. The throttles are a read (the commit compares them again). The
+    /// provided implementation is made of the fine-grained operations
+    /// ([`begin_login_attempt`](Self::begin_login_attempt), then
+    /// [`throttle`](Self::throttle) twice); the memory store overrides it with one
+    /// critical section, the Redis store with one script, so that [`Combined`] reads
+    /// its ephemeral half in one round trip.
+    fn read_factor_ephemeral(
+        &self,
+        tokens: &[KeyedHash],
+        max_attempts: u32,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<FactorEphemeralView>>> + Send {
+        unit::read_factor_ephemeral(self, tokens, max_attempts, now)
+    }
+
     /// The ephemeral writes of [`Store::commit_factor_step`]: everything it does but
     /// append the security-log entries, which are the durable half's (through
     /// [`Combined`], the other store's). Same checks, writes and outcomes.
@@ -713,8 +755,9 @@ pub trait EphemeralStore: Send + Sync + 'static {
 ///
 /// Every second-factor step counts one attempt on its pending login, exactly once:
 /// either the read counts it (the provided implementation, with
-/// [`begin_login_attempt`](EphemeralStore::begin_login_attempt)) and the commit does
-/// not, or — in a store that overrides both — the read writes nothing and the commit
+/// [`read_factor_ephemeral`](EphemeralStore::read_factor_ephemeral), which counts as
+/// [`begin_login_attempt`](EphemeralStore::begin_login_attempt) does) and the commit
+/// does not, or — in a store that overrides both — the read writes nothing and the commit
 /// counts it, only while the login has an attempt left. A store chooses one of the
 /// two for both operations; it must not override one of them in a way that breaks
 /// the other's half of the bargain.
@@ -728,10 +771,15 @@ pub trait Store: AccountStore + EphemeralStore {
     ///
     /// The provided implementation counts the attempt here, exactly as
     /// [`begin_login_attempt`](EphemeralStore::begin_login_attempt) (burning the
-    /// login past `max_attempts`). A store that overrides it may instead write
-    /// nothing here (the SQL stores: one `SELECT`) and count the attempt in
-    /// [`commit_factor_step`](Self::commit_factor_step); see [Who counts the
-    /// attempt](Store#who-counts-the-attempt).
+    /// login past `max_attempts`): it is the ephemeral half's
+    /// [`read_factor_ephemeral`](EphemeralStore::read_factor_ephemeral) (the attempt
+    /// and the throttles), then the durable half's
+    /// [`account_and_authenticators`](AccountStore::account_and_authenticators) — two
+    /// round trips where both are overridden, as through [`Combined`] with a Redis or
+    /// memory ephemeral half and a SQL or memory durable one. A store that overrides
+    /// it may instead write nothing here (the SQL stores: one `SELECT`) and count the
+    /// attempt in [`commit_factor_step`](Self::commit_factor_step); see [Who counts
+    /// the attempt](Store#who-counts-the-attempt).
     ///
     /// Atomicity: a counting read is as
     /// [`begin_login_attempt`](EphemeralStore::begin_login_attempt); otherwise a

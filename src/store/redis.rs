@@ -35,6 +35,22 @@ const LUA_PRELUDE: &str = include_str!("redis/lua_prelude.lua");
 /// Returns nil, the four fields `u p a x` after counting the attempt, or 'corrupt'.
 const BEGIN_ATTEMPT: &str = include_str!("redis/begin_attempt.lua");
 
+/// The ephemeral read of the second-factor step
+/// ([`EphemeralStore::read_factor_ephemeral`]) in one script.
+///
+/// KEYS: the pending logins, one per token, in order. ARGV[1] now (padded), ARGV[2]
+/// max attempts, ARGV[3] and ARGV[4] the keys of the lockout and budget throttles
+/// without the user id (the script appends the pending login's `u`).
+///
+/// Finds the first pending login that is alive with an attempt left (those met before
+/// it that are expired or out of attempts are deleted, as `begin_attempt.lua` deletes
+/// them) and reads its user's two throttles; only then writes: the deletes, and the
+/// attempt counted. Returns false when none is found; else the 1-based index of its
+/// key, its fields `u p a x` with the attempt counted and the two throttle states
+/// `count:until` (`0:0` when missing or past keep_until); or 'corrupt', having written
+/// nothing, for a record the decoder would reject (except a user id that is not UTF-8).
+const READ_FACTOR: &str = include_str!("redis/read_factor.lua");
+
 /// KEYS[1] pending login. Deletes it and returns its fields `u p a x`, or nil.
 const TAKE_PENDING: &str = include_str!("redis/take_pending.lua");
 
@@ -144,10 +160,11 @@ struct Scripts {
     purge: Script,
     take_ceremony: Script,
     commit_factor: Script,
+    read_factor: Script,
 }
 
 impl Scripts {
-    fn all(&self) -> [&Script; 18] {
+    fn all(&self) -> [&Script; 19] {
         [
             &self.begin_attempt,
             &self.take_pending,
@@ -167,6 +184,7 @@ impl Scripts {
             &self.purge,
             &self.take_ceremony,
             &self.commit_factor,
+            &self.read_factor,
         ]
     }
 }
@@ -192,6 +210,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
         purge: s(PURGE),
         take_ceremony: s(TAKE_CEREMONY),
         commit_factor: s(COMMIT_FACTOR),
+        read_factor: s(READ_FACTOR),
     }
 });
 
@@ -230,8 +249,10 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 /// (run with `EVALSHA`; the scripts are loaded when connecting and again whenever
 /// the server lost them), and Redis runs each of those atomically:
 /// the compare-and-sets ([`advance_last_step`](EphemeralStore::advance_last_step),
-/// [`update_throttle`](EphemeralStore::update_throttle)), the attempt counter
-/// ([`begin_login_attempt`](EphemeralStore::begin_login_attempt)) and the takes
+/// [`update_throttle`](EphemeralStore::update_throttle)), the attempt counters
+/// ([`begin_login_attempt`](EphemeralStore::begin_login_attempt), and
+/// [`read_factor_ephemeral`](EphemeralStore::read_factor_ephemeral), which also reads
+/// the user's throttles in the same script) and the takes
 /// ([`take_pending_login`](EphemeralStore::take_pending_login),
 /// [`take_enrollment`](EphemeralStore::take_enrollment)) hold against any number of
 /// processes sharing the server.
@@ -246,7 +267,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 /// `now` it is given.
 ///
 /// The device and session scripts touch the per-user list or set and the records in
-/// one script, so all keys of one prefix must live on one server: this store is for a
+/// one script (and the second-factor read finds the throttles from the pending
+/// login's user id), so all keys of one prefix must live on one server: this store is for a
 /// single Redis (or a primary with replicas), not Redis Cluster.
 ///
 /// # Sessions written by 0.1
@@ -1163,6 +1185,49 @@ impl EphemeralStore for RedisStore {
             .await?;
         let n = int(value)?;
         u32::try_from(n).map_err(|_| corrupt())
+    }
+
+    /// One script (`read_factor.lua`): the pending logins looked at in turn, the
+    /// throttles of the first live one's user read, then the attempt counted (and the
+    /// dead logins met on the way deleted), all in one `EVALSHA`.
+    async fn read_factor_ephemeral(
+        &self,
+        tokens: &[KeyedHash],
+        max_attempts: u32,
+        now: u64,
+    ) -> Result<Option<FactorEphemeralView>> {
+        let keys: Vec<String> = tokens.iter().map(|t| self.token_key("pl", t)).collect();
+        let [lockout, budget] = unit::factor_throttle_key_prefixes();
+        let args = [
+            pad(now),
+            max_attempts.to_string(),
+            self.key("th", lockout),
+            self.key("th", budget),
+        ];
+        let value = self
+            .run(
+                "redis read_factor_ephemeral",
+                &SCRIPTS.read_factor,
+                &keys,
+                &args,
+            )
+            .await?;
+        let Some(Fields(mut fields)) = Fields::decode(value, 1 + PENDING_FIELDS.len() + 2)? else {
+            return Ok(None);
+        };
+        let states = fields.split_off(1 + PENDING_FIELDS.len());
+        let index: usize = parse_digits(&fields.remove(0))?;
+        let token = *index
+            .checked_sub(1)
+            .and_then(|i| tokens.get(i))
+            .ok_or_else(corrupt)?;
+        let pending = decode_pending(&Fields(fields))?;
+        let [lockout, budget] = [&states[0], &states[1]].map(|raw| decode_throttle(raw, now));
+        Ok(Some(FactorEphemeralView {
+            token,
+            pending,
+            throttles: [lockout?, budget?],
+        }))
     }
 
     /// One script (`commit_factor.lua`): every throttle compared, the pending login

@@ -32,12 +32,11 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::LazyLock;
 
 use sqlx::{Database, Pool};
 
 use super::sql_common::{migrate_error, migrator, unavailable};
-use super::{UserId, factor_throttle_keys};
+use super::unit::factor_throttle_key_prefixes as throttle_key_prefixes;
 use crate::Result;
 
 mod sealed {
@@ -159,15 +158,6 @@ impl<D: Dialect> SqlStore<D> {
     }
 }
 
-/// The prefixes of an account's two second-factor throttle keys
-/// ([`factor_throttle_keys`]): the key of an account is the prefix followed by its
-/// id, so the step's read can join the throttles on `prefix || user_id`.
-fn throttle_key_prefixes() -> &'static [String; 2] {
-    static PREFIXES: LazyLock<[String; 2]> =
-        LazyLock::new(|| factor_throttle_keys(&UserId::new("")));
-    &PREFIXES
-}
-
 /// The read of the second-factor step: the pending login stored under `$1` that is
 /// alive at `$2` and has an attempt left of `$3`, joined with its account, the
 /// account's throttles (keys `$4 || user_id` and `$5 || user_id`, alive at `$2`) and
@@ -183,6 +173,30 @@ const STEP_READ: &str = "SELECT p.user_id, p.password_epoch, p.attempts, p.expir
      LEFT JOIN sf_authenticators au ON au.user_id = a.id \
      WHERE p.token_hash = $1 AND p.expires_at > $2 AND p.attempts < $3 \
      ORDER BY au.created_at, au.seq";
+
+/// An account (`$1`) with its authenticators, one row per authenticator (one row
+/// with NULLs without any), oldest first; no row without the account.
+const ACCOUNT_AND_AUTHENTICATORS: &str = "SELECT a.id, a.username, a.password_hash, \
+     a.password_epoch, a.two_factor_enabled, a.created_at, a.backup_codes_key_id, \
+     au.id, au.name, au.sealed_secret, au.created_at \
+     FROM sf_accounts a LEFT JOIN sf_authenticators au ON au.user_id = a.id \
+     WHERE a.id = $1 ORDER BY au.created_at, au.seq";
+
+/// A row of [`ACCOUNT_AND_AUTHENTICATORS`]: an account row, then an authenticator's
+/// id, name, sealed secret and created at (all `NULL` without an authenticator).
+type AccountAuthenticatorRow = (
+    String,
+    String,
+    String,
+    i64,
+    bool,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<i64>,
+);
 
 /// `INSERT`s `n` backup-code hashes (`$2` to `$n+1`) for the account `$1`.
 fn insert_codes_sql(n: usize) -> String {
@@ -202,7 +216,10 @@ macro_rules! sql_store {
 
             use super::super::sql_common::*;
             use super::super::*;
-            use super::{Dialect, STEP_READ, SqlStore, insert_codes_sql, throttle_key_prefixes};
+            use super::{
+                ACCOUNT_AND_AUTHENTICATORS, AccountAuthenticatorRow, Dialect, STEP_READ, SqlStore,
+                insert_codes_sql, throttle_key_prefixes,
+            };
             use crate::Error;
 
             type D = $dialect;
@@ -691,6 +708,49 @@ macro_rules! sql_store {
                     .into_iter()
                     .map(authenticator_from_row)
                     .collect()
+                }
+
+                /// One `SELECT`: the account joined with its authenticators.
+                async fn account_and_authenticators(
+                    &self,
+                    user_id: &UserId,
+                ) -> Result<Option<(AccountRecord, Vec<AuthenticatorRecord>)>> {
+                    let rows = sqlx::query_as::<_, AccountAuthenticatorRow>(
+                        ACCOUNT_AND_AUTHENTICATORS,
+                    )
+                    .bind(user_id.as_str())
+                    .fetch_all(&self.reader)
+                    .await
+                    .map_err(unavailable("account_and_authenticators"))?;
+                    let mut account = None;
+                    let mut authenticators = Vec::new();
+                    for row in rows {
+                        let (id, username, hash, epoch, enabled, created_at, key_id) =
+                            (row.0, row.1, row.2, row.3, row.4, row.5, row.6);
+                        if account.is_none() {
+                            account = Some(account_from_row((
+                                id.clone(),
+                                username,
+                                hash,
+                                epoch,
+                                enabled,
+                                created_at,
+                                key_id,
+                            ))?);
+                        }
+                        if let (Some(auth_id), Some(name), Some(sealed), Some(auth_created)) =
+                            (row.7, row.8, row.9, row.10)
+                        {
+                            authenticators.push(authenticator_from_row((
+                                auth_id,
+                                id,
+                                name,
+                                sealed,
+                                auth_created,
+                            ))?);
+                        }
+                    }
+                    Ok(account.map(|a| (a, authenticators)))
                 }
 
                 async fn enable_two_factor(
@@ -1431,17 +1491,3 @@ macro_rules! sql_store {
 sql_store!(sqlite_store, SqliteDialect);
 #[cfg(feature = "postgres")]
 sql_store!(pg_store, PgDialect);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn throttle_keys_are_a_prefix_and_the_user_id() {
-        let id = UserId::new("0123abcd");
-        let keys = factor_throttle_keys(&id);
-        for (key, prefix) in keys.iter().zip(throttle_key_prefixes()) {
-            assert_eq!(*key, format!("{prefix}{}", id.as_str()));
-        }
-    }
-}

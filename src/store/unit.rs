@@ -13,8 +13,10 @@
 //! The provided implementations compose the fine-grained operations, in the order
 //! and with the guarantees the core had before (so every store keeps working); the
 //! memory and SQL stores override them with one critical section or one transaction,
-//! and [`Combined`] commits through its ephemeral half's
-//! [`EphemeralStore::commit_factor_ephemeral`] (one script in Redis).
+//! and [`Combined`] reads through its halves'
+//! [`EphemeralStore::read_factor_ephemeral`] and
+//! [`AccountStore::account_and_authenticators`] and commits through its ephemeral
+//! half's [`EphemeralStore::commit_factor_ephemeral`] (one script each in Redis).
 
 use super::*;
 
@@ -25,6 +27,17 @@ pub fn factor_throttle_keys(user_id: &UserId) -> [String; 2] {
         crate::throttle::account_key(user_id),
         crate::throttle::budget_key(user_id),
     ]
+}
+
+/// The prefixes of an account's two second-factor throttle keys
+/// ([`factor_throttle_keys`]): the key of an account is the prefix followed by its
+/// id, so a store can find the throttles of a pending login's user in the same read
+/// (a SQL join on `prefix || user_id`, a Redis script appending the id).
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+pub(crate) fn factor_throttle_key_prefixes() -> &'static [String; 2] {
+    static PREFIXES: std::sync::LazyLock<[String; 2]> =
+        std::sync::LazyLock::new(|| factor_throttle_keys(&UserId::new("")));
+    &PREFIXES
 }
 
 /// What the second-factor step reads: [`Store::read_factor_step`].
@@ -40,6 +53,19 @@ pub struct FactorStepView {
     pub authenticators: Vec<AuthenticatorRecord>,
     /// The account's throttles at the time of the read, in the order of
     /// [`factor_throttle_keys`]: the short lockout, then the budget.
+    pub throttles: [ThrottleState; 2],
+}
+
+/// What the ephemeral half of the second-factor step reads:
+/// [`EphemeralStore::read_factor_ephemeral`].
+#[derive(Clone, Debug)]
+pub struct FactorEphemeralView {
+    /// The keyed hash the pending login was found under.
+    pub token: KeyedHash,
+    /// The pending login, with this attempt counted.
+    pub pending: PendingLogin,
+    /// The throttles of the pending login's user at the time of the read, in the
+    /// order of [`factor_throttle_keys`]: the short lockout, then the budget.
     pub throttles: [ThrottleState; 2],
 }
 
@@ -125,13 +151,67 @@ pub enum FactorCommitted {
     Expired,
 }
 
-/// The provided [`Store::read_factor_step`]: the fine-grained operations in turn.
+/// The provided [`Store::read_factor_step`]: the ephemeral half's read
+/// ([`EphemeralStore::read_factor_ephemeral`]), then the durable half's
+/// ([`AccountStore::account_and_authenticators`]). [`Combined`] reads through the
+/// same function, with its two halves.
 pub(crate) async fn read_factor_step<S: AccountStore + EphemeralStore + ?Sized>(
     store: &S,
     tokens: &[KeyedHash],
     max_attempts: u32,
     now: u64,
 ) -> Result<Option<FactorStepView>> {
+    read_factor_step_split(store, store, tokens, max_attempts, now).await
+}
+
+/// The second-factor read from two halves: the attempt counted and the throttles read
+/// in `ephemeral`, then the account and its authenticators read in `accounts`.
+pub(crate) async fn read_factor_step_split<A, E>(
+    accounts: &A,
+    ephemeral: &E,
+    tokens: &[KeyedHash],
+    max_attempts: u32,
+    now: u64,
+) -> Result<Option<FactorStepView>>
+where
+    A: AccountStore + ?Sized,
+    E: EphemeralStore + ?Sized,
+{
+    let Some(FactorEphemeralView {
+        token,
+        pending,
+        throttles,
+    }) = ephemeral
+        .read_factor_ephemeral(tokens, max_attempts, now)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (account, authenticators) = match accounts
+        .account_and_authenticators(&pending.user_id)
+        .await?
+    {
+        Some((account, authenticators)) => (Some(account), authenticators),
+        None => (None, Vec::new()),
+    };
+    Ok(Some(FactorStepView {
+        token,
+        pending,
+        account,
+        authenticators,
+        throttles,
+    }))
+}
+
+/// The provided [`EphemeralStore::read_factor_ephemeral`]: the fine-grained
+/// operations in turn ([`EphemeralStore::begin_login_attempt`] on each token until
+/// one counts, then [`EphemeralStore::throttle`] twice).
+pub(crate) async fn read_factor_ephemeral<E: EphemeralStore + ?Sized>(
+    store: &E,
+    tokens: &[KeyedHash],
+    max_attempts: u32,
+    now: u64,
+) -> Result<Option<FactorEphemeralView>> {
     let mut found = None;
     for h in tokens {
         if let Some(p) = store.begin_login_attempt(h, max_attempts, now).await? {
@@ -142,23 +222,29 @@ pub(crate) async fn read_factor_step<S: AccountStore + EphemeralStore + ?Sized>(
     let Some((token, pending)) = found else {
         return Ok(None);
     };
-    let account = store.account(&pending.user_id).await?;
-    let authenticators = match &account {
-        Some(a) => store.authenticators(&a.id).await?,
-        None => Vec::new(),
-    };
     let [lockout, budget] = factor_throttle_keys(&pending.user_id);
     let throttles = [
         store.throttle(&lockout, now).await?,
         store.throttle(&budget, now).await?,
     ];
-    Ok(Some(FactorStepView {
+    Ok(Some(FactorEphemeralView {
         token,
         pending,
-        account,
-        authenticators,
         throttles,
     }))
+}
+
+/// The provided [`AccountStore::account_and_authenticators`]: the account, then (if
+/// there is one) its authenticators.
+pub(crate) async fn account_and_authenticators<A: AccountStore + ?Sized>(
+    store: &A,
+    user_id: &UserId,
+) -> Result<Option<(AccountRecord, Vec<AuthenticatorRecord>)>> {
+    let Some(account) = store.account(user_id).await? else {
+        return Ok(None);
+    };
+    let authenticators = store.authenticators(&account.id).await?;
+    Ok(Some((account, authenticators)))
 }
 
 /// The provided [`Store::commit_factor_step`]: the ephemeral writes
@@ -280,4 +366,18 @@ pub(crate) async fn commit_factor_ephemeral<S: EphemeralStore + ?Sized>(
     } else {
         FactorCommitted::NotSpent
     })
+}
+
+#[cfg(all(test, any(feature = "sqlite", feature = "postgres", feature = "redis")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_keys_are_a_prefix_and_the_user_id() {
+        let id = UserId::new("0123abcd");
+        let keys = factor_throttle_keys(&id);
+        for (key, prefix) in keys.iter().zip(factor_throttle_key_prefixes()) {
+            assert_eq!(*key, format!("{prefix}{}", id.as_str()));
+        }
+    }
 }

@@ -200,6 +200,14 @@ impl<S: AccountStore> AccountStore for Counting<S> {
         self.hit("security_log");
         self.inner.security_log(user_id, limit)
     }
+    fn account_and_authenticators(
+        &self,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<Option<(AccountRecord, Vec<AuthenticatorRecord>)>>> + Send
+    {
+        self.hit("account_and_authenticators");
+        self.inner.account_and_authenticators(user_id)
+    }
 }
 
 impl<S: EphemeralStore> EphemeralStore for Counting<S> {
@@ -389,6 +397,15 @@ impl<S: EphemeralStore> EphemeralStore for Counting<S> {
     fn purge_expired(&self, now: u64) -> impl Future<Output = Result<u64>> + Send {
         self.hit("purge_expired");
         self.inner.purge_expired(now)
+    }
+    fn read_factor_ephemeral(
+        &self,
+        tokens: &[KeyedHash],
+        max_attempts: u32,
+        now: u64,
+    ) -> impl Future<Output = Result<Option<FactorEphemeralView>>> + Send {
+        self.hit("read_factor_ephemeral");
+        self.inner.read_factor_ephemeral(tokens, max_attempts, now)
     }
     fn commit_factor_ephemeral(
         &self,

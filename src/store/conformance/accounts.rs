@@ -900,3 +900,44 @@ pub(super) async fn backup_codes<A: AccountStore>(store: &A) {
         "replace_backup_codes: changed another account's codes"
     );
 }
+
+/// `account_and_authenticators`: the account with its authenticators (oldest first,
+/// as `authenticators` returns them), an empty list without 2FA, `None` for an
+/// unknown id.
+pub(super) async fn account_and_authenticators<A: AccountStore>(store: &A) {
+    const WHAT: &str = "account_and_authenticators";
+    assert!(
+        ok(store.account_and_authenticators(&user_id()).await, WHAT).is_none(),
+        "{WHAT}: returned an account for an unknown id"
+    );
+
+    let plain = new_account(store).await;
+    match ok(store.account_and_authenticators(&plain.id).await, WHAT) {
+        Some((got, auths)) => {
+            assert_same_account(&got, &plain, WHAT);
+            assert!(
+                auths.is_empty(),
+                "{WHAT}: an account without 2FA has no authenticators, got {auths:?}"
+            );
+        }
+        None => panic!("{WHAT}: returned None for an existing account"),
+    }
+
+    let (account, first, _) = new_2fa_account(store, 0).await;
+    // Added later with an earlier `created_at`: the order is by `created_at`.
+    let second = authenticator(&account.id, "backup phone", first.created_at - 10);
+    ok(
+        store.add_authenticator(&second, ROOMY).await,
+        "add_authenticator",
+    );
+    let Some((got, auths)) = ok(store.account_and_authenticators(&account.id).await, WHAT) else {
+        panic!("{WHAT}: returned None for an existing account");
+    };
+    let want = account_of(store, &account.id, "account").await;
+    assert_same_account(&got, &want, WHAT);
+    assert!(
+        got.two_factor_enabled,
+        "{WHAT}: the account must be returned as it is now (2FA on)"
+    );
+    assert_same_authenticators(&auths, &[&second, &first], WHAT);
+}

@@ -188,7 +188,8 @@ pub async fn ephemeral_all<E: EphemeralStore + Clone>(stores: &[E], config: Race
 /// accounts and user-name uniqueness, passwords (the compare-and-set on the epoch,
 /// rehashes), turning 2FA on and off, authenticators (order, adding, the cap,
 /// removing, resealing), backup codes and their `backup_codes_key_id`, and the
-/// security log (order, limit, `max_entries`, `forget_before`, every field and kind).
+/// security log (order, limit, `max_entries`, `forget_before`, every field and kind),
+/// and `account_and_authenticators` (the account with its authenticators in one read).
 ///
 /// # Panics
 ///
@@ -204,14 +205,16 @@ pub async fn account_store<A: AccountStore>(store: &A) {
     accounts::backup_codes(store).await;
     security_log::security_log_order_and_bounds(store).await;
     security_log::security_log_fields(store).await;
+    accounts::account_and_authenticators(store).await;
 }
 
 /// Checks the behaviour of every [`EphemeralStore`] method, one call at a time:
 /// pending logins (attempt counting, burning, expiry, take, delete), enrollments,
 /// replay marks, throttles (and their `keep_until`), trusted devices and sessions
 /// (every field, expiry, the account's list, re-authentication, deleting one, all,
-/// or all but one), and `purge_expired` (expired records of every kind go, live ones
-/// stay).
+/// or all but one), `purge_expired` (expired records of every kind go, live ones
+/// stay), and `read_factor_ephemeral` (the attempt counted on the first live pending
+/// login among the tokens, dead ones met on the way burnt, its user's throttles).
 ///
 /// # Panics
 ///
@@ -230,6 +233,7 @@ pub async fn ephemeral_store<E: EphemeralStore>(store: &E) {
     devices_sessions::session_lists(store).await;
     devices_sessions::session_expiry(store).await;
     purge::purge(store).await;
+    pending::factor_ephemeral_read(store).await;
 }
 
 /// Races every atomicity contract of both halves; see [`account_races`] and
@@ -372,7 +376,10 @@ pub async fn account_races<A: AccountStore + Clone>(stores: &[A], config: RaceCo
 ///   account: a session created before the delete started is gone, one created
 ///   after it returned is there, and every session is counted as deleted or left;
 /// - `delete_session` against `reauthenticate_session`: the session stays deleted
-///   (a re-authentication never brings it back).
+///   (a re-authentication never brings it back);
+/// - `read_factor_ephemeral` on one pending login with `max_attempts` `m` (fewer
+///   than the tasks): exactly `m` count an attempt, with distinct counts, and the
+///   login is burnt.
 ///
 /// # Panics
 ///
@@ -399,5 +406,6 @@ pub async fn ephemeral_races<E: EphemeralStore + Clone>(stores: &[E], config: Ra
         races::race_delete_sessions(stores, config.tasks, round).await;
         races::race_delete_sessions_vs_create(stores, config.tasks, round).await;
         races::race_reauthenticate_vs_delete(stores, config.tasks, round).await;
+        races::race_read_factor_ephemeral(stores, config.tasks, round).await;
     }
 }

@@ -420,3 +420,126 @@ pub(super) async fn enrollments<E: EphemeralStore>(store: &E) {
         "take_enrollment: refused an enrollment one second before expires_at"
     );
 }
+
+/// `read_factor_ephemeral`: the attempt counted on the first live pending login
+/// among the tokens (exactly as `begin_login_attempt` counts it, dead logins met on
+/// the way burnt), returned with its user's two second-factor throttles.
+pub(super) async fn factor_ephemeral_read<E: EphemeralStore>(store: &E) {
+    const WHAT: &str = "read_factor_ephemeral";
+    let t = now();
+    let user = user_id();
+    let keys = factor_throttle_keys(&user);
+    let read = async |tokens: &[KeyedHash], max: u32, at: u64| {
+        ok(store.read_factor_ephemeral(tokens, max, at).await, WHAT)
+    };
+
+    assert!(
+        read(&[], 3, t).await.is_none(),
+        "{WHAT}: returned a pending login for no token"
+    );
+    assert!(
+        read(&[hash(), hash()], 3, t).await.is_none(),
+        "{WHAT}: returned a pending login for unknown tokens"
+    );
+
+    // Throttles: the lockout with a state, the budget with one that expires at t + 5.
+    let lockout = ThrottleState {
+        count: 2,
+        until: t + 60,
+    };
+    let budget = ThrottleState { count: 4, until: t };
+    for (key, state, keep) in [(&keys[0], lockout, t + TTL), (&keys[1], budget, t + 5)] {
+        assert!(
+            ok(
+                store
+                    .update_throttle(key, ThrottleState::default(), state, keep, t)
+                    .await,
+                "update_throttle"
+            ),
+            "update_throttle: a fresh throttle must take its first state"
+        );
+    }
+
+    // An expired login and one out of attempts before the live one: both burnt.
+    let (expired, used_up, live) = (hash(), hash(), hash());
+    for (token, login) in [
+        (&expired, pending(&user, 0, t)),
+        (&used_up, pending(&user, 3, t + TTL)),
+        (&live, pending(&user, 1, t + TTL)),
+    ] {
+        ok(
+            store.create_pending_login(token, &login).await,
+            "create_pending_login",
+        );
+    }
+    let tokens = [hash(), expired, used_up, live];
+    let Some(view) = read(&tokens, 3, t).await else {
+        panic!("{WHAT}: the live pending login under the fourth token must be found");
+    };
+    assert_eq!(view.token, live, "{WHAT}: the hash it was found under");
+    assert_eq!(
+        view.pending,
+        pending(&user, 2, t + TTL),
+        "{WHAT}: the pending login must be returned with this attempt counted"
+    );
+    assert_eq!(
+        view.throttles,
+        [lockout, budget],
+        "{WHAT}: the user's throttles, lockout then budget, as `throttle` reads them"
+    );
+    for (token, which) in [(&expired, "an expired"), (&used_up, "a used-up")] {
+        assert_eq!(
+            ok(
+                store.take_pending_login(token, t).await,
+                "take_pending_login"
+            ),
+            None,
+            "{WHAT}: {which} pending login met before the live one must be burnt"
+        );
+    }
+
+    // Later: the budget is past its keep_until (the zero state); the last attempt.
+    let Some(view) = read(&[live], 3, t + 5).await else {
+        panic!("{WHAT}: the pending login has an attempt left");
+    };
+    assert_eq!(
+        view.pending.attempts, 3,
+        "{WHAT}: the count must go on from the stored attempts"
+    );
+    assert_eq!(
+        view.throttles,
+        [lockout, ThrottleState::default()],
+        "{WHAT}: a throttle past its keep_until must read as the default state"
+    );
+    // Out of attempts: None, and burnt.
+    assert!(
+        read(&[live], 3, t + 5).await.is_none(),
+        "{WHAT}: a pending login with max_attempts made must not be returned"
+    );
+    assert_eq!(
+        ok(
+            store.take_pending_login(&live, t).await,
+            "take_pending_login"
+        ),
+        None,
+        "{WHAT}: an attempt beyond max_attempts must burn the pending login"
+    );
+
+    // A user without throttles reads the default states.
+    let other = user_id();
+    let token = hash();
+    ok(
+        store
+            .create_pending_login(&token, &pending(&other, 0, t + TTL))
+            .await,
+        "create_pending_login",
+    );
+    let Some(view) = read(&[token], 3, t).await else {
+        panic!("{WHAT}: a fresh pending login must be found");
+    };
+    assert_eq!(
+        (view.pending.attempts, view.throttles),
+        (1, [ThrottleState::default(); 2]),
+        "{WHAT}: the first attempt, and a user without throttles reads the default states"
+    );
+}

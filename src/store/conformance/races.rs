@@ -1793,3 +1793,75 @@ pub(super) async fn race_delete_sessions_vs_create<E: EphemeralStore + Clone>(
         BEFORE + created.len()
     );
 }
+
+/// `read_factor_ephemeral` from every task on one pending login with `max` attempts
+/// (fewer than the tasks): exactly `max` count one, with distinct counts, each with
+/// the user's throttles, and the login is burnt.
+pub(super) async fn race_read_factor_ephemeral<E: EphemeralStore + Clone>(
+    stores: &[E],
+    tasks: usize,
+    round: usize,
+) {
+    let t = now();
+    let max = 1 + (round % (tasks - 1).min(5)) as u32;
+    let (token, user) = (hash(), user_id());
+    let lockout = ThrottleState {
+        count: 1,
+        until: t + 30,
+    };
+    let [lockout_key, _] = factor_throttle_keys(&user);
+    let first = &stores[round % stores.len()];
+    ok(
+        first
+            .update_throttle(&lockout_key, ThrottleState::default(), lockout, t + TTL, t)
+            .await,
+        "update_throttle",
+    );
+    ok(
+        first
+            .create_pending_login(&token, &pending(&user, 0, t + TTL))
+            .await,
+        "create_pending_login",
+    );
+    let results = race(stores, tasks, |_, s| async move {
+        s.read_factor_ephemeral(&[hash(), token], max, t).await
+    })
+    .await;
+    let got: Vec<FactorEphemeralView> = results
+        .into_iter()
+        .filter_map(|r| ok(r, "read_factor_ephemeral race"))
+        .collect();
+    assert_eq!(
+        got.len(),
+        max as usize,
+        "read_factor_ephemeral race (round {round}): {} of {tasks} concurrent reads on a \
+         pending login with max_attempts = {max} counted an attempt; exactly {max} must \
+         (each counted as begin_login_attempt counts one)",
+        got.len()
+    );
+    let counts: BTreeSet<u32> = got.iter().map(|v| v.pending.attempts).collect();
+    assert_eq!(
+        counts,
+        (1..=max).collect::<BTreeSet<u32>>(),
+        "read_factor_ephemeral race (round {round}): the attempt counts must be distinct \
+         and consecutive"
+    );
+    for v in &got {
+        assert!(
+            v.token == token
+                && v.pending.user_id == user
+                && v.throttles == [lockout, ThrottleState::default()],
+            "read_factor_ephemeral race (round {round}): returned a different login or \
+             throttles: {v:?}"
+        );
+    }
+    assert_eq!(
+        ok(
+            checker(stores, round).take_pending_login(&token, t).await,
+            "take_pending_login"
+        ),
+        None,
+        "read_factor_ephemeral race (round {round}): after reads beyond max_attempts the \
+         pending login must be burnt"
+    );
+}
