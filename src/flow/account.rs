@@ -225,10 +225,7 @@ impl<S: Store> Service<S> {
         let key = throttle::password_change_key(user_id);
         let reservation = self.reserve(&key, self.now()).await?;
         for _ in 0..PASSWORD_CAS_ROUNDS {
-            let account = store
-                .account(user_id)
-                .await?
-                .ok_or(Error::NotFound { what: "account" })?;
+            let account = self.account_record(user_id).await?;
             let hasher = self.inner.hasher.clone();
             let stored = account.password_hash.clone();
             let current = Zeroizing::new(current.to_owned());
@@ -342,10 +339,8 @@ impl<S: Store> Service<S> {
                 "an operator and a reason are required",
             ));
         }
+        self.account_record(user_id).await?;
         let store = &self.inner.store;
-        if store.account(user_id).await?.is_none() {
-            return Err(Error::NotFound { what: "account" });
-        }
         store.disable_two_factor(user_id).await?;
         self.record(Event::TwoFactorReset {
             user_id: user_id.clone(),

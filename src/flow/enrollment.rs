@@ -167,10 +167,7 @@ impl<S: Store> Service<S> {
     #[tracing::instrument(skip_all)]
     pub async fn status(&self, user_id: &UserId) -> Result<TwoFactorStatus> {
         let store = &self.inner.store;
-        let account = store
-            .account(user_id)
-            .await?
-            .ok_or(Error::NotFound { what: "account" })?;
+        let account = self.account_record(user_id).await?;
         let keys = &self.inner.keys;
         let (backup_codes_remaining, authenticators) = if account.two_factor_enabled {
             let auths = store.authenticators(user_id).await?;
@@ -277,12 +274,7 @@ impl<S: Store> Service<S> {
         self.check_recent(proof).await?;
         let user_id = &proof.user_id;
         let now = self.now();
-        let account = self
-            .inner
-            .store
-            .account(user_id)
-            .await?
-            .ok_or(Error::NotFound { what: "account" })?;
+        let account = self.account_record(user_id).await?;
         match (adding, account.two_factor_enabled) {
             (false, true) => return Err(Error::TwoFactorAlreadyEnabled),
             (true, false) => return Err(Error::TwoFactorNotEnabled),
@@ -345,10 +337,7 @@ impl<S: Store> Service<S> {
         let Some(enrollment) = store.enrollment(user_id, now).await? else {
             return Ok(None);
         };
-        let account = store
-            .account(user_id)
-            .await?
-            .ok_or(Error::NotFound { what: "account" })?;
+        let account = self.account_record(user_id).await?;
         let secret = self
             .inner
             .keys
@@ -395,10 +384,7 @@ impl<S: Store> Service<S> {
             .enrollment(user_id, now)
             .await?
             .ok_or(Error::SetupExpired)?;
-        let account = store
-            .account(user_id)
-            .await?
-            .ok_or(Error::NotFound { what: "account" })?;
+        let account = self.account_record(user_id).await?;
         match (enrollment.adding, account.two_factor_enabled) {
             (false, true) => return Err(Error::TwoFactorAlreadyEnabled),
             (true, false) => return Err(Error::TwoFactorNotEnabled),

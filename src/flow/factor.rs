@@ -194,12 +194,7 @@ impl<S: Store> Service<S> {
     ) -> Result<()> {
         self.check_recent(proof).await?;
         let factor = self.normalize_factor(factor)?;
-        let account = self
-            .inner
-            .store
-            .account(&proof.user_id)
-            .await?
-            .ok_or(Error::NotFound { what: "account" })?;
+        let account = self.account_record(&proof.user_id).await?;
         if !account.two_factor_enabled {
             return Err(Error::TwoFactorNotEnabled);
         }

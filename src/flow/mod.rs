@@ -65,7 +65,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::events::{Event, EventSink, TracingEvents};
 use crate::password::PasswordHasher;
 use crate::secret::KeyRing;
-use crate::store::Store;
+use crate::store::{AccountRecord, Store, UserId};
 use crate::throttle::ThrottlePolicy;
 use crate::totp::TotpPolicy;
 use crate::{Error, Result};
@@ -474,6 +474,15 @@ impl<S: Store> Service<S> {
         guard.ok_or(Error::Busy {
             retry_after: Duration::from_secs(1),
         })
+    }
+
+    /// The account record of `user_id`; `not_found` when there is none.
+    pub(crate) async fn account_record(&self, user_id: &UserId) -> Result<AccountRecord> {
+        self.inner
+            .store
+            .account(user_id)
+            .await?
+            .ok_or(Error::NotFound { what: "account" })
     }
 
     pub(crate) fn new_backup_codes(&self) -> Result<Vec<BackupCode>> {

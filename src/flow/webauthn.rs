@@ -125,12 +125,7 @@ impl<S: Store> Service<S> {
         let name = check_name(name)?;
         let user_id = &proof.user_id;
         let now = self.now();
-        let account = self
-            .inner
-            .store
-            .account(user_id)
-            .await?
-            .ok_or(Error::NotFound { what: "account" })?;
+        let account = self.account_record(user_id).await?;
         let count = self.inner.store.authenticators(user_id).await?.len();
         if account.two_factor_enabled && count >= self.inner.config.max_authenticators as usize {
             return Err(Error::TooManyAuthenticators);
@@ -250,10 +245,7 @@ impl<S: Store> Service<S> {
                 .seal_record(user_id.as_str(), &to_json(&stored)?)?,
             created_at: now,
         };
-        let account = store
-            .account(user_id)
-            .await?
-            .ok_or(Error::NotFound { what: "account" })?;
+        let account = self.account_record(user_id).await?;
         // The others go first, as for every factor change.
         self.end_others(proof).await?;
         if !account.two_factor_enabled {
